@@ -1,0 +1,16 @@
+"""The code location: everything under genesis_pipelines/defs, loaded by Dagster's defs-folder convention."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genesis_pipelines.paths import PROJECT_ROOT
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.load_from_defs_folder(project_root=PROJECT_ROOT),
+        # ad-hoc materializations from the UI share the warehouse's single-writer constraint
+        dg.Definitions(executor=dg.in_process_executor),
+    )

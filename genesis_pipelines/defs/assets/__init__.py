@@ -1,0 +1,1 @@
+"""Asset factories: each builds the assets of one dataset from its spec."""

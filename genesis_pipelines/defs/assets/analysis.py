@@ -1,0 +1,69 @@
+"""`<dataset>/schema` and `<dataset>/pii_scan`: what the tables are, and which columns identify people."""
+
+from __future__ import annotations
+
+from collections import Counter
+
+import dagster as dg
+
+from genesis_pipelines.defs.assets.common import (
+    dataset_key, load_schema, markdown_table, source_key, warehouse_schema,
+)
+from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine import pii
+from genesis_pipelines.engine.io import read_table, source_table_names, write_json
+from genesis_pipelines.engine.schema import analyse
+from genesis_pipelines.engine.spec import DatasetSpec
+
+
+def read_source_tables(spec: DatasetSpec, warehouse: Warehouse) -> dict:
+    with warehouse.get_connection() as con:
+        return {t: read_table(con, warehouse_schema("source", spec.name), t) for t in source_table_names(spec)}
+
+
+def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    tables = source_table_names(spec)
+
+    @dg.asset(
+        key=dataset_key(spec.name, "schema"),
+        group_name=spec.name,
+        deps=[source_key(spec.name, t) for t in tables],
+        kinds={"python"},
+        description="Semantic types, keys, the foreign-key graph (declared or inferred) and the generation order.",
+    )
+    def schema(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        result = analyse(spec, read_source_tables(spec, warehouse))
+        write_json(storage.analysis_file(spec.name, "schema"), result.model_dump(mode="json"))
+        fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
+        type_rows = [[t, m.row_count, "+".join(m.primary_key) or "-", ", ".join(f"{c}:{v.sdtype}" for c, v in m.columns.items())]
+                     for t, m in result.tables.items()]
+        return dg.MaterializeResult(metadata={
+            "tables": len(result.tables),
+            "foreign_keys": len(result.foreign_keys),
+            "inferred_foreign_keys": sum(fk.inferred for fk in result.foreign_keys),
+            "generation_order": " -> ".join(result.generation_order),
+            "foreign_key_graph": dg.MetadataValue.md(markdown_table(["foreign key", "source", "evidence", "nullable"], fk_rows)),
+            "column_types": dg.MetadataValue.md(markdown_table(["table", "rows", "primary key", "columns"], type_rows)),
+            "unresolved_fk_candidates": dg.MetadataValue.md("\n".join(f"- {u}" for u in result.unresolved_fk_candidates) or "none"),
+        })
+
+    @dg.asset(
+        key=dataset_key(spec.name, "pii_scan"),
+        group_name=spec.name,
+        deps=[schema],
+        kinds={"python"},
+        description="Columns holding personal data (by name and by value patterns) and the policy applied to each.",
+    )
+    def pii_scan(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        db_schema = load_schema(storage.analysis_file(spec.name, "schema"))
+        findings = pii.scan_tables(read_source_tables(spec, warehouse), db_schema, spec)
+        write_json(storage.analysis_file(spec.name, "pii_scan"), [f.model_dump(mode="json") for f in findings])
+        rows = [[f"{f.table}.{f.column}", f.kind, f.method, f"{f.confidence:.2f}", f.policy] for f in findings]
+        return dg.MaterializeResult(metadata={
+            "pii_columns": len(findings),
+            "by_kind": dict(Counter(f.kind for f in findings)),
+            "by_policy": dict(Counter(f.policy for f in findings)),
+            "findings": dg.MetadataValue.md(markdown_table(["column", "kind", "detected by", "confidence", "policy"], rows)),
+        })
+
+    return [schema, pii_scan]

@@ -1,0 +1,77 @@
+"""`<dataset>/quality_report` and `<dataset>/privacy_report`: the evidence before release, as HTML + JSON."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genesis_pipelines.defs.assets.analysis import read_source_tables
+from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
+from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html, summary_markdown
+from genesis_pipelines.engine.io import atomic_path, read_table, write_json
+from genesis_pipelines.engine.relational import RelationalModel, load_model
+from genesis_pipelines.engine.spec import DatasetSpec
+
+
+def evaluation_exclusions(model: RelationalModel) -> dict[str, set[str]]:
+    """Keys are regenerated and non-kept PII is replaced, so neither is compared with the real data."""
+    exclude = {t: model.db_schema.key_columns(t) for t in model.tables}
+    for finding in model.pii:
+        if finding.policy != "keep":
+            exclude.setdefault(finding.table, set()).add(finding.column)
+    return exclude
+
+
+def _write_report(storage: GenesisStorage, dataset: str, kind: str, report: dict) -> str:
+    directory = storage.reports_dir(dataset)
+    write_json(directory / f"{kind}.json", report)
+    with atomic_path(directory / f"{kind}.html") as tmp:
+        tmp.write_text(render_html(report, title=f"{dataset}: {kind.replace('_', ' ')}", kind=kind), encoding="utf-8")
+    return str(directory / f"{kind}.html")
+
+
+def _synthetic_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Warehouse, kinds=("synthetic",)) -> list[dict]:
+    with warehouse.get_connection() as con:
+        return [{t: read_table(con, warehouse_schema(kind, spec.name), t) for t in model.tables} for kind in kinds]
+
+
+def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
+    deps = [synthetic_key(spec.name, t) for t in tables]
+
+    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"},
+              description="Fidelity of the synthetic twin: column shapes, pair trends, children per parent; 0-100.")
+    def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        model, _ = load_model(storage.model_root(spec.name))
+        (synthetic,) = _synthetic_tables(spec, model, warehouse)
+        report = quality_report(read_source_tables(spec, warehouse), synthetic, model.db_schema,
+                                exclude=evaluation_exclusions(model))
+        report["model_version"] = model.version
+        path = _write_report(storage, spec.name, "quality_report", report)
+        return dg.MaterializeResult(metadata={
+            "overall_score": dg.MetadataValue.float(float(report["overall_score"] or 0.0)),
+            **{k: dg.MetadataValue.float(float(report[k])) for k in ("column_shapes", "pair_trends", "cardinality") if report.get(k) is not None},
+            "model_version": model.version,
+            "summary": dg.MetadataValue.md(summary_markdown(report, "quality")),
+            "report_path": dg.MetadataValue.path(path),
+        })
+
+    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"},
+              description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
+    def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        model, _ = load_model(storage.model_root(spec.name))
+        synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
+        report = privacy_report(train, holdout, synthetic, model.db_schema, exclude=evaluation_exclusions(model),
+                                thresholds=spec.thresholds)
+        report["model_version"] = model.version
+        path = _write_report(storage, spec.name, "privacy_report", report)
+        numeric = {k: dg.MetadataValue.float(float(v)) for k, v in report.items()
+                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
+        return dg.MaterializeResult(metadata={
+            **numeric,
+            "gates_passed": all(report.get("passed", {}).values()),
+            "model_version": model.version,
+            "summary": dg.MetadataValue.md(summary_markdown(report, "privacy")),
+            "report_path": dg.MetadataValue.path(path),
+        })
+
+    return [quality, privacy]

@@ -1,0 +1,39 @@
+"""`<dataset>/source/<table>`: one real table loaded into the warehouse."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from genesis_pipelines.defs.assets.common import source_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.resources import Warehouse
+from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
+from genesis_pipelines.engine.relational import fingerprint_tables
+from genesis_pipelines.engine.spec import DatasetSpec
+
+
+def build_source_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
+    return [_source_asset(spec, table) for table in source_table_names(spec)]
+
+
+def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
+    kind = {"csv_folder": "csv", "parquet_folder": "parquet", "duckdb": "duckdb"}[spec.source.kind]
+
+    @dg.asset(
+        key=source_key(spec.name, table),
+        group_name=spec.name,
+        kinds={kind, "duckdb"},
+        pool="duckdb",
+        description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
+    )
+    def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+        df = read_source_table(spec, table)
+        with warehouse.get_connection() as con:
+            write_table(con, warehouse_schema("source", spec.name), table, df)
+        snapshot = fingerprint_tables({table: df})
+        context.log.info(f"loaded {table}: {len(df)} rows, {df.shape[1]} columns")
+        return dg.MaterializeResult(
+            metadata={**table_metadata(df), "content_hash": snapshot},
+            data_version=dg.DataVersion(snapshot),
+        )
+
+    return source_table

@@ -1,0 +1,1 @@
+"""The synthesis engine: a plain library with no Dagster imports."""

@@ -1,0 +1,27 @@
+"""Evaluation of synthetic data against the real tables: fidelity, privacy and their reports.
+
+Every result is an aggregate (score, count, rate, distance): nothing here returns a real row or value.
+"""
+
+from genesis_pipelines.engine.evaluation.fidelity import (
+    cardinality_scores,
+    column_shape_scores,
+    evaluable_columns,
+    pair_trend_scores,
+    quality_report,
+)
+from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, exact_copies, privacy_report
+from genesis_pipelines.engine.evaluation.report import render_html, summary_markdown
+
+__all__ = [
+    "cardinality_scores",
+    "column_shape_scores",
+    "distance_to_closest_record",
+    "evaluable_columns",
+    "exact_copies",
+    "pair_trend_scores",
+    "privacy_report",
+    "quality_report",
+    "render_html",
+    "summary_markdown",
+]

@@ -1,0 +1,217 @@
+"""Gaussian copula: empirical marginals joined by a correlation matrix of normal scores.
+
+Fast, deterministic given a seed, and a solid baseline for every table; see transform.py for the marginals.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+from faker.providers.lorem.la import Provider as _Lorem
+from scipy.special import ndtr, ndtri
+
+from genesis_pipelines.engine.errors import GenesisError, ModelError
+from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.schema import TableMeta
+from genesis_pipelines.engine.transform import ColumnTransform, fit_transform_for
+
+FORMAT = "genesis.gaussian_copula/1"
+_WORDS = np.asarray(sorted(set(_Lorem.word_list)), dtype=object)
+_CHUNK = 200_000
+
+
+def _nearest_correlation(corr: np.ndarray) -> np.ndarray:
+    """Clip eigenvalues so the matrix is a valid (positive definite) correlation matrix."""
+    corr = np.nan_to_num((corr + corr.T) / 2, nan=0.0)
+    np.fill_diagonal(corr, 1.0)
+    values, vectors = np.linalg.eigh(corr)
+    fixed = vectors @ np.diag(np.clip(values, 1e-6, None)) @ vectors.T
+    scale = np.sqrt(np.diag(fixed))
+    return fixed / np.outer(scale, scale)
+
+
+@register
+class GaussianCopulaGenerator:
+    name: ClassVar[str] = "gaussian_copula"
+
+    def __init__(self, max_fit_rows: int = 500_000):
+        self.max_fit_rows = int(max_fit_rows)
+        self.columns: list[str] = []
+        self.transforms: dict[str, ColumnTransform] = {}
+        self.text: dict[str, dict] = {}
+        self.dims: list[tuple[str, str]] = []  # (column, "value" | "null")
+        self.corr: np.ndarray | None = None
+        self.rows_fitted = 0
+
+    # -------------------------------------------------------------- fit
+
+    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+        if table.empty:
+            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+        rng = np.random.default_rng(seed)
+        if len(table) > self.max_fit_rows:
+            table = table.sample(self.max_fit_rows, random_state=seed)
+        self.columns = [c for c in table.columns if meta.columns[c].sdtype != "id"]
+        scores = []
+        for column in self.columns:
+            cmeta, series = meta.columns[column], table[column]
+            if cmeta.sdtype == "text":
+                words = series.dropna().astype(str).str.split().str.len()
+                self.text[column] = {"null_rate": float(series.isna().mean()),
+                                     "words": np.quantile(words, np.linspace(0, 1, 21)).tolist() if len(words) else [1.0, 1.0]}
+                continue
+            transform = fit_transform_for(series, cmeta)
+            self.transforms[column] = transform
+            present = series.notna().to_numpy()
+            u = np.full(len(series), 0.5)
+            if present.any():
+                u[present] = transform.to_uniform(series[present], rng)
+            u[~present] = rng.random(int((~present).sum()))
+            self.dims.append((column, "value"))
+            scores.append(ndtri(u))
+            if transform.null_rate > 0:
+                p = transform.null_rate
+                null_u = np.where(present, p + rng.random(len(series)) * (1 - p), rng.random(len(series)) * p)
+                self.dims.append((column, "null"))
+                scores.append(ndtri(np.clip(null_u, 1e-6, 1 - 1e-6)))
+        if scores:
+            z = np.column_stack(scores)
+            with np.errstate(invalid="ignore", divide="ignore"):
+                corr = np.corrcoef(z, rowvar=False) if len(z) > 1 else np.eye(z.shape[1])
+            self.corr = _nearest_correlation(np.atleast_2d(corr))
+        else:
+            self.corr = np.zeros((0, 0))
+        self.rows_fitted = len(table)
+
+    # -------------------------------------------------------------- sample
+
+    def _condition(self, conditions: dict, n: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+        """Dimensions fixed by conditions and, per row, their normal scores.
+
+        A category owns an interval of (0, 1): drawing inside it per row samples the truncated normal, so the
+        other columns follow the whole category rather than its midpoint.
+        """
+        fixed, z = [], []
+        for column, value in conditions.items():
+            if column in self.text:
+                raise GenesisError(f"cannot condition on free-text column {column!r}")
+            if column not in self.transforms:
+                raise GenesisError(f"cannot condition on column {column!r}: the model does not have it")
+            transform = self.transforms[column]
+            if hasattr(transform, "interval_of"):
+                lo, hi = transform.interval_of(value)
+                if np.isnan(lo):
+                    raise GenesisError(f"impossible condition on column {column!r}: the value was never seen in training")
+                u = lo + rng.random(n) * (hi - lo)
+            else:
+                u = np.full(n, float(transform.to_uniform(pd.Series([value]), rng)[0]))
+            fixed.append(self.dims.index((column, "value")))
+            z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
+        return fixed, np.column_stack(z) if z else np.zeros((n, 0))
+
+    def _draw(self, n: int, rng: np.random.Generator, conditions: dict | None) -> np.ndarray:
+        d = len(self.dims)
+        if not conditions:
+            return rng.multivariate_normal(np.zeros(d), self.corr, size=n, method="cholesky") if d else np.zeros((n, 0))
+        fixed, z_fixed = self._condition(conditions, n, rng)
+        free = [i for i in range(d) if i not in fixed]
+        z = np.empty((n, d))
+        z[:, fixed] = z_fixed
+        if free:
+            s_fc = self.corr[np.ix_(free, fixed)]
+            weights = np.linalg.solve(self.corr[np.ix_(fixed, fixed)], s_fc.T).T
+            cov = _nearest_correlation_cov(self.corr[np.ix_(free, free)] - weights @ s_fc.T)
+            z[:, free] = z_fixed @ weights.T + rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
+        return z
+
+    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
+        if self.corr is None:
+            raise ModelError("the generator has not been fitted")
+        if isinstance(conditions, pd.DataFrame):
+            # one draw per distinct condition row, stitched back in the caller's order
+            parts = []
+            for _, group in conditions.groupby(list(conditions.columns), sort=False, dropna=False):
+                first = group.iloc[0].to_dict()
+                part = self.sample(len(group), conditions=first, seed=None if seed is None else seed + len(parts))
+                part.index = group.index
+                parts.append(part)
+            return pd.concat(parts).loc[conditions.index].reset_index(drop=True) if parts else self.sample(0)
+        rng = np.random.default_rng(seed)
+        chunks = [self._sample_chunk(min(_CHUNK, n - start), rng, conditions) for start in range(0, n, _CHUNK)] or [self._sample_chunk(0, rng, conditions)]
+        return pd.concat(chunks, ignore_index=True)
+
+    def _sample_chunk(self, n: int, rng: np.random.Generator, conditions: dict | None) -> pd.DataFrame:
+        u = ndtr(self._draw(n, rng, conditions))
+        out: dict[str, pd.Series] = {}
+        for column in self.columns:
+            if column in self.text:
+                out[column] = self._sample_text(column, n, rng)
+                continue
+            transform = self.transforms[column]
+            values = transform.from_uniform(u[:, self.dims.index((column, "value"))])
+            if (column, "null") in self.dims:
+                is_null = u[:, self.dims.index((column, "null"))] < transform.null_rate
+                values = values.astype(object).where(~is_null, None).astype(values.dtype)
+            out[column] = values.reset_index(drop=True)
+        if conditions:
+            for column, value in conditions.items():
+                out[column] = pd.Series([value] * n, dtype=out[column].dtype) if n else out[column]
+        return pd.DataFrame(out, columns=self.columns)
+
+    def _sample_text(self, column: str, n: int, rng: np.random.Generator) -> pd.Series:
+        spec = self.text[column]
+        counts = np.maximum(1, np.round(np.interp(rng.random(n), np.linspace(0, 1, len(spec["words"])), spec["words"]))).astype(int)
+        words = _WORDS[rng.integers(0, len(_WORDS), int(counts.sum()))]
+        ends = np.cumsum(counts)
+        texts = [" ".join(words[e - c:e]).capitalize() for c, e in zip(counts, ends)]
+        series = pd.Series(texts, dtype="string")
+        return series.mask(rng.random(n) < spec["null_rate"])
+
+    # -------------------------------------------------------------- persistence
+
+    def save(self, directory: Path) -> None:
+        save_manifest(Path(directory), {
+            "format": FORMAT, "method": self.name, "max_fit_rows": self.max_fit_rows, "columns": self.columns,
+            "transforms": {c: t.to_dict() for c, t in self.transforms.items()}, "text": self.text,
+            "dims": [list(d) for d in self.dims], "corr": self.corr.tolist() if self.corr is not None else None,
+            "rows_fitted": self.rows_fitted,
+        })
+
+    @classmethod
+    def load(cls, directory: Path) -> "GaussianCopulaGenerator":
+        data = load_manifest(Path(directory))
+        if data.get("format") != FORMAT:
+            raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {FORMAT!r}: retrain it")
+        try:
+            model = cls(max_fit_rows=data["max_fit_rows"])
+            model.columns = data["columns"]
+            model.transforms = {c: ColumnTransform.from_dict(t) for c, t in data["transforms"].items()}
+            model.text = data["text"]
+            model.dims = [tuple(d) for d in data["dims"]]
+            model.corr = np.asarray(data["corr"], dtype="float64").reshape(len(model.dims), len(model.dims))
+            model.rows_fitted = data["rows_fitted"]
+        except (KeyError, TypeError, ValueError):
+            raise ModelError(f"model in {directory} is incomplete or corrupt: retrain it") from None
+        return model
+
+    def describe(self) -> dict:
+        off_diagonal = np.abs(self.corr[~np.eye(len(self.corr), dtype=bool)]) if self.corr is not None and len(self.corr) > 1 else np.array([0.0])
+        return {
+            "method": self.name,
+            "rows_fitted": self.rows_fitted,
+            "columns_modelled": len(self.transforms),
+            "text_columns": len(self.text),
+            "discrete_columns": sum(t.kind == "discrete" for t in self.transforms.values()),
+            "continuous_columns": sum(t.kind == "continuous" for t in self.transforms.values()),
+            "mean_abs_correlation": round(float(off_diagonal.mean()), 4),
+        }
+
+
+def _nearest_correlation_cov(cov: np.ndarray) -> np.ndarray:
+    """Symmetrise and clip a conditional covariance so sampling never fails on round-off."""
+    cov = (cov + cov.T) / 2
+    values, vectors = np.linalg.eigh(cov)
+    return vectors @ np.diag(np.clip(values, 1e-9, None)) @ vectors.T

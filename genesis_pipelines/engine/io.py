@@ -1,0 +1,236 @@
+"""Read source tables and write outputs; every write is staged and then swapped in."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import re
+import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from genesis_pipelines.engine.errors import SourceError
+from genesis_pipelines.engine.spec import DatasetSpec
+
+_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_LEADING_ZERO = re.compile(r"^[+-]?0\d")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_TRUE, _FALSE = {"true", "t", "yes"}, {"false", "f", "no"}
+NULL_TOKENS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+
+
+def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
+    """Typed columns from text: numbers (codes with leading zeros stay text), booleans, ISO dates."""
+    out = {}
+    for column in df.columns:
+        text = df[column]
+        values = text.dropna().astype(str).str.strip()
+        if values.empty:
+            out[column] = pd.Series(np.nan, index=df.index, dtype="float64")
+        elif values.str.match(_NUMBER).all() and not values.str.match(_LEADING_ZERO).any():
+            numbers = pd.to_numeric(text, errors="raise")
+            if (numbers.dropna() % 1 == 0).all() and not values.str.contains(r"[.eE]").any():
+                out[column] = numbers.astype("Int64")
+            else:
+                out[column] = numbers.astype("float64")
+        elif values.str.lower().isin(_TRUE | _FALSE).all():
+            out[column] = text.str.strip().str.lower().map(lambda v: v in _TRUE if isinstance(v, str) else pd.NA).astype("boolean")
+        elif values.str.match(_DATE).all():
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=values.str.contains(r"Z$|[+-]\d{2}:?\d{2}$").any())
+            if getattr(parsed.dt, "tz", None) is not None:
+                parsed = parsed.dt.tz_convert(None)
+            out[column] = parsed.astype("datetime64[us]")
+        else:
+            out[column] = text.astype("string")
+    return pd.DataFrame(out, index=df.index)
+
+
+def _check_field_counts(path: Path, table: str) -> None:
+    """pandas pads short rows with nulls silently; a ragged file is malformed input, so say where."""
+    with path.open(newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if header is None:
+            return
+        for row in reader:
+            if row and len(row) != len(header):
+                raise SourceError(
+                    f"table {table!r}: file {path.name} line {reader.line_num} has {len(row)} fields, header has {len(header)}"
+                )
+
+
+def _read_csv(path: Path, table: str) -> pd.DataFrame:
+    try:
+        _check_field_counts(path, table)
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS, encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SourceError(f"table {table!r}: file {path.name} is not UTF-8 text") from None
+    except pd.errors.EmptyDataError:
+        raise SourceError(f"table {table!r}: file {path.name} is empty (no header row)") from None
+    except csv.Error as exc:
+        raise SourceError(f"table {table!r}: file {path.name} is not well-formed CSV ({exc.__class__.__name__})") from None
+    except pd.errors.ParserError as exc:
+        # pandas' message names the line and field counts only, never values
+        raise SourceError(f"table {table!r}: file {path.name} is not well-formed CSV ({str(exc).strip()})") from None
+    unnamed = [c for c in raw.columns if str(c).startswith("Unnamed:")]
+    if unnamed:
+        raise SourceError(f"table {table!r}: file {path.name} has {len(unnamed)} column(s) with no header name")
+    return coerce_types(raw)
+
+
+def _read_parquet(path: Path, table: str) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except Exception as exc:  # pyarrow raises several types for corrupt files
+        raise SourceError(f"table {table!r}: file {path.name} is not a readable Parquet file ({exc.__class__.__name__})") from None
+
+
+def source_table_names(spec: DatasetSpec) -> list[str]:
+    """Declared tables, else every table found in the source."""
+    if spec.tables:
+        return list(spec.tables)
+    root = spec.source_path
+    if spec.source.kind == "duckdb":
+        if not root.is_file():
+            raise SourceError(f"dataset {spec.name!r}: DuckDB file {root} does not exist")
+        with duckdb.connect(str(root), read_only=True) as con:
+            rows = con.execute(
+                "select table_name from information_schema.tables where table_schema = ?",
+                [spec.source.schema_name or "main"],
+            ).fetchall()
+        return sorted(r[0] for r in rows)
+    if not root.is_dir():
+        raise SourceError(f"dataset {spec.name!r}: source folder {root} does not exist")
+    suffix = ".csv" if spec.source.kind == "csv_folder" else ".parquet"
+    names = sorted(p.stem for p in root.glob(f"*{suffix}"))
+    if not names:
+        raise SourceError(f"dataset {spec.name!r}: no {suffix} files in source folder {root}")
+    return names
+
+
+def source_file(spec: DatasetSpec, table: str) -> Path:
+    declared = spec.tables.get(table)
+    if declared and declared.file:
+        return spec.source_path / declared.file
+    suffix = ".csv" if spec.source.kind == "csv_folder" else ".parquet"
+    return spec.source_path / f"{table}{suffix}"
+
+
+def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
+    """One real table, typed; errors name the table and the file."""
+    if spec.source.kind == "duckdb":
+        path = spec.source_path
+        if not path.is_file():
+            raise SourceError(f"table {table!r}: DuckDB file {path} does not exist")
+        schema = spec.source.schema_name or "main"
+        with duckdb.connect(str(path), read_only=True) as con:
+            try:
+                return con.execute(f'select * from "{schema}"."{table}"').df()
+            except duckdb.CatalogException:
+                raise SourceError(f"table {table!r}: not found in DuckDB file {path.name} (schema {schema})") from None
+    path = source_file(spec, table)
+    if not path.is_file():
+        raise SourceError(f"table {table!r}: source file {path} does not exist")
+    df = _read_csv(path, table) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
+    if df.empty:
+        raise SourceError(f"table {table!r}: file {path.name} has a header but no rows")
+    return df
+
+
+# ---------------------------------------------------------------- DuckDB warehouse
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+def write_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, df: pd.DataFrame | Iterator[pd.DataFrame]) -> int:
+    """Stage into a scratch table, then swap it in within one transaction; a failure leaves the old table."""
+    chunks = [df] if isinstance(df, pd.DataFrame) else df
+    staging = f"__staging_{table}"
+    target, scratch = f"{quote(schema)}.{quote(table)}", f"{quote(schema)}.{quote(staging)}"
+    con.execute(f"create schema if not exists {quote(schema)}")
+    con.execute(f"drop table if exists {scratch}")
+    rows = 0
+    try:
+        for i, chunk in enumerate(chunks):
+            con.register("__genesis_chunk", chunk)
+            try:
+                if i == 0:
+                    con.execute(f"create table {scratch} as select * from __genesis_chunk")
+                else:
+                    con.execute(f"insert into {scratch} select * from __genesis_chunk")
+            finally:
+                con.unregister("__genesis_chunk")
+            rows += len(chunk)
+        if rows == 0 and not table_exists(con, schema, staging):
+            raise SourceError(f"table {table!r}: nothing to write (no chunks); the previous version is kept")
+        con.execute("begin transaction")
+        con.execute(f"drop table if exists {target}")
+        con.execute(f"alter table {scratch} rename to {quote(table)}")
+        con.execute("commit")
+    except BaseException:
+        try:
+            con.execute("rollback")
+        except duckdb.Error:
+            pass
+        con.execute(f"drop table if exists {scratch}")
+        raise
+    return rows
+
+
+def read_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> pd.DataFrame:
+    try:
+        return con.execute(f"select * from {quote(schema)}.{quote(table)}").df()
+    except duckdb.CatalogException:
+        raise SourceError(f"table {table!r} is not in warehouse schema {schema!r}: materialize it first") from None
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> bool:
+    return bool(con.execute(
+        "select count(*) from information_schema.tables where table_schema = ? and table_name = ?", [schema, table]
+    ).fetchone()[0])
+
+
+# ---------------------------------------------------------------- files
+
+
+@contextmanager
+def atomic_path(target: Path) -> Iterator[Path]:
+    """Yield a temp path beside `target`; it replaces `target` only if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", dir=target.parent)
+    os.close(fd)
+    try:
+        yield Path(tmp)
+        os.replace(tmp, target)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_json(path: Path, payload: object) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def export_table(df: pd.DataFrame, directory: Path, table: str, formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
+    paths = []
+    for fmt in formats:
+        target = Path(directory) / f"{table}.{fmt}"
+        with atomic_path(target) as tmp:
+            if fmt == "parquet":
+                df.to_parquet(tmp, index=False)
+            elif fmt == "csv":
+                df.to_csv(tmp, index=False)
+            else:
+                raise ValueError(f"unknown export format {fmt!r}")
+        paths.append(target)
+    return paths

@@ -1,0 +1,352 @@
+"""Evaluation metrics: behaviour on known cases, robustness to awkward data, and no real values in reports."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genesis_pipelines.engine.evaluation import (
+    cardinality_scores,
+    column_shape_scores,
+    distance_to_closest_record,
+    evaluable_columns,
+    exact_copies,
+    pair_trend_scores,
+    privacy_report,
+    quality_report,
+    render_html,
+    summary_markdown,
+)
+from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types
+from genesis_pipelines.engine.schema import DatasetSchema, analyse, profile_table
+from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
+
+SPEC = parse_spec({"name": "t"})
+
+
+def _datasets_dir() -> Path:
+    env = os.environ.get("GENESIS_SHARED_DATASETS")
+    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
+
+
+def _schema(tables: dict[str, pd.DataFrame]) -> DatasetSchema:
+    metas = {name: profile_table(name, df, SPEC) for name, df in tables.items()}
+    return DatasetSchema(dataset="t", tables=metas, foreign_keys=[], generation_order=list(tables))
+
+
+@pytest.fixture(scope="module")
+def adult() -> pd.DataFrame:
+    path = _datasets_dir() / "adult" / "adult.csv"
+    if not path.is_file():
+        pytest.skip(f"shared dataset not found at {path}")
+    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS)
+    df = coerce_types(raw)  # nullable dtypes (Int64, string), as the pipeline reads it
+    return df.sample(n=16_000, random_state=0).reset_index(drop=True)
+
+
+@pytest.fixture(scope="module")
+def adult_meta(adult):
+    return profile_table("adult", adult, SPEC)
+
+
+def _adult_schema(adult_meta) -> DatasetSchema:
+    return DatasetSchema(dataset="t", tables={"adult": adult_meta}, foreign_keys=[], generation_order=["adult"])
+
+
+# ---------------------------------------------------------------- fidelity
+
+
+def test_identical_data_scores_100(adult, adult_meta):
+    report = quality_report({"adult": adult}, {"adult": adult.copy()}, _adult_schema(adult_meta), exclude={})
+    assert report["overall_score"] == pytest.approx(100.0)
+    assert report["column_shapes"] == pytest.approx(100.0)
+    assert report["pair_trends"] == pytest.approx(100.0)
+    assert report["cardinality"] is None  # no foreign keys: not part of the overall score
+    table = report["tables"]["adult"]
+    assert set(table["columns"]) == set(adult.columns)
+    assert all(c["score"] == pytest.approx(1.0) for c in table["columns"].values())
+    assert len(table["pairs"]) == len(adult.columns) * (len(adult.columns) - 1) // 2
+    json.dumps(report, allow_nan=False)
+
+
+def test_independently_shuffled_columns_lower_pair_trends(adult, adult_meta):
+    rng = np.random.default_rng(1)
+    shuffled = pd.DataFrame({c: adult[c].to_numpy()[rng.permutation(len(adult))] for c in adult.columns})
+    report = quality_report({"adult": adult}, {"adult": shuffled}, _adult_schema(adult_meta), exclude={})
+    assert report["column_shapes"] == pytest.approx(100.0)
+    assert report["pair_trends"] < 92
+    pairs = report["tables"]["adult"]["pairs"]
+    # education and education-num are the same thing: Cramér's V / correlation ratio near 1 in real data
+    assert pairs["education|education-num"]["score"] < 0.2
+    assert pairs["relationship|sex"]["metric"] == "contingency_similarity"
+    assert pairs["relationship|sex"]["score"] < 0.6
+    assert pairs["age|hours-per-week"]["metric"] == "correlation_similarity"
+    assert report["overall_score"] < 100
+
+
+def test_shifted_column_lowers_its_shape_score(adult, adult_meta):
+    synth = adult.copy()
+    synth["age"] = synth["age"] + 20
+    synth["sex"] = synth["sex"].where(synth.index % 10 != 0, pd.NA)  # 10% more nulls
+    scores = column_shape_scores(adult, synth, adult_meta, list(adult.columns))
+    assert scores["age"]["metric"] == "ks_complement"
+    assert scores["age"]["score"] < 0.6
+    assert scores["sex"]["metric"] == "tv_complement"
+    assert 0.85 < scores["sex"]["score"] < 0.95
+    assert scores["sex"]["synthetic_null_rate"] == pytest.approx(0.1, abs=0.01)
+    assert scores["sex"]["real_null_rate"] == 0.0
+    untouched = [c for c in adult.columns if c not in ("age", "sex")]
+    assert all(scores[c]["score"] == pytest.approx(1.0) for c in untouched)
+
+
+def test_evaluable_columns_skip_ids_text_and_excluded():
+    df = pd.DataFrame({
+        "id": range(30),
+        "name": [f"person number {i} with a long unique name" for i in range(30)],
+        "age": np.arange(30) % 7,
+        "city": ["a", "b", "c"] * 10,
+        "email": [f"x{i}@example.org" for i in range(30)],
+    })
+    meta = profile_table("people", df, SPEC)
+    assert meta.columns["id"].sdtype == "id" and meta.columns["name"].sdtype == "text"
+    assert evaluable_columns(meta, {"email"}) == ["age", "city"]
+
+
+def test_pair_metrics_on_known_relations():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=4000)
+    real = pd.DataFrame({"x": x, "y": 2 * x + 1, "c": np.where(x > 0, "p", "n"), "d": np.where(x > 0, "u", "v")})
+    independent = pd.DataFrame({c: real[c].to_numpy()[rng.permutation(len(real))] for c in real.columns})
+    meta = profile_table("t", real, SPEC)
+    same = pair_trend_scores(real, real, meta, ["x", "y", "c", "d"])
+    assert all(p["score"] == pytest.approx(1.0) for p in same.values())
+    scores = pair_trend_scores(real, independent, meta, ["x", "y", "c", "d"])
+    assert scores["x|y"]["metric"] == "correlation_similarity"
+    assert scores["x|y"]["score"] == pytest.approx(0.5, abs=0.05)  # 1 - |1 - 0| / 2
+    assert scores["c|d"]["metric"] == "contingency_similarity"
+    assert scores["c|d"]["score"] < 0.1
+    assert scores["x|c"]["metric"] == "correlation_ratio_similarity"
+    assert scores["x|c"]["score"] < 0.3
+
+
+def test_pair_sampling_is_bounded_and_deterministic(adult, adult_meta):
+    columns = list(adult.columns)
+    first = pair_trend_scores(adult, adult.iloc[::-1], adult_meta, columns, max_pairs=10, seed=3)
+    again = pair_trend_scores(adult, adult.iloc[::-1], adult_meta, columns, max_pairs=10, seed=3)
+    assert len(first) == 10
+    assert first == again
+
+
+def test_datetime_and_nullable_columns():
+    dates = pd.Series(pd.date_range("2020-01-01", periods=200, freq="D")).astype("datetime64[us]")
+    real = pd.DataFrame({
+        "when": dates.where(np.arange(200) % 9 != 0),
+        "n": pd.array(np.where(np.arange(200) % 5 == 0, None, np.arange(200) % 13), dtype="Int64"),
+        "flag": pd.array([True, False, None, True] * 50, dtype="boolean"),
+        "label": pd.array(["a", "b", None, "c"] * 50, dtype="string"),
+        "empty": pd.Series([np.nan] * 200),
+    })
+    meta = profile_table("t", real, SPEC)
+    synth = real.copy()
+    synth["when"] = synth["when"].astype("datetime64[ns]")  # another unit, same instants
+    synth["n"] = synth["n"].astype("float64")
+    synth["flag"] = synth["flag"].astype(object)
+    synth["label"] = synth["label"].astype(object)
+    columns = evaluable_columns(meta, set())
+    assert set(columns) == {"when", "n", "flag", "label", "empty"}
+    scores = column_shape_scores(real, synth, meta, columns)
+    assert all(s["score"] == pytest.approx(1.0) for s in scores.values()), scores
+    later = synth.assign(when=synth["when"] + pd.Timedelta(days=400))
+    assert column_shape_scores(real, later, meta, ["when"])["when"]["score"] == pytest.approx(0.0)
+    pairs = pair_trend_scores(real, synth, meta, columns)
+    assert len(pairs) == 10 and all(p["score"] == pytest.approx(1.0) for p in pairs.values())
+
+
+def test_empty_single_row_and_missing_synthetic_tables():
+    real = pd.DataFrame({"x": [1.5, 2.5, 3.5, 9.0], "c": ["a", "b", "a", "b"], "k": pd.array([1, 2, None, 4], dtype="Int64")})
+    single = pd.DataFrame({"v": [1.25], "w": ["z"]})
+    schema = _schema({"t": real, "s": single, "gone": real})
+    empty = real.iloc[0:0]
+    report = quality_report({"t": real, "s": single, "gone": real}, {"t": empty, "s": single.copy()}, schema, exclude={})
+    assert report["tables"]["t"]["column_shapes"] == 0.0
+    assert report["tables"]["t"]["pair_trends"] == 0.0
+    assert report["tables"]["t"]["row_count_synthetic"] == 0
+    assert report["tables"]["gone"]["column_shapes"] == 0.0
+    assert report["tables"]["s"]["column_shapes"] == pytest.approx(100.0)
+    assert 0 < report["overall_score"] < 100
+    json.dumps(report, allow_nan=False)
+    render_html(report, title="edge cases", kind="quality")
+
+
+def test_table_without_evaluable_columns_is_skipped():
+    df = pd.DataFrame({"id": range(40), "bio": [f"a long free text number {i} about someone" for i in range(40)]})
+    schema = _schema({"t": df})
+    report = quality_report({"t": df}, {"t": df}, schema, exclude={})
+    assert report["tables"]["t"]["skipped"] == "no evaluable columns"
+    assert report["overall_score"] is None
+    assert "t" in summary_markdown(report, "quality")
+
+
+# ---------------------------------------------------------------- cardinality
+
+
+def _relational(counts: list[int], offset: int = 0) -> dict[str, pd.DataFrame]:
+    parent = pd.DataFrame({"pid": np.arange(len(counts)) + offset, "size": np.arange(len(counts)) % 3})
+    child_parent = np.repeat(parent["pid"].to_numpy(), counts)
+    child = pd.DataFrame({"cid": np.arange(len(child_parent)) + 10 * offset, "pid": child_parent,
+                          "amount": np.arange(len(child_parent)) % 11 * 1.5})
+    return {"parent": parent, "child": child}
+
+
+def test_cardinality_identical_structure_scores_one():
+    spec = parse_spec({"name": "t", "tables": {"parent": {"primary_key": "pid"}, "child": {"primary_key": "cid"}},
+                       "foreign_keys": [{"child": "child.pid", "parent": "parent.pid"}]})
+    counts = [0, 1, 2, 3, 5, 0, 1, 8] * 5
+    real = _relational(counts)
+    schema = analyse(spec, real)
+    synth = _relational(list(reversed(counts)), offset=1000)  # other ids, same children-per-parent distribution
+    scores = cardinality_scores(real, synth, schema)
+    entry = scores["child.pid -> parent.pid"]
+    assert entry["score"] == pytest.approx(1.0)
+    assert entry["real"]["mean_children"] == pytest.approx(entry["synthetic"]["mean_children"])
+    assert entry["real"]["max_children"] == entry["synthetic"]["max_children"] == 8
+    assert entry["real"]["share_childless"] == pytest.approx(0.25)
+    assert entry["synthetic"]["orphan_rate"] == 0.0
+
+    hoarded = _relational([sum(counts)] + [0] * (len(counts) - 1))
+    assert cardinality_scores(real, hoarded, schema)["child.pid -> parent.pid"]["score"] < 0.5
+
+    report = quality_report(real, synth, schema, exclude={})
+    assert report["cardinality"] == pytest.approx(100.0)
+    assert "pid" not in report["tables"]["child"]["columns"]  # keys are not compared as values
+    empty_children = {"parent": synth["parent"], "child": synth["child"].iloc[0:0]}
+    assert cardinality_scores(real, empty_children, schema)["child.pid -> parent.pid"]["score"] < 0.5
+    assert cardinality_scores(real, {}, schema)["child.pid -> parent.pid"]["score"] == 0.0
+
+
+# ---------------------------------------------------------------- privacy
+
+
+def test_exact_copies_counts_unique_records():
+    train = pd.DataFrame({
+        "a": pd.array([1, 1, 2, 3, None, 4], dtype="Int64"),
+        "b": pd.array(["x", "x", "y", "z", "w", None], dtype="string"),
+    })
+    # rows 0/1 are the same (common) record; rows 2..5 are unique, two of them with nulls
+    synth = pd.DataFrame({
+        "a": [1.0, 2.0, 2.0, np.nan, 4.0, 7.0, 3.0],
+        "b": ["x", "y", "y", "w", None, "x", "q"],
+    })
+    result = exact_copies(train, synth, ["a", "b"])
+    assert result["synthetic_rows"] == 7
+    assert result["copies"] == 5  # (1,x) (2,y) (2,y) (null,w) (4,null)
+    assert result["unique_record_copies"] == 4  # all but the common (1,x)
+    assert result["unique_records_copied"] == 3
+    assert result["copy_rate"] == pytest.approx(5 / 7)
+    holdout = pd.DataFrame({"a": pd.array([2, 9], dtype="Int64"), "b": pd.array(["y", "y"], dtype="string")})
+    with_baseline = exact_copies(train, synth, ["a", "b"], holdout=holdout)
+    assert with_baseline["holdout_baseline_rate"] == pytest.approx(0.5)
+    assert exact_copies(train, synth, ["a"])["copies"] == 6  # only 7 is new on `a` alone
+    assert exact_copies(train, synth.iloc[0:0], ["a", "b"])["copies"] == 0
+    assert "skipped" in exact_copies(train, synth, [])
+
+
+def _split(adult: pd.DataFrame):
+    return adult.iloc[:5000], adult.iloc[5000:10000], adult.iloc[10000:14000]
+
+
+def test_dcr_fresh_sample_is_near_half(adult, adult_meta):
+    train, holdout, fresh = _split(adult)
+    result = distance_to_closest_record(train, holdout, fresh, adult_meta, list(adult.columns))
+    assert 0.44 < result["share_closer_to_train"] < 0.56
+    assert result["dcr_synthetic_median"] == pytest.approx(result["dcr_holdout_median"], rel=0.2)
+    assert result["rows_used"] == {"train": 5000, "holdout": 5000, "synthetic": 4000}
+
+
+def test_dcr_copies_of_train_are_near_one(adult, adult_meta):
+    train, holdout, _ = _split(adult)
+    copies = train.sample(n=3000, random_state=2)
+    result = distance_to_closest_record(train, holdout, copies, adult_meta, list(adult.columns))
+    assert result["share_closer_to_train"] > 0.97
+    assert result["dcr_synthetic_median"] == 0.0
+    assert result["dcr_holdout_median"] > 0
+
+
+def test_dcr_skips_when_it_cannot_measure(adult, adult_meta):
+    train, holdout, fresh = _split(adult)
+    assert "skipped" in distance_to_closest_record(train, holdout.iloc[:19], fresh, adult_meta, list(adult.columns))
+    assert "skipped" in distance_to_closest_record(train, holdout, fresh, adult_meta, [])
+    assert "skipped" in distance_to_closest_record(train, holdout, fresh.iloc[0:0], adult_meta, list(adult.columns))
+
+
+def test_privacy_report_gates(adult, adult_meta):
+    train, holdout, fresh = _split(adult)
+    schema = _adult_schema(adult_meta)
+    copied = privacy_report({"adult": train}, {"adult": holdout}, {"adult": train.sample(n=2000, random_state=3)},
+                            schema, exclude={}, thresholds=ThresholdSpec())
+    assert copied["unique_record_copies"] > 1900
+    assert copied["passed"] == {"exact_copies_max": False, "dcr_share_max": False}
+    assert copied["all_passed"] is False
+
+    report = privacy_report({"adult": train}, {"adult": holdout}, {"adult": fresh}, schema, exclude={},
+                            thresholds=ThresholdSpec(exact_copies_max=100))
+    assert report["passed"] == {"exact_copies_max": True, "dcr_share_max": True}
+    table = report["tables"]["adult"]
+    assert table["exact_copies"]["holdout_baseline_rate"] is not None
+    json.dumps(report, allow_nan=False)
+
+    no_holdout = privacy_report({"adult": train}, {}, {"adult": fresh}, schema, exclude={"adult": set(adult.columns[1:])},
+                                thresholds=ThresholdSpec())
+    assert no_holdout["tables"]["adult"]["columns_compared"] == 1
+    assert "dcr_share_max" in no_holdout["skipped_gates"]
+    assert "exact_copies_max" in no_holdout["passed"]
+
+
+# ---------------------------------------------------------------- reports
+
+
+def _strip_images(html: str) -> str:
+    return re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,", html)
+
+
+def test_html_reports_carry_no_real_values(adult, adult_meta):
+    train, holdout, fresh = _split(adult)
+    schema = _adult_schema(adult_meta)
+    quality = quality_report({"adult": train}, {"adult": fresh}, schema, exclude={})
+    privacy = privacy_report({"adult": train}, {"adult": holdout}, {"adult": fresh}, schema, exclude={},
+                             thresholds=ThresholdSpec())
+    categories = set()
+    for column, meta in adult_meta.columns.items():
+        if meta.sdtype == "categorical":
+            categories.update(str(v) for v in adult[column].dropna().unique() if len(str(v)) >= 4)
+    assert {"Bachelors", "Married-civ-spouse", "United-States"} <= categories
+    for kind, report in (("quality", quality), ("privacy", privacy)):
+        html = render_html(report, title=f"adult {kind}", kind=kind)
+        assert html.startswith("<!DOCTYPE html>") and "data:image/png;base64," in html
+        assert "<style>" in html and "<link" not in html and "<script" not in html  # self-contained
+        text = _strip_images(html)
+        leaked = sorted(v for v in categories if v in text)
+        assert not leaked, leaked
+        summary = summary_markdown(report, kind)
+        assert "| adult |" in summary
+        assert not [v for v in categories if v in summary]
+        for value in categories:
+            assert value not in json.dumps(report)
+    assert "ks_complement" in render_html(quality, title="q", kind="quality", charts=False)
+
+
+def test_summary_markdown_rejects_unknown_kind():
+    with pytest.raises(ValueError):
+        summary_markdown({}, "utility")
+
+
+def test_evaluation_package_does_not_import_dagster():
+    root = Path(__file__).resolve().parents[1] / "genesis_pipelines" / "engine" / "evaluation"
+    for path in root.rglob("*.py"):
+        assert not re.search(r"^\s*(import|from)\s+dagster", path.read_text(), re.M), path
