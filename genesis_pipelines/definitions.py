@@ -1,6 +1,5 @@
 """The code location: everything under genesis_pipelines/defs, loaded by Dagster's defs-folder convention."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -218,9 +218,16 @@ def test_cardinality_identical_structure_scores_one():
     assert entry["real"]["max_children"] == entry["synthetic"]["max_children"] == 8
     assert entry["real"]["share_childless"] == pytest.approx(0.25)
     assert entry["synthetic"]["orphan_rate"] == 0.0
+    assert entry["child_weighted_score"] == pytest.approx(1.0)
 
     hoarded = _relational([sum(counts)] + [0] * (len(counts) - 1))
     assert cardinality_scores(real, hoarded, schema)["child.pid -> parent.pid"]["score"] < 0.5
+    # mostly childless parents: per parent the hoarding barely shows, per child it does
+    sparse = _relational([0] * 95 + [2, 3, 4, 2, 3])
+    sparse_hoarded = _relational([0] * 99 + [14])
+    scores = cardinality_scores(sparse, sparse_hoarded, analyse(spec, sparse))["child.pid -> parent.pid"]
+    assert scores["score"] > 0.9
+    assert scores["child_weighted_score"] == pytest.approx(0.0)
 
     report = quality_report(real, synth, schema, exclude={})
     assert report["cardinality"] == pytest.approx(100.0)
@@ -301,11 +308,49 @@ def test_privacy_report_gates(adult, adult_meta):
     assert table["exact_copies"]["holdout_baseline_rate"] is not None
     json.dumps(report, allow_nan=False)
 
-    no_holdout = privacy_report({"adult": train}, {}, {"adult": fresh}, schema, exclude={"adult": set(adult.columns[1:])},
+    assert report["unique_record_copies_baseline"] == pytest.approx(
+        table["exact_copies"]["holdout_unique_record_rate"] * len(fresh))
+
+    no_holdout = privacy_report({"adult": train}, {}, {"adult": fresh}, schema, exclude={"adult": set(adult.columns[2:])},
                                 thresholds=ThresholdSpec())
-    assert no_holdout["tables"]["adult"]["columns_compared"] == 1
+    assert no_holdout["tables"]["adult"]["columns_compared"] == 2
     assert "dcr_share_max" in no_holdout["skipped_gates"]
     assert "exact_copies_max" in no_holdout["passed"]
+
+    # one column: repeating a value is not copying a record, so it stays out of the gate
+    one_column = privacy_report({"adult": train}, {"adult": holdout}, {"adult": train}, schema,
+                                exclude={"adult": set(adult.columns[1:])}, thresholds=ThresholdSpec())
+    assert one_column["tables"]["adult"]["in_copy_gate"] is False
+    assert one_column["unique_record_copies"] == 0
+    assert "exact_copies_max" in one_column["skipped_gates"]
+
+
+def test_privacy_on_awkward_tables():
+    n = 120
+    dates = pd.Series(pd.date_range("2021-03-01", periods=n, freq="h")).astype("datetime64[us]")
+    real = pd.DataFrame({
+        "when": dates.where(np.arange(n) % 7 != 0),
+        "n": pd.array(np.where(np.arange(n) % 5 == 0, None, np.arange(n) % 17), dtype="Int64"),
+        "flag": pd.array([True, None, False] * (n // 3), dtype="boolean"),
+        "label": pd.array(["a", None, "b", "c"] * (n // 4), dtype="string"),
+        "empty": pd.Series([np.nan] * n),
+    })
+    single = pd.DataFrame({"v": [1.25], "w": ["z"]})
+    schema = _schema({"t": real, "one": single})
+    train, holdout = real.iloc[:80], real.iloc[80:]
+    synth = real.iloc[::-1].astype({"when": "datetime64[ns]", "n": "float64", "label": object}).reset_index(drop=True)
+    report = privacy_report({"t": train, "one": single}, {"t": holdout, "one": single.iloc[0:0]},
+                            {"t": synth, "one": single.iloc[0:0]}, schema, exclude={}, thresholds=ThresholdSpec())
+    t = report["tables"]["t"]
+    assert t["columns_compared"] == 5
+    assert t["exact_copies"]["copies"] == 80  # every training row is in synth; dtypes differ, values do not
+    assert t["dcr"]["rows_used"]["holdout"] == 40
+    assert t["dcr"]["share_closer_to_train"] > 0.5
+    one = report["tables"]["one"]
+    assert one["exact_copies"]["synthetic_rows"] == 0 and "skipped" in one["dcr"]
+    json.dumps(report, allow_nan=False)
+    assert "| one |" in summary_markdown(report, "privacy")
+    render_html(report, title="edge cases", kind="privacy")
 
 
 # ---------------------------------------------------------------- reports
@@ -339,11 +384,14 @@ def test_html_reports_carry_no_real_values(adult, adult_meta):
         for value in categories:
             assert value not in json.dumps(report)
     assert "ks_complement" in render_html(quality, title="q", kind="quality", charts=False)
+    assert "Unique-record copies" in render_html(privacy, title="p", kind="privacy_report")  # asset names work too
 
 
-def test_summary_markdown_rejects_unknown_kind():
+def test_unknown_report_kind_is_an_error():
     with pytest.raises(ValueError):
         summary_markdown({}, "utility")
+    with pytest.raises(ValueError):
+        render_html({}, title="t", kind="utility")
 
 
 def test_evaluation_package_does_not_import_dagster():

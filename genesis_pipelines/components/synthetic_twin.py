@@ -1,6 +1,5 @@
 """A Component that turns every dataset spec in a folder into a synthetic-twin pipeline."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

@@ -1,6 +1,5 @@
 """One dataset spec -> its assets, checks, job and schedule."""
 
-from __future__ import annotations
 
 import dagster as dg
 

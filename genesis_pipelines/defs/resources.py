@@ -1,6 +1,5 @@
 """Resources shared by every dataset: the DuckDB warehouse, the file store and the PII hashing key."""
 
-from __future__ import annotations
 
 import os
 from pathlib import Path

@@ -19,6 +19,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine import pii as pii_engine
+from genesis_pipelines.engine import record_guard
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import create_generator, load_generator
 from genesis_pipelines.engine.io import write_json
@@ -150,6 +151,9 @@ def train(
     shutil.rmtree(staging, ignore_errors=True)
     staging.mkdir(parents=True)
     splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
+    salt = os.urandom(16).hex()
+    exclusions = record_guard.comparison_exclusions(schema, findings)
+    copy_guard: dict[str, list[str]] = {}
     table_models: dict[str, TableModel] = {}
     try:
         for index, name in enumerate(schema.generation_order):
@@ -164,6 +168,8 @@ def train(
             log(f"fitting {method} on table {name}: {len(learnable)} rows x {learnable.shape[1]} columns")
             generator.fit(learnable, _training_meta(meta, findings), device=device, seed=spec.seed + index)
             generator.save(staging / "tables" / name)
+            copy_guard[name] = record_guard.unique_record_digests(
+                train_df, record_guard.record_columns(meta, exclusions[name]), meta, salt)
             dropped = {f.column for f in findings if f.table == name and f.policy == "drop"}
             table_models[name] = TableModel(
                 table=name, method=method, row_count=len(df), train_rows=len(train_df), holdout_rows=len(holdout_df),
@@ -173,13 +179,12 @@ def train(
                 describe=generator.describe(),
             )
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table]) for fk in schema.foreign_keys]
-        salt = os.urandom(16).hex()
         model = RelationalModel(
             dataset=spec.name, version=version, created_at=created.isoformat(), source_fingerprint=fingerprint,
             seed=spec.seed, db_schema=schema, tables=table_models, relations=relations, pii=findings, pii_guard_salt=salt,
         )
-        guard = pii_engine.forbidden_values(tables, findings)
-        write_json(staging / "pii_guard.json", sorted(_digest(salt, v) for v in guard))
+        write_json(staging / "pii_guard.json", record_guard.pii_guard(tables, findings, salt))
+        write_json(staging / "record_guard.json", copy_guard)
         write_json(staging / "model.json", model.model_dump(mode="json"))
         final = model_root / version
         os.replace(staging, final)
@@ -188,23 +193,6 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return model, splits
-
-
-def _digest(salt: str, normalized: str) -> str:
-    return hashlib.sha256((salt + "\x00" + normalized).encode("utf-8")).hexdigest()[:20]
-
-
-class HashedValueSet:
-    """Membership test against real PII values stored only as salted digests: the model holds no real PII."""
-
-    def __init__(self, salt: str, digests: set[str]):
-        self.salt, self.digests = salt, digests
-
-    def __contains__(self, value: object) -> bool:
-        return _digest(self.salt, pii_engine.normalize_value(value)) in self.digests
-
-    def __len__(self) -> int:
-        return len(self.digests)
 
 
 # ---------------------------------------------------------------- loading
@@ -235,20 +223,35 @@ def load_model(model_root: Path, version: str | None = None) -> tuple[Relational
     return model, directory
 
 
-def load_pii_guard(model: RelationalModel, directory: Path) -> HashedValueSet:
-    path = Path(directory) / "pii_guard.json"
+def _load_guard_file(model: RelationalModel, directory: Path, name: str):
     try:
-        digests = set(json.loads(path.read_text()))
+        return json.loads((Path(directory) / name).read_text())
     except (OSError, json.JSONDecodeError):
-        raise ModelError(f"model version {model.version}: PII guard file is missing or corrupt: retrain the model") from None
-    return HashedValueSet(model.pii_guard_salt, digests)
+        raise ModelError(f"model version {model.version}: {name} is missing or corrupt: retrain the model") from None
+
+
+def load_pii_guard(model: RelationalModel, directory: Path) -> record_guard.HashedValueSet:
+    return record_guard.HashedValueSet(model.pii_guard_salt, set(_load_guard_file(model, directory, "pii_guard.json")))
+
+
+def load_copy_guard(model: RelationalModel, directory: Path, table: str) -> set[str]:
+    return set(_load_guard_file(model, directory, "record_guard.json").get(table, []))
+
+
+def comparison_exclusions(model: RelationalModel) -> dict[str, set[str]]:
+    return record_guard.comparison_exclusions(model.db_schema, model.pii)
 
 
 # ---------------------------------------------------------------- generation
 
 
 def _sample_counts(relation: RelationStats, n_parents: int, rng: np.random.Generator) -> np.ndarray:
-    return rng.choice(np.asarray(relation.counts), size=n_parents, p=np.asarray(relation.probs))
+    """Systematic sampling of the children-per-parent distribution: at scale 1 it is reproduced exactly
+    (3 hub airports stay 3), where independent draws could give 1 or 0 hubs."""
+    cumulative = np.cumsum(np.asarray(relation.probs))
+    u = (np.arange(n_parents) + rng.random()) / max(n_parents, 1)
+    counts = np.asarray(relation.counts)[np.minimum(np.searchsorted(cumulative, u, side="right"), len(cumulative) - 1)]
+    return counts[rng.permutation(n_parents)]
 
 
 def apportion(weights: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
@@ -301,6 +304,15 @@ def _generate_keys(stats: KeyStats, n: int, rng: np.random.Generator) -> pd.Seri
     return pd.Series(keys, dtype="string")
 
 
+def _nullable_dtype(values: pd.Series):
+    """Keys read back from the warehouse come as numpy dtypes; FK columns need room for nulls."""
+    if pd.api.types.is_integer_dtype(values):
+        return "Int64"
+    if pd.api.types.is_string_dtype(values):
+        return "string"
+    return values.dtype
+
+
 def _assign(relation: RelationStats, parent_keys: pd.Series, n: int, rng: np.random.Generator, shuffle: bool) -> pd.Series:
     """FK values for n child rows: nulls at the learned share, the rest spread over parents like the real data."""
     fk = relation.fk
@@ -309,12 +321,12 @@ def _assign(relation: RelationStats, parent_keys: pd.Series, n: int, rng: np.ran
     if len(parent_keys) == 0:
         if present:
             raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
-        return pd.Series([pd.NA] * n, dtype=parent_keys.dtype)
+        return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys))
     counts = apportion(_parent_weights(relation, len(parent_keys), rng), present, rng)
     assigned = np.repeat(parent_keys.to_numpy(), counts)
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
-    values = pd.Series([pd.NA] * n, dtype=parent_keys.dtype)
+    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys))
     values[~is_null] = assigned
     return values
 
@@ -364,8 +376,13 @@ def generate_table(
     seed: int = 0,
     locale: str = "en_US",
     forbidden=frozenset(),
+    copy_guard: set[str] | None = None,
 ) -> pd.DataFrame:
-    """One synthetic table, given its already generated parents."""
+    """One synthetic table, given its already generated parents.
+
+    `forbidden` holds real PII values that fake values must avoid; `copy_guard` the digests of unique real
+    records that sampled rows must not reproduce (see record_guard).
+    """
     if table not in model.tables:
         raise ModelError(f"model version {model.version} has no table {table!r}: retrain the model")
     tm = model.tables[table]
@@ -388,7 +405,7 @@ def generate_table(
         group_codes = pd.factorize(first_values)[0]
         rows, partners = _unique_within_groups(group_codes, second, parents[second.fk.parent_table][second.fk.parent_column], rng)
         keys[first.fk.child_column] = first_values.iloc[rows].reset_index(drop=True)
-        keys[second.fk.child_column] = pd.Series(partners, dtype=parents[second.fk.parent_table][second.fk.parent_column].dtype)
+        keys[second.fk.child_column] = pd.Series(partners, dtype=_nullable_dtype(parents[second.fk.parent_table][second.fk.parent_column]))
         n = len(rows)
         relations = [r for r in relations if r not in (first, second)]
     for column, stats in tm.key_stats.items():
@@ -400,6 +417,10 @@ def generate_table(
             keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
     generator = load_generator(Path(model_dir) / "tables" / table)
     body = generator.sample(n, seed=int(rng.integers(0, 2**31 - 1)))
+    if copy_guard is not None:
+        body, _ = record_guard.resample_copies(
+            body, record_guard.record_columns(meta, comparison_exclusions(model)[table]), meta, model.pii_guard_salt,
+            copy_guard, lambda k, s: generator.sample(k, seed=s), seed=int(rng.integers(0, 2**31 - 1)))
     for column, values in keys.items():
         body[column] = values.reset_index(drop=True)
     null_rates = {c.name: c.null_rate for c in meta.columns.values()}
@@ -415,5 +436,6 @@ def generate_all(model: RelationalModel, model_dir: Path, *, scale: float = 1.0,
     guard = load_pii_guard(model, model_dir)
     out: dict[str, pd.DataFrame] = {}
     for table in model.db_schema.generation_order:
-        out[table] = generate_table(model, model_dir, table, out, scale=scale, seed=seed, locale=locale, forbidden=guard)
+        out[table] = generate_table(model, model_dir, table, out, scale=scale, seed=seed, locale=locale, forbidden=guard,
+                                    copy_guard=load_copy_guard(model, model_dir, table))
     return out

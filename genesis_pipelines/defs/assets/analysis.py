@@ -1,6 +1,5 @@
 """`<dataset>/schema` and `<dataset>/pii_scan`: what the tables are, and which columns identify people."""
 
-from __future__ import annotations
 
 from collections import Counter
 

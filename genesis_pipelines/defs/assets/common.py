@@ -1,6 +1,5 @@
 """Asset keys, warehouse schema names and metadata helpers shared by the asset factories."""
 
-from __future__ import annotations
 
 import json
 from pathlib import Path

@@ -1,6 +1,5 @@
 """`<dataset>/model`: one trained generator per table plus the learned FK structure, saved as JSON."""
 
-from __future__ import annotations
 
 import json
 import time

@@ -1,6 +1,5 @@
 """`<dataset>/quality_report` and `<dataset>/privacy_report`: the evidence before release, as HTML + JSON."""
 
-from __future__ import annotations
 
 import dagster as dg
 
@@ -9,17 +8,8 @@ from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, war
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html, summary_markdown
 from genesis_pipelines.engine.io import atomic_path, read_table, write_json
-from genesis_pipelines.engine.relational import RelationalModel, load_model
+from genesis_pipelines.engine.relational import RelationalModel, comparison_exclusions, load_model
 from genesis_pipelines.engine.spec import DatasetSpec
-
-
-def evaluation_exclusions(model: RelationalModel) -> dict[str, set[str]]:
-    """Keys are regenerated and non-kept PII is replaced, so neither is compared with the real data."""
-    exclude = {t: model.db_schema.key_columns(t) for t in model.tables}
-    for finding in model.pii:
-        if finding.policy != "keep":
-            exclude.setdefault(finding.table, set()).add(finding.column)
-    return exclude
 
 
 def _write_report(storage: GenesisStorage, dataset: str, kind: str, report: dict) -> str:
@@ -44,7 +34,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
         model, _ = load_model(storage.model_root(spec.name))
         (synthetic,) = _synthetic_tables(spec, model, warehouse)
         report = quality_report(read_source_tables(spec, warehouse), synthetic, model.db_schema,
-                                exclude=evaluation_exclusions(model))
+                                exclude=comparison_exclusions(model))
         report["model_version"] = model.version
         path = _write_report(storage, spec.name, "quality_report", report)
         return dg.MaterializeResult(metadata={
@@ -60,7 +50,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         model, _ = load_model(storage.model_root(spec.name))
         synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
-        report = privacy_report(train, holdout, synthetic, model.db_schema, exclude=evaluation_exclusions(model),
+        report = privacy_report(train, holdout, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                                 thresholds=spec.thresholds)
         report["model_version"] = model.version
         path = _write_report(storage, spec.name, "privacy_report", report)

@@ -1,6 +1,5 @@
 """`<dataset>/source/<table>`: one real table loaded into the warehouse."""
 
-from __future__ import annotations
 
 import dagster as dg
 

@@ -1,13 +1,12 @@
 """`<dataset>/synthetic/<table>`: generated after its parents, written to the warehouse and exported."""
 
-from __future__ import annotations
 
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, table_metadata, warehouse_schema
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.io import export_table, read_table, write_table
-from genesis_pipelines.engine.relational import generate_table, load_model, load_pii_guard
+from genesis_pipelines.engine.relational import generate_table, load_copy_guard, load_model, load_pii_guard
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -33,7 +32,8 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
             # the model's own FK graph decides which parents are read; the asset deps only order the runs
             generated_parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
             df = generate_table(model, model_dir, table, generated_parents, scale=spec.scale, seed=spec.seed,
-                                locale=spec.pii_locale, forbidden=load_pii_guard(model, model_dir))
+                                locale=spec.pii_locale, forbidden=load_pii_guard(model, model_dir),
+                                copy_guard=load_copy_guard(model, model_dir, table))
             write_table(con, out_schema, table, df)
         exports = export_table(df, storage.synthetic_dir(spec.name), table)
         return dg.MaterializeResult(

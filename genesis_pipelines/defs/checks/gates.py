@@ -1,6 +1,5 @@
 """Gates on the synthetic twin: keys intact and no real PII (blocking), quality (warn), privacy (blocking)."""
 
-from __future__ import annotations
 
 import json
 

@@ -279,6 +279,13 @@ def cardinality_scores(real_tables: Mapping[str, pd.DataFrame], synth_tables: Ma
             entry.update(score=0.0, note="no synthetic parents")
         else:
             entry["score"] = 1.0 - _ks_statistic(real_counts, synth_counts)
+            # Seen from the children (each child carries its family size): where most parents are childless,
+            # the per-parent score barely notices one parent hoarding every child; this one does.
+            real_sizes, synth_sizes = np.repeat(real_counts, real_counts), np.repeat(synth_counts, synth_counts)
+            if len(real_sizes) and len(synth_sizes):
+                entry["child_weighted_score"] = 1.0 - _ks_statistic(real_sizes, synth_sizes)
+            else:
+                entry["child_weighted_score"] = float(len(real_sizes) == len(synth_sizes))
         out[fk.label] = entry
     return out
 

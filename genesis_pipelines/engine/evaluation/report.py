@@ -25,7 +25,8 @@ def _png(fig: Figure) -> str:
     return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def _bars(labels: list[str], values: list[float], *, xlabel: str, xmax: float, lines: tuple[float, ...] = ()) -> str:
+def _bars(labels: list[str], values: list[float], *, xlabel: str, xmax: float,
+          lines: tuple[tuple[float, str], ...] = ()) -> str:
     # Figure (not pyplot): no global state, so rendering is safe inside a threaded Dagster run.
     fig = Figure(figsize=(7, 0.8 + 0.28 * len(labels)))
     ax = fig.subplots()
@@ -34,8 +35,8 @@ def _bars(labels: list[str], values: list[float], *, xlabel: str, xmax: float, l
     ax.invert_yaxis()
     ax.set_xlim(0, xmax)
     ax.set_xlabel(xlabel)
-    for x in lines:
-        ax.axvline(x, color="#b42318", linestyle="--", linewidth=1)
+    for x, color in lines:
+        ax.axvline(x, color=color, linestyle="--", linewidth=1)
     return _png(fig)
 
 
@@ -61,13 +62,22 @@ def _privacy_charts(report: dict) -> tuple[str | None, dict[str, str]]:
     if not shares:
         return None, {}
     limit = report.get("thresholds", {}).get("dcr_share_max")
-    lines = (0.5,) + ((limit,) if limit is not None else ())
-    return _bars(list(shares), list(shares.values()), xlabel="share of synthetic rows closer to train (0.5 ideal)",
+    lines = ((0.5, "#829ab1"),) + (((limit, "#b42318"),) if limit is not None else ())
+    return _bars(list(shares), list(shares.values()), xlabel="share of synthetic rows closer to train (grey: 0.5 ideal, red: threshold)",
                  xmax=1.0, lines=lines), {}
+
+
+def _kind(kind: str) -> str:
+    # Asset names ("quality_report") are accepted as well as the bare kind.
+    bare = kind.removesuffix("_report")
+    if bare not in ("quality", "privacy"):
+        raise ValueError(f"unknown report kind {kind!r}: expected 'quality' or 'privacy'")
+    return bare
 
 
 def render_html(report: dict, *, title: str, kind: str, charts: bool = True) -> str:
     """`kind` is "quality" or "privacy"; the page embeds its CSS and PNG charts, so it travels as one file."""
+    kind = _kind(kind)
     overview, per_table = None, {}
     if charts:
         overview, per_table = (_quality_charts if kind == "quality" else _privacy_charts)(report)
@@ -91,6 +101,7 @@ def _escape(text: str) -> str:
 
 def summary_markdown(report: dict, kind: str) -> str:
     """A few lines for Dagster metadata: the headline numbers and one row per table."""
+    kind = _kind(kind)
     tables = report.get("tables", {})
     if kind == "quality":
         lines = [
@@ -104,18 +115,17 @@ def summary_markdown(report: dict, kind: str) -> str:
             lines.append(f"| {_escape(name)} | {t.get('row_count_real')} | {t.get('row_count_synthetic')} | "
                          f"{_cell(t.get('column_shapes'))} | {_cell(t.get('pair_trends'))} |")
         return "\n".join(lines)
-    if kind == "privacy":
-        gates = ", ".join(f"{g} {'passed' if ok else 'FAILED'}" for g, ok in report.get("passed", {}).items()) or "none evaluated"
-        lines = [
-            f"**Unique-record copies {report.get('unique_record_copies', 0)}** · copy rate {_cell(report.get('copy_rate'), 4)} · "
-            f"max share closer to train {_cell(report.get('max_share_closer_to_train'), 3)} · gates: {gates}",
-            "",
-            "| table | synthetic rows | copies | unique-record copies | holdout copy rate | share closer to train |",
-            "|---|---:|---:|---:|---:|---:|",
-        ]
-        for name, t in tables.items():
-            ec, dcr = t.get("exact_copies", {}), t.get("dcr", {})
-            lines.append(f"| {_escape(name)} | {ec.get('synthetic_rows')} | {ec.get('copies')} | {ec.get('unique_record_copies')} | "
-                         f"{_cell(ec.get('holdout_baseline_rate'), 4)} | {_cell(dcr.get('share_closer_to_train'), 3)} |")
-        return "\n".join(lines)
-    raise ValueError(f"unknown report kind {kind!r}: expected 'quality' or 'privacy'")
+    gates = ", ".join(f"{g} {'passed' if ok else 'FAILED'}" for g, ok in report.get("passed", {}).items()) or "none evaluated"
+    lines = [
+        f"**Unique-record copies {report.get('unique_record_copies', 0)}** · copy rate {_cell(report.get('copy_rate'), 4)} · "
+        f"max share closer to train {_cell(report.get('max_share_closer_to_train'), 3)} · gates: {gates}",
+        "",
+        "| table | synthetic rows | copies | unique-record copies | holdout copy rate | share closer to train |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for name, t in tables.items():
+        ec, dcr = t.get("exact_copies", {}), t.get("dcr", {})
+        unique = f"{ec.get('unique_record_copies')}" + ("" if t.get("in_copy_gate", True) else " (not gated)")
+        lines.append(f"| {_escape(name)} | {ec.get('synthetic_rows')} | {ec.get('copies')} | {unique} | "
+                     f"{_cell(ec.get('holdout_baseline_rate'), 4)} | {_cell(dcr.get('share_closer_to_train'), 3)} |")
+    return "\n".join(lines)

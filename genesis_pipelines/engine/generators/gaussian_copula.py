@@ -49,7 +49,7 @@ class GaussianCopulaGenerator:
     # -------------------------------------------------------------- fit
 
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if table.empty:
+        if len(table) == 0:
             raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
         rng = np.random.default_rng(seed)
         if len(table) > self.max_fit_rows:
@@ -159,7 +159,7 @@ class GaussianCopulaGenerator:
         if conditions:
             for column, value in conditions.items():
                 out[column] = pd.Series([value] * n, dtype=out[column].dtype) if n else out[column]
-        return pd.DataFrame(out, columns=self.columns)
+        return pd.DataFrame(out, columns=self.columns, index=pd.RangeIndex(n))
 
     def _sample_text(self, column: str, n: int, rng: np.random.Generator) -> pd.Series:
         spec = self.text[column]

@@ -1,0 +1,976 @@
+"""Find the columns that identify people and apply one policy to each: drop, fake, hash, mask or keep.
+
+Detection, the training-time transform, the output-time fill and the leak check live together because they
+must agree on kinds and on how values are normalised; if they drifted apart a real value could slip through.
+
+Policies:
+- ``fake``: the column is never learned; Faker values are generated at output time (the default).
+- ``drop``: the column is never learned and is left out of the output.
+- ``hash``: keyed HMAC-SHA256 tokens are learned, so equal values stay equal (joins, counts) without the key
+  making the tokens reversible by a dictionary attack.
+- ``mask``: a shape-preserving mask (``Ab-12`` -> ``Xx-99``) is learned, keeping formats but no content.
+- ``keep``: learned as is. The default for ``city``: a city is a quasi-identifier, not a direct identifier,
+  and synthetic rows keep their analytic value only if geography survives; re-identification risk from
+  quasi-identifier combinations is measured by the privacy report, not removed here.
+
+Hard rule: real values never appear in findings, exceptions or logs, only names, kinds, counts and rates.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import functools
+import hashlib
+import hmac
+import importlib
+import os
+import pkgutil
+import re
+import unicodedata
+import zlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from genesis_pipelines.engine.errors import SchemaError, SpecError
+from genesis_pipelines.engine.schema import DatasetSchema, infer_sdtype
+from genesis_pipelines.engine.spec import PII_POLICIES, DatasetSpec
+
+PII_KINDS = (
+    "person_name", "first_name", "last_name", "email", "phone", "street_address", "postal_code",
+    "ip_address", "card_number", "national_id", "birth_date", "iban", "city",
+)
+DECLARED_KIND = "declared"  # a column the spec names as PII that no detector recognised
+METHODS = ("name", "values", "name+values", "spec")
+HASH_KEY_ENV = "GENESIS_HASH_KEY"
+SAMPLE_SIZE = 2000  # value checks look at a deterministic sample this large, at most
+PERSON_NAME_THRESHOLD = 0.5  # share of values starting with a known first name for a bare "Name" column
+DEFAULT_POLICY = {kind: "fake" for kind in PII_KINDS} | {"city": "keep", DECLARED_KIND: "fake"}
+
+
+class PiiFinding(BaseModel):
+    """One column judged to hold PII; aggregates only, so it is safe to log and to show as metadata."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    column: str
+    kind: str
+    method: str  # "name", "values", "name+values" or "spec"
+    confidence: float = Field(ge=0, le=1)
+    policy: str
+    match_rate: float = Field(default=0.0, ge=0, le=1)
+    policy_from_spec: bool = False
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, value: str) -> str:
+        if value not in PII_KINDS and value != DECLARED_KIND:
+            raise ValueError(f"unknown PII kind {value!r}")
+        return value
+
+    @field_validator("method")
+    @classmethod
+    def _known_method(cls, value: str) -> str:
+        if value not in METHODS:
+            raise ValueError(f"unknown detection method {value!r}")
+        return value
+
+    @field_validator("policy")
+    @classmethod
+    def _known_policy(cls, value: str) -> str:
+        if value not in PII_POLICIES:
+            raise ValueError(f"unknown PII policy {value!r}")
+        return value
+
+    @property
+    def ref(self) -> str:
+        return f"{self.table}.{self.column}"
+
+
+# ---------------------------------------------------------------- normalisation
+
+_WS = re.compile(r"\s+")
+
+
+def normalize_value(value) -> str:
+    """The form two values are compared in: casefolded, trimmed, single-spaced; datetimes as ISO dates."""
+    if value is None or value is pd.NA or value is pd.NaT:
+        return ""
+    if isinstance(value, (float, np.floating)) and np.isnan(value):
+        return ""
+    if isinstance(value, (pd.Timestamp, _dt.datetime, _dt.date, np.datetime64)):
+        stamp = pd.Timestamp(value)
+        return "" if pd.isna(stamp) else stamp.strftime("%Y-%m-%d")
+    if isinstance(value, (bool, np.bool_)):
+        return "true" if value else "false"
+    if isinstance(value, (int, np.integer)):
+        return str(int(value))
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else str(float(value))
+    text = unicodedata.normalize("NFKC", str(value)).casefold()
+    return _WS.sub(" ", text).strip()
+
+
+def _normalize_series(series: pd.Series) -> pd.Series:
+    """normalize_value over the non-null values of a column, vectorised where the dtype allows."""
+    values = series.dropna()
+    if values.empty:
+        return pd.Series([], dtype=object)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.dt.strftime("%Y-%m-%d")
+    if pd.api.types.is_bool_dtype(values):
+        return values.map(lambda v: "true" if v else "false")
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("int64").astype(str)
+    if pd.api.types.is_float_dtype(values):
+        return values.map(normalize_value)
+    if not (pd.api.types.is_string_dtype(values) and pd.api.types.infer_dtype(values, skipna=True) == "string"):
+        return values.map(normalize_value)
+    text = values.astype(str).str.normalize("NFKC").str.casefold()
+    return text.str.replace(_WS, " ", regex=True).str.strip()
+
+
+def _text_sample(values: pd.Series) -> pd.Series:
+    """A deterministic sample of at most SAMPLE_SIZE non-null values as trimmed, non-empty text."""
+    values = values.dropna()
+    if len(values) > SAMPLE_SIZE:
+        values = values.sample(n=SAMPLE_SIZE, random_state=0)
+    if pd.api.types.is_datetime64_any_dtype(values):
+        text = values.dt.strftime("%Y-%m-%d")
+    elif pd.api.types.is_integer_dtype(values):
+        text = values.astype("int64").astype(str)
+    elif pd.api.types.is_float_dtype(values):
+        text = values.map(lambda v: str(int(v)) if float(v).is_integer() else str(v))
+    else:
+        text = values.astype(str)
+    text = text.astype(str).str.strip()
+    return text[text != ""]
+
+
+# ---------------------------------------------------------------- name lists from Faker
+
+
+_TRANSLIT = str.maketrans({"ø": "o", "Ø": "O", "æ": "ae", "Æ": "AE", "ß": "ss", "ł": "l", "Ł": "L", "đ": "d",
+                           "Đ": "D", "þ": "th", "Þ": "Th", "œ": "oe", "Œ": "OE", "ı": "i"})
+
+
+def _fold(text: str) -> str:
+    text = unicodedata.normalize("NFKD", text.translate(_TRANSLIT))
+    return text.encode("ascii", "ignore").decode("ascii").casefold()
+
+
+def _fold_series(series: pd.Series) -> pd.Series:
+    decomposed = series.astype(str).str.translate(_TRANSLIT).str.normalize("NFKD")
+    return decomposed.str.encode("ascii", "ignore").str.decode("ascii").str.casefold()
+
+
+def _as_strings(value) -> list[str]:
+    if isinstance(value, (list, tuple, dict, set, frozenset)):
+        return [v for v in value if isinstance(v, str)]
+    return []
+
+
+@functools.lru_cache(maxsize=None)
+def _faker_names(which: str) -> frozenset[str]:
+    """First or last names of every Faker locale, casefolded and accent-folded: names cross borders."""
+    attrs = {"first": ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"),
+             "last": ("last_names", "last_names_male", "last_names_female")}[which]
+    import faker.providers.person as person_providers
+
+    names: set[str] = set()
+    for module in pkgutil.iter_modules(person_providers.__path__):
+        provider = importlib.import_module(f"faker.providers.person.{module.name}").Provider
+        for attr in attrs:
+            for name in _as_strings(getattr(provider, attr, None)):
+                if any(ch.isalpha() for ch in name):
+                    names.add(name.casefold())
+                    folded = _fold(name)
+                    if folded.isalpha():
+                        names.add(folded)
+    return frozenset(names)
+
+
+def _isin(values: pd.Series, members: set[str] | frozenset[str]) -> np.ndarray:
+    """Set membership by hashing; Series.isin would rebuild a large set as an array on every call."""
+    return np.fromiter((v in members for v in values.to_numpy(dtype=object)), dtype=bool, count=len(values))
+
+
+def _known_names(tokens: pd.Series, which: str) -> pd.Series:
+    known = _faker_names(which)
+    tokens = tokens.fillna("").astype(str).str.strip(".,;:'\"()[]")
+    return pd.Series(_isin(tokens.str.casefold(), known) | _isin(_fold_series(tokens), known), index=tokens.index)
+
+
+_HONORIFIC = re.compile(r"^(?:mr|mrs|ms|miss|mx|dr|prof|sir|dame|herr|frau|sr|sra|mme|mlle|m)\.?\s+", re.IGNORECASE)
+
+
+def _first_token_is_first_name(values: pd.Series) -> pd.Series:
+    first = values.str.replace(_HONORIFIC, "", regex=True).str.split(n=1).str[0]
+    return _known_names(first, "first")
+
+
+# ---------------------------------------------------------------- value patterns
+
+
+def _rx(*alternatives: str) -> re.Pattern:
+    return re.compile("(?:" + "|".join(alternatives) + ")", re.IGNORECASE)
+
+
+_EMAIL = _rx(r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}")
+_IPV4 = _rx(r"(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?:\.(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}")
+_IPV6_FULL = _rx(r"(?:[0-9a-f]{1,4}:){7}[0-9a-f]{1,4}")
+_IPV6_SHORT = _rx(r"(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}::(?:[0-9a-f]{1,4}:){0,6}[0-9a-f]{0,4}")
+_SSN = _rx(r"(?!000|666|9\d\d)\d{3}-(?!00)\d{2}-(?!0000)\d{4}")
+_ID_CODE = _rx(r"(?=.*\d)[a-z0-9][a-z0-9 ./\-]{4,20}")
+_IBAN_SHAPE = re.compile(r"[A-Z]{2}\d{2}[A-Z0-9]{11,30}")
+_PHONE_CHARS = _rx(r"\+?[\d\s().\-/]{6,}")
+_PHONE_EXT = _rx(r"\s*(?:x|ext\.?|extension)\s*\d{1,6}$")
+_DATE_LIKE = _rx(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}", r"\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}")
+_DOTTED_QUAD = _rx(r"\d{1,3}(?:\.\d{1,3}){3}")
+_POSTAL_DISTINCT = _rx(
+    r"\d{5}-\d{4}",  # US ZIP+4
+    r"\d{5}-\d{3}",  # BR CEP
+    r"\d{4}\s?[a-z]{2}",  # NL
+    r"[a-z]\d[a-z][\s-]?\d[a-z]\d",  # CA
+    r"[a-z]{1,2}\d[a-z\d]?\s?\d[a-z]{2}",  # UK
+    r"[a-z]\d{2}\s?[a-z\d]{4}",  # IE Eircode
+    r"\d{3}\s\d{2}",  # SE, CZ, SK, GR
+)
+_POSTAL_ANY = _rx(
+    _POSTAL_DISTINCT.pattern, r"\d{3,7}", r"\d{4}-\d{3}", r"\d{2}-\d{3}", r"\d{3}-\d{4}", r"[a-z]{1,2}-?\d{4,5}",
+)
+_STREET = _rx(
+    # number first: "1498 rue Bélanger", "12,Community Centre", "8210 111 ST NW"
+    r"\d{1,6}[a-z]?(?:[-/]\d{1,5}[a-z]?)?(?:,\s*|\s+)(?=.*[^\W\d_]).{2,80}",
+    # number last: "Theodor-Heuss-Straße 34", "Av. Brigadeiro Faria Lima, 2170", "Rilská 3174/6"
+    r"(?=[^\W\d_])[^\d]{2,60}?[\s,]+(?:(?:no|nr|n°|nº)\.?\s*)?\d{1,6}[a-z]{0,3}(?:[-/]\d{1,5}[a-z]{0,3})?"
+    r"(?:[\s,\-]+.{1,40})?",
+)
+_STREET_WORD = _rx(
+    r"\b(?:st|street|ave|avenue|rd|road|blvd|boulevard|lane|ln|dr|drive|way|ct|court|pl|place|sq|square|hwy|highway|"
+    r"pkwy|parkway|ter|terrace|cres|crescent|broadway|suite|apt|unit|rue|chemin|impasse|allée|quai|cours|via|viale|"
+    r"piazza|corso|vicolo|borgo|contrada|calle|avenida|av|paseo|camino|carrera|glorieta|rua|rodovia|alameda|travessa|"
+    r"largo|estrada|praça|plaza|platz|ul|ulica|utca|krt|piso|piano|puerta|bloco|andar)\b\.?",
+    r"(?:straße|strasse|str\.|straat|gatan|gata|vägen|veien|vej|gade|gasse|weg|katu|laan|plein|gracht|allee|ring|"
+    r"dreef|steeg|singel|kade|boulevard|platz)(?=[\s,\d]|$)",
+)
+_STREET_COMMA_NUMBER = _rx(r"(?=[^\W\d_])[^\d,]{3,60},\s*\d{1,5}[a-z]?(?:[\s,\-]+.{1,30})?")  # "Rua X, 155"
+_STREET_NUMBER_FIRST = _rx(r"\d{1,6}[a-z]?(?:[-/]\d{1,5}[a-z]?)?(?:,\s*|\s+)\S*[^\W\d_]\S*\s+\S*[^\W\d_].{0,70}")
+_PLACE = _rx(r"[^\W\d_][^\d]{0,80}")
+
+
+def _luhn_total(digits: pd.Series) -> np.ndarray:
+    """The Luhn sum of digit strings up to 19 long (left zero-padding does not change it)."""
+    padded = digits.str.zfill(19)
+    codes = np.frombuffer("".join(padded).encode("ascii"), dtype=np.uint8).reshape(-1, 19).astype(np.int64) - 48
+    doubled = codes[:, -2::-2] * 2
+    doubled = np.where(doubled > 9, doubled - 9, doubled)
+    return codes[:, ::-2].sum(axis=1) + doubled.sum(axis=1)
+
+
+def _card_mask(values: pd.Series) -> pd.Series:
+    digits = values.str.replace(r"[\s\-]", "", regex=True)
+    shaped = digits.str.fullmatch(r"\d{12,19}") & ~digits.str.fullmatch(r"(\d)\1*")
+    result = pd.Series(False, index=values.index)
+    if shaped.any():
+        result[shaped] = _luhn_total(digits[shaped]) % 10 == 0
+    return result
+
+
+def _codes(strings) -> np.ndarray:
+    """Unicode code points of fixed-width strings, one row each, zero-padded on the right."""
+    array = np.asarray(strings, dtype=str)
+    if array.size == 0:
+        return np.zeros((0, 1), dtype=np.uint32)
+    width = array.dtype.itemsize // 4
+    return array.view(np.uint32).reshape(len(array), width).copy()
+
+
+def _mod97(strings) -> np.ndarray:
+    """ISO 7064 mod-97 of upper-case alphanumeric strings (letters count as 10..35), vectorised by position."""
+    codes = _codes(strings).astype(np.int64)
+    digit = (codes >= 48) & (codes <= 57)
+    letter = (codes >= 65) & (codes <= 90)
+    values = np.where(digit, codes - 48, np.where(letter, codes - 55, -1))
+    remainder = np.zeros(len(codes), dtype=np.int64)
+    for position in range(codes.shape[1]):
+        value = values[:, position]
+        step = (remainder * np.where(value >= 10, 100, 10) + value) % 97
+        remainder = np.where(value < 0, remainder, step)
+    return remainder
+
+
+def _street_strict(values: pd.Series) -> pd.Series:
+    """Values alone need more than "words and a number" (product names have that): a street word, a house
+    number followed by two words, or "words, number"."""
+    street = values.str.fullmatch(_STREET)
+    return street & (values.str.contains(_STREET_WORD) | values.str.fullmatch(_STREET_NUMBER_FIRST)
+                     | values.str.fullmatch(_STREET_COMMA_NUMBER))
+
+
+def _iban_mask(values: pd.Series) -> pd.Series:
+    compact = values.str.replace(r"\s", "", regex=True).str.upper()
+    shaped = compact.str.fullmatch(_IBAN_SHAPE)
+    result = pd.Series(False, index=values.index)
+    if shaped.any():
+        candidates = compact[shaped]
+        rearranged = candidates.str[4:] + candidates.str[:4]
+        result[shaped] = _mod97(rearranged.to_numpy(dtype=str)) == 1
+    return result
+
+
+def _ip_mask(values: pd.Series) -> pd.Series:
+    short = values.str.fullmatch(_IPV6_SHORT) & (values.str.count("::") == 1) & (values.str.count(":") <= 8)
+    return values.str.fullmatch(_IPV4) | values.str.fullmatch(_IPV6_FULL) | short
+
+
+def _phone_loose(values: pd.Series) -> pd.Series:
+    core = values.str.replace(_PHONE_EXT, "", regex=True)
+    n_digits = core.str.count(r"\d")
+    return (core.str.fullmatch(_PHONE_CHARS) & n_digits.between(7, 15)
+            & ~core.str.fullmatch(_DATE_LIKE) & ~core.str.fullmatch(_DOTTED_QUAD))
+
+
+def _phone_strict(values: pd.Series) -> pd.Series:
+    """Loose, plus visibly formatted as a phone number: bare digit runs are too often codes or amounts."""
+    core = values.str.replace(_PHONE_EXT, "", regex=True).str.strip()
+    formatted = core.str.startswith("+") | core.str.contains(r"\(\d", regex=True) | (core.str.count(r"\d+") >= 3)
+    return _phone_loose(values) & formatted
+
+
+def _birth_rate(values: pd.Series) -> float:
+    """Share of values that are plausible birth dates (parseable, 1900 up to now)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values.dropna()
+    else:
+        stamps = pd.to_datetime(_text_sample(values), errors="coerce", format="mixed", utc=True).dropna()
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    if len(stamps) == 0:
+        return 0.0
+    if len(stamps) > SAMPLE_SIZE:
+        stamps = stamps.sample(n=SAMPLE_SIZE, random_state=0)
+    plausible = (stamps >= pd.Timestamp("1900-01-01")) & (stamps <= pd.Timestamp.now())
+    return float(plausible.sum() / len(stamps))
+
+
+def _person_mask(values: pd.Series) -> pd.Series:
+    return _first_token_is_first_name(values) & (values.str.count(r"\s+") >= 1)
+
+
+def _last_name_mask(values: pd.Series) -> pd.Series:
+    return _known_names(values, "last") | _known_names(values.str.split().str[-1], "last")
+
+
+# kind -> (mask used when the column name already points to the kind, stricter mask for values alone)
+_VALUE_MASKS: dict[str, tuple[Callable[[pd.Series], pd.Series], Callable[[pd.Series], pd.Series] | None]] = {
+    "email": (lambda v: v.str.fullmatch(_EMAIL), None),
+    "ip_address": (_ip_mask, None),
+    "iban": (_iban_mask, None),
+    "card_number": (_card_mask, None),
+    "national_id": (lambda v: v.str.fullmatch(_SSN) | v.str.fullmatch(_ID_CODE), lambda v: v.str.fullmatch(_SSN)),
+    "phone": (_phone_loose, _phone_strict),
+    "postal_code": (lambda v: v.str.fullmatch(_POSTAL_ANY), lambda v: v.str.fullmatch(_POSTAL_DISTINCT)),
+    "first_name": (lambda v: _known_names(v.str.split().str[0], "first"), None),
+    "last_name": (_last_name_mask, None),
+    "person_name": (_person_mask, None),
+    "street_address": (lambda v: v.str.fullmatch(_STREET), _street_strict),
+    "city": (lambda v: v.str.fullmatch(_PLACE), None),
+}
+# kinds that values alone may reveal: (minimum match rate, weight of the evidence), in precedence order
+_VALUE_ONLY = {
+    "email": (0.8, 0.95), "iban": (0.8, 0.95), "card_number": (0.8, 0.9), "national_id": (0.8, 0.85),
+    "ip_address": (0.8, 0.9), "phone": (0.8, 0.8), "street_address": (0.8, 0.7), "postal_code": (0.9, 0.6),
+}
+
+
+# ---------------------------------------------------------------- name patterns
+
+_END = r"\d*(?:_|$)"
+
+
+def _name_rx(*alternatives: str) -> re.Pattern:
+    return re.compile(r"(?:^|_)(?:" + "|".join(alternatives) + ")" + _END)
+
+
+_NUM = r"(?:_?(?:number|num|no|nr))?"
+_PERSON_NOUNS = (r"customer|client|contact|employee|person|patient|member|owner|holder|card_?holder|account_?holder|"
+                 r"student|driver|passenger|guest|recipient|sender|beneficiary|applicant|tenant|subscriber|spouse|"
+                 r"parent|guardian|emergency_?contact|buyer|insured|policy_?holder|signatory|user_?full")
+# columns that hold people by role (Track.Composer): person names if the values say so, like a bare "Name"
+_PERSON_ROLES = frozenset(
+    "composer composers author authors writer writers artist artists performer performers director directors "
+    "singer singers creator creators editor editors lyricist lyricists producer producers".split()
+)
+# precedence order: the first kind whose name pattern matches and whose type fits wins
+_NAME_PATTERNS: dict[str, re.Pattern] = {
+    "email": _name_rx(r"e_?mail(?:_?addr(?:ess)?)?", r"mail_?addr(?:ess)?", r"mail"),
+    "ip_address": _name_rx(r"ip", r"ipv[46]", r"ip_?addr(?:ess)?", r"remote_?addr(?:ess)?"),
+    "iban": _name_rx(r"iban", r"bank_?account" + _NUM),
+    "card_number": _name_rx(r"(?:credit|debit)_?card" + _NUM, r"card_?(?:number|num|no|nr)", r"cc_?(?:number|num|no|nr)",
+                            r"ccn"),
+    "national_id": _name_rx(
+        r"ssn", r"social_?security" + _NUM, r"national_?(?:id|identifier|insurance|identity)" + _NUM,
+        r"passport(?:_?(?:number|num|no|nr|id))?", r"tax_?(?:id|number)", r"driver_?s?_?licen[cs]e" + _NUM,
+        r"id_?card" + _NUM, r"personal_?(?:id|identity)_?(?:number|code)?", r"aadhaar", r"cpf", r"pesel", r"bsn",
+        r"nino", r"curp", r"dni", r"nif"),
+    "birth_date": _name_rx(r"birth(?:_?(?:date|day|dt))?", r"date_?of_?birth", r"dob", r"birthday", r"born(?:_?(?:on|date))?"),
+    "phone": _name_rx(r"(?:tele)?phone" + _NUM, r"tel" + _NUM, r"fax" + _NUM, r"mobile(?:_?(?:number|num|no|nr|phone))?",
+                      r"cell_?phone", r"cellular", r"msisdn"),
+    "postal_code": _name_rx(r"zip(?:_?code)?", r"postal(?:_?code)?", r"post_?code", r"plz", r"cep", r"eircode"),
+    "first_name": _name_rx(r"first_?name", r"fname", r"given_?names?", r"fore_?names?", r"middle_?names?", r"christian_?name"),
+    "last_name": _name_rx(r"last_?name", r"lname", r"surname", r"family_?name", r"maiden_?name"),
+    "person_name": _name_rx(r"full_?name", rf"(?:{_PERSON_NOUNS})_?name", r"contact_?person"),
+    "street_address": _name_rx(r"(?:street_?)?addr(?:ess)?(?:_?line)?", r"street(?:_?(?:name|line))?",
+                               r"house_?(?:number|no|nr)"),
+    "city": _name_rx(r"city", r"town", r"municipality"),
+}
+# a trailing token that makes the column about the PII rather than the PII itself (phone_type, email_verified)
+_QUALIFIERS = frozenset(
+    "type kind category count cnt flag verified valid validated confirmed status format length len consent optin opt "
+    "hash hashed md5 sha sha1 sha256 domain provider source country region state province lat lon lng latitude "
+    "longitude year month age".split()
+)
+# tokens before "address" that make it a non-postal address (mac_address, wallet_address)
+_NON_POSTAL_ADDRESS = frozenset("mac web url wallet server host memory bitcoin btc eth contract ip email mail".split())
+# prefixes glued to a keyword in all-lowercase names (billingaddress, homephone): split them off
+_GLUED_PREFIXES = ("billing", "shipping", "home", "work", "mobile", "customer", "contact", "primary", "secondary",
+                   "mailing", "delivery", "business", "office", "personal", "emergency", "alt", "main", "other")
+_NUMERIC_KINDS = frozenset({"card_number", "phone", "national_id", "postal_code", "ip_address"})
+
+
+def _name_tokens(column: str) -> str:
+    """`BillingPostalCode` -> `billing_postal_code`; acronyms (`IPv4`, `ZIPCode`, `EMail`) stay whole."""
+    text = re.sub(r"IPv([46])", r"_ipv\1_", str(column))
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", text)
+    text = re.sub(r"([A-Z]+)([A-Z][a-z])", r"\1_\2", text)
+    tokens = [t for t in re.sub(r"[^a-z0-9]+", "_", text.lower()).split("_") if t]
+    split: list[str] = []
+    for token in tokens:
+        for prefix in _GLUED_PREFIXES:
+            if token.startswith(prefix) and len(token) > len(prefix) + 2:
+                split += [prefix, token[len(prefix):]]
+                break
+        else:
+            split.append(token)
+    return "_".join(split)
+
+
+def _type_fits(kind: str, is_datetime: bool, is_numeric: bool) -> bool:
+    if is_datetime:
+        return kind == "birth_date"
+    if is_numeric:
+        return kind in _NUMERIC_KINDS
+    return True
+
+
+def _rate(mask: pd.Series) -> float:
+    return float(mask.fillna(False).astype(bool).mean()) if len(mask) else 0.0
+
+
+# ---------------------------------------------------------------- detection
+
+
+def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> PiiFinding | None:
+    """A finding when the column name or its values say PII; None otherwise.
+
+    The name is trusted first, since values alone are ambiguous (a 5-digit code is not always a ZIP);
+    value patterns then raise the confidence, or find PII under names nobody anticipated. Numeric, id,
+    boolean and datetime columns are judged by name only, so counts and amounts are never flagged. A bare
+    ``Name`` column counts as a person's name only when most values start with a first name Faker knows.
+    City is found by name only and defaults to ``keep`` (see the module docstring).
+    """
+    if sdtype == "boolean" or pd.api.types.is_bool_dtype(series):
+        return None
+    is_datetime = sdtype == "datetime" or pd.api.types.is_datetime64_any_dtype(series)
+    is_numeric = not is_datetime and pd.api.types.is_numeric_dtype(series)
+    tokens = _name_tokens(column)
+    words = tokens.split("_")
+    sample = _text_sample(series)
+
+    def finding(kind: str, method: str, confidence: float, match_rate: float) -> PiiFinding:
+        return PiiFinding(table=table, column=column, kind=kind, method=method, confidence=round(min(confidence, 1.0), 4),
+                          policy=DEFAULT_POLICY[kind], match_rate=round(match_rate, 4))
+
+    if words and words[-1] not in _QUALIFIERS:
+        for kind, pattern in _NAME_PATTERNS.items():
+            match = pattern.search(tokens)
+            if not match or not _type_fits(kind, is_datetime, is_numeric):
+                continue
+            if kind == "street_address":
+                before = tokens[: match.start()].split("_")
+                if before and before[-1] in _NON_POSTAL_ADDRESS:
+                    continue
+            if kind == "birth_date":
+                rate = _birth_rate(series)
+                if not is_datetime and rate < 0.5:
+                    continue  # birth_place, birth_country: not a date
+            else:
+                rate = _rate(_VALUE_MASKS[kind][0](sample)) if len(sample) else 0.0
+            if kind == "city":
+                return finding(kind, "name", 0.7, rate)
+            method = "name+values" if rate >= 0.5 else "name"
+            return finding(kind, method, 0.6 + 0.4 * rate, rate)
+        if (words[-1] in ("name", "names") or words[-1] in _PERSON_ROLES) and not is_numeric and not is_datetime and len(sample):
+            rate = _rate(_first_token_is_first_name(sample))
+            if rate >= PERSON_NAME_THRESHOLD:
+                return finding("person_name", "name+values", 0.5 + 0.5 * rate, rate)
+
+    if is_numeric or is_datetime or sdtype == "id" or not len(sample):
+        return None
+    best: tuple[float, int, str, float] | None = None
+    for order, (kind, (threshold, weight)) in enumerate(_VALUE_ONLY.items()):
+        loose, strict = _VALUE_MASKS[kind]
+        rate = _rate((strict or loose)(sample))
+        if rate >= threshold and (best is None or rate > best[0]):
+            best = (rate, order, kind, weight)
+    if best is None:
+        return None
+    rate, _, kind, weight = best
+    return finding(kind, "values", weight * rate, rate)
+
+
+def _overrides(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> dict[tuple[str, str], str]:
+    result = {}
+    for ref, policy in spec.pii.items():
+        table, column = ref.split(".", 1)
+        if table not in tables:
+            raise SpecError(f"pii names table {table!r} in {ref!r}, which is not a source table")
+        if column not in tables[table].columns:
+            raise SpecError(f"pii names column {ref!r}, which table {table!r} does not have")
+        if table in schema.tables and column in schema.key_columns(table):
+            raise SpecError(f"pii names column {ref!r}, a primary or foreign key that the relational layer owns; "
+                            "a PII policy cannot apply to a key column")
+        result[(table, column)] = policy
+    return result
+
+
+def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec: DatasetSpec) -> list[PiiFinding]:
+    """Findings for every non-key column, with the spec's `pii` policies applied on top.
+
+    A spec entry for a column no detector flagged still yields a finding (kind "declared"), because the
+    person who knows the data outranks the heuristics.
+    """
+    overrides = _overrides(spec, tables, schema)
+    findings = []
+    for table, df in tables.items():
+        if table not in schema.tables:
+            raise SchemaError(f"table {table!r} is not in the schema of dataset {schema.dataset!r}: analyse it first")
+        meta = schema.tables[table]
+        keys = schema.key_columns(table)
+        for column in df.columns:
+            if column in keys:
+                continue
+            sdtype = meta.columns[column].sdtype if column in meta.columns else infer_sdtype(df[column])
+            found = detect_column(table, column, df[column], sdtype)
+            policy = overrides.get((table, column))
+            if found is None and policy is None:
+                continue
+            if found is None:
+                found = PiiFinding(table=table, column=column, kind=DECLARED_KIND, method="spec", confidence=1.0,
+                                   policy=policy, match_rate=0.0, policy_from_spec=True)
+            elif policy is not None:
+                found = found.model_copy(update={"policy": policy, "policy_from_spec": True})
+            findings.append(found)
+    return findings
+
+
+def annotate_schema(schema: DatasetSchema, findings: list[PiiFinding]) -> DatasetSchema:
+    """A copy of the schema with each finding's kind and policy on its ColumnMeta."""
+    annotated = schema.model_copy(deep=True)
+    for f in findings:
+        meta = annotated.tables.get(f.table)
+        if meta is not None and f.column in meta.columns:
+            meta.columns[f.column].pii_kind = f.kind
+            meta.columns[f.column].pii_policy = f.policy
+    return annotated
+
+
+# ---------------------------------------------------------------- training-time policies
+
+
+def hash_key_from_env() -> bytes | None:
+    """The hash key from GENESIS_HASH_KEY: a secret kept out of specs so tokens cannot be recomputed from them."""
+    value = os.environ.get(HASH_KEY_ENV)
+    return value.encode("utf-8") if value else None
+
+
+def _exact_text(values: pd.Series) -> pd.Series:
+    """Non-null values as exact text (no casefolding: hashing must not merge distinct values)."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        return values.map(lambda v: v.isoformat())
+    if pd.api.types.is_integer_dtype(values):
+        return values.astype("int64").astype(str)
+    return values.map(lambda v: normalize_value(v) if isinstance(v, (float, np.floating)) else str(v))
+
+
+def hash_series(series: pd.Series, key: bytes) -> pd.Series:
+    """Keyed HMAC-SHA256 tokens (16 hex chars); nulls stay null, equal values give equal tokens."""
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    values = series.dropna()
+    if values.empty:
+        return out
+    text = _exact_text(values)
+    tokens = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:16] for v in pd.unique(text)}
+    out[values.index] = text.map(tokens).to_numpy()
+    return out
+
+
+def _mask_text(text: str) -> str:
+    return "".join("9" if ch.isdigit() else ("X" if ch.isupper() else "x") if ch.isalpha() else ch for ch in text)
+
+
+def mask_series(series: pd.Series) -> pd.Series:
+    """Letters -> x/X, digits -> 9, the rest kept: formats and lengths survive, content does not."""
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    values = series.dropna()
+    if values.empty:
+        return out
+    text = _exact_text(values) if not pd.api.types.is_datetime64_any_dtype(values) else values.dt.strftime("%Y-%m-%d")
+    masks = {v: _mask_text(v) for v in pd.unique(text)}
+    out[values.index] = text.map(masks).to_numpy()
+    return out
+
+
+def _of_table(findings: list[PiiFinding], table: str) -> list[PiiFinding]:
+    return [f for f in findings if f.table == table]
+
+
+def prepare_for_training(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, hash_key: bytes | None) -> pd.DataFrame:
+    """The table a generator may learn from: fake and drop columns removed, hash and mask columns transformed."""
+    mine = [f for f in _of_table(findings, table) if f.column in df.columns]
+    if isinstance(hash_key, str):
+        hash_key = hash_key.encode("utf-8")
+    for f in mine:
+        if f.policy == "hash" and not hash_key:
+            raise SpecError(f"column {f.ref} has PII policy 'hash' but no hash key is set: "
+                            f"set the environment variable {HASH_KEY_ENV} to a secret")
+    out = df.copy()
+    for f in mine:
+        if f.policy in ("fake", "drop"):
+            out = out.drop(columns=f.column)
+        elif f.policy == "hash":
+            out[f.column] = hash_series(out[f.column], hash_key)
+        elif f.policy == "mask":
+            out[f.column] = mask_series(out[f.column])
+    return out
+
+
+# ---------------------------------------------------------------- output-time fakes
+
+
+def _redigit(values: np.ndarray, rng: np.random.Generator, *, keep_leading: int = 0, nonzero_start: bool = False) -> np.ndarray:
+    """Replace every digit after the first `keep_leading` with a random one: a small pool becomes many values."""
+    array = np.asarray(values, dtype=str)
+    if array.size == 0:
+        return array
+    codes = _codes(array)
+    is_digit = (codes >= 48) & (codes <= 57)
+    replace = is_digit & (np.cumsum(is_digit, axis=1) > keep_leading)
+    fresh = rng.integers(48, 58, size=codes.shape, dtype=np.uint32)
+    if nonzero_start:
+        previous = np.zeros_like(is_digit)
+        previous[:, 1:] = is_digit[:, :-1]
+        starts = is_digit & ~previous
+        fresh[starts] = rng.integers(49, 58, size=int(starts.sum()), dtype=np.uint32)
+    codes[replace] = fresh[replace]
+    return codes.view(array.dtype).reshape(len(array))
+
+
+def _slug(values) -> pd.Series:
+    slug = _fold_series(pd.Series(values, dtype=object)).str.replace(r"[^a-z0-9]", "", regex=True)
+    return slug.where(slug != "", "user")
+
+
+def _join(*parts) -> np.ndarray:
+    """Element-wise string concatenation of arrays and scalars."""
+    result = None
+    for part in parts:
+        part = np.asarray(part, dtype=object)
+        result = part if result is None else result + part
+    return np.asarray(result, dtype=object)
+
+
+_FAMILY_FIRST_UNSPACED = frozenset({"zh", "ja", "ko"})  # 高橋桃子: family name first, no space
+_FAMILY_FIRST_SPACED = frozenset({"hu", "vi"})
+_SAFE_EMAIL_DOMAINS = np.array(["example.com", "example.net", "example.org"], dtype=object)
+_SYLLABLES = np.array("ka lo mi ne ru sa te vi da bo ra li mo na pe ti zu ha ke ro".split(), dtype=object)
+
+
+class _Faker:
+    """Seeded Faker pools per kind: Faker is slow per call, so a few thousand values are combined vectorised."""
+
+    def __init__(self, locale: str, seed: int, n_rows: int, forbidden: frozenset | set):
+        from faker import Faker
+
+        try:
+            self.faker = Faker(locale)
+        except (AttributeError, ValueError, ModuleNotFoundError):
+            raise SpecError(f"pii_locale {locale!r} is not a locale Faker knows") from None
+        self.faker.seed_instance(seed)
+        self.locale = locale
+        self.size = int(min(2000, max(200, n_rows)))
+        self.forbidden = forbidden
+        self.cache: dict[str, np.ndarray] = {}
+
+    def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
+        if method not in self.cache:
+            produce = getattr(self.faker, method)
+            values = list(dict.fromkeys(transform(produce()) for _ in range(self.size)))
+            if self.forbidden:
+                values = [v for v in values if normalize_value(v) not in self.forbidden]
+            self.cache[method] = np.array(values, dtype=object)
+        return self.cache[method]
+
+
+def _syllable_names(rng: np.random.Generator, k: int) -> np.ndarray:
+    """Pronounceable made-up names, for when every Faker name is forbidden."""
+    picks = _SYLLABLES[rng.integers(0, len(_SYLLABLES), size=(k, 3))]
+    return np.array([("".join(p)).capitalize() for p in picks], dtype=object)
+
+
+def _from_pool(pool: np.ndarray, rng: np.random.Generator, k: int) -> np.ndarray:
+    if len(pool) == 0:
+        return _syllable_names(rng, k)
+    return pool[rng.integers(0, len(pool), size=k)]
+
+
+def _luhn_complete(payloads: np.ndarray) -> np.ndarray:
+    """Append the Luhn check digit to each digit string."""
+    series = pd.Series(payloads, dtype=object).astype(str)
+    check = (10 - _luhn_total(series + "0") % 10) % 10
+    return _join(series.to_numpy(dtype=object), check.astype(str))
+
+
+def _generator(kind: str, pools: _Faker, rng: np.random.Generator, context: dict[str, np.ndarray]):
+    """A function rows -> values for one kind; `attempt` > 0 asks for values unlike the previous try."""
+
+    def first(k):
+        return _from_pool(pools.pool("first_name"), rng, k)
+
+    def last(k):
+        return _from_pool(pools.pool("last_name"), rng, k)
+
+    def sampled(method: str, transform: Callable[[object], str] = str):
+        return lambda rows, attempt: _from_pool(pools.pool(method, transform), rng, len(rows))
+
+    def person(rows, attempt):
+        if attempt == 0 and "first_name" in context and "last_name" in context:
+            given, family = context["first_name"][rows], context["last_name"][rows]
+        else:
+            given, family = first(len(rows)), last(len(rows))
+        language = pools.locale.split("_")[0].lower()
+        if language in _FAMILY_FIRST_UNSPACED:
+            return _join(family, given)
+        if language in _FAMILY_FIRST_SPACED:
+            return _join(family, " ", given)
+        return _join(given, " ", family)
+
+    def email(rows, attempt):
+        k = len(rows)
+        if "first_name" in context and "last_name" in context:
+            given, family = context["first_name"][rows], context["last_name"][rows]
+        elif "person_name" in context:
+            parts = pd.Series(context["person_name"][rows], dtype=object).astype(str).str.split()
+            given, family = parts.str[0].to_numpy(dtype=object), parts.str[-1].to_numpy(dtype=object)
+        else:
+            given, family = first(k), last(k)
+        g, f = _slug(given).to_numpy(dtype=object), _slug(family).to_numpy(dtype=object)
+        initial = pd.Series(g, dtype=object).str[0].to_numpy(dtype=object)
+        shape = rng.integers(0, 4, size=k)
+        local = np.where(shape == 0, _join(g, ".", f),
+                         np.where(shape == 1, _join(initial, f), np.where(shape == 2, _join(g, f), _join(g, "_", f))))
+        if attempt > 0:
+            local = _join(local, rng.integers(10, 100000, size=k).astype(str))
+        domain = _SAFE_EMAIL_DOMAINS[rng.integers(0, len(_SAFE_EMAIL_DOMAINS), size=k)]
+        full = pd.Series(_join(local, "@", domain))
+        repeat = full.groupby(full, sort=False).cumcount().to_numpy()
+        local = np.where(repeat > 0, _join(local, repeat.astype(str)), local)
+        return _join(local, "@", domain)
+
+    def redigited(method: str, **how):
+        def make(rows, attempt):
+            templates = _from_pool(pools.pool(method), rng, len(rows))
+            return _redigit(templates.astype(str), rng, **how).astype(object)
+        return make
+
+    def ip(rows, attempt):
+        k = len(rows)
+        head = rng.choice(np.setdiff1d(np.arange(1, 224), [10, 127]), size=k)
+        rest = rng.integers(0, 256, size=(k, 3))
+        return _join(head.astype(str), ".", rest[:, 0].astype(str), ".", rest[:, 1].astype(str), ".", rest[:, 2].astype(str))
+
+    def card(rows, attempt):
+        templates = _from_pool(pools.pool("credit_card_number"), rng, len(rows)).astype(str)
+        fresh = _redigit(templates, rng, keep_leading=6)
+        payloads = pd.Series(fresh, dtype=object).str[:-1].to_numpy(dtype=object)
+        return _luhn_complete(payloads)
+
+    def iban(rows, attempt):
+        templates = pd.Series(_from_pool(pools.pool("iban"), rng, len(rows)), dtype=object).astype(str)
+        country = templates.str[:2].to_numpy(dtype=object)
+        bban = _redigit(templates.str[4:].to_numpy(dtype=str), rng).astype(object)
+        check = 98 - _mod97(_join(bban, country, "00").astype(str))
+        return _join(country, pd.Series(check).astype(str).str.zfill(2).to_numpy(dtype=object), bban)
+
+    def birth(rows, attempt):
+        start = np.datetime64("1940-01-01", "D") if attempt < 10 else np.datetime64("1900-01-01", "D")
+        end = np.datetime64("2006-12-31", "D")
+        days = rng.integers(0, int((end - start).astype(int)) + 1, size=len(rows))
+        return (start + days.astype("timedelta64[D]")).astype("datetime64[us]")
+
+    def declared(rows, attempt):
+        """A bothify-style code (ABC-123456): nothing is known of a declared column but that it is PII."""
+        k = len(rows)
+        letters = rng.integers(65, 91, size=(k, 3)).astype(np.uint32)
+        digits = rng.integers(48, 58, size=(k, 6)).astype(np.uint32)
+        dash = np.full((k, 1), 45, dtype=np.uint32)
+        codes = np.ascontiguousarray(np.concatenate([letters, dash, digits], axis=1))
+        return codes.view("<U10").reshape(k).astype(object)
+
+    return {
+        "first_name": lambda rows, attempt: first(len(rows)),
+        "last_name": lambda rows, attempt: last(len(rows)),
+        "person_name": person,
+        "email": email,
+        "phone": redigited("phone_number", keep_leading=3),
+        "street_address": redigited("street_address", nonzero_start=True),
+        "postal_code": redigited("postcode"),
+        "ip_address": ip,
+        "card_number": card,
+        "national_id": redigited("ssn", keep_leading=3),
+        "birth_date": birth,
+        "iban": iban,
+        "city": sampled("city"),
+        DECLARED_KIND: declared,
+    }[kind]
+
+
+def _normalized(values: np.ndarray) -> pd.Series:
+    series = pd.Series(values)
+    if pd.api.types.is_datetime64_any_dtype(series):
+        return series.dt.strftime("%Y-%m-%d").fillna("")
+    text = series.astype(str).str.normalize("NFKC").str.casefold()
+    return text.str.replace(_WS, " ", regex=True).str.strip()
+
+
+def _avoiding(make, n_rows: int, forbidden, rng: np.random.Generator, is_datetime: bool) -> np.ndarray:
+    """Generate, then regenerate the rows that hit a real value, so no real value appears by coincidence."""
+    values = make(np.arange(n_rows), 0)
+    if not forbidden or n_rows == 0:
+        return values
+    for attempt in range(1, 21):
+        bad = np.flatnonzero(_isin(_normalized(values), forbidden))
+        if bad.size == 0:
+            return values
+        values[bad] = make(bad, attempt)
+    bad = np.flatnonzero(_isin(_normalized(values), forbidden))
+    while bad.size:  # the kind's value space is exhausted by real values: fall back to something obviously made up
+        if is_datetime:
+            values[bad] = np.datetime64("NaT")
+            break
+        values[bad] = _join("x-", pd.Series(rng.integers(0, 2**62, size=bad.size)).map("{:016x}".format).to_numpy(dtype=object))
+        bad = np.flatnonzero(_isin(_normalized(values), forbidden))
+    return values
+
+
+def _seed_for(seed: int, table: str, column: str) -> np.random.SeedSequence:
+    return np.random.SeedSequence([int(seed) % 2**32, zlib.crc32(table.encode()), zlib.crc32(column.encode())])
+
+
+_NAME_KINDS_FIRST = {"first_name": 0, "last_name": 1, "person_name": 2}
+
+
+def fill_synthetic(
+    table: str,
+    synthetic: pd.DataFrame,
+    findings: list[PiiFinding],
+    *,
+    n_rows: int,
+    column_order: list[str],
+    locale: str = "en_US",
+    seed: int = 0,
+    forbidden: set[str] | frozenset = frozenset(),
+    null_rates: dict[str, float] | None = None,
+) -> pd.DataFrame:
+    """The output table: Faker columns for `fake` findings (never learned), `drop` columns left out.
+
+    Emails are derived from the row's fake names and use example.com/.net/.org, so a synthetic address can
+    never reach a real inbox. Birth dates fall in 1940..2006, a fixed range so one seed gives one output
+    regardless of the day it runs. Any value equal (normalised) to a value in `forbidden` is regenerated;
+    where a kind's value space is exhausted, an obviously made-up token (or a null date) is used instead.
+    `null_rates` blanks that share of rows per column (a real null rate is an aggregate and safe to reuse).
+    """
+    if synthetic.shape[1] and len(synthetic) != n_rows:
+        raise ValueError(f"table {table!r}: synthetic frame has {len(synthetic)} rows, n_rows is {n_rows}")
+    mine = _of_table(findings, table)
+    dropped = {f.column for f in mine if f.policy == "drop"}
+    fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order),
+                   key=lambda f: _NAME_KINDS_FIRST.get(f.kind, 3))
+    out = synthetic.copy() if synthetic.shape[1] else pd.DataFrame(index=pd.RangeIndex(n_rows))
+    null_rates = null_rates or {}
+    context: dict[str, np.ndarray] = {}
+    for f in fakes:
+        sequence = _seed_for(seed, table, f.column)
+        rng = np.random.default_rng(sequence)
+        pools = _Faker(locale, int(sequence.generate_state(1)[0]), n_rows, forbidden)
+        make = _generator(f.kind, pools, rng, context)
+        values = _avoiding(make, n_rows, forbidden, rng, is_datetime=f.kind == "birth_date")
+        if f.kind in _NAME_KINDS_FIRST:
+            context.setdefault(f.kind, values)
+        if f.kind == "birth_date":
+            series = pd.Series(values, index=out.index).astype("datetime64[us]")
+        else:
+            series = pd.Series(values, index=out.index, dtype="string")
+        rate = float(null_rates.get(f.column, 0.0))
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"null rate for {table}.{f.column} must be between 0 and 1")
+        n_null = int(round(rate * n_rows))
+        if n_null:
+            series.iloc[rng.choice(n_rows, size=n_null, replace=False)] = None
+        out[f.column] = series
+    columns = [c for c in column_order if c not in dropped]
+    missing = [c for c in columns if c not in out.columns]
+    if missing:
+        raise ValueError(f"table {table!r}: synthetic output lacks column(s) {', '.join(missing)}")
+    return out[columns]
+
+
+# ---------------------------------------------------------------- leak checks
+
+
+def forbidden_values(tables: Mapping[str, pd.DataFrame], findings: list[PiiFinding]) -> set[str]:
+    """Normalised real values of every finding not kept: none may appear in synthetic output."""
+    forbidden: set[str] = set()
+    for f in findings:
+        if f.policy == "keep" or f.table not in tables or f.column not in tables[f.table].columns:
+            continue
+        forbidden.update(_normalize_series(tables[f.table][f.column]))
+    forbidden.discard("")
+    return forbidden
+
+
+def _checkable(series: pd.Series) -> bool:
+    return (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)
+            or isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_datetime64_any_dtype(series))
+
+
+def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str]) -> dict[str, dict[str, int]]:
+    """{table: {column: count}} of synthetic values equal to a forbidden real value; counts, never values."""
+    leaks: dict[str, dict[str, int]] = {}
+    if not forbidden:
+        return leaks
+    for table, df in synthetic_tables.items():
+        for column in df.columns:
+            series = df[column]
+            if not _checkable(series):
+                continue
+            if isinstance(series.dtype, pd.CategoricalDtype):
+                series = series.astype(object)
+            count = int(_isin(_normalize_series(series), forbidden).sum())
+            if count:
+                leaks.setdefault(table, {})[column] = count
+    return leaks

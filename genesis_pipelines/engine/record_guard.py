@@ -1,0 +1,100 @@
+"""Never release a copy of a real record that is unique in the training data, nor a real PII value.
+
+Both guards keep only salted digests in the model, so a saved model holds no real PII value and no real row.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import pandas as pd
+
+from genesis_pipelines.engine import pii
+from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, to_float
+from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
+from genesis_pipelines.engine.evaluation.privacy import MIN_RECORD_COLUMNS
+from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
+
+MAX_RESAMPLE_ROUNDS = 25
+
+
+def digest(salt: str, text: str) -> str:
+    return hashlib.sha256((salt + "\x00" + text).encode("utf-8")).hexdigest()[:20]
+
+
+class HashedValueSet:
+    """Membership test against real PII values stored only as salted digests."""
+
+    def __init__(self, salt: str, digests: set[str]):
+        self.salt, self.digests = salt, digests
+
+    def __contains__(self, value: object) -> bool:
+        return digest(self.salt, pii.normalize_value(value)) in self.digests
+
+    def __len__(self) -> int:
+        return len(self.digests)
+
+
+def comparison_exclusions(schema: DatasetSchema, findings: list[pii.PiiFinding]) -> dict[str, set[str]]:
+    """Keys are regenerated and non-kept PII is replaced, so neither is compared with the real rows."""
+    exclude = {t: schema.key_columns(t) for t in schema.tables}
+    for finding in findings:
+        if finding.policy != "keep":
+            exclude.setdefault(finding.table, set()).add(finding.column)
+    return exclude
+
+
+def record_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
+    """The columns that make up a 'record' for the copy gate; fewer than two make no record."""
+    columns = evaluable_columns(meta, exclude)
+    return columns if len(columns) >= MIN_RECORD_COLUMNS else []
+
+
+def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series:
+    """One canonical text per row, equal exactly when the evaluation counts two rows as equal."""
+    parts = []
+    for column in columns:
+        sdtype = meta.columns[column].sdtype
+        if sdtype in NUMERIC_LIKE:
+            values = pd.Series(to_float(df[column], sdtype)).map(lambda v: "\x00null" if np.isnan(v) else repr(float(v)))
+        else:
+            values = category_keys(df[column])[0].astype(str)
+        parts.append(values.reset_index(drop=True))
+    if not parts:
+        return pd.Series([""] * len(df), dtype=object)
+    joined = parts[0]
+    for part in parts[1:]:
+        joined = joined + "\x1f" + part
+    return joined
+
+
+def unique_record_digests(train: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str) -> list[str]:
+    if not columns or train.empty:
+        return []
+    keys = row_keys(train, columns, meta)
+    counts = keys.value_counts()
+    return sorted(digest(salt, k) for k in counts.index[counts.to_numpy() == 1])
+
+
+def resample_copies(
+    body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
+    sample: Callable[[int, int], pd.DataFrame], seed: int,
+) -> tuple[pd.DataFrame, int]:
+    """Redraw rows that reproduce a unique real record; returns the body and how many copies were left."""
+    if not digests or not columns or body.empty:
+        return body, 0
+    body = body.reset_index(drop=True)
+    for round_ in range(MAX_RESAMPLE_ROUNDS):
+        hits = np.flatnonzero(row_keys(body, columns, meta).map(lambda k: digest(salt, k) in digests).to_numpy(dtype=bool))
+        if not len(hits):
+            return body, 0
+        fresh = sample(len(hits), seed + round_ + 1)[list(body.columns)].set_axis(hits)
+        body = pd.concat([body.drop(index=hits), fresh]).sort_index()
+    remaining = int(row_keys(body, columns, meta).map(lambda k: digest(salt, k) in digests).sum())
+    return body, remaining
+
+
+def pii_guard(tables: Mapping[str, pd.DataFrame], findings: list[pii.PiiFinding], salt: str) -> list[str]:
+    return sorted(digest(salt, v) for v in pii.forbidden_values(tables, findings))
