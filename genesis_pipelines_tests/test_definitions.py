@@ -1,0 +1,66 @@
+"""The code location loads, and the asset graph mirrors each spec's FK graph."""
+
+from __future__ import annotations
+
+import dagster as dg
+import pytest
+
+from genesis_pipelines.definitions import build_definitions
+
+
+@pytest.fixture(scope="module")
+def defs() -> dg.Definitions:
+    return build_definitions()
+
+
+def test_definitions_load_and_validate(defs):
+    dg.Definitions.validate_loadable(defs)
+    jobs = {job.name for job in defs.resolve_all_job_defs()}
+    assert {"chinook_synthetic_twin", "nycflights_synthetic_twin", "nycflights_inferred_synthetic_twin"} <= jobs
+    assert set(defs.resources) >= {"warehouse", "storage", "pii_settings"}
+    assert defs.resolve_schedule_def("chinook_regeneration").cron_schedule == "0 3 * * *"
+
+
+def test_asset_keys_groups_and_kinds(defs):
+    graph = defs.resolve_asset_graph()
+    keys = {k.to_user_string() for k in graph.get_all_asset_keys()}
+    for expected in ("chinook/source/Track", "chinook/schema", "chinook/pii_scan", "chinook/model",
+                     "chinook/synthetic/PlaylistTrack", "chinook/quality_report", "chinook/privacy_report"):
+        assert expected in keys
+    node = graph.get(dg.AssetKey(["chinook", "synthetic", "Track"]))
+    assert node.group_name == "chinook"
+    assert "duckdb" in node.kinds
+
+
+def test_synthetic_deps_follow_the_fk_graph(defs):
+    graph = defs.resolve_asset_graph()
+
+    def parents(table: str) -> set[str]:
+        return {k.to_user_string() for k in graph.get(dg.AssetKey(["chinook", "synthetic", table])).parent_keys}
+
+    assert parents("Album") == {"chinook/model", "chinook/synthetic/Artist"}
+    assert parents("InvoiceLine") == {"chinook/model", "chinook/synthetic/Invoice", "chinook/synthetic/Track"}
+    assert parents("PlaylistTrack") == {"chinook/model", "chinook/synthetic/Playlist", "chinook/synthetic/Track"}
+    assert "chinook/synthetic/Employee" not in parents("Employee"), "a self reference is not a graph edge"
+    # inferred keys shape the graph too
+    flights = {k.to_user_string() for k in graph.get(dg.AssetKey(["nycflights_inferred", "synthetic", "flights"])).parent_keys}
+    assert flights == {"nycflights_inferred/model", "nycflights_inferred/synthetic/airlines",
+                       "nycflights_inferred/synthetic/airports", "nycflights_inferred/synthetic/planes"}
+
+
+def test_checks_gate_every_synthetic_table(defs):
+    graph = defs.resolve_asset_graph()
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assert ("chinook/synthetic/Employee", "keys_valid") in checks
+    assert ("chinook/synthetic/Customer", "no_pii_leak") in checks
+    assert ("chinook/quality_report", "quality_threshold") in checks
+    assert ("chinook/privacy_report", "privacy_gates") in checks
+
+
+def test_adding_a_spec_adds_a_pipeline(tmp_path, monkeypatch, isolated_data):
+    from genesis_pipelines_tests.test_assets import write_shop
+
+    write_shop(tmp_path / "specs" / "shop")
+    monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))
+    jobs = {job.name for job in build_definitions().resolve_all_job_defs()}
+    assert "shop_synthetic_twin" in jobs and "chinook_synthetic_twin" not in jobs
