@@ -157,6 +157,7 @@ def run_dagster(spec, data_dir: Path) -> DagsterRun:
     records = instance.all_logs(result.run_id, of_type={
         types.STEP_START, types.STEP_SUCCESS, types.STEP_FAILURE, types.RUN_START, types.RUN_SUCCESS, types.RUN_FAILURE,
     })
+    instance.dispose()
     starts: dict[str, float] = {}
     steps: dict[str, float] = {}
     failed_steps: list[str] = []
@@ -383,8 +384,8 @@ def bench_dataset(name: str, repeat: int, scale: float | None, keep: bool) -> tu
     wall = _median([r.wall_seconds for r in dagster_runs])
     rows = sum(dagster_runs[-1].synthetic_rows.values())
     ok = all(r.success for r in dagster_runs)
-    summary = (f"{spec.name}: {'ok' if ok else 'RUN FAILED'}, total wall {wall:.2f} s"
-               f"{' (median of ' + str(repeat) + ')' if repeat > 1 else ''}, {rows:,} synthetic rows in "
+    summary = (f"{spec.name}: {'ok' if ok else 'RUN FAILED'}, total wall {wall:.2f} s (dagster.materialize"
+               f"{', median of ' + str(repeat) if repeat > 1 else ''}), {rows:,} synthetic rows in "
                f"{len(dagster_runs[-1].synthetic_rows)} tables, {_rate(rows, wall):,.0f} rows/s overall")
     return summary, ok
 
@@ -411,8 +412,14 @@ def main(argv: list[str] | None = None) -> int:
           f"pandas {pandas.__version__}; {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}")
     summaries, all_ok = [], True
     started = time.perf_counter()
+    from genesis_pipelines.engine.errors import GenesisError
+
     for name in args.dataset or ["chinook"]:
-        summary, ok = bench_dataset(name, args.repeat, args.scale, args.keep)
+        try:
+            summary, ok = bench_dataset(name, args.repeat, args.scale, args.keep)
+        except GenesisError as exc:  # bad spec or bad data: the message names the field, table or column
+            print(f"bench_demo: {name}: {exc}", file=sys.stderr)
+            summary, ok = f"{name}: ERROR ({exc.__class__.__name__}, see above)", False
         summaries.append(summary)
         all_ok &= ok
     print(f"\nSummary ({time.perf_counter() - started:.1f} s for the whole benchmark)")

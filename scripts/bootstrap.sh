@@ -14,6 +14,8 @@ fi
 stamp=".venv/.genesis-installed-$(cat pyproject.toml | sha256sum | cut -c1-16)"
 if [ ! -f "$stamp" ]; then
     .venv/bin/python -m pip install --quiet --upgrade pip
+    # the CPU build of torch first, so resolving the project never pulls the multi-GB CUDA build
+    .venv/bin/python -m pip install --quiet "torch==${GENESIS_TORCH_VERSION:-2.13.0}"
     .venv/bin/python -m pip install --quiet -e ".[dev]"
     rm -f .venv/.genesis-installed-*
     touch "$stamp"

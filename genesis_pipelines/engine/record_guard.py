@@ -48,7 +48,8 @@ def comparison_exclusions(schema: DatasetSchema, findings: list[pii.PiiFinding])
 
 def record_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
     """The columns that make up a 'record' for the copy gate; fewer than two make no record."""
-    columns = evaluable_columns(meta, exclude)
+    # sorted: the model's JSON stores columns alphabetically, so source order would not survive a reload
+    columns = sorted(evaluable_columns(meta, exclude))
     return columns if len(columns) >= MIN_RECORD_COLUMNS else []
 
 
