@@ -2,14 +2,15 @@
 
 import dagster as dg
 
+from genesis_pipelines.defs.executor import genesis_executor
 from genesis_pipelines.paths import PROJECT_ROOT
 
 
 def build_definitions() -> dg.Definitions:
     return dg.Definitions.merge(
         dg.load_from_defs_folder(path_within_project=PROJECT_ROOT),
-        # ad-hoc materializations from the UI share the warehouse's single-writer constraint
-        dg.Definitions(executor=dg.in_process_executor),
+        # in-process locally (the warehouse's single writer); GENESIS_EXECUTOR=k8s|ecs|multiprocess in production
+        dg.Definitions(executor=genesis_executor()),
     )
 
 

@@ -87,7 +87,7 @@ def test_whole_chinook_graph_materializes_with_passing_checks(chinook_run):
     result, _, _ = chinook_run
     assert result.success
     evaluations = result.get_asset_check_evaluations()
-    assert len(evaluations) == 11 * 2 + 2
+    assert len(evaluations) == 11 * 3 + 2  # keys_valid, no_pii_leak, expectations per table; two report gates
     failed = [(e.asset_key.to_user_string(), e.check_name) for e in evaluations if not e.passed]
     assert failed == []
 
@@ -151,8 +151,9 @@ def test_no_real_pii_in_event_log_reports_or_output(chinook_run):
     result, instance, data_dir = chinook_run
     anywhere, whole = _real_identifiers()
     texts = {"event log": "\n".join(serialize_value(record) for record in instance.all_logs(result.run_id))}
-    for path in (data_dir / "chinook" / "reports").iterdir():
-        texts[path.name] = path.read_text(encoding="utf-8")
+    for path in (data_dir / "chinook" / "reports").rglob("*"):
+        if path.is_file():
+            texts[str(path.relative_to(data_dir))] = path.read_text(encoding="utf-8")
     with _warehouse(data_dir) as con:
         for table in ("Customer", "Employee", "Invoice", "Track"):
             frame = con.execute(f'select * from synthetic_chinook."{table}"').df()

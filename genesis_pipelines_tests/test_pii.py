@@ -441,3 +441,116 @@ def test_engine_module_does_not_import_dagster():
     imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
     imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
     assert not [name for name in imported if name.split(".")[0] == "dagster"]
+
+
+# ---------------------------------------------------------------- free text, consistent fakes, snippets
+
+
+def _notes(locale: str, n: int = 200, pii_every: int = 2) -> pd.Series:
+    fake = Faker(locale)
+    fake.seed_instance(7)
+    values = []
+    for i in range(n):
+        if i % pii_every == 0:
+            values.append(f"Spoke with {fake.name()} on {fake.phone_number()} about ticket {i}"
+                          if i % 4 == 0 else f"Forward the receipt to {fake.email()} for ticket {i}")
+        else:
+            values.append(fake.sentence(nb_words=9))
+    return pd.Series(values, dtype="string")
+
+
+@pytest.mark.parametrize("locale", ["en_US", "de_DE", "fr_FR", "pt_BR", "it_IT"])
+def test_free_text_mentioning_people_is_flagged(locale):
+    finding = detect_column("T", "comments", _notes(locale), "text")
+    assert finding is not None and finding.kind == "free_text_pii" and finding.policy == "fake"
+    assert finding.match_rate >= 0.3
+
+
+def test_prose_without_pii_and_short_labels_are_not_free_text_pii():
+    fake = Faker("en_US")
+    fake.seed_instance(1)
+    prose = pd.Series([fake.sentence(nb_words=10) for _ in range(200)], dtype="string")
+    assert detect_column("T", "description", prose, "text") is None
+    dates = pd.Series([f"Shipped on 2024-03-{d:02d} in {n} boxes, tracking pending" for d, n in zip(range(1, 29), range(28))] * 5)
+    assert detect_column("T", "status_text", dates, "text") is None
+
+
+def test_free_text_fakes_are_sentences_that_avoid_real_values():
+    out = _fill(["free_text_pii"], n=300, seed=2)
+    assert out["free_text_pii"].str.split().str.len().min() >= 2
+    assert not out["free_text_pii"].str.contains("@").any()
+
+
+def _consistent(table, column, kind):
+    return PiiFinding(table=table, column=column, kind=kind, method="name", confidence=0.9, policy="fake", consistent=True)
+
+
+def test_consistent_fakes_map_one_real_value_to_one_fake_across_tables():
+    key = b"test-key"
+    addresses = pd.Series(["12 Main St", "99 Elm Road", "12 main st ", None], dtype="string")
+    customer = prepare_for_training("Customer", pd.DataFrame({"Address": addresses}), [_consistent("Customer", "Address", "street_address")], hash_key=key)
+    invoice = prepare_for_training("Invoice", pd.DataFrame({"BillingAddress": addresses.iloc[::-1].reset_index(drop=True)}),
+                                   [_consistent("Invoice", "BillingAddress", "street_address")], hash_key=key)
+    tokens = customer["Address"]
+    assert tokens[0] == tokens[2] != tokens[1] and pd.isna(tokens[3])  # normalised before keying
+    assert not tokens.dropna().str.contains("main", case=False).any()
+    fake_customer = fill_synthetic("Customer", customer, [_consistent("Customer", "Address", "street_address")],
+                                   n_rows=4, column_order=["Address"], seed=1)
+    fake_invoice = fill_synthetic("Invoice", invoice, [_consistent("Invoice", "BillingAddress", "street_address")],
+                                  n_rows=4, column_order=["BillingAddress"], seed=99, locale="en_US")
+    assert fake_customer["Address"][0] == fake_customer["Address"][2] == fake_invoice["BillingAddress"][1]
+    assert fake_customer["Address"][1] == fake_invoice["BillingAddress"][2]
+    assert fake_customer["Address"][0] != fake_customer["Address"][1]
+    assert pd.isna(fake_customer["Address"][3])
+    other_key = prepare_for_training("Customer", pd.DataFrame({"Address": addresses}),
+                                     [_consistent("Customer", "Address", "street_address")], hash_key=b"other")
+    assert other_key["Address"][0] != tokens[0]  # the key, not the value alone, decides the fake
+
+
+def test_consistent_fakes_need_the_key_and_avoid_real_values():
+    with pytest.raises(SpecError, match="GENESIS_HASH_KEY"):
+        prepare_for_training("T", pd.DataFrame({"email": ["a@b.co"]}), [_consistent("T", "email", "email")], hash_key=None)
+    tokens = pd.Series([f"{i:016x}" for i in range(50)], dtype="string")
+    first = pii.consistent_fakes(tokens, "person_name")
+    forbidden = set(pii._normalize_series(first))
+    second = pii.consistent_fakes(tokens, "person_name", forbidden=forbidden)
+    assert not pii._normalize_series(second).isin(forbidden).any()
+    assert pii.consistent_fakes(tokens, "person_name", forbidden=forbidden).equals(second)  # still deterministic
+
+
+def test_scan_marks_fake_columns_consistent_when_the_spec_asks(chinook):
+    _, tables, schema = chinook
+    spec = _chinook_spec(pii_consistent_fake=True, pii={"Customer.Company": "keep"})
+    findings = scan_tables(tables, schema, spec)
+    assert all(f.consistent == (f.policy == "fake") for f in findings)
+    assert any(f.consistent for f in findings)
+
+
+def test_text_snippets_are_stored_as_digests_and_found_in_output(chinook):
+    _, real, schema = chinook
+    schema = schema.model_copy(deep=True)
+    notes = _notes("en_US", n=60)
+    tables = {"Track": real["Track"].head(60).assign(Notes=notes.to_numpy())}
+    schema.tables["Track"].columns["Notes"] = schema.tables["Track"].columns["Name"].model_copy(update={"name": "Notes", "sdtype": "text"})
+    guard = pii.text_shingle_digests(tables, schema, [], salt="s")
+    assert guard["width"] == pii.SHINGLE and guard["stride"] == 1 and len(guard["digests"]) > 1000
+    assert not any(n[:16].casefold() in json.dumps(guard) for n in notes)
+    snippet = notes[2][5:5 + pii.SHINGLE + 3]
+    synthetic = {"Track": pd.DataFrame({"Notes": ["nothing real here at all, just words", f"xx {snippet.upper()} yy", None],
+                                        "Other": ["a", "b", "c"]})}
+    assert pii.find_text_leaks(synthetic, guard, "s") == {"Track": {"Notes": 1}}
+    assert pii.find_text_leaks(synthetic, guard, "other salt") == {}
+    assert pii.find_text_leaks(synthetic, None, "s") == {}
+
+
+def test_text_guard_strides_when_text_is_huge(chinook, monkeypatch):
+    monkeypatch.setattr(pii, "MAX_SHINGLES", 500)
+    _, real, schema = chinook
+    schema = schema.model_copy(deep=True)
+    notes = _notes("en_US", n=60)
+    schema.tables["Track"].columns["Notes"] = schema.tables["Track"].columns["Name"].model_copy(update={"name": "Notes", "sdtype": "text"})
+    guard = pii.text_shingle_digests({"Track": real["Track"].head(60).assign(Notes=notes.to_numpy())}, schema, [], salt="s")
+    assert guard["stride"] > 1 and guard["width"] == pii.SHINGLE - guard["stride"] + 1
+    for start in (0, 3, 7):  # any 20-character snippet is still caught
+        snippet = notes[4][start:start + pii.SHINGLE]
+        assert pii.find_text_leaks({"T": pd.DataFrame({"c": [f"-- {snippet} --"]})}, guard, "s") == {"T": {"c": 1}}

@@ -1,14 +1,21 @@
-"""One dataset spec -> its assets, checks, job and schedule."""
+"""One dataset spec -> its assets, checks, job, sensors and schedule."""
 
 
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
+from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key
+from genesis_pipelines.defs.assets.drift import build_drift_asset
 from genesis_pipelines.defs.assets.model import build_model_asset
 from genesis_pipelines.defs.assets.reports import build_report_assets
 from genesis_pipelines.defs.assets.source import build_source_assets
+from genesis_pipelines.defs.assets.s3_export import build_s3_export_assets, s3_export_keys
 from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets
 from genesis_pipelines.defs.checks.gates import build_checks
+from genesis_pipelines.defs.executor import genesis_executor
+from genesis_pipelines.defs.schedules.regeneration import build_regeneration_schedule
+from genesis_pipelines.defs.sensors.drift import build_drift_sensor
+from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
 from genesis_pipelines.engine.io import read_source_table, source_table_names
 from genesis_pipelines.engine.schema import plan_generation
 from genesis_pipelines.engine.spec import DatasetSpec
@@ -27,19 +34,25 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         build_model_asset(spec),
         *build_synthetic_assets(spec, plan),
         *build_report_assets(spec, list(plan)),
+        build_drift_asset(spec, tables),
+        *build_s3_export_assets(spec, list(plan)),  # only with GENESIS_EXPORT_S3_URI
     ]
     job = dg.define_asset_job(
         twin_job_name(spec.name),
         selection=dg.AssetSelection.groups(spec.name),
         description=f"Source tables to synthetic twin and reports for {spec.name}.",
         # one process: the DuckDB file takes a single writer, and steps are short
-        executor_def=dg.in_process_executor,
+        executor_def=genesis_executor(),  # in-process unless GENESIS_EXECUTOR says otherwise
         tags={"dataset": spec.name},
     )
-    schedules = []
-    if spec.schedule:
-        schedules.append(dg.ScheduleDefinition(
-            name=f"{spec.name}_regeneration", job=job, cron_schedule=spec.schedule,
-            default_status=dg.DefaultScheduleStatus.STOPPED,
-        ))
-    return dg.Definitions(assets=assets, asset_checks=build_checks(spec, list(plan)), jobs=[job], schedules=schedules)
+    # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan, model
+    drift = dataset_key(spec.name, "drift")
+    generation = [synthetic_key(spec.name, t) for t in plan] + [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
+    generation += s3_export_keys(spec, plan)
+    retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan", "model")] + generation
+    sensors = [build_drift_sensor(spec, job, retrain)]
+    if spec.source.watch.enabled:
+        sensors.append(build_new_data_sensor(spec, tables, job, retrain + [drift] if spec.source.watch.on_change == "all" else [drift]))
+    schedules = [build_regeneration_schedule(spec, job, generation)] if spec.schedule else []
+    return dg.Definitions(assets=assets, asset_checks=build_checks(spec, list(plan)), jobs=[job], schedules=schedules,
+                          sensors=sensors)

@@ -2,6 +2,7 @@
 
 
 import os
+from contextlib import contextmanager
 from pathlib import Path
 
 import dagster as dg
@@ -9,6 +10,8 @@ from dagster_duckdb import DuckDBResource
 from pydantic import Field
 
 from genesis_pipelines import paths
+from genesis_pipelines.defs.io_managers import s3_io_manager_resources
+from genesis_pipelines.engine.device import resolve_device
 
 
 class GenesisStorage(dg.ConfigurableResource):
@@ -44,12 +47,30 @@ class PiiSettings(dg.ConfigurableResource):
 
 
 class Warehouse(DuckDBResource):
-    """The DuckDB warehouse; creates its folder so a fresh checkout runs with no setup."""
+    """The DuckDB warehouse; creates its folder so a fresh checkout runs with no setup.
 
+    The connection is closed even when the step fails or is interrupted (the base class only closes on success),
+    so a failed step never keeps the file lock that other runs wait for.
+    """
+
+    @contextmanager
     def get_connection(self):
         if self.database != ":memory:":
             Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        return super().get_connection()
+        with super().get_connection() as conn:
+            try:
+                yield conn
+            finally:
+                conn.close()
+
+
+class DeviceResource(dg.ConfigurableResource):
+    """Where torch generators train: auto picks CUDA when a GPU is visible (GENESIS_DEVICE overrides)."""
+
+    device: str = Field(default="auto", description="auto | cpu | cuda | cuda:N")
+
+    def resolve(self) -> str:
+        return resolve_device(self.device)
 
 
 def default_resources() -> dict:
@@ -58,6 +79,8 @@ def default_resources() -> dict:
         "warehouse": Warehouse(database=str(paths.warehouse_path())),
         "storage": GenesisStorage(data_dir=str(paths.data_dir())),
         "pii_settings": PiiSettings(hash_key=dg.EnvVar("GENESIS_HASH_KEY") if os.environ.get("GENESIS_HASH_KEY") else None),
+        "device": DeviceResource(device=os.environ.get("GENESIS_DEVICE", "auto")),
+        **s3_io_manager_resources(),  # only with GENESIS_EXPORT_S3_URI: synthetic tables as Parquet in S3
     }
 
 

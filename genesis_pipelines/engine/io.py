@@ -95,6 +95,12 @@ def source_table_names(spec: DatasetSpec) -> list[str]:
     """Declared tables, else every table found in the source."""
     if spec.tables:
         return list(spec.tables)
+    if spec.source.is_s3:
+        names = sorted(key[len(s3_prefix(spec)):-len(spec.source.suffix)] for key in list_s3_objects(spec)
+                       if key.endswith(spec.source.suffix) and "/" not in key[len(s3_prefix(spec)):])
+        if not names:
+            raise SourceError(f"dataset {spec.name!r}: no {spec.source.suffix} files under s3://{spec.source.bucket}/{s3_prefix(spec)}")
+        return names
     root = spec.source_path
     if spec.source.kind == "duckdb":
         if not root.is_file():
@@ -107,7 +113,7 @@ def source_table_names(spec: DatasetSpec) -> list[str]:
         return sorted(r[0] for r in rows)
     if not root.is_dir():
         raise SourceError(f"dataset {spec.name!r}: source folder {root} does not exist")
-    suffix = ".csv" if spec.source.kind == "csv_folder" else ".parquet"
+    suffix = spec.source.suffix
     names = sorted(p.stem for p in root.glob(f"*{suffix}"))
     if not names:
         raise SourceError(f"dataset {spec.name!r}: no {suffix} files in source folder {root}")
@@ -118,8 +124,58 @@ def source_file(spec: DatasetSpec, table: str) -> Path:
     declared = spec.tables.get(table)
     if declared and declared.file:
         return spec.source_path / declared.file
-    suffix = ".csv" if spec.source.kind == "csv_folder" else ".parquet"
-    return spec.source_path / f"{table}{suffix}"
+    return spec.source_path / f"{table}{spec.source.suffix}"
+
+
+# ---------------------------------------------------------------- S3 sources (boto3; AWS_ENDPOINT_URL picks a local server)
+
+
+def s3_client():
+    import boto3  # only S3 sources need it
+
+    return boto3.client("s3")
+
+
+def s3_prefix(spec: DatasetSpec) -> str:
+    prefix = spec.source.prefix.strip("/")
+    return f"{prefix}/" if prefix else ""
+
+
+def s3_key(spec: DatasetSpec, table: str) -> str:
+    declared = spec.tables.get(table)
+    return s3_prefix(spec) + (declared.file if declared and declared.file else f"{table}{spec.source.suffix}")
+
+
+def list_s3_objects(spec: DatasetSpec, client=None) -> dict[str, dict]:
+    """Key -> {size, etag, modified} for every object under the prefix; a missing bucket is a SourceError."""
+    from botocore.exceptions import ClientError
+
+    client = client or s3_client()
+    out: dict[str, dict] = {}
+    try:
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=spec.source.bucket, Prefix=s3_prefix(spec)):
+            for obj in page.get("Contents", []):
+                out[obj["Key"]] = {"size": int(obj["Size"]), "etag": obj["ETag"].strip('"'),
+                                   "modified": obj["LastModified"].isoformat()}
+    except ClientError as exc:
+        code = exc.response.get("Error", {}).get("Code", "?")
+        raise SourceError(f"dataset {spec.name!r}: cannot list s3://{spec.source.bucket}/{s3_prefix(spec)} ({code})") from None
+    return out
+
+
+def _read_s3_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
+    """Download to a private temp file, then read it exactly like a local file (same checks, same typing)."""
+    from botocore.exceptions import ClientError
+
+    key = s3_key(spec, table)
+    with tempfile.TemporaryDirectory(prefix="genesis-s3-") as tmp:
+        path = Path(tmp) / Path(key).name
+        try:
+            s3_client().download_file(spec.source.bucket, key, str(path))
+        except ClientError as exc:
+            code = exc.response.get("Error", {}).get("Code", "?")
+            raise SourceError(f"table {table!r}: cannot read s3://{spec.source.bucket}/{key} ({code})") from None
+        return _read_csv(path, table) if spec.source.kind == "s3_csv" else _read_parquet(path, table)
 
 
 def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
@@ -134,10 +190,13 @@ def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
                 return con.execute(f'select * from "{schema}"."{table}"').df()
             except duckdb.CatalogException:
                 raise SourceError(f"table {table!r}: not found in DuckDB file {path.name} (schema {schema})") from None
-    path = source_file(spec, table)
-    if not path.is_file():
-        raise SourceError(f"table {table!r}: source file {path} does not exist")
-    df = _read_csv(path, table) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
+    if spec.source.is_s3:
+        df, path = _read_s3_table(spec, table), Path(s3_key(spec, table))
+    else:
+        path = source_file(spec, table)
+        if not path.is_file():
+            raise SourceError(f"table {table!r}: source file {path} does not exist")
+        df = _read_csv(path, table) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
     if df.empty:
         raise SourceError(f"table {table!r}: file {path.name} has a header but no rows")
     return df
@@ -219,6 +278,21 @@ def atomic_path(target: Path) -> Iterator[Path]:
 def write_json(path: Path, payload: object) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(payload, indent=2, sort_keys=True, default=str), encoding="utf-8")
+
+
+def export_warehouse_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, directory: Path,
+                           formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:
+    """Export a warehouse table with DuckDB's COPY (streamed, so a big table never sits in memory), atomically."""
+    paths = []
+    for fmt in formats:
+        if fmt not in ("parquet", "csv"):
+            raise ValueError(f"unknown export format {fmt!r}")
+        target = Path(directory) / f"{table}.{fmt}"
+        with atomic_path(target) as tmp:
+            options = "(FORMAT parquet)" if fmt == "parquet" else "(FORMAT csv, HEADER)"
+            con.execute(f"copy (select * from {quote(schema)}.{quote(table)}) to '{str(tmp).replace(chr(39), chr(39) * 2)}' {options}")
+        paths.append(target)
+    return paths
 
 
 def export_table(df: pd.DataFrame, directory: Path, table: str, formats: tuple[str, ...] = ("parquet", "csv")) -> list[Path]:

@@ -4,7 +4,12 @@ Detection, the training-time transform, the output-time fill and the leak check 
 must agree on kinds and on how values are normalised; if they drifted apart a real value could slip through.
 
 Policies:
-- ``fake``: the column is never learned; Faker values are generated at output time (the default).
+- ``fake``: the column is never learned; Faker values are generated at output time (the default). With the spec's
+  ``pii_consistent_fake: true`` (needs GENESIS_HASH_KEY) the model instead learns keyed tokens of the real values
+  and each token becomes a Faker value seeded by the token itself: the same real value maps to the same fake in
+  every table and every run with that key (Customer.Address and Invoice.BillingAddress of one real address get one
+  fake address), and no real value or unkeyed digest is stored. Synthetic rows are new people, so a synthetic
+  invoice's billing address equals its synthetic customer's address only where the model reproduces the pair.
 - ``drop``: the column is never learned and is left out of the output.
 - ``hash``: keyed HMAC-SHA256 tokens are learned, so equal values stay equal (joins, counts) without the key
   making the tokens reversible by a dictionary attack.
@@ -12,6 +17,11 @@ Policies:
 - ``keep``: learned as is. The default for ``city``: a city is a quasi-identifier, not a direct identifier,
   and synthetic rows keep their analytic value only if geography survives; re-identification risk from
   quasi-identifier combinations is measured by the privacy report, not removed here.
+
+Free text (comments, notes) that contains emails, phones or person names is kind ``free_text_pii`` and is replaced
+by Faker sentences. Real free text never reaches the output in pieces either: the model keeps salted digests of
+every 20-character shingle of the real text columns (`text_shingle_digests`), and `find_text_leaks` flags any
+synthetic value that reproduces one.
 
 Hard rule: real values never appear in findings, exceptions or logs, only names, kinds, counts and rates.
 """
@@ -40,13 +50,16 @@ from genesis_pipelines.engine.spec import PII_POLICIES, DatasetSpec
 
 PII_KINDS = (
     "person_name", "first_name", "last_name", "email", "phone", "street_address", "postal_code",
-    "ip_address", "card_number", "national_id", "birth_date", "iban", "city",
+    "ip_address", "card_number", "national_id", "birth_date", "iban", "city", "free_text_pii",
 )
 DECLARED_KIND = "declared"  # a column the spec names as PII that no detector recognised
 METHODS = ("name", "values", "name+values", "spec")
 HASH_KEY_ENV = "GENESIS_HASH_KEY"
 SAMPLE_SIZE = 2000  # value checks look at a deterministic sample this large, at most
 PERSON_NAME_THRESHOLD = 0.5  # share of values starting with a known first name for a bare "Name" column
+FREE_TEXT_THRESHOLD = 0.1  # share of free-text values that mention an email, phone or person name
+SHINGLE = 20  # real free-text snippets this long (normalised) must not reappear in synthetic output
+MAX_SHINGLES = 2_000_000  # per model; beyond it shingles are taken at a stride (see text_shingle_digests)
 DEFAULT_POLICY = {kind: "fake" for kind in PII_KINDS} | {"city": "keep", DECLARED_KIND: "fake"}
 
 
@@ -63,6 +76,7 @@ class PiiFinding(BaseModel):
     policy: str
     match_rate: float = Field(default=0.0, ge=0, le=1)
     policy_from_spec: bool = False
+    consistent: bool = False  # `fake` through keyed tokens: one real value -> one fake everywhere (see module doc)
 
     @field_validator("kind")
     @classmethod
@@ -387,6 +401,39 @@ _VALUE_ONLY = {
 }
 
 
+_EMAIL_IN_TEXT = _rx(r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}")
+_PHONE_IN_TEXT = re.compile(r"(?<![\w/])\+?\(?\d[\d\s().\-]{6,20}\d(?![\w/])")
+_CAPITALISED_PAIR = re.compile(r"\b(?=([A-Z][a-z\u00C0-\u017F'\-]+)\s+[A-Z][a-z\u00C0-\u017F'\-]+)")
+
+
+def _has_phone(values: pd.Series) -> pd.Series:
+    """A run of 9 to 15 digits written with phone punctuation (dates have 8 digits, amounts fewer)."""
+    runs = values.str.findall(_PHONE_IN_TEXT).explode().dropna().astype(str)
+    if runs.empty:
+        return pd.Series(False, index=values.index)
+    digits = runs.str.count(r"\d")
+    ok = digits.between(9, 15) & runs.str.contains(r"[\s().\-]", regex=True)
+    return ok.groupby(level=0).any().reindex(values.index, fill_value=False)
+
+
+def _looks_like_free_text(values: pd.Series) -> bool:
+    """Prose, not codes, labels or addresses: values of six or more words, most of them distinct."""
+    words = values.str.split().str.len()
+    return bool(words.median() >= 6 and values.nunique() >= 0.5 * len(values))
+
+
+def _free_text_mask(values: pd.Series) -> pd.Series:
+    """Values that mention an email, a formatted phone number, or "Firstname Lastname" with a known first name."""
+    email = values.str.contains(_EMAIL_IN_TEXT)
+    phone = _has_phone(values)
+    pairs = values.str.findall(_CAPITALISED_PAIR).explode().dropna()
+    named = pd.Series(False, index=values.index)
+    if len(pairs):
+        known = _known_names(pairs.astype(str), "first")
+        named = known.groupby(level=0).any().reindex(values.index, fill_value=False)
+    return email | phone | named
+
+
 # ---------------------------------------------------------------- name patterns
 
 _END = r"\d*(?:_|$)"
@@ -528,6 +575,10 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
         if rate >= threshold and (best is None or rate > best[0]):
             best = (rate, order, kind, weight)
     if best is None:
+        if _looks_like_free_text(sample):  # prose: PII inside the text rather than as the whole value
+            rate = _rate(_free_text_mask(sample))
+            if rate >= FREE_TEXT_THRESHOLD:
+                return finding("free_text_pii", "values", 0.5 + 0.5 * rate, rate)
         return None
     rate, _, kind, weight = best
     return finding(kind, "values", weight * rate, rate)
@@ -574,6 +625,8 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
                                    policy=policy, match_rate=0.0, policy_from_spec=True)
             elif policy is not None:
                 found = found.model_copy(update={"policy": policy, "policy_from_spec": True})
+            if getattr(spec, "pii_consistent_fake", False) and found.policy == "fake":
+                found = found.model_copy(update={"consistent": True})
             findings.append(found)
     return findings
 
@@ -619,6 +672,18 @@ def hash_series(series: pd.Series, key: bytes) -> pd.Series:
     return out
 
 
+def pseudonym_tokens(series: pd.Series, key: bytes) -> pd.Series:
+    """Keyed tokens of the *normalised* value (so "12 Main St" and "12 main st" meet): the seed of a consistent fake."""
+    out = pd.Series(pd.NA, index=series.index, dtype="string")
+    values = series.dropna()
+    if values.empty:
+        return out
+    text = _normalize_series(values)
+    tokens = {v: hmac.new(key, b"pseudonym\x00" + v.encode("utf-8"), hashlib.sha256).hexdigest()[:16] for v in pd.unique(text)}
+    out[values.index] = text.map(tokens).to_numpy()
+    return out
+
+
 def _mask_text(text: str) -> str:
     return "".join("9" if ch.isdigit() else ("X" if ch.isupper() else "x") if ch.isalpha() else ch for ch in text)
 
@@ -645,12 +710,15 @@ def prepare_for_training(table: str, df: pd.DataFrame, findings: list[PiiFinding
     if isinstance(hash_key, str):
         hash_key = hash_key.encode("utf-8")
     for f in mine:
-        if f.policy == "hash" and not hash_key:
-            raise SpecError(f"column {f.ref} has PII policy 'hash' but no hash key is set: "
+        if (f.policy == "hash" or f.consistent) and not hash_key:
+            what = "PII policy 'hash'" if f.policy == "hash" else "consistent fakes (pii_consistent_fake)"
+            raise SpecError(f"column {f.ref} uses {what} but no hash key is set: "
                             f"set the environment variable {HASH_KEY_ENV} to a secret")
     out = df.copy()
     for f in mine:
-        if f.policy in ("fake", "drop"):
+        if f.policy == "fake" and f.consistent:
+            out[f.column] = pseudonym_tokens(out[f.column], hash_key)
+        elif f.policy in ("fake", "drop"):
             out = out.drop(columns=f.column)
         elif f.policy == "hash":
             out[f.column] = hash_series(out[f.column], hash_key)
@@ -845,6 +913,7 @@ def _generator(kind: str, pools: _Faker, rng: np.random.Generator, context: dict
         "birth_date": birth,
         "iban": iban,
         "city": sampled("city"),
+        "free_text_pii": sampled("sentence"),
         DECLARED_KIND: declared,
     }[kind]
 
@@ -875,6 +944,26 @@ def _avoiding(make, n_rows: int, forbidden, rng: np.random.Generator, is_datetim
         values[bad] = _join("x-", pd.Series(rng.integers(0, 2**62, size=bad.size)).map("{:016x}".format).to_numpy(dtype=object))
         bad = np.flatnonzero(_isin(_normalized(values), forbidden))
     return values
+
+
+_CONSISTENT_SEED = 20240601  # fixed: the Faker pools must be the same in every table and every run
+
+
+def consistent_fakes(tokens: pd.Series, kind: str, *, locale: str = "en_US", forbidden=frozenset()) -> pd.Series:
+    """One Faker value per pseudonym token, seeded by the token: equal tokens give equal fakes in every table.
+
+    The pools depend only on kind, locale and the forbidden set, never on the table or its size; a fake that
+    hits a real value is redrawn by a rule that depends on the token alone, so consistency survives it."""
+    pools = _Faker(locale, _CONSISTENT_SEED, 2000, forbidden)
+    values: dict[str, object] = {}
+    for token in pd.unique(tokens.dropna().astype(str)):
+        rng = np.random.default_rng(int(hashlib.sha256(token.encode()).hexdigest()[:16], 16))
+        make = _generator(kind, pools, rng, {})
+        values[token] = _avoiding(make, 1, forbidden, rng, is_datetime=kind == "birth_date")[0]
+    mapped = tokens.astype("string").map(values)
+    if kind == "birth_date":
+        return pd.Series(mapped.to_numpy(dtype=object), index=tokens.index).astype("datetime64[us]")
+    return mapped.astype("string")
 
 
 def _seed_for(seed: int, table: str, column: str) -> np.random.SeedSequence:
@@ -908,9 +997,12 @@ def fill_synthetic(
         raise ValueError(f"table {table!r}: synthetic frame has {len(synthetic)} rows, n_rows is {n_rows}")
     mine = _of_table(findings, table)
     dropped = {f.column for f in mine if f.policy == "drop"}
-    fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order),
+    consistent = [f for f in mine if f.policy == "fake" and f.consistent and f.column in synthetic.columns]
+    fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order and f not in consistent),
                    key=lambda f: _NAME_KINDS_FIRST.get(f.kind, 3))
     out = synthetic.copy() if synthetic.shape[1] else pd.DataFrame(index=pd.RangeIndex(n_rows))
+    for f in consistent:
+        out[f.column] = consistent_fakes(out[f.column], f.kind, locale=locale, forbidden=forbidden)
     null_rates = null_rates or {}
     context: dict[str, np.ndarray] = {}
     for f in fakes:
@@ -971,6 +1063,73 @@ def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str]
             if isinstance(series.dtype, pd.CategoricalDtype):
                 series = series.astype(object)
             count = int(_isin(_normalize_series(series), forbidden).sum())
+            if count:
+                leaks.setdefault(table, {})[column] = count
+    return leaks
+
+
+# ---------------------------------------------------------------- free-text snippets
+
+
+def _shingle_digest(salt: str, text: str) -> str:
+    return hashlib.sha256((salt + "\x00" + text).encode("utf-8")).hexdigest()[:16]
+
+
+def text_columns(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, findings: list[PiiFinding]) -> list[tuple[str, str]]:
+    """Free-text columns: semantic type text, or found to hold free text with PII. Keys never are."""
+    refs = {(f.table, f.column) for f in findings if f.kind == "free_text_pii"}
+    for table, meta in schema.tables.items():
+        keys = schema.key_columns(table)
+        refs |= {(table, c) for c, m in meta.columns.items() if m.sdtype == "text" and c not in keys}
+    return sorted((t, c) for t, c in refs if t in tables and c in tables[t].columns)
+
+
+def text_shingle_digests(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, findings: list[PiiFinding],
+                         salt: str) -> dict:
+    """Salted digests of every SHINGLE-character window of the real free text (normalised), for the leak check.
+
+    Past MAX_SHINGLES windows they are kept every `stride` positions with width SHINGLE - stride + 1, which still
+    covers every 20-character snippet (each contains one whole stored window). Only digests are stored."""
+    texts: set[str] = set()
+    for table, column in text_columns(tables, schema, findings):
+        texts.update(v for v in _normalize_series(tables[table][column]) if len(v) >= SHINGLE)
+    total = sum(len(t) - SHINGLE + 1 for t in texts)
+    stride = max(1, -(-total // MAX_SHINGLES))
+    width = max(8, SHINGLE - stride + 1)
+    digests = {_shingle_digest(salt, t[i:i + width]) for t in texts for i in range(0, len(t) - width + 1, stride)}
+    return {"width": width, "stride": stride, "digests": sorted(digests)}
+
+
+def read_text_guard(model_dir) -> dict | None:
+    """The model's shingle digests, or None for a model saved before they existed (nothing to check against)."""
+    import json
+    from pathlib import Path
+
+    path = Path(model_dir) / "text_guard.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        raise SchemaError(f"model at {path.parent.name}: text_guard.json is corrupt: retrain the model") from None
+
+
+def find_text_leaks(synthetic_tables: Mapping[str, pd.DataFrame], guard: Mapping | None, salt: str) -> dict[str, dict[str, int]]:
+    """{table: {column: values}} of synthetic text values that contain a real free-text snippet; counts only."""
+    leaks: dict[str, dict[str, int]] = {}
+    if not guard or not guard.get("digests"):
+        return leaks
+    digests, width = set(guard["digests"]), int(guard["width"])
+    for table, df in synthetic_tables.items():
+        for column in df.columns:
+            series = df[column]
+            if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
+                continue
+            values = _normalize_series(series)
+            long = values[values.str.len() >= width] if len(values) else values
+            hit = {v for v in pd.unique(long)
+                   if any(_shingle_digest(salt, v[i:i + width]) in digests for i in range(len(v) - width + 1))}
+            count = int(long.isin(hit).sum()) if hit else 0
             if count:
                 leaks.setdefault(table, {})[column] = count
     return leaks

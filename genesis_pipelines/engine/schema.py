@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from genesis_pipelines.engine.constraints import check_columns as check_constraint_columns
 from genesis_pipelines.engine.errors import SchemaError
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -44,6 +45,7 @@ class ForeignKey(BaseModel):
     nullable: bool = False
     inferred: bool = False
     evidence: str = "declared"
+    deferred: bool = False  # a nullable FK that closes a cycle: filled after its parent table is generated
 
     @property
     def is_self_reference(self) -> bool:
@@ -65,7 +67,7 @@ class DatasetSchema(BaseModel):
         return [fk for fk in self.foreign_keys if fk.child_table == table]
 
     def parents_of(self, table: str) -> list[str]:
-        return sorted({fk.parent_table for fk in self.fks_of(table) if not fk.is_self_reference})
+        return sorted({fk.parent_table for fk in self.fks_of(table) if not fk.is_self_reference and not fk.deferred})
 
     def key_columns(self, table: str) -> set[str]:
         """Columns the relational layer owns: primary key and FK columns."""
@@ -267,16 +269,41 @@ def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, T
 
 
 def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]:
-    """Parents before children; self references are allowed, any other cycle is an error naming its tables."""
+    """Parents before children; self references are allowed, and so are cycles through a nullable FK, which
+    `break_cycles` marks deferred; any other cycle is an error naming its tables."""
     sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
     for fk in fks:
-        if not fk.is_self_reference:
+        if not fk.is_self_reference and not fk.deferred:
             sorter.add(fk.child_table, fk.parent_table)
     try:
         return list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
         raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)}; break it with a nullable key or remove one FK") from None
+
+
+def break_cycles(table_names: list[str], fks: list[ForeignKey]) -> list[ForeignKey]:
+    """Mark deferred one nullable FK in each cycle, so the rest orders; a cycle with no nullable FK is an error."""
+    fks = [fk.model_copy() for fk in fks]
+    for _ in range(len(fks) + 1):
+        sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
+        for fk in fks:
+            if not fk.is_self_reference and not fk.deferred:
+                sorter.add(fk.child_table, fk.parent_table)
+        try:
+            sorter.prepare()
+            return fks
+        except graphlib.CycleError as exc:
+            cycle = exc.args[1]  # [a, b, ..., a]: each table depends on the next one
+            edges = list(zip(cycle, cycle[1:]))
+            candidates = [fk for fk in fks if not fk.deferred and not fk.is_self_reference and fk.nullable
+                          and (fk.child_table, fk.parent_table) in edges]
+            if not candidates:
+                labels = [fk.label for fk in fks if (fk.child_table, fk.parent_table) in edges]
+                raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)} ({'; '.join(labels)}), none of them "
+                                  "nullable; break it with a nullable key or remove one FK") from None
+            candidates[-1].deferred = True
+    return fks
 
 
 def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSchema:
@@ -288,9 +315,12 @@ def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSch
         fks, unresolved = infer_foreign_keys(tables, metas)
     for fk in fks:
         metas[fk.child_table].columns[fk.child_column].sdtype = "id"
+    fks = break_cycles(list(tables), fks)
     order = generation_order(list(tables), fks)
-    return DatasetSchema(dataset=spec.name, tables=metas, foreign_keys=fks, generation_order=order,
-                         unresolved_fk_candidates=unresolved)
+    schema = DatasetSchema(dataset=spec.name, tables=metas, foreign_keys=fks, generation_order=order,
+                           unresolved_fk_candidates=unresolved)
+    check_constraint_columns(spec, schema)
+    return schema
 
 
 def plan_generation(spec: DatasetSpec, table_names: list[str], read_table=None) -> dict[str, list[str]]:
@@ -306,9 +336,18 @@ def plan_generation(spec: DatasetSpec, table_names: list[str], read_table=None) 
                 if table not in table_names:
                     raise SchemaError(f"foreign key {fk.child} -> {fk.parent}: table {table!r} is not a source table")
             fks.append(ForeignKey(child_table=ct, child_column=cc, parent_table=pt, parent_column=pc))
+        try:
+            fks = break_cycles(table_names, fks)
+        except SchemaError:
+            if read_table is None:
+                raise
+            # a cycle may still close through a nullable FK: only the data says which columns hold nulls
+            fks = break_cycles(table_names, [fk.model_copy(update={"nullable": bool(read_table(fk.child_table)[fk.child_column].isna().any())})
+                                             for fk in fks])
     else:
         if read_table is None:
             raise SchemaError(f"dataset {spec.name!r} declares no foreign keys, so planning needs the source tables")
         fks = analyse(spec, {t: read_table(t) for t in table_names}).foreign_keys
     order = generation_order(table_names, fks)
-    return {t: sorted({fk.parent_table for fk in fks if fk.child_table == t and not fk.is_self_reference}) for t in order}
+    return {t: sorted({fk.parent_table for fk in fks if fk.child_table == t and not fk.is_self_reference and not fk.deferred})
+            for t in order}

@@ -7,8 +7,9 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from genesis_pipelines.engine.constraint_spec import ConstraintSpec
 from genesis_pipelines.engine.errors import SpecError
 
 SEMANTIC_TYPES = ("id", "numeric", "integer", "categorical", "boolean", "datetime", "text")
@@ -20,12 +21,49 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class SourceSpec(_Strict):
-    """Where the real tables live; `path` is relative to the spec file unless absolute."""
+class WatchSpec(_Strict):
+    """The new-data sensor: how often it looks, which marker means "upload complete", what a change refreshes."""
 
-    kind: Literal["csv_folder", "parquet_folder", "duckdb"] = "csv_folder"
+    enabled: bool = True
+    interval_seconds: int = Field(default=60, ge=5)
+    marker: str = Field(default="_SUCCESS", description="file whose presence means the files beside it are complete")
+    on_change: Literal["all", "drift"] = Field(
+        default="all", description="all: reload and retrain everything downstream; drift: reload, then retrain only on drift")
+
+
+class SourceSpec(_Strict):
+    """Where the real tables live; `path` is relative to the spec file unless absolute, or `s3://bucket/prefix`."""
+
+    kind: Literal["csv_folder", "parquet_folder", "duckdb", "s3_csv", "s3_parquet"] = "csv_folder"
     path: str = "data"
     schema_name: str | None = Field(default=None, description="DuckDB schema to read (duckdb sources)")
+    bucket: str | None = Field(default=None, description="S3 bucket (s3_csv / s3_parquet sources)")
+    prefix: str = Field(default="", description="S3 key prefix of the table files")
+    watch: WatchSpec = WatchSpec()
+
+    @model_validator(mode="before")
+    @classmethod
+    def _s3_path(cls, data):
+        """`path: s3://bucket/prefix` is shorthand for an S3 source of the folder's file kind."""
+        if isinstance(data, dict) and str(data.get("path", "")).startswith("s3://"):
+            bucket, _, prefix = data["path"][5:].partition("/")
+            kind = {"csv_folder": "s3_csv", "parquet_folder": "s3_parquet"}.get(data.get("kind", "csv_folder"), data.get("kind"))
+            data = {**data, "kind": kind, "bucket": bucket, "prefix": prefix}
+        return data
+
+    @model_validator(mode="after")
+    def _s3_needs_bucket(self) -> "SourceSpec":
+        if self.is_s3 and not self.bucket:
+            raise ValueError(f"source kind {self.kind} needs a bucket (or path: s3://bucket/prefix)")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return self.kind.startswith("s3_")
+
+    @property
+    def suffix(self) -> str:
+        return ".parquet" if self.kind in ("parquet_folder", "s3_parquet") else ".csv"
 
 
 class TableSpec(_Strict):
@@ -83,6 +121,37 @@ class ThresholdSpec(_Strict):
     exact_copies_max: float = Field(default=0.0, ge=0, description="unique real records copied, max count")
     dcr_share_max: float = Field(default=0.6, ge=0, le=1, description="share of synthetic rows closer to train than holdout")
     mia_auc_max: float = Field(default=0.6, ge=0.5, le=1)
+    singling_out_risk_max: float | None = Field(default=None, ge=0, le=1, description="gate only when set")
+    linkability_risk_max: float | None = Field(default=None, ge=0, le=1, description="gate only when set")
+
+
+class UtilitySpec(_Strict):
+    """What the synthetic data should be useful for: the label that TSTR/TRTS models predict."""
+
+    target: str | None = Field(default=None, description="'Table.Column' to predict; unset: the likeliest label column, if any")
+    public_columns: list[str] = Field(
+        default_factory=list, description="'Table.Column' whose category labels may appear in report plots (others: by rank)")
+
+    @field_validator("target")
+    @classmethod
+    def _target_is_ref(cls, value: str | None) -> str | None:
+        if value is not None:
+            _split_ref(value, "utility.target")
+        return value
+
+    @field_validator("public_columns")
+    @classmethod
+    def _public_are_refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            _split_ref(ref, "utility.public_columns entry")
+        return value
+
+
+class DriftSpec(_Strict):
+    """Above `psi_threshold` (max PSI over columns and children-per-parent), the drift sensor retrains."""
+
+    psi_threshold: float = Field(default=0.2, gt=0, validation_alias=AliasChoices("psi_threshold", "threshold"))
+    bins: int = Field(default=10, ge=2, le=100, description="quantile bins of the training data for numeric PSI")
 
 
 class DatasetSpec(_Strict):
@@ -96,12 +165,25 @@ class DatasetSpec(_Strict):
     column_types: dict[str, str] = Field(default_factory=dict, description="'Table.Column' -> semantic type override")
     pii: dict[str, str] = Field(default_factory=dict, description="'Table.Column' -> policy override")
     pii_locale: str = "en_US"
+    pii_consistent_fake: bool = Field(
+        default=False, description="fake PII through keyed tokens: one real value -> one fake in every table (needs GENESIS_HASH_KEY)")
+    quasi_identifiers: dict[str, list[str]] = Field(
+        default_factory=dict, description="table -> columns an attacker may know (age, zip, ...): k-anonymity, attribute inference")
+    sensitive_columns: dict[str, list[str]] = Field(
+        default_factory=dict, description="table -> columns an attacker wants to learn: attribute inference, l-diversity")
     generator: GeneratorSpec = GeneratorSpec()
     scale: float = Field(default=1.0, gt=0, le=10)
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
+    holdout_by_parent: bool = Field(
+        default=False, description="child tables follow their parent's train/holdout side, so no person straddles the "
+                                   "split (the DCR gate then compares against a shifted holdout: see relational.split_tables)")
     seed: int = 0
     thresholds: ThresholdSpec = ThresholdSpec()
+    utility: UtilitySpec = UtilitySpec()
+    constraints: list[ConstraintSpec] = Field(
+        default_factory=list, description="rules every sampled row obeys (positive, range, unique, ...); see constraints.py")
     schedule: str | None = Field(default=None, description="cron string for periodic regeneration")
+    drift: DriftSpec = DriftSpec()
 
     # where the spec file lives; set by load_spec, not part of the YAML
     spec_dir: Path | None = Field(default=None, exclude=True)
@@ -143,15 +225,23 @@ class DatasetSpec(_Strict):
         if not self.tables:
             return self
         refs = [("column_types", r) for r in self.column_types] + [("pii", r) for r in self.pii]
+        refs += [("utility.target", r) for r in [self.utility.target] if r] + [("utility.public_columns", r) for r in self.utility.public_columns]
         for fk in self.foreign_keys or []:
             refs += [("foreign_keys.child", fk.child), ("foreign_keys.parent", fk.parent)]
         for field, ref in refs:
             table = ref.split(".")[0]
             if table not in self.tables:
                 raise ValueError(f"{field}: table {table!r} in {ref!r} is not declared under tables")
+        for field in ("quasi_identifiers", "sensitive_columns"):
+            for table in getattr(self, field):
+                if table not in self.tables:
+                    raise ValueError(f"{field}: table {table!r} is not declared under tables")
         for table in self.generator.tables:
             if table not in self.tables:
                 raise ValueError(f"generator.tables: table {table!r} is not declared under tables")
+        for index, rule in enumerate(self.constraints):
+            if rule.table not in self.tables:
+                raise ValueError(f"constraints[{index}]: table {rule.table!r} is not declared under tables")
         return self
 
     @property

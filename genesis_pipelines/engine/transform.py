@@ -154,7 +154,8 @@ class DiscreteTransform(ColumnTransform):
             lookup = {v: i for i, v in enumerate(self.values)}
             tail_index = lookup.get("__tail__", len(self.values) - 1)
             keys = series.astype(bool) if self.sdtype == "boolean" else series.astype(str)
-            index = keys.map(lambda v: lookup.get(v, tail_index)).to_numpy(dtype="int64")
+            index = pd.Index(self.values).get_indexer(keys)  # hash lookup: no Python call per row
+            index = np.where(index < 0, tail_index, index).astype("int64")
         lo, hi = self.cum[index], self.cum[index + 1]
         return np.clip(lo + rng.random(len(index)) * (hi - lo), _EPS, 1 - _EPS)
 

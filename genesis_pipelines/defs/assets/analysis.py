@@ -8,6 +8,7 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import (
     dataset_key, load_schema, markdown_table, source_key, warehouse_schema,
 )
+from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pii
 from genesis_pipelines.engine.io import read_table, source_table_names, write_json
@@ -28,6 +29,8 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         deps=[source_key(spec.name, t) for t in tables],
         kinds={"python"},
+        pool="duckdb",  # reads open the warehouse read-write too: one step at a time
+        code_version=CODE_VERSION,
         description="Semantic types, keys, the foreign-key graph (declared or inferred) and the generation order.",
     )
     def schema(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
@@ -51,6 +54,8 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         group_name=spec.name,
         deps=[schema],
         kinds={"python"},
+        pool="duckdb",  # reads open the warehouse read-write too: one step at a time
+        code_version=CODE_VERSION,
         description="Columns holding personal data (by name and by value patterns) and the policy applied to each.",
     )
     def pii_scan(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:

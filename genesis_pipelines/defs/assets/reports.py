@@ -5,19 +5,23 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
+from genesis_pipelines.defs.lineage import CODE_VERSION, run_model
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html, summary_markdown
 from genesis_pipelines.engine.io import atomic_path, read_table, write_json
-from genesis_pipelines.engine.relational import RelationalModel, comparison_exclusions, load_model
+from genesis_pipelines.engine.relational import RelationalModel, comparison_exclusions
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
 def _write_report(storage: GenesisStorage, dataset: str, kind: str, report: dict) -> str:
-    directory = storage.reports_dir(dataset)
-    write_json(directory / f"{kind}.json", report)
-    with atomic_path(directory / f"{kind}.html") as tmp:
-        tmp.write_text(render_html(report, title=f"{dataset}: {kind.replace('_', ' ')}", kind=kind), encoding="utf-8")
-    return str(directory / f"{kind}.html")
+    """The latest report, and a copy under reports/<model version>/ so two versions can be compared later."""
+    latest = storage.reports_dir(dataset)
+    html = render_html(report, title=f"{dataset}: {kind.replace('_', ' ')}", kind=kind)
+    for directory in ([latest / report["model_version"]] if report.get("model_version") else []) + [latest]:
+        write_json(directory / f"{kind}.json", report)
+        with atomic_path(directory / f"{kind}.html") as tmp:
+            tmp.write_text(html, encoding="utf-8")
+    return str(latest / f"{kind}.html")
 
 
 def _synthetic_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Warehouse, kinds=("synthetic",)) -> list[dict]:
@@ -28,30 +32,43 @@ def _synthetic_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Ware
 def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
     deps = [synthetic_key(spec.name, t) for t in tables]
 
-    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"},
+    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"}, pool="duckdb",
+              code_version=CODE_VERSION,
               description="Fidelity of the synthetic twin: column shapes, pair trends, children per parent; 0-100.")
     def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        model, _ = load_model(storage.model_root(spec.name))
-        (synthetic,) = _synthetic_tables(spec, model, warehouse)
+        model, _ = run_model(context, spec, storage.model_root(spec.name))  # the run's model version, else the latest
+        # fidelity against the real source; utility trains on the real train split and scores on the holdout
+        synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
+        public: dict[str, set[str]] = {}
+        for ref in spec.utility.public_columns:
+            public.setdefault(ref.split(".", 1)[0], set()).add(ref.split(".", 1)[1])
         report = quality_report(read_source_tables(spec, warehouse), synthetic, model.db_schema,
-                                exclude=comparison_exclusions(model))
+                                exclude=comparison_exclusions(model), seed=spec.seed, public=public,
+                                train_tables=train, holdout_tables=holdout, utility_target=spec.utility.target)
         report["model_version"] = model.version
         path = _write_report(storage, spec.name, "quality_report", report)
+        utility = report.get("utility") or {}
         return dg.MaterializeResult(metadata={
             "overall_score": dg.MetadataValue.float(float(report["overall_score"] or 0.0)),
-            **{k: dg.MetadataValue.float(float(report[k])) for k in ("column_shapes", "pair_trends", "cardinality") if report.get(k) is not None},
+            **{k: dg.MetadataValue.float(float(report[k])) for k in ("column_shapes", "pair_trends", "cardinality", "parent_child_trends")
+               if report.get(k) is not None},
+            "grade": report.get("grade") or "n/a",
+            **({"utility_ratio": dg.MetadataValue.float(float(utility["utility_ratio"]))} if utility.get("utility_ratio") is not None else {}),
             "model_version": model.version,
             "summary": dg.MetadataValue.md(summary_markdown(report, "quality")),
             "report_path": dg.MetadataValue.path(path),
         })
 
-    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"},
+    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"}, pool="duckdb",
+              code_version=CODE_VERSION,
               description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        model, _ = load_model(storage.model_root(spec.name))
+        model, _ = run_model(context, spec, storage.model_root(spec.name))  # the run's model version, else the latest
         synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
         report = privacy_report(train, holdout, synthetic, model.db_schema, exclude=comparison_exclusions(model),
-                                thresholds=spec.thresholds)
+                                thresholds=spec.thresholds, quasi_identifiers=spec.quasi_identifiers,
+                                sensitive_columns=spec.sensitive_columns, seed=spec.seed,
+                                model_describe={t: m.describe for t, m in model.tables.items()})
         report["model_version"] = model.version
         path = _write_report(storage, spec.name, "privacy_report", report)
         numeric = {k: dg.MetadataValue.float(float(v)) for k, v in report.items()

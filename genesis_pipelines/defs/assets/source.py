@@ -4,6 +4,7 @@
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import source_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
 from genesis_pipelines.engine.relational import fingerprint_tables
@@ -15,13 +16,17 @@ def build_source_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
 
 
 def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
-    kind = {"csv_folder": "csv", "parquet_folder": "parquet", "duckdb": "duckdb"}[spec.source.kind]
+    kinds = {"csv_folder": {"csv"}, "parquet_folder": {"parquet"}, "duckdb": set(),
+             "s3_csv": {"s3", "csv"}, "s3_parquet": {"s3", "parquet"}}[spec.source.kind]
 
     @dg.asset(
         key=source_key(spec.name, table),
         group_name=spec.name,
-        kinds={kind, "duckdb"},
+        kinds={*kinds, "duckdb"},
         pool="duckdb",
+        code_version=CODE_VERSION,
+        # S3 reads can fail transiently (throttling, resets): retry with backoff; a missing bucket still fails clearly
+        retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL) if spec.source.is_s3 else None,
         description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
     )
     def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:

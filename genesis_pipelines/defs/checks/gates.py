@@ -8,8 +8,10 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
+from genesis_pipelines.engine.expectations import load_suites
+from genesis_pipelines.engine.expectations import validate as validate_suite
 from genesis_pipelines.engine.io import read_table
-from genesis_pipelines.engine.pii import find_leaks
+from genesis_pipelines.engine.pii import find_leaks, find_text_leaks, read_text_guard
 from genesis_pipelines.engine.relational import load_model, load_pii_guard
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -17,12 +19,12 @@ from genesis_pipelines.engine.spec import DatasetSpec
 def build_checks(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetChecksDefinition]:
     checks = []
     for table in tables:
-        checks += [_keys_check(spec, table), _pii_leak_check(spec, table)]
+        checks += [_keys_check(spec, table), _pii_leak_check(spec, table), _expectations_check(spec, table)]
     return checks + [_quality_check(spec), _privacy_check(spec)]
 
 
 def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="keys_valid", blocking=True,
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="keys_valid", blocking=True, pool="duckdb",
                     description="Primary key unique and not null; every foreign key value exists in its synthetic parent.")
     def keys_valid(warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
         model, _ = load_model(storage.model_root(spec.name))
@@ -37,18 +39,48 @@ def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
 
 
 def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="no_pii_leak", blocking=True,
-                    description="No real PII value (names, emails, phones, addresses...) appears in the synthetic table.")
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="no_pii_leak", blocking=True, pool="duckdb",
+                    description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet of real "
+                                "free text appears in the synthetic table.")
     def no_pii_leak(warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
         model, model_dir = load_model(storage.model_root(spec.name))
         with warehouse.get_connection() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
         leaks = find_leaks({table: df}, load_pii_guard(model, model_dir)).get(table, {})
-        return dg.AssetCheckResult(passed=not leaks, metadata={
+        snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt).get(table, {})
+        return dg.AssetCheckResult(passed=not leaks and not snippets, metadata={
             "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
+            "text_snippet_leaks": sum(snippets.values()),
+            "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
         })
 
     return no_pii_leak
+
+
+def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
+    # WARN, not blocking: the suite's ranges and value sets come from the real training rows, and a good generator
+    # may legitimately stray a little (a rare category, a tail value); the hard guarantees (keys, FKs, PII, copies)
+    # are blocking checks of their own.
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="expectations", pool="duckdb",
+                    description="The Great Expectations suite derived from the real data (types, ranges, value sets, "
+                                "nullability, key uniqueness, FK membership in the synthetic parent); warning only.")
+    def expectations(warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
+        model, model_dir = load_model(storage.model_root(spec.name))
+        suites = load_suites(model_dir)
+        if table not in suites:
+            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                       metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table"})
+        with warehouse.get_connection() as con:
+            out_schema = warehouse_schema("synthetic", spec.name)
+            df = read_table(con, out_schema, table)
+            parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table) if p != table}
+        result = validate_suite(df, suites[table], parents={**parents, table: df})
+        return dg.AssetCheckResult(passed=result["success"], severity=dg.AssetCheckSeverity.WARN, metadata={
+            "expectations_evaluated": result["evaluated"], "expectations_failed": result["failed"],
+            "failed_expectation_types": ", ".join(result["failed_types"]) or "none",
+        })
+
+    return expectations
 
 
 def _report(storage: GenesisStorage, dataset: str, kind: str) -> dict:
@@ -60,11 +92,13 @@ def _quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=dataset_key(spec.name, "quality_report"), name="quality_threshold",
                     description=f"Overall quality score at least {spec.thresholds.quality_min} (warning only).")
     def quality_threshold(storage: GenesisStorage) -> dg.AssetCheckResult:
-        score = _report(storage, spec.name, "quality_report").get("overall_score")
+        report = _report(storage, spec.name, "quality_report")
+        score = report.get("overall_score")
         return dg.AssetCheckResult(
             passed=score is not None and score >= spec.thresholds.quality_min,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"overall_score": float(score or 0.0), "threshold": spec.thresholds.quality_min},
+            metadata={"overall_score": float(score or 0.0), "threshold": spec.thresholds.quality_min,
+                      "grade": report.get("grade") or "n/a"},
         )
 
     return quality_threshold
@@ -72,10 +106,17 @@ def _quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
 
 def _privacy_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
     @dg.asset_check(asset=dataset_key(spec.name, "privacy_report"), name="privacy_gates", blocking=True,
-                    description="Unique real records copied and DCR share within the spec's thresholds.")
+                    description="Unique real records copied, DCR share and membership-inference AUC within the spec's thresholds "
+                                "(singling-out and linkability risks too when the spec sets them).")
     def privacy_gates(storage: GenesisStorage) -> dg.AssetCheckResult:
-        gates = _report(storage, spec.name, "privacy_report").get("passed", {})
+        report = _report(storage, spec.name, "privacy_report")
+        gates = report.get("passed", {})
+        metadata: dict = {f"gate_{k}": bool(v) for k, v in gates.items()}
+        for name, gate in report.get("gates", {}).items():  # aggregates only: a count, a share, an AUC, a risk
+            metadata[f"{name}_value"] = float(gate["value"]) if gate.get("value") is not None else None
+            metadata[f"{name}_threshold"] = float(gate["threshold"])
+        metadata["skipped_gates"] = ", ".join(sorted(report.get("skipped_gates", {}))) or "none"
         return dg.AssetCheckResult(passed=bool(gates) and all(gates.values()),
-                                   metadata={f"gate_{k}": bool(v) for k, v in gates.items()})
+                                   metadata={k: v for k, v in metadata.items() if v is not None})
 
     return privacy_gates

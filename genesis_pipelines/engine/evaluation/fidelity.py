@@ -3,7 +3,14 @@
 Every metric is a plain function registered by name, returning a dict of aggregates with a `score` in
 0..1 (1 = indistinguishable). New metrics are added with `@column_metric(...)` / `@pair_metric(...)`
 and picked per semantic type in `COLUMN_METRIC_FOR` / `PAIR_METRIC_FOR`. Nothing here returns a real
-value or category label: reports built from these dicts are safe to publish as metadata.
+row or category label (plot data labels categories by rank unless a column is declared public, and
+suppresses bins with fewer than k real rows): reports built from these dicts are safe to publish.
+
+The headline scores follow SDMetrics' QualityReport so the two can be compared (benchmarks/
+bench_fidelity_agreement.py): column shapes are KS / TV complements, pair trends are Pearson correlation
+similarity (numeric pairs) and contingency similarity, 1 - TVD of the joint frequencies (other pairs,
+numbers cut into 10 equal-width bins). Spearman, Cramér's V, correlation ratio, Wasserstein, JS, chi²
+and coverage figures are reported next to them as diagnostics.
 """
 
 from __future__ import annotations
@@ -14,12 +21,12 @@ from collections.abc import Callable, Mapping
 import numpy as np
 import pandas as pd
 from scipy import stats
+from scipy.spatial.distance import jensenshannon
 
 from genesis_pipelines.engine.evaluation._prep import (
-    CATEGORY_LIKE,
     EVALUABLE,
     NUMERIC_LIKE,
-    codes,
+    category_keys,
     joint_codes,
     mean_or_none,
     num,
@@ -29,17 +36,29 @@ from genesis_pipelines.engine.evaluation._prep import (
 from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta
 
 MAX_PAIR_ROWS = 50_000
+MAX_SHAPE_ROWS = 200_000  # KS / Wasserstein on more rows change nothing but the run time
 PAIR_CATEGORY_TOP = 50  # rarer categories are pooled so contingency tables stay small
+PAIR_BINS = 10  # numbers are cut into this many equal-width bins for contingency tables (as SDMetrics)
+DEFAULT_K = 5  # plots and histograms never show a bin or category with fewer real rows than this
+MAX_PLOT_COLUMNS = 30
+MAX_PARENT_CHILD_PAIRS = 60
+HIST_BINS = 20
+# Pairs count towards pair_trends only where the real data has a relation to keep (as SDMetrics 0.32's
+# QualityReport): |Pearson| above 0.5, or Cramér's V of the contingency table above 0.3. Averaging in the
+# many unrelated pairs would hide a generator that loses every real dependency.
+PAIR_CORRELATION_THRESHOLD = 0.5
+PAIR_ASSOCIATION_THRESHOLD = 0.3
 
 ColumnMetric = Callable[[pd.Series, pd.Series, ColumnMeta], dict]
-PairMetric = Callable[[np.ndarray, np.ndarray, np.ndarray, np.ndarray], dict]
+PairMetric = Callable[..., dict]
 
 COLUMN_METRICS: dict[str, ColumnMetric] = {}
 PAIR_METRICS: dict[str, PairMetric] = {}
 COLUMN_METRIC_FOR = {"numeric": "ks_complement", "integer": "ks_complement", "datetime": "ks_complement",
                      "categorical": "tv_complement", "boolean": "tv_complement"}
 PAIR_METRIC_FOR = {("num", "num"): "correlation_similarity", ("cat", "cat"): "contingency_similarity",
-                   ("num", "cat"): "correlation_ratio_similarity"}
+                   ("num", "cat"): "contingency_similarity"}
+GRADES = ((90.0, "A"), (80.0, "B"), (70.0, "C"), (60.0, "D"))
 
 
 def column_metric(name: str) -> Callable[[ColumnMetric], ColumnMetric]:
@@ -69,10 +88,32 @@ def _null_fallback(real_null: float, synth_null: float) -> float:
     return 1.0 - abs(real_null - synth_null)
 
 
-def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
-    # Only the statistic is used; the p-value part warns on tiny samples, which are legitimate here.
+def _ks(a: np.ndarray, b: np.ndarray) -> tuple[float, float]:
+    # The p-value part warns on tiny samples, which are legitimate here.
     with np.errstate(all="ignore"):
-        return float(stats.ks_2samp(a, b, method="asymp").statistic)
+        result = stats.ks_2samp(a, b, method="asymp")
+    return float(result.statistic), float(result.pvalue)
+
+
+def _ks_statistic(a: np.ndarray, b: np.ndarray) -> float:
+    return _ks(a, b)[0]
+
+
+def range_coverage(real: np.ndarray, synth: np.ndarray) -> float:
+    """Share of the real range [min, max] that the synthetic values span (SDMetrics' RangeCoverage)."""
+    lo, hi = float(real.min()), float(real.max())
+    if hi <= lo:
+        return 1.0 if np.all(synth == lo) else 0.0
+    covered = min(hi, float(synth.max())) - max(lo, float(synth.min()))
+    return float(np.clip(covered / (hi - lo), 0.0, 1.0))
+
+
+def wasserstein_normalised(real: np.ndarray, synth: np.ndarray) -> float:
+    """Earth mover's distance in units of the real range: 0 same, 1 as far apart as the real extremes."""
+    lo, hi = float(real.min()), float(real.max())
+    if hi <= lo:
+        return 0.0 if np.allclose(synth, lo) else 1.0
+    return float(min(1.0, stats.wasserstein_distance((real - lo) / (hi - lo), (synth - lo) / (hi - lo))))
 
 
 @column_metric("ks_complement")
@@ -82,20 +123,46 @@ def ks_complement(real: pd.Series, synth: pd.Series, meta: ColumnMeta) -> dict:
     r, s = r[~np.isnan(r)], s[~np.isnan(s)]
     if len(r) == 0 or len(s) == 0:
         return {"score": _null_fallback(r_null, s_null), "note": "no non-null values on one side"}
-    return {"score": 1.0 - _ks_statistic(r, s)}
+    statistic, pvalue = _ks(r, s)
+    return {"score": 1.0 - statistic, "ks_statistic": statistic, "ks_pvalue": pvalue,
+            "wasserstein": wasserstein_normalised(r, s), "range_coverage": range_coverage(r, s)}
+
+
+def _chi2_homogeneity(r_counts: np.ndarray, s_counts: np.ndarray) -> tuple[float | None, float | None]:
+    """Do both samples come from one distribution? Cells expecting < 5 rows are pooled (the test's rule)."""
+    table = np.vstack([r_counts, s_counts]).astype(float)
+    table = table[:, table.sum(axis=0) > 0]
+    expected_min = table.sum(axis=0) * min(table.sum(axis=1)) / table.sum()
+    small = expected_min < 5
+    if small.any():
+        table = np.hstack([table[:, ~small], table[:, small].sum(axis=1, keepdims=True)])
+    if table.shape[1] < 2 or min(table.sum(axis=1)) == 0:
+        return None, None
+    statistic, pvalue, _, _ = stats.chi2_contingency(table, correction=False)
+    return float(statistic), float(pvalue)
 
 
 @column_metric("tv_complement")
 def tv_complement(real: pd.Series, synth: pd.Series, meta: ColumnMeta) -> dict:
     (r, s), k = joint_codes(real, synth)
-    p = np.bincount(r, minlength=k) / len(r)
-    q = np.bincount(s, minlength=k) / len(s)
-    return {"score": 1.0 - 0.5 * float(np.abs(p - q).sum())}
+    r_counts, s_counts = np.bincount(r, minlength=k), np.bincount(s, minlength=k)
+    p, q = r_counts / len(r), s_counts / len(s)
+    tv = 0.5 * float(np.abs(p - q).sum())
+    real_null = real.isna().to_numpy()
+    real_categories = np.unique(r[~real_null])
+    covered = np.isin(real_categories, s[~synth.isna().to_numpy()])
+    chi2, pvalue = _chi2_homogeneity(r_counts, s_counts)
+    return {"score": 1.0 - tv, "tv_distance": tv, "js_distance": float(jensenshannon(p, q, base=2)),
+            "chi2_statistic": chi2, "chi2_pvalue": pvalue,
+            "category_coverage": float(covered.mean()) if len(covered) else 1.0,
+            "categories_missing": int((~covered).sum())}
 
 
 def column_shape_scores(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, columns: list[str]) -> dict[str, dict]:
     """One score per column; an empty synthetic table or a missing column scores 0 rather than failing."""
     out: dict[str, dict] = {}
+    real = sample_rows(real, MAX_SHAPE_ROWS, 0) if len(real) > MAX_SHAPE_ROWS else real
+    synth = sample_rows(synth, MAX_SHAPE_ROWS, 1) if len(synth) > MAX_SHAPE_ROWS else synth
     for column in columns:
         col_meta = meta.columns[column]
         metric = COLUMN_METRIC_FOR[col_meta.sdtype]
@@ -107,8 +174,11 @@ def column_shape_scores(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta
             entry.update(score=0.0, note="no synthetic rows" if len(synth) == 0 else "no real rows")
         else:
             entry["synthetic_null_rate"] = num(synth[column].isna().mean())
+            if entry["real_null_rate"] is not None:
+                entry["missing_rate_difference"] = abs(entry["synthetic_null_rate"] - entry["real_null_rate"])
             result = COLUMN_METRICS[metric](real[column], synth[column], col_meta)
-            result["score"] = float(np.clip(result["score"], 0.0, 1.0))
+            result = {k: num(v) if isinstance(v, float) else v for k, v in result.items()}
+            result["score"] = float(np.clip(result["score"] or 0.0, 0.0, 1.0))
             entry.update(result)
         out[column] = entry
     return out
@@ -128,19 +198,26 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(np.clip((x * y).sum() / denom, -1.0, 1.0)) if denom > 0 else 0.0
 
 
+def _contingency(a: np.ndarray, b: np.ndarray, ka: int, kb: int) -> np.ndarray:
+    return np.bincount(a * kb + b, minlength=ka * kb).reshape(ka, kb).astype(float)
+
+
+def _cramers_v_table(observed: np.ndarray) -> float:
+    observed = observed[observed.sum(axis=1) > 0][:, observed.sum(axis=0) > 0]
+    if min(observed.shape) < 2:
+        return 0.0
+    n = observed.sum()
+    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / n
+    chi2 = float(((observed - expected) ** 2 / expected).sum())
+    return float(np.clip(np.sqrt(chi2 / n / (min(observed.shape) - 1)), 0.0, 1.0))
+
+
 def _cramers_v(a: np.ndarray, b: np.ndarray) -> float:
     if len(a) < 2:
         return 0.0
     _, a = np.unique(a, return_inverse=True)
     _, b = np.unique(b, return_inverse=True)
-    ka, kb = int(a.max()) + 1, int(b.max()) + 1
-    if min(ka, kb) < 2:
-        return 0.0
-    observed = np.bincount(a * kb + b, minlength=ka * kb).reshape(ka, kb).astype(float)
-    n = observed.sum()
-    expected = np.outer(observed.sum(axis=1), observed.sum(axis=0)) / n
-    chi2 = float(((observed - expected) ** 2 / expected).sum())
-    return float(np.clip(np.sqrt(chi2 / n / (min(ka, kb) - 1)), 0.0, 1.0))
+    return _cramers_v_table(_contingency(a, b, int(a.max()) + 1, int(b.max()) + 1))
 
 
 def _correlation_ratio(x: np.ndarray, groups: np.ndarray) -> float:
@@ -158,32 +235,71 @@ def _correlation_ratio(x: np.ndarray, groups: np.ndarray) -> float:
     return float(np.sqrt(np.clip(between / total, 0.0, 1.0)))
 
 
+class _Encoded:
+    """One column of the real and the synthetic sample, encoded once for every pair that uses it.
+
+    Numbers keep their values (Pearson), ranks (Spearman) and 10 equal-width bins on the real range
+    with open outer edges, nulls their own bin (contingency); categories get codes shared by both
+    sides, the real top 50 kept and the rest pooled, nulls a category.
+    """
+
+    def __init__(self, real: pd.Series, synth: pd.Series, sdtype: str):
+        self.kind = "num" if sdtype in NUMERIC_LIKE else "cat"
+        if self.kind == "num":
+            self.values = (to_float(real, sdtype), to_float(synth, sdtype))
+            self.ranks = tuple(pd.Series(v).rank(method="average").to_numpy(dtype=float) for v in self.values)
+            finite = self.values[0][~np.isnan(self.values[0])]
+            edges = np.histogram_bin_edges(finite, bins=PAIR_BINS) if len(finite) else np.zeros(2)
+            inner = edges[1:-1]
+            self.codes = tuple(np.where(np.isnan(v), len(inner) + 1, np.searchsorted(inner, v, side="right"))
+                               for v in self.values)
+            self.k = len(inner) + 2
+        else:
+            (r, s), k = joint_codes(real, synth)
+            counts = np.bincount(r, minlength=k)
+            keep = np.argsort(-counts, kind="stable")[:PAIR_CATEGORY_TOP]
+            remap = np.full(k, len(keep), dtype=np.int64)
+            remap[keep] = np.arange(len(keep))
+            self.codes = (remap[r], remap[s])
+            self.k = len(keep) + 1
+
+
+def _contingency_similarity(a: _Encoded, b: _Encoded, side_n: tuple[int, int]) -> tuple[float, list[np.ndarray]]:
+    tables = [_contingency(a.codes[i], b.codes[i], a.k, b.k) for i in (0, 1)]
+    p, q = tables[0] / max(side_n[0], 1), tables[1] / max(side_n[1], 1)
+    return 1.0 - 0.5 * float(np.abs(p - q).sum()), tables
+
+
 @pair_metric("correlation_similarity")
-def correlation_similarity(real_a, real_b, synth_a, synth_b) -> dict:
-    r, s = _pearson(real_a, real_b), _pearson(synth_a, synth_b)
-    return {"score": 1.0 - abs(r - s) / 2.0, "real": r, "synthetic": s}
+def correlation_similarity(a: _Encoded, b: _Encoded, side_n: tuple[int, int]) -> dict:
+    """Pearson similarity, 1 - |r - s| / 2 (the score); Spearman and contingency as diagnostics."""
+    r, s = _pearson(a.values[0], b.values[0]), _pearson(a.values[1], b.values[1])
+    rr, sr = _pearson(a.ranks[0], b.ranks[0]), _pearson(a.ranks[1], b.ranks[1])
+    contingency, _ = _contingency_similarity(a, b, side_n)
+    return {"score": 1.0 - abs(r - s) / 2.0, "real": r, "synthetic": s, "association": "pearson",
+            "spearman_real": rr, "spearman_synthetic": sr, "spearman_difference": abs(rr - sr),
+            "contingency_similarity": contingency, "contributes": abs(r) > PAIR_CORRELATION_THRESHOLD}
 
 
 @pair_metric("contingency_similarity")
-def contingency_similarity(real_a, real_b, synth_a, synth_b) -> dict:
-    r, s = _cramers_v(real_a, real_b), _cramers_v(synth_a, synth_b)
-    return {"score": 1.0 - abs(r - s), "real": r, "synthetic": s}
-
-
-@pair_metric("correlation_ratio_similarity")
-def correlation_ratio_similarity(real_num, real_cat, synth_num, synth_cat) -> dict:
-    r, s = _correlation_ratio(real_num, real_cat), _correlation_ratio(synth_num, synth_cat)
-    return {"score": 1.0 - abs(r - s), "real": r, "synthetic": s}
+def contingency_similarity(a: _Encoded, b: _Encoded, side_n: tuple[int, int]) -> dict:
+    """1 - TVD of the joint frequencies (the score); Cramér's V or the correlation ratio as diagnostics."""
+    score, tables = _contingency_similarity(a, b, side_n)
+    real_v = _cramers_v_table(tables[0])
+    if a.kind == "num" or b.kind == "num":
+        x, g = (a, b) if a.kind == "num" else (b, a)
+        real, synth = _correlation_ratio(x.values[0], g.codes[0]), _correlation_ratio(x.values[1], g.codes[1])
+        association = "correlation_ratio"
+    else:
+        real, synth = real_v, _cramers_v_table(tables[1])
+        association = "cramers_v"
+    return {"score": score, "real": real, "synthetic": synth, "association": association,
+            "association_difference": abs(real - synth), "real_cramers_v": real_v,
+            "contributes": real_v > PAIR_ASSOCIATION_THRESHOLD}
 
 
 def _kind(meta: TableMeta, column: str) -> str:
     return "num" if meta.columns[column].sdtype in NUMERIC_LIKE else "cat"
-
-
-def _encoded(df: pd.DataFrame, meta: TableMeta, column: str) -> np.ndarray:
-    if _kind(meta, column) == "num":
-        return to_float(df[column], meta.columns[column].sdtype)
-    return codes(df[column], top=PAIR_CATEGORY_TOP)
 
 
 def select_pairs(columns: list[str], *, max_pairs: int, seed: int) -> list[tuple[str, str]]:
@@ -195,32 +311,137 @@ def select_pairs(columns: list[str], *, max_pairs: int, seed: int) -> list[tuple
     return pairs
 
 
+def _score_pairs(real: pd.DataFrame, synth: pd.DataFrame, sdtypes: Mapping[str, str],
+                 pairs: list[tuple[str, str]], seed: int) -> dict[str, dict]:
+    used = list(dict.fromkeys(c for pair in pairs for c in pair))
+    real_rows = sample_rows(real[used], MAX_PAIR_ROWS, seed)
+    synth_rows = sample_rows(synth[used], MAX_PAIR_ROWS, seed + 1)
+    empty = len(synth_rows) == 0 or len(real_rows) == 0
+    encoded = {} if empty else {c: _Encoded(real_rows[c], synth_rows[c], sdtypes[c]) for c in used}
+    side_n = (len(real_rows), len(synth_rows))
+    out: dict[str, dict] = {}
+    for a, b in pairs:
+        kinds = tuple(sorted(("num" if sdtypes[c] in NUMERIC_LIKE else "cat" for c in (a, b)), key=("num", "cat").index))
+        metric = PAIR_METRIC_FOR[kinds]
+        key = f"{a}|{b}"
+        if empty:
+            out[key] = {"metric": metric, "score": 0.0, "note": "no synthetic rows" if len(synth_rows) == 0 else "no real rows"}
+            continue
+        result = PAIR_METRICS[metric](encoded[a], encoded[b], side_n)
+        out[key] = {"metric": metric, **{k: num(v) if isinstance(v, float) else v for k, v in result.items()}}
+        out[key]["score"] = float(np.clip(out[key]["score"] or 0.0, 0.0, 1.0))
+    return out
+
+
 def pair_trend_scores(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, columns: list[str], *,
                       max_pairs: int = 200, seed: int = 0) -> dict[str, dict]:
-    """Whether relations between columns survive: correlation, Cramér's V or correlation ratio per pair."""
+    """Whether relations between columns survive: correlation or contingency similarity per pair."""
     columns = [c for c in columns if c in synth.columns and meta.columns[c].sdtype in EVALUABLE]
     pairs = select_pairs(columns, max_pairs=max_pairs, seed=seed)
     if not pairs:
         return {}
-    used = sorted({c for pair in pairs for c in pair}, key=columns.index)
-    real_rows = sample_rows(real[used], MAX_PAIR_ROWS, seed)
-    synth_rows = sample_rows(synth[used], MAX_PAIR_ROWS, seed + 1)
-    empty = len(synth_rows) == 0 or len(real_rows) == 0
-    real_enc = {} if empty else {c: _encoded(real_rows, meta, c) for c in used}
-    synth_enc = {} if empty else {c: _encoded(synth_rows, meta, c) for c in used}
-    out: dict[str, dict] = {}
-    for a, b in pairs:
-        if _kind(meta, a) == "cat" and _kind(meta, b) == "num":
-            a, b = b, a  # the metric takes (numeric, categorical)
-        metric = PAIR_METRIC_FOR[(_kind(meta, a), _kind(meta, b))]
-        key = "|".join(sorted((a, b), key=columns.index))
-        if empty:
-            out[key] = {"metric": metric, "score": 0.0, "note": "no synthetic rows" if len(synth_rows) == 0 else "no real rows"}
+    return _score_pairs(real, synth, {c: meta.columns[c].sdtype for c in columns}, pairs, seed)
+
+
+# ---------------------------------------------------------------- plot data (aggregates, k-suppressed)
+
+
+def _merge_small(real_counts: np.ndarray, synth_counts: np.ndarray, edges: np.ndarray, k: int):
+    """Merge each bin holding fewer than k real rows into its neighbour, so no bin describes < k people."""
+    r, s, e = list(real_counts), list(synth_counts), list(edges)
+    i = 0
+    while len(r) > 1 and i < len(r):
+        if r[i] >= k:
+            i += 1
             continue
-        result = PAIR_METRICS[metric](real_enc[a], real_enc[b], synth_enc[a], synth_enc[b])
-        out[key] = {"metric": metric, **{k: num(v) if isinstance(v, float) else v for k, v in result.items()}}
-        out[key]["score"] = float(np.clip(out[key]["score"] or 0.0, 0.0, 1.0))
+        j = i + 1 if i + 1 < len(r) and (i == 0 or r[i + 1] <= r[i - 1]) else i - 1
+        lo, hi = min(i, j), max(i, j)
+        r[lo] += r[hi]
+        s[lo] += s[hi]
+        del r[hi], s[hi], e[hi]
+        i = lo
+    return np.asarray(r), np.asarray(s), np.asarray(e)
+
+
+def numeric_distribution(real: np.ndarray, synth: np.ndarray, *, k: int = DEFAULT_K, bins: int = HIST_BINS) -> dict | None:
+    """Shares per bin, real vs synthetic. The range runs from the k-th smallest to the k-th largest real
+    value (values beyond fall into the end bins), so no edge is a single person's extreme value."""
+    real, synth = real[~np.isnan(real)], synth[~np.isnan(synth)]
+    if len(real) < 2 * k:
+        return None
+    ordered = np.sort(real)
+    lo, hi = float(ordered[k - 1]), float(ordered[-k])
+    if hi <= lo:
+        return None
+    edges = np.linspace(lo, hi, bins + 1)
+    inner = edges[1:-1]
+    r_counts = np.bincount(np.searchsorted(inner, real, side="right"), minlength=bins)
+    s_counts = np.bincount(np.searchsorted(inner, synth, side="right"), minlength=bins) if len(synth) else np.zeros(bins)
+    r_counts, s_counts, edges = _merge_small(r_counts, s_counts, edges, k)
+    return {"kind": "numeric", "edges": [float(x) for x in edges],
+            "real": [float(x) for x in r_counts / len(real)],
+            "synthetic": [float(x) for x in (s_counts / max(len(synth), 1))]}
+
+
+def categorical_distribution(real: pd.Series, synth: pd.Series, *, k: int = DEFAULT_K, public: bool = False,
+                             top: int = 20) -> dict | None:
+    """Shares of the categories with at least k real rows (at most `top`), the rest pooled as "other".
+
+    Bars are labelled by rank ("#1" = the most frequent real category) unless the column is public.
+    """
+    (r, s), n = joint_codes(real.dropna(), synth.dropna())
+    if len(r) == 0:
+        return None
+    r_counts, s_counts = np.bincount(r, minlength=n), np.bincount(s, minlength=n)
+    order = [i for i in np.argsort(-r_counts, kind="stable") if r_counts[i] >= k][:top]
+    if not order:
+        return None
+    labels = [f"#{i + 1}" for i in range(len(order))]
+    if public:
+        (keys,) = category_keys(pd.concat([real.dropna(), synth.dropna()], ignore_index=True))
+        names = pd.factorize(keys, use_na_sentinel=False)[1]
+        labels = [str(names[i]) for i in order]
+    other_r, other_s = len(r) - r_counts[order].sum(), len(s) - s_counts[order].sum()
+    real_shares = list(r_counts[order] / len(r)) + [other_r / len(r)]
+    synth_shares = list(s_counts[order] / max(len(s), 1)) + [other_s / max(len(s), 1)]
+    return {"kind": "categorical", "labels": labels + ["other"], "labelled_by": "value" if public else "rank",
+            "real": [float(x) for x in real_shares], "synthetic": [float(x) for x in synth_shares]}
+
+
+def column_distributions(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, columns: list[str], *,
+                         k: int = DEFAULT_K, public: set[str] = frozenset(), seed: int = 0) -> dict[str, dict]:
+    real = sample_rows(real[columns], MAX_SHAPE_ROWS, seed)
+    synth = sample_rows(synth[[c for c in columns if c in synth.columns]], MAX_SHAPE_ROWS, seed + 1)
+    out = {}
+    for column in columns:
+        if column not in synth.columns:
+            continue
+        sdtype = meta.columns[column].sdtype
+        if sdtype in NUMERIC_LIKE:
+            dist = numeric_distribution(to_float(real[column], sdtype), to_float(synth[column], sdtype), k=k)
+            if dist is not None and sdtype == "datetime":
+                dist["unit"] = "seconds since 1970-01-01"
+        else:
+            dist = categorical_distribution(real[column], synth[column], k=k, public=column in public)
+        if dist is not None:
+            out[column] = dist
     return out
+
+
+def count_distribution(real_counts: np.ndarray, synth_counts: np.ndarray, *, k: int = DEFAULT_K) -> dict | None:
+    """Children-per-parent shares; a count held by fewer than k real parents is merged with its neighbour."""
+    if len(real_counts) < k:
+        return None
+    top = int(real_counts.max())
+    r = np.bincount(real_counts, minlength=top + 1)
+    s = np.bincount(np.minimum(synth_counts, top), minlength=top + 1) if len(synth_counts) else np.zeros(top + 1)
+    rr, ss, ee = _merge_small(r, s, np.arange(top + 2), k)
+    labels = []
+    for j in range(len(rr)):
+        a, b = int(ee[j]), int(ee[j + 1]) - 1
+        labels.append(f"{a}+" if j == len(rr) - 1 else (str(a) if a == b else f"{a}-{b}"))
+    return {"labels": labels, "real": [float(x) for x in rr / len(real_counts)],
+            "synthetic": [float(x) for x in ss / max(len(synth_counts), 1)]}
 
 
 # ---------------------------------------------------------------- cardinality
@@ -250,8 +471,12 @@ def _count_summary(counts: np.ndarray) -> dict:
 
 
 def cardinality_scores(real_tables: Mapping[str, pd.DataFrame], synth_tables: Mapping[str, pd.DataFrame],
-                       schema: DatasetSchema) -> dict[str, dict]:
-    """Children-per-parent distributions: per-table scores cannot see a parent that hoards every child."""
+                       schema: DatasetSchema, *, k: int = DEFAULT_K) -> dict[str, dict]:
+    """Children-per-parent distributions: per-table scores cannot see a parent that hoards every child.
+
+    `score` compares the distributions per parent, `child_weighted_score` per child (each child carries
+    its family size); `combined_score`, their mean, is what the dataset's cardinality component averages.
+    """
     out: dict[str, dict] = {}
     for fk in schema.foreign_keys:
         entry: dict = {"metric": "children_per_parent_ks_complement"}
@@ -270,13 +495,13 @@ def cardinality_scores(real_tables: Mapping[str, pd.DataFrame], synth_tables: Ma
                 raise KeyError("synthetic table missing")
             synth_counts, synth_extra = _children_per_parent(synth_tables[fk.child_table], synth_tables[fk.parent_table], fk)
         except KeyError:
-            out[fk.label] = {**entry, "score": 0.0, "note": "synthetic table or key column missing"}
+            out[fk.label] = {**entry, "score": 0.0, "combined_score": 0.0, "note": "synthetic table or key column missing"}
             continue
         entry["synthetic"] = {**_count_summary(synth_counts), **synth_extra}
         if len(real_counts) == 0:
             entry.update(score=None, note="no real parents")
         elif len(synth_counts) == 0:
-            entry.update(score=0.0, note="no synthetic parents")
+            entry.update(score=0.0, combined_score=0.0, note="no synthetic parents")
         else:
             entry["score"] = 1.0 - _ks_statistic(real_counts, synth_counts)
             # Seen from the children (each child carries its family size): where most parents are childless,
@@ -286,8 +511,117 @@ def cardinality_scores(real_tables: Mapping[str, pd.DataFrame], synth_tables: Ma
                 entry["child_weighted_score"] = 1.0 - _ks_statistic(real_sizes, synth_sizes)
             else:
                 entry["child_weighted_score"] = float(len(real_sizes) == len(synth_sizes))
+            entry["combined_score"] = (entry["score"] + entry["child_weighted_score"]) / 2.0
+            entry["distribution"] = count_distribution(real_counts, synth_counts, k=k)
         out[fk.label] = entry
     return out
+
+
+def _joined(child: pd.DataFrame, parent: pd.DataFrame, fk, child_cols: list[str], parent_cols: list[str],
+            seed: int) -> pd.DataFrame:
+    """Each child row next to its parent's columns (children sampled first; orphans dropped)."""
+    child = sample_rows(child, MAX_PAIR_ROWS, seed)
+    (parent_codes, child_codes), _ = joint_codes(parent[fk.parent_column], child[fk.child_column])
+    ok = ~parent[fk.parent_column].isna().to_numpy()
+    position = pd.Series(np.flatnonzero(ok), index=parent_codes[ok])
+    position = position[~position.index.duplicated()]
+    rows = position.reindex(child_codes).to_numpy(dtype=float, copy=True)
+    rows[child[fk.child_column].isna().to_numpy()] = np.nan
+    linked = ~np.isnan(rows)
+    left = child.loc[linked, child_cols].reset_index(drop=True)
+    right = parent.iloc[rows[linked].astype(np.int64)][parent_cols].reset_index(drop=True)
+    return pd.concat([right.add_prefix("parent."), left], axis=1)
+
+
+def parent_child_trends(real_tables: Mapping[str, pd.DataFrame], synth_tables: Mapping[str, pd.DataFrame],
+                        schema: DatasetSchema, exclude: Mapping[str, set[str]], *, seed: int = 0) -> dict[str, dict]:
+    """Pair trends between a parent's columns and its children's, real join vs synthetic join, per FK."""
+    out: dict[str, dict] = {}
+    for fk in schema.foreign_keys:
+        if fk.is_self_reference or any(t not in real_tables or t not in synth_tables for t in (fk.child_table, fk.parent_table)):
+            continue
+        tables = {t: (real_tables[t], synth_tables[t]) for t in (fk.child_table, fk.parent_table)}
+        cols = {}
+        for t in (fk.child_table, fk.parent_table):
+            skip = set(exclude.get(t, set())) | schema.key_columns(t)
+            cols[t] = [c for c in evaluable_columns(schema.tables[t], skip)
+                       if c in tables[t][0].columns and c in tables[t][1].columns]
+        if not cols[fk.child_table] or not cols[fk.parent_table]:
+            continue
+        keys_ok = all(fk.child_column in tables[fk.child_table][i].columns and fk.parent_column in tables[fk.parent_table][i].columns
+                      for i in (0, 1))
+        if not keys_ok or len(tables[fk.child_table][0]) == 0:
+            continue
+        pairs = [(f"parent.{p}", c) for p in cols[fk.parent_table] for c in cols[fk.child_table]]
+        if len(pairs) > MAX_PARENT_CHILD_PAIRS:
+            rng = np.random.default_rng(seed)
+            pairs = [pairs[i] for i in np.sort(rng.choice(len(pairs), size=MAX_PARENT_CHILD_PAIRS, replace=False))]
+        joined = [_joined(tables[fk.child_table][i], tables[fk.parent_table][i], fk, cols[fk.child_table],
+                          cols[fk.parent_table], seed + i) for i in (0, 1)]
+        sdtypes = {c: schema.tables[fk.child_table].columns[c].sdtype for c in cols[fk.child_table]}
+        sdtypes.update({f"parent.{c}": schema.tables[fk.parent_table].columns[c].sdtype for c in cols[fk.parent_table]})
+        scores = _score_pairs(joined[0], joined[1], sdtypes, pairs, seed) if len(joined[0]) else {}
+        out[fk.label] = {"score": mean_or_none(p["score"] for p in scores.values()), "pairs": scores}
+    return out
+
+
+# ---------------------------------------------------------------- grade and recommendations
+
+
+def grade(score: float | None) -> str | None:
+    """A for 90 and above, then B, C, D by tens; F below 60."""
+    if score is None:
+        return None
+    return next((letter for floor, letter in GRADES if score >= floor), "F")
+
+
+def recommendations(report: dict, *, column_floor: float = 0.8, pair_floor: float = 0.8, limit: int = 12) -> list[dict]:
+    """Plain-language advice computed from the scores (names of tables and columns, never their values)."""
+    out: list[dict] = []
+    for table, t in report.get("tables", {}).items():
+        for column, c in sorted((t.get("columns") or {}).items(), key=lambda kv: kv[1].get("score") or 0.0):
+            score = c.get("score")
+            if c.get("note") == "column missing from the synthetic table":
+                out.append({"severity": "high", "text": f"{table}.{column} is missing from the synthetic table."})
+            elif score is not None and score < column_floor:
+                out.append({"severity": "high" if score < 0.6 else "medium",
+                            "text": f"{table}.{column}: the distribution differs (shape score {score:.2f}); consider "
+                                    "more epochs, another generator for this table, or a column type override."})
+            if (c.get("missing_rate_difference") or 0.0) > 0.05:
+                out.append({"severity": "medium", "text": f"{table}.{column}: the share of missing values differs by "
+                            f"{100 * c['missing_rate_difference']:.0f} points; check how nulls are modelled."})
+            if c.get("category_coverage") is not None and c["category_coverage"] < 0.8:
+                out.append({"severity": "low", "text": f"{table}.{column}: {c.get('categories_missing')} real categories "
+                            "never appear; rare categories may be lost (more rows, or fewer rare categories)."})
+            if c.get("range_coverage") is not None and c["range_coverage"] < 0.8:
+                out.append({"severity": "low", "text": f"{table}.{column}: synthetic values cover "
+                            f"{100 * c['range_coverage']:.0f}% of the real range; the tails are under-represented."})
+        weak = [(p, v) for p, v in (t.get("pairs") or {}).items() if (v.get("score") or 0.0) < pair_floor]
+        if weak:
+            worst, v = min(weak, key=lambda kv: kv[1]["score"])
+            a, b = worst.split("|", 1)
+            out.append({"severity": "medium", "text": f"{table}: {len(weak)} column pair(s) lose their relation, worst "
+                        f"{a} and {b} (score {v['score']:.2f}); a generator that models dependencies (e.g. ctgan) may help."})
+    for label, r in (report.get("relationships") or {}).items():
+        score = r.get("combined_score")
+        if score is not None and score < 0.8:
+            out.append({"severity": "medium", "text": f"{label}: children per parent differ (score {score:.2f}); check the "
+                        "foreign key and the children-per-parent model."})
+        trends = r.get("parent_child_trends")
+        if trends is not None and trends < 0.8:
+            out.append({"severity": "low", "text": f"{label}: parent and child columns relate differently than in the real data "
+                        f"(score {trends:.2f}); the child table is generated without its parent's values."})
+    utility = report.get("utility") or {}
+    ratio = utility.get("utility_ratio")
+    if ratio is not None and ratio < 0.9:
+        out.append({"severity": "high" if ratio < 0.75 else "medium",
+                    "text": f"Models trained on synthetic data reach {100 * ratio:.0f}% of the real-trained score on "
+                            f"{utility.get('target')}; the target's relations to the other columns are weakened."})
+    order = {"high": 0, "medium": 1, "low": 2}
+    out.sort(key=lambda r: order[r["severity"]])
+    if not out:
+        out.append({"severity": "info", "text": "No issue found: every score is above the advice thresholds."})
+    return out[:limit]
 
 
 # ---------------------------------------------------------------- the report
@@ -298,7 +632,8 @@ def _pct(value: float | None) -> float | None:
 
 
 def table_quality(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, exclude: set[str], *,
-                  max_pairs: int = 200, seed: int = 0) -> dict:
+                  max_pairs: int = 200, seed: int = 0, k: int = DEFAULT_K, public: set[str] = frozenset(),
+                  plots: bool = True) -> dict:
     columns = evaluable_columns(meta, exclude)
     entry: dict = {"row_count_real": int(len(real)), "row_count_synthetic": int(len(synth))}
     columns = [c for c in columns if c in real.columns]
@@ -309,24 +644,40 @@ def table_quality(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, excl
         return {**entry, "skipped": "no real rows", "column_shapes": None, "pair_trends": None, "columns": {}, "pairs": {}}
     shapes = column_shape_scores(real, synth, meta, columns)
     pairs = pair_trend_scores(real, synth, meta, columns, max_pairs=max_pairs, seed=seed)
+    related = [p["score"] for p in pairs.values() if p.get("contributes")]
     entry.update(
         column_shapes=_pct(mean_or_none(c["score"] for c in shapes.values())),
-        pair_trends=_pct(mean_or_none(p["score"] for p in pairs.values())),
+        # pairs with a real relation; when the real data has none, every pair counts
+        pair_trends=_pct(mean_or_none(related) if related else mean_or_none(p["score"] for p in pairs.values())),
+        pair_trends_all_pairs=_pct(mean_or_none(p["score"] for p in pairs.values())),
+        related_pairs=len(related),
         columns=shapes,
         pairs=pairs,
     )
+    if plots and len(synth):
+        # the worst-scoring columns are the ones worth a picture; shown in table order
+        worst = sorted(columns, key=lambda c: shapes[c]["score"])[:MAX_PLOT_COLUMNS]
+        entry["distributions"] = column_distributions(real, synth, meta, [c for c in columns if c in worst],
+                                                      k=k, public=public, seed=seed)
     return entry
 
 
 def quality_report(real_tables: Mapping[str, pd.DataFrame], synth_tables: Mapping[str, pd.DataFrame],
                    schema: DatasetSchema, *, exclude: Mapping[str, set[str]], max_pairs: int = 200,
-                   seed: int = 0) -> dict:
+                   seed: int = 0, k: int = DEFAULT_K, public: Mapping[str, set[str]] | None = None,
+                   train_tables: Mapping[str, pd.DataFrame] | None = None,
+                   holdout_tables: Mapping[str, pd.DataFrame] | None = None,
+                   utility_target: str | None = None, plots: bool = True) -> dict:
     """Scores 0..100 per table and for the dataset; the overall score feeds the quality gate.
 
     Component scores are means over tables (each table counts once, however wide); a synthetic
-    table that is missing counts as empty and scores 0. `overall_score` is None only when nothing
-    at all could be evaluated.
+    table that is missing counts as empty and scores 0. `overall_score` is the mean of the fidelity
+    components that could be evaluated (column shapes, pair trends, cardinality, parent-child trends),
+    None only when nothing at all could. Utility (TSTR/TRTS) runs when train and holdout tables are
+    given; it is reported next to the score, not inside it. `public` names columns whose category
+    labels may appear in plots; other categories are labelled by rank.
     """
+    public = public or {}
     tables: dict[str, dict] = {}
     for name, meta in schema.tables.items():
         if name not in real_tables:
@@ -335,19 +686,35 @@ def quality_report(real_tables: Mapping[str, pd.DataFrame], synth_tables: Mappin
         synth = synth_tables.get(name)
         if synth is None:
             synth = pd.DataFrame(columns=real_tables[name].columns)
-        tables[name] = table_quality(real_tables[name], synth, meta, skip, max_pairs=max_pairs, seed=seed)
-    relationships = cardinality_scores(real_tables, synth_tables, schema)
+        tables[name] = table_quality(real_tables[name], synth, meta, skip, max_pairs=max_pairs, seed=seed, k=k,
+                                     public=set(public.get(name, set())) - skip, plots=plots)
+    relationships = cardinality_scores(real_tables, synth_tables, schema, k=k)
+    for label, trends in parent_child_trends(real_tables, synth_tables, schema, exclude, seed=seed).items():
+        relationships.setdefault(label, {})
+        relationships[label]["parent_child_trends"] = trends["score"]
+        relationships[label]["parent_child_pairs"] = trends["pairs"]
     components = {
         "column_shapes": _pct(mean_or_none(t["column_shapes"] / 100 if t["column_shapes"] is not None else None
                                            for t in tables.values())),
         "pair_trends": _pct(mean_or_none(t["pair_trends"] / 100 if t["pair_trends"] is not None else None
                                          for t in tables.values())),
-        "cardinality": _pct(mean_or_none(r["score"] for r in relationships.values())),
+        "cardinality": _pct(mean_or_none(r.get("combined_score", r.get("score")) for r in relationships.values()
+                                         if "metric" in r)),
+        "parent_child_trends": _pct(mean_or_none(r.get("parent_child_trends") for r in relationships.values())),
     }
     overall = mean_or_none(components.values())
-    return {
+    report = {
         "overall_score": None if overall is None else round(overall, 2),
+        "grade": grade(None if overall is None else round(overall, 2)),
         **components,
+        "k": int(k),
         "tables": tables,
         "relationships": relationships,
     }
+    if train_tables is not None and holdout_tables is not None:
+        from genesis_pipelines.engine.evaluation.utility import utility_report  # utility imports this module
+
+        report["utility"] = utility_report(train_tables, holdout_tables, synth_tables, schema, exclude=exclude,
+                                           target=utility_target, seed=seed)
+    report["recommendations"] = recommendations(report)
+    return report

@@ -1,19 +1,24 @@
-"""Whether synthetic rows give away training rows: exact copies and distance to the closest record.
+"""Whether synthetic rows give away the people in the training data.
 
-Both metrics compare the synthetic table with the training rows and, as a baseline, with real rows the
+Every metric compares the synthetic table with the training rows and, as a baseline, with real rows the
 generator never saw (the holdout): a synthetic table is as private as a fresh real sample would be when
-it sits no closer to the training rows than the holdout does. Results are counts, rates and distances.
-New per-table metrics go into `TABLE_METRICS` with the signature of `_exact_copies_metric`.
+it sits no closer to the training rows than the holdout does, and an attack does no better on training rows
+than on holdout rows. Metrics: exact copies, distance to closest record (DCR) and nearest-neighbour distance
+ratio (NNDR) with a histogram, membership inference (distance and shadow-model attacks: AUC, interval, ROC),
+attribute inference from the spec's quasi-identifiers, singling out and linkability (Anonymeter's method, see
+`attacks`), k-anonymity / l-diversity, and the epsilon a DP generator spent. Results are counts, rates,
+distances and curves; no real value. Large tables are sampled deterministically (seeded).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import re
+from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from sklearn.neighbors import NearestNeighbors
 
+from genesis_pipelines.engine.evaluation import attacks
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
@@ -22,10 +27,26 @@ MIN_HOLDOUT_ROWS = 20
 # A "record" of one column is a single value: sampling a learned category repeats it by design, so
 # tables compared on fewer columns are reported but left out of the exact-copies gate.
 MIN_RECORD_COLUMNS = 2
+# Fewer members / non-members than this give an AUC too noisy to block a release on (SD ~0.04 at 100).
+MIN_MIA_ROWS = 100
 TOP_CATEGORIES = 50
+# Nearest-neighbour searches dominate the cost (~65M row pairs a second on 2 cores), so each is sized:
+ATTACK_ROWS = 2000  # synthetic and holdout rows whose DCR to the full train is measured
+MAX_REFERENCE = 100_000  # train / holdout / synthetic rows kept per table (seeded sample beyond)
+MIA_ROWS = 1000  # members and non-members attacked
+MIA_SYNTHETIC = 50_000  # synthetic rows the membership attacks search
+LINK_ROWS = 1000  # targets (and control rows) for linkability and attribute inference
+LINK_SYNTHETIC = 20_000  # synthetic rows the linkability and inference attacks search
+HISTOGRAM_BINS = 20
+K_TARGET = 5
+QI_BINS = 10  # numeric quasi-identifiers are generalised to deciles of train for k-anonymity
 _ONE_HOT_WEIGHT = 1.0 / np.sqrt(2.0)  # a category mismatch then weighs as much as the largest numeric gap (1)
 # float32 nearest-neighbour distances carry ~1e-6 of rounding; anything closer than this is the same point.
 _TIE = 1e-5
+_DEFAULT_QI = re.compile(r"(?:^|_)(age|gender|sex|race|ethnicity|marital|zip|postcode|postal|city|country|"
+                         r"nationality|education|occupation|birth|dob|state|region)(?:_|$)")
+_DEFAULT_SENSITIVE = re.compile(r"(?:^|_)(income|salary|wage|diagnosis|disease|health|religion|"
+                                r"politic\w*|sexual\w*|credit_?score|loan|debt)(?:_|$)")
 
 
 # ---------------------------------------------------------------- exact copies
@@ -131,71 +152,270 @@ def _encode(train: pd.DataFrame, frames: list[pd.DataFrame], meta: TableMeta, co
     return [np.hstack(b).astype(np.float32) if b else np.zeros((len(f), 0), np.float32) for b, f in zip(blocks, frames)]
 
 
-def _nearest(reference: np.ndarray, queries: np.ndarray) -> np.ndarray:
-    model = NearestNeighbors(n_neighbors=1).fit(reference)
-    distances, _ = model.kneighbors(queries)
-    return distances[:, 0]
+
+
+def _pick(n: int, limit: int, seed: int) -> np.ndarray:
+    """Deterministic row positions: all of them, or a seeded sample of `limit`."""
+    if n <= limit:
+        return np.arange(n)
+    return np.sort(np.random.default_rng(seed).choice(n, size=limit, replace=False))
+
+
+def _rescale_share(raw: float, neutral: float) -> float:
+    """Map the raw share onto 0.5 = neutral, 1.0 = every synthetic row nearest to a training row.
+
+    A generator that ignores which rows it trained on puts a synthetic row nearest to a training row with
+    probability train / (train + holdout) (the real rows are exchangeable), not 1/2; rescaling lets the full
+    train be searched, so a copier reaches 1.0 instead of the 0.625 that subsampling train gave at 80/20.
+    """
+    if not 0 < neutral < 1:
+        return raw
+    return 0.5 * raw / neutral if raw <= neutral else 0.5 + 0.5 * (raw - neutral) / (1 - neutral)
+
+
+def _histogram(synthetic: np.ndarray, holdout: np.ndarray) -> dict:
+    """Binned DCRs (counts per bin; the last bin holds the overflow above the pooled 99th percentile)."""
+    top = float(np.quantile(np.concatenate([synthetic, holdout]), 0.99))
+    top = top if top > _TIE else 1.0
+    edges = np.linspace(0.0, top, HISTOGRAM_BINS + 1)
+    count = lambda d: np.histogram(np.minimum(d, top), edges)[0].astype(int).tolist()  # noqa: E731
+    return {"edges": [round(float(e), 5) for e in edges], "synthetic": count(synthetic), "holdout": count(holdout)}
+
+
+def _reference_frames(train, holdout, synth, seed) -> list[pd.DataFrame]:
+    """Train, holdout and synthetic rows, each capped at MAX_REFERENCE by a seeded sample."""
+    return [sample_rows(train, MAX_REFERENCE, seed + 3), sample_rows(holdout, MAX_REFERENCE, seed + 4),
+            sample_rows(synth, MAX_REFERENCE, seed + 5)]
+
+
+def _encode_reference(train, holdout, synth, meta, columns, seed) -> list[np.ndarray]:
+    """The reference frames encoded with train's scales, for distances."""
+    frames = _reference_frames(train, holdout, synth, seed)
+    return _encode(frames[0], frames, meta, columns)
+
+
+def _compact(frames: list[pd.DataFrame], meta: TableMeta, columns: list[str]) -> list[np.ndarray]:
+    """One float column per real column (numbers, shared category codes), for classifiers and predicates."""
+    per_column = [_as_floats(frames, meta, c) for c in columns]
+    return [np.column_stack([v[i] for v in per_column]) if per_column else np.zeros((len(f), 0))
+            for i, f in enumerate(frames)]
+
+
+def _skip_reason(train, holdout, synth, columns) -> str | None:
+    if not columns:
+        return "no columns to compare"
+    if holdout is None or len(holdout) < MIN_HOLDOUT_ROWS:
+        return f"holdout has fewer than {MIN_HOLDOUT_ROWS} rows"
+    if len(synth) == 0:
+        return "no synthetic rows"
+    if len(train) == 0:
+        return "no training rows"
+    return None
 
 
 def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta,
-                               columns: list[str], *, max_rows: int = 20_000, seed: int = 0) -> dict:
+                               columns: list[str], *, max_rows: int = ATTACK_ROWS, seed: int = 0,
+                               encoded: list[np.ndarray] | None = None) -> dict:
     """Synthetic rows should sit no closer to the training rows than unseen real rows do.
 
-    Train is subsampled to the holdout size, so a generator that has not memorised anything puts half
-    of its rows closer to train (share 0.5); ties count one half. A generator that copies train scores
-    up to 0.5 + 0.5 * (holdout rows / train rows) -- full 1.0 only when train and holdout are the same size.
+    DCR: distance of each synthetic (and holdout) row to its nearest training row. `share_closer_to_train`:
+    synthetic rows nearer to train than to holdout, rescaled so 0.5 is ideal and a copier scores ~1.0 (see
+    `_rescale_share`); a tie counts as the neutral share. NNDR (nearest / second-nearest training row) is
+    returned under "nndr": low values mean a row sits on one particular person rather than in a crowd.
     """
-    columns = [c for c in columns if c in train.columns and c in holdout.columns and c in synth.columns]
-    if not columns:
-        return {"skipped": "no columns to compare"}
-    if len(holdout) < MIN_HOLDOUT_ROWS:
-        return {"skipped": f"holdout has fewer than {MIN_HOLDOUT_ROWS} rows"}
-    if len(synth) == 0:
-        return {"skipped": "no synthetic rows"}
-    if len(train) == 0:
-        return {"skipped": "no training rows"}
-    n_ref = min(len(holdout), len(train), max_rows)
-    train_s = sample_rows(train, n_ref, seed)
-    holdout_s = sample_rows(holdout, n_ref, seed + 1)
-    synth_s = sample_rows(synth, max_rows, seed + 2)
-    fit_rows = sample_rows(train, max(10 * max_rows, n_ref), seed + 3)  # quantiles and top categories
-    train_x, holdout_x, synth_x = _encode(fit_rows, [train_s, holdout_s, synth_s], meta, columns)
+    columns = [c for c in columns if c in train.columns and c in synth.columns and (holdout is None or c in holdout.columns)]
+    reason = _skip_reason(train, holdout, synth, columns)
+    if reason:
+        return {"skipped": reason}
+    train_x, holdout_x, synth_x = encoded if encoded is not None else _encode_reference(train, holdout, synth, meta, columns, seed)
     if train_x.shape[1] == 0:
         return {"skipped": "no encodable columns"}
-    synth_to_train = _nearest(train_x, synth_x)
-    synth_to_holdout = _nearest(holdout_x, synth_x)
-    holdout_to_train = _nearest(train_x, holdout_x)
-    for d in (synth_to_train, synth_to_holdout, holdout_to_train):
+    synth_q = synth_x[_pick(len(synth_x), max_rows, seed)]
+    holdout_q = holdout_x[_pick(len(holdout_x), max_rows, seed + 1)]
+    synth_train = attacks.nearest(train_x, synth_q, k=2)
+    holdout_train = attacks.nearest(train_x, holdout_q, k=2)
+    synth_holdout = attacks.nearest(holdout_x, synth_q, k=1)[:, 0]
+    for d in (synth_train, holdout_train, synth_holdout):
         d[d <= _TIE] = 0.0
-    diff = synth_to_train - synth_to_holdout
-    closer = np.where(np.abs(diff) <= _TIE, 0.5, (diff < 0).astype(float))
-    return {
-        "dcr_synthetic_median": num(np.median(synth_to_train)),
-        "dcr_holdout_median": num(np.median(holdout_to_train)),
-        "share_closer_to_train": num(closer.mean()),
-        "share_synthetic_at_zero_distance": num((synth_to_train <= _TIE).mean()),
-        # What a generator that only replays training rows would score here, for reading the share.
-        "copier_share_expected": num(0.5 + 0.5 * n_ref / len(train)),
-        "rows_used": {"train": int(n_ref), "holdout": int(n_ref), "synthetic": int(len(synth_s))},
+    dcr_synth, dcr_holdout = synth_train[:, 0], holdout_train[:, 0]
+    neutral = len(train_x) / (len(train_x) + len(holdout_x))
+    diff = dcr_synth - synth_holdout
+    raw = float(np.where(np.abs(diff) <= _TIE, neutral, (diff < 0).astype(float)).mean())
+    result = {
+        "dcr_synthetic_median": num(np.median(dcr_synth)),
+        "dcr_holdout_median": num(np.median(dcr_holdout)),
+        "dcr_synthetic_p05": num(np.quantile(dcr_synth, 0.05)),
+        "dcr_holdout_p05": num(np.quantile(dcr_holdout, 0.05)),
+        "share_closer_to_train": num(_rescale_share(raw, neutral)),
+        "share_closer_to_train_raw": num(raw),
+        "neutral_raw_share": num(neutral),
+        "share_synthetic_at_zero_distance": num((dcr_synth <= _TIE).mean()),
+        "share_holdout_at_zero_distance": num((dcr_holdout <= _TIE).mean()),
+        "histogram": _histogram(dcr_synth, dcr_holdout),
+        "rows_used": {"train": int(len(train_x)), "holdout": int(len(holdout_x)), "synthetic": int(len(synth_q))},
         "dimensions": int(train_x.shape[1]),
     }
+    if synth_train.shape[1] < 2:
+        result["nndr"] = {"skipped": "fewer than two training rows"}
+        return result
+
+    def ratio(d: np.ndarray) -> np.ndarray:
+        return np.where(d[:, 1] > _TIE, d[:, 0] / np.maximum(d[:, 1], _TIE), 1.0)
+
+    nndr_synth, nndr_holdout = ratio(synth_train), ratio(holdout_train)
+    low = float(np.quantile(nndr_holdout, 0.05))
+    result["nndr"] = {
+        "nndr_synthetic_median": num(np.median(nndr_synth)),
+        "nndr_holdout_median": num(np.median(nndr_holdout)),
+        "holdout_p05": num(low),
+        # a fresh real sample has 5% of rows below the holdout's 5th percentile
+        "share_synthetic_below_holdout_p05": num((nndr_synth < low).mean()),
+    }
+    return result
+
+
+# ---------------------------------------------------------------- attacks
+
+
+def membership_inference(encoded: list[np.ndarray], compact: list[np.ndarray], *, max_rows: int = MIA_ROWS,
+                         seed: int = 0) -> dict:
+    """Members = training rows, non-members = holdout rows, equally many (at most `max_rows` each); the
+    synthetic side is capped at MIA_SYNTHETIC rows. The shadow attack's auxiliary real data is half of the
+    non-members; it is evaluated on the other half against as many members."""
+    train_x, holdout_x, synth_x = encoded
+    n = min(len(holdout_x), len(train_x), max_rows)
+    if n < MIN_HOLDOUT_ROWS or len(synth_x) == 0 or train_x.shape[1] == 0:
+        return {"skipped": f"fewer than {MIN_HOLDOUT_ROWS} holdout rows or no synthetic rows"}
+    member_rows, nonmember_rows = _pick(len(train_x), n, seed + 6), _pick(len(holdout_x), n, seed + 7)
+    synth_rows = _pick(len(synth_x), MIA_SYNTHETIC, seed + 8)
+    synth_ref = synth_x[synth_rows]
+    member_d = attacks.nearest(synth_ref, train_x[member_rows])[:, 0]
+    nonmember_d = attacks.nearest(synth_ref, holdout_x[nonmember_rows])[:, 0]
+    out = {"distance": attacks.distance_attack(member_d, nonmember_d, seed)}
+    if n < 2 * MIN_HOLDOUT_ROWS or len(synth_ref) < 2:
+        out["shadow"] = {"skipped": f"fewer than {2 * MIN_HOLDOUT_ROWS} holdout rows"}
+        return out
+    fit = _pick(len(synth_ref), n, seed + 9)
+    loo = attacks.nearest(synth_ref, synth_ref[fit], k=2)[:, 1]
+    order = np.random.default_rng(seed + 10).permutation(n)
+    ref, evaluation = order[: n // 2], order[n // 2:]
+    train_c, holdout_c, synth_c = compact
+    out["shadow"] = attacks.shadow_attack(
+        synth_c[synth_rows[fit]], loo, holdout_c[nonmember_rows[ref]], nonmember_d[ref],
+        train_c[member_rows[evaluation]], member_d[evaluation], holdout_c[nonmember_rows[evaluation]],
+        nonmember_d[evaluation], seed)
+    return out
+
+
+def _as_floats(frames: list[pd.DataFrame], meta: TableMeta, column: str) -> list[np.ndarray]:
+    """Numbers as floats, categories as codes shared by every frame (nulls one code)."""
+    sdtype = meta.columns[column].sdtype
+    if sdtype in NUMERIC_LIKE:
+        return [to_float(f[column], sdtype) for f in frames]
+    return [c.astype("float64") for c in _joint_column_codes(frames, column, sdtype)]
+
+
+def _singling_out(compact: list[np.ndarray], meta, columns, seed) -> dict:
+    sets = [[x[:, j] for j in range(x.shape[1])] for x in compact]
+    numeric = [meta.columns[c].sdtype in NUMERIC_LIKE for c in columns]
+    return attacks.singling_out(sets[0], sets[1], sets[2], numeric, seed=seed)
+
+
+def _linkability(train, holdout, synth, meta, columns, seed, max_rows: int = LINK_ROWS) -> dict:
+    if len(columns) < 2:
+        return {"skipped": "fewer than two columns to split between two databases"}
+    n = min(len(holdout), len(train), max_rows)
+    targets = sample_rows(train, n, seed + 9)
+    control = sample_rows(holdout, n, seed + 10)
+    synth_r = sample_rows(synth, LINK_SYNTHETIC, seed + 5)
+    fit = sample_rows(train, MAX_REFERENCE, seed + 3)
+    # Alternate by cardinality, so both halves get identifying (many-valued) columns, as real databases do.
+    ranked = sorted(columns, key=lambda c: -int(fit[c].nunique(dropna=False)))
+    halves = [ranked[0::2], ranked[1::2]]
+    a = _encode(fit, [targets, control, synth_r], meta, halves[0])
+    b = _encode(fit, [targets, control, synth_r], meta, halves[1])
+    result = attacks.linkability(a[0], b[0], a[1], b[1], a[2], b[2])
+    return {**result, "columns_a": len(halves[0]), "columns_b": len(halves[1])}
+
+
+def _attribute_inference(train, holdout, synth, meta, qis, sensitive, seed, max_rows: int = LINK_ROWS) -> dict:
+    out: dict[str, dict] = {}
+    n = min(len(holdout), len(train), max_rows)
+    members, control = sample_rows(train, n, seed + 11), sample_rows(holdout, n, seed + 12)
+    synth_r, fit = sample_rows(synth, LINK_SYNTHETIC, seed + 5), sample_rows(train, MAX_REFERENCE, seed + 3)
+    for column in sensitive:
+        known = [q for q in qis if q != column]
+        if not known:
+            out[column] = {"skipped": "no quasi-identifier besides the column itself"}
+            continue
+        synth_q, member_q, control_q = _encode(fit, [synth_r, members, control], meta, known)
+        categorical = meta.columns[column].sdtype not in NUMERIC_LIKE
+        if categorical:
+            targets = _joint_column_codes([synth_r, members, control], column, meta.columns[column].sdtype)
+        else:
+            targets = [x[:, 0].astype("float64") for x in _encode(fit, [synth_r, members, control], meta, [column])]
+        out[column] = attacks.attribute_inference(synth_q, targets[0], member_q, targets[1], control_q, targets[2],
+                                                  categorical=categorical)
+    return out
+
+
+def _qi_codes(frames: list[pd.DataFrame], meta: TableMeta, qis: list[str]) -> list[pd.DataFrame]:
+    """Quasi-identifiers generalised as an attacker would match them: categories as is, numbers in train deciles."""
+    columns: list[list[np.ndarray]] = []
+    for column in qis:
+        sdtype = meta.columns[column].sdtype
+        if sdtype in NUMERIC_LIKE:
+            values = [to_float(f[column], sdtype) for f in frames]
+            reference = values[0][~np.isnan(values[0])]
+            edges = np.unique(np.quantile(reference, np.linspace(0, 1, QI_BINS + 1)[1:-1])) if len(reference) else np.array([])
+            columns.append([np.where(np.isnan(v), -1, np.searchsorted(edges, v, side="right")) for v in values])
+        else:
+            columns.append(_joint_column_codes(frames, column, sdtype))
+    return [pd.DataFrame({q: columns[j][i] for j, q in enumerate(qis)}) for i in range(len(frames))]
+
+
+def _k_anonymity(train, synth, meta, qis, sensitive, seed) -> dict:
+    frames = [sample_rows(train, MAX_REFERENCE, seed + 3), sample_rows(synth, MAX_REFERENCE, seed + 5)]
+    real_codes, synth_codes = _qi_codes(frames, meta, qis)
+    secrets = {c: _joint_column_codes(frames, c, meta.columns[c].sdtype) for c in sensitive if c not in qis}
+    synthetic = attacks.k_anonymity(synth_codes, {c: v[1] for c, v in secrets.items()}, k_target=K_TARGET)
+    real = attacks.k_anonymity(real_codes, {c: v[0] for c, v in secrets.items()}, k_target=K_TARGET)
+    return {**synthetic, "real": real, "quasi_identifiers": len(qis)}
+
+
+def _name_tokens(column: str) -> str:
+    text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column)
+    return re.sub(r"[^a-z0-9]+", "_", text.lower())
+
+
+def _roles(table: str, columns: list[str], declared: Mapping[str, list[str]] | None, pattern: re.Pattern) -> tuple[list[str], str]:
+    if declared and table in declared:
+        return [c for c in declared[table] if c in columns], "spec"
+    return [c for c in columns if pattern.search(_name_tokens(c))][:6], "inferred from column names"
+
+
+def _dp(describe: Mapping | None) -> dict:
+    """What a DP generator spent and what it covers, from its describe() (aggregates the generator reports)."""
+    describe = describe or {}
+    if describe.get("epsilon_spent") is None:
+        return {"epsilon_spent": None, "delta": None, "guarantee": "none: the generator is not differentially private"}
+    delta = describe.get("delta_spent", describe.get("delta"))
+    out = {"epsilon_spent": num(describe["epsilon_spent"]), "delta": num(delta) if delta is not None else None,
+           "guarantee": str(describe.get("dp_guarantee", "differential privacy of the training rows"))}
+    if isinstance(describe.get("budget"), Mapping):
+        out["budget"] = {str(k): num(v) for k, v in describe["budget"].items()}
+    return out
+
+
+def _guarded(fn, *args, **kwargs) -> dict:
+    """An attack that cannot run on odd data is reported as skipped, not allowed to sink the whole report."""
+    try:
+        return fn(*args, **kwargs)
+    except (ValueError, IndexError, ZeroDivisionError) as exc:
+        return {"skipped": f"could not run ({type(exc).__name__})"}
 
 
 # ---------------------------------------------------------------- the report
-
-
-def _exact_copies_metric(train, holdout, synth, meta, columns, *, max_rows, seed) -> dict:
-    return exact_copies(train, synth, columns, holdout=holdout, meta=meta)
-
-
-def _dcr_metric(train, holdout, synth, meta, columns, *, max_rows, seed) -> dict:
-    if holdout is None:
-        return {"skipped": "no holdout table"}
-    return distance_to_closest_record(train, holdout, synth, meta, columns, max_rows=max_rows, seed=seed)
-
-
-TableMetric = Callable[..., dict]
-TABLE_METRICS: dict[str, TableMetric] = {"exact_copies": _exact_copies_metric, "dcr": _dcr_metric}
 
 
 def _threshold(thresholds, name: str) -> float | None:
@@ -204,17 +424,68 @@ def _threshold(thresholds, name: str) -> float | None:
     return getattr(thresholds, name, None)
 
 
+def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, describe, max_rows, seed) -> dict:
+    entry: dict = {
+        "row_count_train": int(len(train)),
+        "row_count_holdout": int(len(holdout)) if holdout is not None else 0,
+        "row_count_synthetic": int(len(synth)),
+        "columns_compared": len(columns),
+    }
+    entry["exact_copies"] = exact_copies(train, synth, columns, holdout=holdout, meta=meta)
+    reason = _skip_reason(train, holdout, synth, columns)
+    frames = None if reason else _reference_frames(train, holdout, synth, seed)
+    encoded = None if reason else _encode(frames[0], frames, meta, columns)
+    if encoded is not None and encoded[0].shape[1] == 0:
+        reason, encoded = "no encodable columns", None
+    if reason:
+        skipped = {"skipped": reason}
+        entry.update(dcr=dict(skipped), nndr=dict(skipped), mia={"distance": dict(skipped), "shadow": dict(skipped)},
+                     singling_out=dict(skipped), linkability=dict(skipped),
+                     attribute_inference={c: dict(skipped) for c in sensitive})
+    else:
+        dcr = distance_to_closest_record(train, holdout, synth, meta, columns, max_rows=max_rows, seed=seed, encoded=encoded)
+        entry["nndr"] = dcr.pop("nndr", {"skipped": dcr.get("skipped", "not measured")})
+        entry["dcr"] = dcr
+        compact = _compact(frames, meta, columns)
+        entry["mia"] = _guarded(membership_inference, encoded, compact, seed=seed)
+        entry["singling_out"] = _guarded(_singling_out, compact, meta, columns, seed)
+        entry["linkability"] = _guarded(_linkability, train, holdout, synth, meta, columns, seed)
+        entry["attribute_inference"] = (_guarded(_attribute_inference, train, holdout, synth, meta, qis, sensitive, seed)
+                                        if qis else {c: {"skipped": "no quasi-identifiers"} for c in sensitive})
+    entry["k_anonymity"] = (_guarded(_k_anonymity, train, synth, meta, qis, sensitive, seed)
+                            if qis and len(synth) else {"skipped": "no quasi-identifiers" if not qis else "no synthetic rows"})
+    entry["dp"] = _dp(describe)
+    return entry
+
+
+def _mia_auc(entry: dict) -> float | None:
+    """The stronger attack's AUC, for tables with enough members and non-members to judge."""
+    values = []
+    for result in (entry.get("mia") or {}).values():
+        if isinstance(result, dict) and result.get("auc") is not None and min(result["members"], result["non_members"]) >= MIN_MIA_ROWS:
+            values.append(result["auc"])
+    return max(values) if values else None
+
+
 def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Mapping[str, pd.DataFrame],
                    synth_tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, *,
-                   exclude: Mapping[str, set[str]], thresholds, max_rows: int = 20_000, seed: int = 0) -> dict:
+                   exclude: Mapping[str, set[str]], thresholds, max_rows: int = ATTACK_ROWS, seed: int = 0,
+                   quasi_identifiers: Mapping[str, list[str]] | None = None,
+                   sensitive_columns: Mapping[str, list[str]] | None = None,
+                   model_describe: Mapping[str, dict] | None = None) -> dict:
     """Per-table privacy metrics and the dataset's gates.
 
     Keys and PII columns are left out: keys are regenerated and PII is replaced, so a match on them
-    says nothing about a copied person. `unique_record_copies` sums tables compared on at least
-    MIN_RECORD_COLUMNS columns. `passed` holds only the gates that could be evaluated; the others are
-    listed in `skipped_gates` with a reason.
+    says nothing about a copied person. Quasi-identifiers and sensitive columns come from the spec, or are
+    guessed from column names (age, zip, income, ...) when the spec names none for a table. Gates:
+    `exact_copies_max` (unique real records copied, tables with >= MIN_RECORD_COLUMNS columns),
+    `dcr_share_max` (largest share closer to train), `mia_auc_max` (largest MIA AUC, tables with >= MIN_MIA_ROWS
+    members and non-members), and the singling-out / linkability risks when the spec sets their thresholds.
+    `gates` holds {value, threshold, passed} for each gate evaluated; `passed` the verdicts; the others are in
+    `skipped_gates` with a reason.
     """
     tables: dict[str, dict] = {}
+    model_describe = model_describe or {}
     for name, meta in schema.tables.items():
         train = train_tables.get(name)
         if train is None:
@@ -229,15 +500,13 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
             holdout = None
         missing = [c for c in columns if c not in synth.columns]
         columns = [c for c in columns if c in synth.columns]
-        entry: dict = {
-            "row_count_train": int(len(train)),
-            "row_count_holdout": int(len(holdout)) if holdout is not None else 0,
-            "row_count_synthetic": int(len(synth)),
-            "columns_compared": len(columns),
-            "columns_missing_from_synthetic": len(missing),
-        }
-        for metric, fn in TABLE_METRICS.items():
-            entry[metric] = fn(train, holdout, synth, meta, columns, max_rows=max_rows, seed=seed)
+        qis, qi_source = _roles(name, columns, quasi_identifiers, _DEFAULT_QI)
+        sensitive, _ = _roles(name, columns, sensitive_columns, _DEFAULT_SENSITIVE)
+        sensitive = [c for c in sensitive if c not in qis] if qi_source != "spec" else sensitive
+        entry = _table_entry(name, train, holdout, synth, meta, columns, qis=qis, sensitive=sensitive,
+                             describe=model_describe.get(name), max_rows=max_rows, seed=seed)
+        entry["columns_missing_from_synthetic"] = len(missing)
+        entry["quasi_identifiers"] = {"count": len(qis), "source": qi_source}
         entry["in_copy_gate"] = len(columns) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
         tables[name] = entry
 
@@ -248,22 +517,33 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
     synthetic_rows = sum(t["exact_copies"]["synthetic_rows"] for t in tables.values())
     shares = [t["dcr"]["share_closer_to_train"] for t in tables.values() if t["dcr"].get("share_closer_to_train") is not None]
     max_share = max(shares) if shares else None
+    aucs = [a for a in (_mia_auc(t) for t in tables.values()) if a is not None]
+    max_auc = max(aucs) if aucs else None
+    risks = {kind: [t[kind]["risk"] for t in tables.values() if t[kind].get("risk") is not None]
+             for kind in ("singling_out", "linkability")}
 
+    values = {
+        "exact_copies_max": (unique_copies if gated else None,
+                             f"no table had {MIN_RECORD_COLUMNS} or more columns to compare"),
+        "dcr_share_max": (max_share, "no table had a distance to closest record (holdout too small or absent)"),
+        "mia_auc_max": (max_auc, f"no table had {MIN_MIA_ROWS} or more members and non-members to attack"),
+        "singling_out_risk_max": (max(risks["singling_out"]) if risks["singling_out"] else None, "no singling-out attack ran"),
+        "linkability_risk_max": (max(risks["linkability"]) if risks["linkability"] else None, "no linkability attack ran"),
+    }
+    gates: dict[str, dict] = {}
     passed: dict[str, bool] = {}
     skipped_gates: dict[str, str] = {}
-    limits = {name: _threshold(thresholds, name) for name in ("exact_copies_max", "dcr_share_max")}
-    if limits["exact_copies_max"] is None:
-        skipped_gates["exact_copies_max"] = "no threshold"
-    elif not gated:
-        skipped_gates["exact_copies_max"] = f"no table had {MIN_RECORD_COLUMNS} or more columns to compare"
-    else:
-        passed["exact_copies_max"] = bool(unique_copies <= limits["exact_copies_max"])
-    if limits["dcr_share_max"] is None:
-        skipped_gates["dcr_share_max"] = "no threshold"
-    elif max_share is None:
-        skipped_gates["dcr_share_max"] = "no table had a distance to closest record (holdout too small or absent)"
-    else:
-        passed["dcr_share_max"] = bool(max_share <= limits["dcr_share_max"])
+    limits = {name: _threshold(thresholds, name) for name in values}
+    for name, (value, why_missing) in values.items():
+        if limits[name] is None:
+            if name in ("exact_copies_max", "dcr_share_max", "mia_auc_max"):
+                skipped_gates[name] = "no threshold"
+            continue
+        if value is None:
+            skipped_gates[name] = why_missing
+            continue
+        passed[name] = bool(value <= limits[name])
+        gates[name] = {"value": num(value), "threshold": num(limits[name]), "passed": passed[name]}
 
     return {
         "synthetic_rows": int(synthetic_rows),
@@ -273,7 +553,11 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
         # Expected for a fresh real sample of the same size (tables with a holdout only): read the gate against it.
         "unique_record_copies_baseline": num(sum(b for b in baselines if b is not None)) if any(b is not None for b in baselines) else None,
         "max_share_closer_to_train": num(max_share),
-        "thresholds": {k: num(v) for k, v in limits.items()},
+        "max_mia_auc": num(max_auc),
+        "max_singling_out_risk": values["singling_out_risk_max"][0],
+        "max_linkability_risk": values["linkability_risk_max"][0],
+        "thresholds": {k: num(v) for k, v in limits.items() if v is not None},
+        "gates": gates,
         "passed": passed,
         "skipped_gates": skipped_gates,
         "all_passed": all(passed.values()),

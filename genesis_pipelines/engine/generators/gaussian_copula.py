@@ -10,16 +10,15 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
-from faker.providers.lorem.la import Provider as _Lorem
 from scipy.special import ndtr, ndtri
 
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.generators.free_text import fit_text, sample_text
 from genesis_pipelines.engine.schema import TableMeta
 from genesis_pipelines.engine.transform import ColumnTransform, fit_transform_for
 
 FORMAT = "genesis.gaussian_copula/1"
-_WORDS = np.asarray(sorted(set(_Lorem.word_list)), dtype=object)
 _CHUNK = 200_000
 
 
@@ -59,9 +58,7 @@ class GaussianCopulaGenerator:
         for column in self.columns:
             cmeta, series = meta.columns[column], table[column]
             if cmeta.sdtype == "text":
-                words = series.dropna().astype(str).str.split().str.len()
-                self.text[column] = {"null_rate": float(series.isna().mean()),
-                                     "words": np.quantile(words, np.linspace(0, 1, 21)).tolist() if len(words) else [1.0, 1.0]}
+                self.text[column] = fit_text(series)
                 continue
             transform = fit_transform_for(series, cmeta)
             self.transforms[column] = transform
@@ -88,33 +85,55 @@ class GaussianCopulaGenerator:
 
     # -------------------------------------------------------------- sample
 
-    def _condition(self, conditions: dict, n: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
+    def _condition(self, conditions: dict | pd.DataFrame, n: int, rng: np.random.Generator) -> tuple[list[int], np.ndarray]:
         """Dimensions fixed by conditions and, per row, their normal scores.
 
         A category owns an interval of (0, 1): drawing inside it per row samples the truncated normal, so the
-        other columns follow the whole category rather than its midpoint.
+        other columns follow the whole category rather than its midpoint. A frame gives one condition per row;
+        there a null or never-seen value leaves its row unconditioned on that column (drawn from the marginal),
+        so conditioning on generated parents never fails on a parent value the child never saw.
         """
+        per_row = isinstance(conditions, pd.DataFrame)
         fixed, z = [], []
-        for column, value in conditions.items():
+        for column in conditions.keys():
             if column in self.text:
                 raise GenesisError(f"cannot condition on free-text column {column!r}")
             if column not in self.transforms:
                 raise GenesisError(f"cannot condition on column {column!r}: the model does not have it")
             transform = self.transforms[column]
-            if hasattr(transform, "interval_of"):
-                lo, hi = transform.interval_of(value)
+            if per_row:
+                u = self._uniform_per_row(transform, conditions[column], rng)
+            elif hasattr(transform, "interval_of"):
+                lo, hi = transform.interval_of(conditions[column])
                 if np.isnan(lo):
                     raise GenesisError(f"impossible condition on column {column!r}: the value was never seen in training")
                 u = lo + rng.random(n) * (hi - lo)
             else:
-                u = np.full(n, float(transform.to_uniform(pd.Series([value]), rng)[0]))
+                u = np.full(n, float(transform.to_uniform(pd.Series([conditions[column]]), rng)[0]))
             fixed.append(self.dims.index((column, "value")))
             z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
         return fixed, np.column_stack(z) if z else np.zeros((n, 0))
 
-    def _draw(self, n: int, rng: np.random.Generator, conditions: dict | None) -> np.ndarray:
+    @staticmethod
+    def _uniform_per_row(transform: ColumnTransform, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        u = rng.random(len(values))
+        codes, uniques = pd.factorize(values.reset_index(drop=True))
+        if hasattr(transform, "interval_of"):
+            bounds = np.array([transform.interval_of(v) for v in uniques], dtype="float64").reshape(-1, 2)
+            lo, hi = np.full(len(values), np.nan), np.full(len(values), np.nan)
+            known = codes >= 0
+            lo[known], hi[known] = bounds[codes[known], 0], bounds[codes[known], 1]
+            ok = ~np.isnan(lo)
+            u[ok] = lo[ok] + u[ok] * (hi[ok] - lo[ok])
+        else:
+            present = codes >= 0
+            if present.any():
+                u[present] = transform.to_uniform(values.reset_index(drop=True)[present], rng)
+        return u
+
+    def _draw(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None) -> np.ndarray:
         d = len(self.dims)
-        if not conditions:
+        if conditions is None or len(conditions.keys()) == 0:
             return rng.multivariate_normal(np.zeros(d), self.corr, size=n, method="cholesky") if d else np.zeros((n, 0))
         fixed, z_fixed = self._condition(conditions, n, rng)
         free = [i for i in range(d) if i not in fixed]
@@ -131,19 +150,16 @@ class GaussianCopulaGenerator:
         if self.corr is None:
             raise ModelError("the generator has not been fitted")
         if isinstance(conditions, pd.DataFrame):
-            # one draw per distinct condition row, stitched back in the caller's order
-            parts = []
-            for _, group in conditions.groupby(list(conditions.columns), sort=False, dropna=False):
-                first = group.iloc[0].to_dict()
-                part = self.sample(len(group), conditions=first, seed=None if seed is None else seed + len(parts))
-                part.index = group.index
-                parts.append(part)
-            return pd.concat(parts).loc[conditions.index].reset_index(drop=True) if parts else self.sample(0)
+            # one condition per row, all rows in one vectorised conditional draw (mean z_fixed @ weights.T per row)
+            if len(conditions) != n:
+                raise GenesisError(f"conditions has {len(conditions)} rows for {n} rows to sample")
+            conditions = conditions.reset_index(drop=True)
         rng = np.random.default_rng(seed)
-        chunks = [self._sample_chunk(min(_CHUNK, n - start), rng, conditions) for start in range(0, n, _CHUNK)] or [self._sample_chunk(0, rng, conditions)]
+        chunks = [self._sample_chunk(min(_CHUNK, n - start), rng, _slice(conditions, start, start + _CHUNK))
+                  for start in range(0, n, _CHUNK)] or [self._sample_chunk(0, rng, _slice(conditions, 0, 0))]
         return pd.concat(chunks, ignore_index=True)
 
-    def _sample_chunk(self, n: int, rng: np.random.Generator, conditions: dict | None) -> pd.DataFrame:
+    def _sample_chunk(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None) -> pd.DataFrame:
         u = ndtr(self._draw(n, rng, conditions))
         out: dict[str, pd.Series] = {}
         for column in self.columns:
@@ -156,19 +172,16 @@ class GaussianCopulaGenerator:
                 is_null = u[:, self.dims.index((column, "null"))] < transform.null_rate
                 values = values.astype(object).where(~is_null, None).astype(values.dtype)
             out[column] = values.reset_index(drop=True)
-        if conditions:
+        if isinstance(conditions, pd.DataFrame):
+            for column in conditions.columns:  # the caller's exact values
+                out[column] = pd.Series(conditions[column].to_numpy(), dtype=out[column].dtype) if n else out[column]
+        elif conditions:
             for column, value in conditions.items():
                 out[column] = pd.Series([value] * n, dtype=out[column].dtype) if n else out[column]
         return pd.DataFrame(out, columns=self.columns, index=pd.RangeIndex(n))
 
     def _sample_text(self, column: str, n: int, rng: np.random.Generator) -> pd.Series:
-        spec = self.text[column]
-        counts = np.maximum(1, np.round(np.interp(rng.random(n), np.linspace(0, 1, len(spec["words"])), spec["words"]))).astype(int)
-        words = _WORDS[rng.integers(0, len(_WORDS), int(counts.sum()))]
-        ends = np.cumsum(counts)
-        texts = [" ".join(words[e - c:e]).capitalize() for c, e in zip(counts, ends)]
-        series = pd.Series(texts, dtype="string")
-        return series.mask(rng.random(n) < spec["null_rate"])
+        return sample_text(self.text[column], n, rng)
 
     # -------------------------------------------------------------- persistence
 
@@ -208,6 +221,10 @@ class GaussianCopulaGenerator:
             "continuous_columns": sum(t.kind == "continuous" for t in self.transforms.values()),
             "mean_abs_correlation": round(float(off_diagonal.mean()), 4),
         }
+
+
+def _slice(conditions: dict | pd.DataFrame | None, start: int, stop: int):
+    return conditions.iloc[start:stop].reset_index(drop=True) if isinstance(conditions, pd.DataFrame) else conditions
 
 
 def _nearest_correlation_cov(cov: np.ndarray) -> np.ndarray:

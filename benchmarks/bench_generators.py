@@ -1,0 +1,209 @@
+"""This project's generators next to SDV 2.0 on Adult, in ONE run on the same 80/20 split, one table printed.
+
+    python benchmarks/bench_generators.py [--epochs 20] [--batch-size 500] [--only gaussian_copula,sdv_gaussian_copula]
+
+Per method: fit seconds, sample seconds (as many rows as the training split), SDMetrics QualityReport score against
+the training split, and TSTR ROC AUC: a HistGradientBoostingClassifier trained on the synthetic rows, scored on the
+real 20 % (target `income`), next to the same classifier trained on the real 80 %. Epoch-based methods also get
+seconds per epoch. SDV and SDMetrics are BUSL: they run in a separate virtualenv (benchmarks/.venv-sdv, made with
+`python -m venv benchmarks/.venv-sdv && benchmarks/.venv-sdv/bin/pip install torch==2.13.0 sdv==2.0.0`), called as a
+subprocess (sdv_generators_worker.py) with Parquet files in a temp dir; the project never imports them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.metrics import roc_auc_score
+
+HERE = Path(__file__).resolve().parent
+ADULT = HERE.parents[1] / "shared" / "datasets" / "adult" / "adult.csv"
+SDV_PYTHON = Path(os.environ.get("SDV_PYTHON", HERE / ".venv-sdv" / "bin" / "python"))
+TARGET = "income"
+# targets of issue 4 (2 CPU cores); SDV's figures are the ones measured in the same run
+OURS = ["gaussian_copula", "dp_gaussian_copula", "tvae", "ctgan", "dp_ctgan"]
+SDV = ["sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan"]
+
+
+def split(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    df = pd.read_csv(ADULT)
+    order = np.random.default_rng(seed).permutation(len(df))
+    cut = int(round(len(df) * 0.8))
+    return df.iloc[order[:cut]].reset_index(drop=True), df.iloc[order[cut:]].reset_index(drop=True)
+
+
+def tstr_auc(train: pd.DataFrame, test: pd.DataFrame) -> float | None:
+    """ROC AUC on the real test rows of a classifier trained on `train` (synthetic or real)."""
+    features = [c for c in test.columns if c != TARGET]
+    y_train = (train[TARGET].astype(str) == ">50K").to_numpy()
+    if y_train.all() or not y_train.any():
+        return None
+
+    def encode(frame: pd.DataFrame) -> pd.DataFrame:
+        out = pd.DataFrame(index=frame.index)
+        for c in features:
+            if pd.api.types.is_numeric_dtype(test[c]):
+                out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
+            else:
+                cats = sorted(test[c].dropna().astype(str).unique().tolist()
+                              + train[c].dropna().astype(str).unique().tolist())
+                out[c] = pd.Categorical(frame[c].astype(object).where(frame[c].notna(), None), categories=sorted(set(cats)))
+        return out
+
+    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
+    model.fit(encode(train), y_train)
+    return float(roc_auc_score((test[TARGET].astype(str) == ">50K").to_numpy(), model.predict_proba(encode(test))[:, 1]))
+
+
+def run_ours(method: str, train: pd.DataFrame, epochs: int, batch: int, seed: int) -> tuple[dict, pd.DataFrame]:
+    from genesis_pipelines.engine.generators import available_methods, create_generator
+    from genesis_pipelines.engine.schema import profile_table
+    from genesis_pipelines.engine.spec import parse_spec
+
+    for module in ("ctgan", "tvae", "dp_neural"):  # registered by import, if the neural generators are present
+        try:
+            importlib.import_module(f"genesis_pipelines.engine.generators.{module}")
+        except ImportError:
+            pass
+    if method not in available_methods():
+        raise LookupError(f"{method} is not available in this checkout")
+    settings = {"dp_gaussian_copula": {"epsilon": 1.0}, "dp_ctgan": {"epsilon": 1.0, "epochs": epochs, "batch_size": batch,
+                                                                      "progress": False},
+                "ctgan": {"epochs": epochs, "batch_size": batch, "patience": None, "progress": False},
+                "tvae": {"epochs": epochs, "batch_size": batch, "patience": None, "progress": False}}.get(method, {})
+    meta = profile_table("adult", train, parse_spec({"name": "adult"}))
+    generator = create_generator(method, **settings)
+    t0, c0 = time.perf_counter(), time.process_time()
+    generator.fit(train, meta, seed=seed)
+    t1, c1 = time.perf_counter(), time.process_time()
+    synth = generator.sample(len(train), seed=seed + 1)
+    t2, c2 = time.perf_counter(), time.process_time()
+    info = generator.describe()
+    row = {"fit_s": t1 - t0, "sample_s": t2 - t1, "fit_cpu_s": c1 - c0, "sample_cpu_s": c2 - c1}
+    if "epochs" in settings:
+        row["epochs"] = info.get("epochs_run", settings["epochs"])
+    if "epsilon_spent" in info:
+        row["epsilon_spent"] = info["epsilon_spent"]
+    return row, synth
+
+
+def run_sdv(method: str, train_path: Path, rows: int, out: Path, epochs: int, batch: int, seed: int) -> dict:
+    result = subprocess.run([str(SDV_PYTHON), str(HERE / "sdv_generators_worker.py"), "fit", "--method",
+                             method.removeprefix("sdv_"), "--train", str(train_path), "--rows", str(rows), "--out", str(out),
+                             "--epochs", str(epochs), "--batch-size", str(batch), "--seed", str(seed)],
+                            capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "2")})
+    if result.returncode != 0:
+        raise RuntimeError(result.stderr[-2000:])
+    row = json.loads(result.stdout.strip().splitlines()[-1])
+    if method != "sdv_gaussian_copula":
+        row["epochs"] = epochs
+    return row
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", default="", help="comma-separated methods (default: all)")
+    args = parser.parse_args()
+    methods = [m for m in OURS + SDV if not args.only or m in args.only.split(",")]
+    train, test = split(args.seed)
+    rows: dict[str, dict] = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        tmp = Path(tmp)
+        train_path = tmp / "train.parquet"
+        train.to_parquet(train_path, index=False)
+        synth_paths: dict[str, Path] = {}
+        for method in methods:
+            print(f"... {method}", file=sys.stderr, flush=True)
+            out = tmp / f"{method}.parquet"
+            try:
+                if method.startswith("sdv_"):
+                    row = run_sdv(method, train_path, len(train), out, args.epochs, args.batch_size, args.seed)
+                    synth = pd.read_parquet(out)
+                else:
+                    row, synth = run_ours(method, train, args.epochs, args.batch_size, args.seed)
+                    synth.to_parquet(out, index=False)
+            except (LookupError, RuntimeError) as exc:
+                rows[method] = {"note": str(exc).strip().splitlines()[-1][:80]}
+                continue
+            row["tstr_auc"] = tstr_auc(synth, test)
+            rows[method], synth_paths[method] = row, out
+            print(f"... {method} done: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})}",
+                  file=sys.stderr, flush=True)
+        quality = {}
+        if synth_paths and SDV_PYTHON.is_file():
+            result = subprocess.run([str(SDV_PYTHON), str(HERE / "sdv_generators_worker.py"), "quality", "--real",
+                                     str(train_path), "--synth", *map(str, synth_paths.values())], capture_output=True, text=True)
+            if result.returncode == 0:
+                by_path = json.loads(result.stdout.strip().splitlines()[-1])
+                quality = {m: by_path[str(p)] for m, p in synth_paths.items()}
+            else:
+                print(result.stderr[-2000:], file=sys.stderr)
+    real_auc = tstr_auc(train, test)
+    print(f"\nAdult: {len(train)} training rows, {len(test)} test rows; {args.epochs} epochs, batch {args.batch_size}; "
+          f"{os.cpu_count()} CPUs; train-on-real TSTR ROC AUC {real_auc:.3f}\n")
+    header = (f"{'method':22} {'fit s':>8} {'sample s':>9} {'s/epoch':>8} {'fit cpu s':>10} {'cpu s/epoch':>11} "
+              f"{'quality':>8} {'TSTR AUC':>9}  note")
+    print(header)
+    print("-" * len(header))
+    for method in methods:
+        r = rows.get(method, {})
+        if "fit_s" not in r:
+            print(f"{method:22} {'-':>8} {'-':>9} {'-':>8} {'-':>10} {'-':>11} {'-':>8} {'-':>9}  {r.get('note', '')}")
+            continue
+        per_epoch = f"{r['fit_s'] / r['epochs']:.2f}" if r.get("epochs") else "-"
+        cpu_epoch = f"{r['fit_cpu_s'] / r['epochs']:.2f}" if r.get("epochs") else "-"
+        q = f"{quality[method]:.3f}" if method in quality else "-"
+        auc = f"{r['tstr_auc']:.3f}" if r.get("tstr_auc") is not None else "-"
+        note = f"epsilon spent {r['epsilon_spent']:.3g}" if "epsilon_spent" in r else ""
+        print(f"{method:22} {r['fit_s']:8.2f} {r['sample_s']:9.2f} {per_epoch:>8} {r['fit_cpu_s']:10.2f} {cpu_epoch:>11} "
+              f"{q:>8} {auc:>9}  {note}")
+    print(f"{'train on real':22} {'':>8} {'':>9} {'':>8} {'':>10} {'':>11} {'':>8} {real_auc:9.3f}")
+    targets(rows, quality)
+
+
+def targets(rows: dict, quality: dict) -> None:
+    """The issue's targets, met or not, from the figures above."""
+    def get(m, k):
+        return rows.get(m, {}).get(k)
+    lines = []
+    ours, theirs = rows.get("gaussian_copula", {}), rows.get("sdv_gaussian_copula", {})
+    if "fit_s" in ours and "fit_s" in theirs:
+        speedup = (theirs["fit_cpu_s"] + theirs["sample_cpu_s"]) / (ours["fit_cpu_s"] + ours["sample_cpu_s"])
+        ok = speedup >= 10 and quality.get("gaussian_copula", 0) >= quality.get("sdv_gaussian_copula", 1)
+        lines.append(f"gaussian_copula fit+sample {speedup:.1f}x less CPU time than SDV (target >= 10x faster), quality "
+                     f"{quality.get('gaussian_copula', float('nan')):.3f} vs {quality.get('sdv_gaussian_copula', float('nan')):.3f}"
+                     f" (target >=): {'MET' if ok else 'NOT MET'}")
+    for m in ("ctgan", "tvae"):
+        if get(m, "fit_s") and get(f"sdv_{m}", "fit_s"):
+            # CPU seconds: wall time is unreliable when other work shares the cores
+            ratio = (get(m, "fit_cpu_s") / get(m, "epochs")) / (get(f"sdv_{m}", "fit_cpu_s") / get(f"sdv_{m}", "epochs"))
+            ok = ratio <= 0.5 and quality.get(m, 0) >= quality.get(f"sdv_{m}", 1)
+            lines.append(f"{m}: CPU time per epoch {ratio:.2f}x SDV's (target <= 0.5x), quality {quality.get(m, float('nan')):.3f} "
+                         f"vs {quality.get(f'sdv_{m}', float('nan')):.3f} (target >=): {'MET' if ok else 'NOT MET'}")
+    if get("dp_ctgan", "fit_s"):
+        eps = get("dp_ctgan", "epsilon_spent")
+        lines.append(f"dp_ctgan at epsilon 1: quality {quality.get('dp_ctgan', float('nan')):.3f}, TSTR "
+                     f"{get('dp_ctgan', 'tstr_auc') or float('nan'):.3f}, epsilon spent {eps} (target <= 1): "
+                     f"{'MET' if eps is not None and eps <= 1.0 + 1e-9 else 'NOT MET'}")
+    if lines:
+        print("\nTargets:")
+        for line in lines:
+            print("  " + line)
+
+
+if __name__ == "__main__":
+    main()

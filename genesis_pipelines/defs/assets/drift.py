@@ -1,0 +1,53 @@
+"""`<dataset>/drift`: how far the current source has moved from the model's training snapshot."""
+
+
+import dagster as dg
+
+from genesis_pipelines.defs.assets.analysis import read_source_tables
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, warehouse_schema
+from genesis_pipelines.defs.lineage import CODE_VERSION, run_model
+from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine.drift import dataset_drift
+from genesis_pipelines.engine.io import read_table, write_json
+from genesis_pipelines.engine.spec import DatasetSpec
+
+
+def _finite(value: float) -> float:
+    """Metadata floats must plot; an infinite PSI (a vanished column or table) is shown as a large number."""
+    return float(min(value, 1e6))
+
+
+def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=dataset_key(spec.name, "drift"),
+        group_name=spec.name,
+        deps=[dataset_key(spec.name, "model")] + [source_key(spec.name, t) for t in tables],
+        kinds={"python", "scipy"},
+        pool="duckdb",
+        code_version=CODE_VERSION,
+        description=f"PSI, KS and chi-squared of the current source against the training snapshot; "
+                    f"above {spec.drift.psi_threshold} the drift sensor retrains.",
+    )
+    def drift(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        model, _ = run_model(context, spec, storage.model_root(spec.name))
+        current = read_source_tables(spec, warehouse)
+        with warehouse.get_connection() as con:
+            train = {t: read_table(con, warehouse_schema("train", spec.name), t) for t in model.tables}
+        report = dataset_drift(model, train, current, threshold=spec.drift.psi_threshold, bins=spec.drift.bins)
+        write_json(storage.analysis_file(spec.name, "drift"), report)
+        rows = [[t, f"{v['max_psi']:.3f}", len(v["columns"])] for t, v in report["tables"].items()]
+        rows += [[label, f"{r['psi']:.3f}", "children per parent"] for label, r in report["relations"].items()]
+        return dg.MaterializeResult(metadata={
+            "max_psi": dg.MetadataValue.float(_finite(report["max_psi"])),
+            "max_column_psi": dg.MetadataValue.float(_finite(report["max_column_psi"])),
+            "max_relation_psi": dg.MetadataValue.float(_finite(report["max_relation_psi"])),
+            "max_ks": dg.MetadataValue.float(float(report["max_ks"])),
+            **{f"psi/{t}": dg.MetadataValue.float(_finite(v["max_psi"])) for t, v in report["tables"].items()},
+            "threshold": dg.MetadataValue.float(spec.drift.psi_threshold),
+            "drifted": report["drifted"],
+            "drifted_items": len(report["drifted_items"]),
+            "model_version": model.version,
+            "scores": dg.MetadataValue.md(markdown_table(["table / relation", "max PSI", "columns"], rows)),
+        })
+
+    return drift

@@ -1,0 +1,40 @@
+"""Which executor runs the steps of a run: one process locally, one pod (or ECS task) per step in production.
+
+Chosen by GENESIS_EXECUTOR so the same code runs on a laptop and in a cluster by configuration only:
+  in_process (default)  every step in the run worker; the embedded DuckDB file has one writer at a time
+  multiprocess          a process per step on the run worker's machine
+  k8s                   dagster-k8s k8s_job_executor: a Kubernetes Job per step (image, env, resources from the
+                        Helm chart's run launcher config, or per asset via the `dagster-k8s/config` tag)
+  ecs                   dagster-aws ecs_executor: an ECS task per step
+Pools ("duckdb" limit 1, "gpu" limit 1 in resources/deploy/dagster.yaml) still serialise steps across pods.
+"""
+
+import os
+
+import dagster as dg
+
+EXECUTOR_ENV = "GENESIS_EXECUTOR"
+CHOICES = ("in_process", "multiprocess", "k8s", "ecs")
+
+
+def genesis_executor() -> dg.ExecutorDefinition:
+    choice = os.environ.get(EXECUTOR_ENV, "in_process").strip().lower() or "in_process"
+    if choice == "in_process":
+        return dg.in_process_executor
+    if choice == "multiprocess":
+        return dg.multiprocess_executor
+    if choice == "k8s":
+        try:
+            from dagster_k8s import k8s_job_executor
+        except ImportError:
+            raise dg.DagsterInvariantViolationError(
+                f"{EXECUTOR_ENV}=k8s needs dagster-k8s in the code location image (pip install dagster-k8s)") from None
+        return k8s_job_executor
+    if choice == "ecs":
+        try:
+            from dagster_aws.ecs import ecs_executor
+        except ImportError:
+            raise dg.DagsterInvariantViolationError(
+                f"{EXECUTOR_ENV}=ecs needs dagster-aws in the code location image (pip install dagster-aws)") from None
+        return ecs_executor
+    raise dg.DagsterInvariantViolationError(f"{EXECUTOR_ENV}={choice!r} is not one of {', '.join(CHOICES)}")

@@ -1,0 +1,1 @@
+"""Schedules built per dataset by the factory."""

@@ -1,0 +1,161 @@
+"""Pydantic models of the `constraints:` list of a dataset spec (enforcement lives in constraints.py).
+
+Kept apart from constraints.py so spec.py can import them without pulling in the schema and generators.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from typing import Annotated, Literal, Union
+
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
+
+_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+# Python AST nodes a row predicate may use: comparisons, boolean / arithmetic operators, names and literals.
+# No calls, attributes, subscripts or lambdas, so pandas' eval can run nothing but column arithmetic.
+_SAFE_NODES = (
+    ast.Expression, ast.BoolOp, ast.And, ast.Or, ast.BinOp, ast.UnaryOp, ast.Compare, ast.Name, ast.Load,
+    ast.Constant, ast.List, ast.Tuple, ast.Add, ast.Sub, ast.Mult, ast.Div, ast.FloorDiv, ast.Mod, ast.Pow,
+    ast.BitAnd, ast.BitOr, ast.Not, ast.USub, ast.UAdd, ast.Invert, ast.Eq, ast.NotEq, ast.Lt, ast.LtE,
+    ast.Gt, ast.GtE, ast.In, ast.NotIn,
+)
+
+
+def predicate_columns(expression: str) -> list[str]:
+    """Column names an expression reads; ValueError when it uses anything beyond safe column arithmetic."""
+    try:
+        tree = ast.parse(expression, mode="eval")
+    except SyntaxError:
+        raise ValueError("expression is not a valid row predicate (syntax error)") from None
+    names: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, _SAFE_NODES):
+            raise ValueError(f"expression may only compare and combine columns and literals; {type(node).__name__} is not allowed")
+        if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
+            names.append(node.id)
+    if not names:
+        raise ValueError("expression must name at least one column")
+    return names
+
+
+class _Rule(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    table: str
+
+    @property
+    def columns_used(self) -> list[str]:  # pragma: no cover - overridden
+        raise NotImplementedError
+
+    @property
+    def label(self) -> str:
+        return f"{self.kind}({self.table}: {', '.join(self.columns_used)})"
+
+
+def _column_name(value: str) -> str:
+    if not _COLUMN.match(value):
+        raise ValueError("column names in constraints must be letters, digits and underscores")
+    return value
+
+
+ColumnName = Annotated[str, AfterValidator(_column_name)]
+
+
+class PositiveConstraint(_Rule):
+    """column > 0 (or >= 0 with strict: false)."""
+
+    kind: Literal["positive"]
+    column: ColumnName
+    strict: bool = True
+
+
+    @property
+    def columns_used(self) -> list[str]:
+        return [self.column]
+
+
+class RangeConstraint(_Rule):
+    """low <= column <= high (strict: low < column < high); either bound may be left out."""
+
+    kind: Literal["range"]
+    column: ColumnName
+    low: float | None = None
+    high: float | None = None
+    strict: bool = False
+
+
+    @model_validator(mode="after")
+    def _has_bound(self) -> "RangeConstraint":
+        if self.low is None and self.high is None:
+            raise ValueError("a range constraint needs low, high or both")
+        if self.low is not None and self.high is not None and self.low > self.high:
+            raise ValueError("range constraint: low is above high")
+        return self
+
+    @property
+    def columns_used(self) -> list[str]:
+        return [self.column]
+
+
+class UniqueConstraint(_Rule):
+    """No two sampled rows share the values of these columns."""
+
+    kind: Literal["unique"]
+    columns: list[ColumnName] = Field(min_length=1)
+
+
+    @property
+    def columns_used(self) -> list[str]:
+        return list(self.columns)
+
+
+class FixedCombinationsConstraint(_Rule):
+    """Only value combinations of these columns that occur in the training data are sampled."""
+
+    kind: Literal["fixed_combinations"]
+    columns: list[ColumnName] = Field(min_length=2)
+
+
+    @property
+    def columns_used(self) -> list[str]:
+        return list(self.columns)
+
+
+class InequalityConstraint(_Rule):
+    """low_column <= high_column (strict: <) on every row where both are present."""
+
+    kind: Literal["inequality"]
+    low_column: ColumnName
+    high_column: ColumnName
+    strict: bool = False
+
+
+    @property
+    def columns_used(self) -> list[str]:
+        return [self.low_column, self.high_column]
+
+
+class PredicateConstraint(_Rule):
+    """A row predicate in pandas' expression syntax, e.g. `(discount <= price) | (price == 0)`; never Python eval."""
+
+    kind: Literal["predicate"]
+    expression: str = Field(min_length=1, max_length=2000)
+
+    @field_validator("expression")
+    @classmethod
+    def _safe(cls, value: str) -> str:
+        predicate_columns(value)
+        return value
+
+    @property
+    def columns_used(self) -> list[str]:
+        return predicate_columns(self.expression)
+
+
+ConstraintSpec = Annotated[
+    Union[PositiveConstraint, RangeConstraint, UniqueConstraint, FixedCombinationsConstraint, InequalityConstraint,
+          PredicateConstraint],
+    Field(discriminator="kind"),
+]

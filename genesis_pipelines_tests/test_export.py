@@ -1,0 +1,136 @@
+"""engine.export: every format reads back, SQL quoting survives hostile text, errors name table and column."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import sqlite3
+import xml.etree.ElementTree as ET
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from genesis_pipelines.engine.export import (
+    FORMATS, ExportError, export_tables, parse_s3_uri, s3_table_key, sql_literal, write_sql,
+)
+from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
+
+HAS_OPENPYXL = importlib.util.find_spec("openpyxl") is not None  # the `export` extra; without it Excel is skipped
+
+
+def _tables() -> dict[str, pd.DataFrame]:
+    parents = pd.DataFrame({
+        "id": pd.array([1, 2, 3], dtype="Int64"),
+        "name": pd.array(["O'Brien", 'say "hi"; DROP TABLE x; --', None], dtype="string"),
+        "score": [1.5, np.nan, -2e-7],
+        "active": pd.array([True, False, None], dtype="boolean"),
+        "joined": pd.to_datetime(["2024-01-02 03:04:05", None, "1999-12-31 00:00:00"]),
+    })
+    children = pd.DataFrame({
+        "child_id": pd.array([10, 11, 12, 13], dtype="Int64"),
+        "parent_id": pd.array([1, 1, 3, None], dtype="Int64"),
+        "note": pd.array(["ünïcödé ✓", "line\nbreak", "back\\slash", ""], dtype="string"),
+    })
+    return {"parent": parents, "child": children}
+
+
+def _schema() -> DatasetSchema:
+    def meta(name, df, pk):
+        return TableMeta(name=name, row_count=len(df), primary_key=pk, columns={
+            c: ColumnMeta(name=c, sdtype="text", dtype=str(df[c].dtype), null_rate=0.0, cardinality=1) for c in df.columns})
+    tables = _tables()
+    return DatasetSchema(
+        dataset="t", tables={"parent": meta("parent", tables["parent"], ["id"]), "child": meta("child", tables["child"], ["child_id"])},
+        foreign_keys=[ForeignKey(child_table="child", child_column="parent_id", parent_table="parent", parent_column="id", nullable=True)],
+        generation_order=["parent", "child"],
+    )
+
+
+def test_sql_literals_quote_and_escape():
+    assert sql_literal("O'Brien") == "'O''Brien'"
+    assert sql_literal(None) == sql_literal(pd.NA) == sql_literal(np.nan) == sql_literal(pd.NaT) == "NULL"
+    assert sql_literal(float("inf")) == "NULL"
+    assert sql_literal(np.int64(7)) == "7"
+    assert sql_literal(True) == "TRUE"
+    assert sql_literal(pd.Timestamp("2024-01-02 03:04:05")) == "'2024-01-02 03:04:05'"
+    with pytest.raises(ExportError, match="table 't': column 'c'"):
+        sql_literal("a\x00b", table="t", column="c")
+
+
+@pytest.mark.parametrize("loader", ["sqlite", "duckdb"])
+def test_sql_script_loads_with_keys_and_exact_text(tmp_path, loader):
+    tables = _tables()
+    path = write_sql(tables, tmp_path / "t.sql", schema=_schema())
+    script = path.read_text(encoding="utf-8")
+    assert "PRIMARY KEY" in script and "FOREIGN KEY" in script
+    if loader == "sqlite":
+        con = sqlite3.connect(":memory:")
+        con.execute("PRAGMA foreign_keys = ON")
+        con.executescript(script)
+        fetch = con.execute
+    else:
+        con = duckdb.connect()
+        con.execute(script)
+        fetch = con.execute
+    assert fetch('select count(*) from "parent"').fetchone()[0] == 3
+    assert fetch('select count(*) from "child"').fetchone()[0] == 4
+    names = [r[0] for r in fetch('select name from "parent" order by id').fetchall()]
+    assert names == ["O'Brien", 'say "hi"; DROP TABLE x; --', None]
+    notes = [r[0] for r in fetch('select note from "child" order by child_id').fetchall()]
+    assert notes == list(tables["child"]["note"])
+    assert fetch('select count(*) from "child" where parent_id is null').fetchone()[0] == 1
+
+
+def test_every_format_reads_back(tmp_path):
+    tables = _tables()
+    formats = [f for f in FORMATS if f != "excel" or HAS_OPENPYXL]
+    written = {fmt: export_tables(tables, tmp_path / fmt, fmt, name="t", schema=_schema()) for fmt in formats}
+    assert pd.read_csv(written["csv"][0]).shape == (3, 5)
+    back = pd.read_parquet(tmp_path / "parquet" / "child.parquet")
+    pd.testing.assert_frame_equal(back, tables["child"])
+    records = json.loads((tmp_path / "json" / "parent.json").read_text(encoding="utf-8"))
+    assert records[0]["name"] == "O'Brien" and records[1]["score"] is None and records[0]["joined"].startswith("2024-01-02T03:04:05")
+    if HAS_OPENPYXL:
+        sheets = pd.read_excel(written["excel"][0], sheet_name=None)
+        assert set(sheets) == {"parent", "child"} and len(sheets["child"]) == 4
+    root = ET.parse(tmp_path / "xml" / "child.xml").getroot()
+    assert root.tag == "child" and len(root.findall("row")) == 4
+    assert root.findall("row")[0].find("note").text == "ünïcödé ✓"
+    assert [p.name for p in written["sql"]] == ["t.sql"]
+    assert not list(tmp_path.rglob(".*"))  # no staging files left behind
+
+
+def test_bad_names_and_characters_name_table_and_column(tmp_path):
+    with pytest.raises(ExportError, match="table 'x': column '1st col'"):
+        export_tables({"x": pd.DataFrame({"1st col": [1]})}, tmp_path, "xml")
+    with pytest.raises(ExportError, match="table 'x': column 'c'") as info:
+        export_tables({"x": pd.DataFrame({"c": ["secret\x01value"]})}, tmp_path, "xml")
+    assert "secret" not in str(info.value)
+    with pytest.raises(ExportError, match="unknown export format"):
+        export_tables({}, tmp_path, "yaml")
+
+
+def test_excel_without_openpyxl_says_how_to_install(tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_openpyxl(name, *args, **kwargs):
+        if name.startswith("openpyxl"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", no_openpyxl)
+    with pytest.raises(ExportError, match="pip install"):
+        export_tables(_tables(), tmp_path, "excel")
+
+
+def test_s3_uri_parsing():
+    assert parse_s3_uri("s3://bucket/a/b/") == ("bucket", "a/b")
+    assert parse_s3_uri("s3://bucket") == ("bucket", "")
+    assert s3_table_key("a/b", "shop", "orders") == "a/b/shop/orders.parquet"
+    assert s3_table_key("", "shop", "orders") == "shop/orders.parquet"
+    with pytest.raises(ExportError):
+        parse_s3_uri("https://bucket/x")

@@ -1,0 +1,203 @@
+"""Neural generators (CTGAN, TVAE, DP variants) and their data transformer: small data, few epochs."""
+
+from __future__ import annotations
+
+import json
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from genesis_pipelines.engine.errors import GenesisError
+from genesis_pipelines.engine.generators import create_generator, load_generator
+from genesis_pipelines.engine.generators.data_transformer import DataTransformer
+from genesis_pipelines.engine.generators.neural import WEIGHTS
+from genesis_pipelines.engine.schema import profile_table
+from genesis_pipelines.engine.spec import parse_spec
+
+SPEC = parse_spec({"name": "t"})
+FAST = {"epochs": 2, "batch_size": 200, "threads": 1, "progress": False}
+
+
+@pytest.fixture(scope="module")
+def table() -> pd.DataFrame:
+    rng = np.random.default_rng(11)
+    n = 1000
+    x = np.concatenate([rng.normal(10, 1, n // 2), rng.normal(40, 3, n - n // 2)])
+    group = np.where(x > 25, "high", "low")
+    price = np.round(np.exp(rng.normal(1, 0.5, n)), 2)
+    price[rng.random(n) < 0.1] = np.nan
+    return pd.DataFrame({
+        "id": np.arange(n),
+        "x": x,
+        "count": pd.array(rng.integers(0, 200, n), dtype="Int64"),
+        "group": pd.array(group, dtype="string"),
+        "colour": pd.array(rng.choice(["red", "green", "blue", None], n, p=[0.5, 0.3, 0.15, 0.05]), dtype="string"),
+        "price": price,
+        "when": pd.to_datetime("2020-01-01") + pd.to_timedelta(rng.integers(0, 365, n), unit="D"),
+        "flag": pd.array(rng.random(n) < 0.3, dtype="boolean"),
+        "note": pd.array([" ".join(["word"] * int(k)) + str(i) for i, k in enumerate(rng.integers(3, 9, n))], dtype="string"),
+    })
+
+
+@pytest.fixture(scope="module")
+def meta(table):
+    meta = profile_table("t", table, SPEC)
+    meta.columns["id"].sdtype = "id"
+    meta.columns["note"].sdtype = "text"
+    return meta
+
+
+def _check_shape(synth: pd.DataFrame, table: pd.DataFrame, n: int) -> None:
+    assert list(synth.columns) == [c for c in table.columns if c != "id"]
+    assert len(synth) == n
+    assert str(synth["count"].dtype) == "Int64"
+    assert pd.api.types.is_datetime64_any_dtype(synth["when"])
+    assert str(synth["flag"].dtype) == "boolean"
+    assert set(synth["group"].dropna()) <= {"high", "low"}
+    assert set(synth["colour"].dropna()) <= {"red", "green", "blue"}
+    assert synth["x"].min() >= table["x"].min() and synth["x"].max() <= table["x"].max()
+
+
+def test_transformer_round_trip(table, meta):
+    transformer = DataTransformer().fit(table, meta, seed=0)
+    matrix = transformer.transform(table, seed=0)
+    assert matrix.shape == (len(table), transformer.dim) and matrix.dtype == np.float32
+    back = transformer.inverse_transform(matrix, seed=0)
+    assert "id" not in back.columns
+    for column in ("group", "colour", "flag"):
+        pd.testing.assert_series_equal(back[column], table[column], check_names=False)
+    assert (back["count"] == table["count"]).mean() > 0.99 and str(back["count"].dtype) == "Int64"
+    assert np.allclose(back["x"], table["x"], atol=0.05 * table["x"].std())
+    assert back["price"].isna().equals(table["price"].isna())
+    assert np.allclose(back["price"].dropna(), back["price"].dropna().round(2))
+    assert (back["when"] - table["when"]).abs().max() <= pd.Timedelta(days=3)
+    # JSON state reproduces the encoding exactly
+    reloaded = DataTransformer.from_dict(json.loads(json.dumps(transformer.to_dict(), sort_keys=True)))
+    assert np.array_equal(reloaded.transform(table, seed=0), matrix)
+
+
+def test_transformer_groups_rare_categories_and_bounds_decoding(meta, table):
+    rare = table.assign(colour=pd.array(["c%d" % i if i < 300 else "red" for i in range(len(table))], dtype="string"))
+    transformer = DataTransformer().fit(rare, meta, seed=0)
+    assert transformer.codecs["colour"]["values"] == ["red"] and len(transformer.codecs["colour"]["tail"]) == 300
+    wild = np.random.default_rng(0).normal(0, 5, (200, transformer.dim)).astype("float32")
+    out = transformer.inverse_transform(wild, seed=1)
+    assert out["x"].min() >= table["x"].min() and out["x"].max() <= table["x"].max()
+
+
+@pytest.fixture(scope="module")
+def fitted(table, meta):
+    models = {}
+    for method in ("ctgan", "tvae"):
+        generator = create_generator(method, **FAST)
+        generator.fit(table, meta, seed=0)
+        models[method] = generator
+    return models
+
+
+@pytest.mark.parametrize("method", ["ctgan", "tvae"])
+def test_fit_and_sample_types(fitted, table, method):
+    generator = fitted[method]
+    synth = generator.sample(300, seed=1)
+    _check_shape(synth, table, 300)
+    info = generator.describe()
+    assert info["epochs_run"] >= 1 and info["parameters"] > 0 and info["device"] == "cpu"
+    json.dumps(info)
+
+
+@pytest.mark.parametrize("method", ["ctgan", "tvae"])
+def test_save_load_round_trip(fitted, tmp_path, method):
+    generator = fitted[method]
+    generator.save(tmp_path / method)
+    assert not list(tmp_path.glob("**/*.pkl")) and not list(tmp_path.glob("**/*.pt"))
+    load_file(str(tmp_path / method / WEIGHTS))  # plain safetensors, no pickle
+    loaded = load_generator(tmp_path / method)
+    pd.testing.assert_frame_equal(loaded.sample(100, seed=5), generator.sample(100, seed=5))
+    assert not generator.sample(100, seed=5).equals(generator.sample(100, seed=6))
+
+
+@pytest.mark.parametrize("method", ["ctgan", "tvae"])
+def test_conditional_sampling(fitted, method):
+    generator = fitted[method]
+    synth = generator.sample(200, conditions={"group": "high"}, seed=2)
+    assert len(synth) == 200 and (synth["group"] == "high").all()
+    numeric = generator.sample(20, conditions={"x": 12.0, "colour": "red"}, seed=2)
+    assert (numeric["x"] == 12.0).all() and (numeric["colour"] == "red").all()
+    frame = pd.DataFrame({"group": ["high", "low", "high"]})
+    per_row = generator.sample(3, conditions=frame, seed=3)
+    assert per_row["group"].tolist() == ["high", "low", "high"]
+
+
+@pytest.mark.parametrize("method", ["ctgan", "tvae"])
+def test_impossible_condition(fitted, method):
+    generator = fitted[method]
+    with pytest.raises(GenesisError, match="'group'") as err:
+        generator.sample(10, conditions={"group": "nonexistent"})
+    assert "nonexistent" not in str(err.value)
+    with pytest.raises(GenesisError, match="'x'"):
+        generator.sample(10, conditions={"x": 1e9})
+    with pytest.raises(GenesisError, match="'note'"):
+        generator.sample(10, conditions={"note": "word"})
+
+
+def test_training_is_reproducible(table, meta):
+    runs = []
+    for _ in range(2):
+        generator = create_generator("tvae", **{**FAST, "epochs": 1})
+        generator.fit(table, meta, seed=4)
+        runs.append(generator.sample(50, seed=0))
+    pd.testing.assert_frame_equal(runs[0], runs[1])
+
+
+PUBLIC = {"bounds": {"x": [0, 60], "count": [0, 200], "price": [0, 20], "when": ["2020-01-01", "2021-01-01"]},
+          "categories": {"group": ["high", "low"], "colour": ["red", "green", "blue"]}}
+
+
+@pytest.mark.parametrize("method", ["dp_tvae", "dp_ctgan"])
+def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
+    generator = create_generator(method, epsilon=2.0, epochs=1, batch_size=100, progress=False, **PUBLIC)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        generator.fit(table, meta, seed=0)
+    info = generator.describe()
+    assert 0 < info["epsilon_spent"] <= 2.0 and info["epsilon_preprocessing"] == 0.0
+    assert info["delta_spent"] <= 1 / (10 * len(table)) + 1e-12
+    assert "differential privacy" in info["dp_guarantee"]
+    synth = generator.sample(200, seed=1)
+    assert set(synth["colour"].dropna()) <= {"red", "green", "blue"}
+    assert synth["x"].min() >= 0 and synth["x"].max() <= 60
+    generator.save(tmp_path / method)
+    assert load_generator(tmp_path / method).describe()["epsilon_spent"] == info["epsilon_spent"]
+
+
+def test_dp_estimates_missing_bounds_with_a_budget_share(table, meta):
+    generator = create_generator("dp_tvae", epsilon=1.0, epochs=1, batch_size=100, progress=False,
+                                 categories=PUBLIC["categories"])
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        generator.fit(table, meta, seed=0)
+    info = generator.describe()
+    assert set(info["dp_estimated_columns"]) == {"x", "count", "price", "when"}
+    assert info["epsilon_preprocessing"] == pytest.approx(0.1) and info["epsilon_spent"] <= 1.0
+
+
+def test_bad_settings_name_the_column(table, meta):
+    generator = create_generator("dp_tvae", epochs=1, bounds={"nope": [0, 1]}, progress=False)
+    with pytest.raises(GenesisError, match="'nope'"):
+        generator.fit(table, meta)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_cuda_training_loads_on_cpu(table, meta, tmp_path):
+    for method in ("ctgan", "tvae"):
+        generator = create_generator(method, **FAST)
+        generator.fit(table, meta, device="cuda", seed=0)
+        assert generator.describe()["device"].startswith("cuda")
+        generator.save(tmp_path / method)
+        loaded = type(generator).load(tmp_path / method, device="cpu")
+        _check_shape(loaded.sample(100, seed=1), table, 100)
