@@ -61,7 +61,8 @@ def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series
         if sdtype in NUMERIC_LIKE:
             values = pd.Series(to_float(df[column], sdtype)).map(lambda v: "\x00null" if np.isnan(v) else repr(float(v)))
         else:
-            values = category_keys(df[column])[0].astype(str)
+            # nulls spelled out: under pandas 3, astype(str) keeps a float NaN, which would poison the joined key
+            values = category_keys(df[column])[0].astype("string").fillna("\x00null").astype(str)
         parts.append(values.reset_index(drop=True))
     if not parts:
         return pd.Series([""] * len(df), dtype=object)
