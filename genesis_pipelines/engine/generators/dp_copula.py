@@ -30,7 +30,7 @@ import pandas as pd
 from scipy.special import ndtri
 from scipy.stats import chi2
 
-from genesis_pipelines.engine.errors import GenesisError, SpecError
+from genesis_pipelines.engine.errors import SpecError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds
 from genesis_pipelines.engine.generators.free_text import PUBLIC_TEXT_SPEC
@@ -115,12 +115,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
     # -------------------------------------------------------------- fit
 
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
-        rng = np.random.default_rng(seed)
-        if len(table) > self.max_fit_rows:
-            table = table.sample(self.max_fit_rows, random_state=seed)
-        self.columns = [c for c in table.columns if meta.columns[c].sdtype != "id"]
+        table, rng = self._fit_rows(table, meta, seed)
         for column in list(self.public_bounds) + list(self.public_categories) + list(self.decimals):
             if column not in table.columns:
                 raise SpecError(f"generator {self.name!r} settings name column {column!r}, which table {meta.name!r} does not have")

@@ -47,13 +47,17 @@ class GaussianCopulaGenerator:
 
     # -------------------------------------------------------------- fit
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+    def _fit_rows(self, table: pd.DataFrame, meta: TableMeta, seed: int) -> tuple[pd.DataFrame, np.random.Generator]:
+        """The rows a fit sees (a seeded subsample of big tables) and the columns it models; shared with the DP copula."""
         if len(table) == 0:
             raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
-        rng = np.random.default_rng(seed)
         if len(table) > self.max_fit_rows:
             table = table.sample(self.max_fit_rows, random_state=seed)
         self.columns = [c for c in table.columns if meta.columns[c].sdtype != "id"]
+        return table, np.random.default_rng(seed)
+
+    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+        table, rng = self._fit_rows(table, meta, seed)
         scores = []
         for column in self.columns:
             cmeta, series = meta.columns[column], table[column]
