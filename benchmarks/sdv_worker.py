@@ -54,7 +54,9 @@ def run_hma(args) -> dict:
     synthesizer.fit(real)
     fit_s = time.perf_counter() - started
     started = time.perf_counter()
-    synthetic = synthesizer.sample(scale=1.0)
+    # SDV 2.0 names it sample_scale; 1.x took sample(scale=...)
+    sample_scale = getattr(synthesizer, "sample_scale", None)
+    synthetic = sample_scale(scale=1.0) if sample_scale else synthesizer.sample(scale=1.0)
     sample_s = time.perf_counter() - started
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
