@@ -68,7 +68,9 @@ def worker_fit(args) -> dict:
     if args.method in ("autoregressive", "gaussian_copula"):
         from genesis_pipelines.engine.generators import create_generator
         meta = _adult_meta(train)
-        generator = create_generator(args.method)
+        # BENCH_AR_SETTINGS='{"threads": 2}' tries other settings of the autoregressive generator
+        settings = json.loads(os.environ.get("BENCH_AR_SETTINGS", "{}")) if args.method == "autoregressive" else {}
+        generator = create_generator(args.method, **settings)
         started, cpu = time.perf_counter(), time.process_time()
         generator.fit(train, meta, seed=args.seed)
         fit_s = time.perf_counter() - started
