@@ -198,7 +198,7 @@ def test_warehouse_steps_share_the_duckdb_pool_limited_to_one(tmp_path):
         assert instance.get_concurrency_config().pool_config.default_pool_limit == 1
     defs = dataset_defs(write_shop(tmp_path / "shop"))
     pools = {a.node_def.name: a.op.pool for a in [*defs.assets, *defs.asset_checks]
-             if "warehouse" in a.required_resource_keys}
+             if "warehouse" in {r.key for r in a.get_resource_requirements()}}
     assert len(pools) >= 10
     # the model holds the "gpu" pool while training; its short warehouse reads and writes retry on the lock
     assert {name for name, pool in pools.items() if pool != "duckdb"} <= {"shop__model"}
