@@ -14,8 +14,13 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.evaluation import attacks
-from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, privacy_report
-from genesis_pipelines.engine.schema import DatasetSchema, profile_table
+from genesis_pipelines.engine.evaluation.privacy import (
+    distance_to_closest_record,
+    holdout_group_column,
+    parent_level_columns,
+    privacy_report,
+)
+from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, profile_table
 from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
 
 SPEC = parse_spec({"name": "t"})
@@ -170,3 +175,50 @@ def test_auc_and_wilson_helpers():
     assert rate == 0.5 and low < 0.5 < high
     assert attacks.risk(10, 10, 0, 10)["risk"] == 1.0
     assert attacks.risk(0, 10, 5, 10)["risk"] == 0.0
+
+
+def _households(seed: int = 0):
+    """Children grouped by parent: the city is the household's (one per household), `x` clusters by household."""
+    rng = np.random.default_rng(seed)
+    n_households = 600
+    sizes = rng.integers(2, 7, n_households)
+    household = np.repeat(np.arange(n_households), sizes)
+    level = rng.normal(0, 3, n_households)[household]
+    people = pd.DataFrame({
+        "person_id": pd.array(np.arange(len(household)), dtype="Int64"),
+        "household_id": pd.array(household, dtype="Int64"),
+        "city": pd.array([f"C{h:03d}" for h in household], dtype="string"),
+        "x": level + rng.normal(0, 1, len(household)),
+        "kind": pd.array(rng.choice(["a", "b", "c"], len(household)), dtype="string"),
+    })
+    spec = parse_spec({"name": "t", "tables": {"people": {"primary_key": "person_id"}}})
+    meta = profile_table("people", people, spec)
+    fk = ForeignKey(child_table="people", child_column="household_id", parent_table="households", parent_column="id")
+    schema = DatasetSchema(dataset="t", tables={"people": meta}, foreign_keys=[fk], generation_order=["people"])
+    return schema, people, household, rng
+
+
+def test_grouped_holdout_is_judged_against_unseen_parents():
+    """A child split by its parent: the parent's attributes and the household clusters are not memorisation."""
+    schema, people, household, rng = _households()
+    train, holdout = people[household < 400], people[(household >= 400) & (household < 500)]
+    # What a generator that learned households but no person produces: new households' rows, carrying the
+    # cities it was trained on (it cannot invent unseen ones).
+    fresh = people[household >= 500].reset_index(drop=True)
+    fresh["city"] = pd.array(rng.choice(train["city"].unique(), len(fresh)), dtype="string")
+    copier = train.sample(n=len(train), replace=True, random_state=1).reset_index(drop=True)
+
+    assert holdout_group_column(train, holdout, schema, "people") == "household_id"
+    assert parent_level_columns(train, "household_id", ["city", "x", "kind"]) == ["city"]
+    shuffled = people.sample(frac=1.0, random_state=2)  # a row split shares households between the sides
+    assert holdout_group_column(shuffled.iloc[:2000], shuffled.iloc[2000:], schema, "people") is None
+
+    def report(synth):
+        return privacy_report({"people": train}, {"people": holdout}, {"people": synth}, schema, exclude={},
+                              thresholds=ThresholdSpec())["tables"]["people"]
+
+    safe, leaky = report(fresh), report(copier)
+    assert safe["holdout_split"] == {"follows_parent_key": True, "parent_level_columns": 1, "columns_attacked": 2}
+    assert 0.38 < safe["dcr"]["share_closer_to_train"] < 0.62
+    assert leaky["dcr"]["share_closer_to_train"] > 0.9
+    assert safe["mia"]["shadow"]["auc"] < 0.6 and leaky["mia"]["distance"]["auc"] > 0.7 and leaky["mia"]["shadow"]["auc"] > 0.7

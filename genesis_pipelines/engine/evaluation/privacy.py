@@ -43,6 +43,9 @@ QI_BINS = 10  # numeric quasi-identifiers are generalised to deciles of train fo
 _ONE_HOT_WEIGHT = 1.0 / np.sqrt(2.0)  # a category mismatch then weighs as much as the largest numeric gap (1)
 # float32 nearest-neighbour distances carry ~1e-6 of rounding; anything closer than this is the same point.
 _TIE = 1e-5
+# A column is an attribute of the parent (the billing city of a customer's invoices) when it is constant within
+# the parent's group for at least this share of the child's rows in groups of two or more.
+PARENT_LEVEL_SHARE = 0.95
 _DEFAULT_QI = re.compile(r"(?:^|_)(age|gender|sex|race|ethnicity|marital|zip|postcode|postal|city|country|"
                          r"nationality|education|occupation|birth|dob|state|region)(?:_|$)")
 _DEFAULT_SENSITIVE = re.compile(r"(?:^|_)(income|salary|wage|diagnosis|disease|health|religion|"
@@ -105,6 +108,59 @@ def exact_copies(train: pd.DataFrame, synth: pd.DataFrame, columns: list[str], *
         # What a fresh real sample of this size would "copy" by coincidence (e.g. common census rows).
         out["unique_record_copies_baseline"] = float((held == 1).mean() * len(synth))
     return out
+
+
+# ---------------------------------------------------------------- grouped holdouts
+
+
+def holdout_group_column(train: pd.DataFrame, holdout: pd.DataFrame | None, schema: DatasetSchema, table: str) -> str | None:
+    """The foreign key the train/holdout split followed (see relational.split_tables), read from the data.
+
+    A child split by its parent has no key value on both sides, and its keys repeat (several rows per
+    parent); a row split shares parents between the sides. None when the split was by row.
+    """
+    if holdout is None or not len(holdout) or not len(train):
+        return None
+    for fk in schema.fks_of(table):
+        column = fk.child_column
+        if fk.is_self_reference or column not in train.columns or column not in holdout.columns:
+            continue
+        train_keys, holdout_keys = train[column].dropna().astype(str), holdout[column].dropna().astype(str)
+        if (len(train_keys) and len(holdout_keys) and train_keys.duplicated().any()
+                and not set(train_keys.unique()) & set(holdout_keys.unique())):
+            return column
+    return None
+
+
+def parent_level_columns(train: pd.DataFrame, group_column: str, columns: list[str]) -> list[str]:
+    """Columns that describe the parent rather than the row: constant within (almost) every parent's group.
+
+    Under a grouped holdout these carry the held-out parents' own values (their cities), which no generator
+    trained without those parents can produce; they are judged with the parent table, not the child's rows.
+    """
+    keyed = train[train[group_column].notna()]
+    sizes = keyed.groupby(group_column, sort=False).size()
+    multi = sizes[sizes >= 2]
+    if multi.empty:
+        return []
+    keyed = keyed[keyed[group_column].isin(multi.index)]
+    out = []
+    for column in columns:
+        distinct = keyed.groupby(group_column, sort=False)[column].nunique(dropna=False).reindex(multi.index)
+        if multi[distinct == 1].sum() >= PARENT_LEVEL_SHARE * multi.sum():
+            out.append(column)
+    return out
+
+
+def _group_labels(frame: pd.DataFrame, column: str | None) -> np.ndarray | None:
+    if column is None:
+        return None
+    labels, _ = pd.factorize(frame[column].astype(str), use_na_sentinel=False)
+    # Rows without a parent were split one by one: each is a group of its own.
+    missing = frame[column].isna().to_numpy()
+    labels = labels.astype(np.int64)
+    labels[missing] = labels.max(initial=-1) + 1 + np.arange(int(missing.sum()))
+    return labels
 
 
 # ---------------------------------------------------------------- distance to closest record
@@ -278,10 +334,11 @@ def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth
 
 
 def membership_inference(encoded: list[np.ndarray], compact: list[np.ndarray], *, max_rows: int = MIA_ROWS,
-                         seed: int = 0) -> dict:
+                         seed: int = 0, holdout_groups: np.ndarray | None = None) -> dict:
     """Members = training rows, non-members = holdout rows, equally many (at most `max_rows` each); the
     synthetic side is capped at MIA_SYNTHETIC rows. The shadow attack's auxiliary real data is half of the
-    non-members; it is evaluated on the other half against as many members."""
+    non-members; it is evaluated on the other half against as many members. With `holdout_groups` (a grouped
+    holdout) the halves are whole parents, so the attack is not scored on the siblings of rows it learned from."""
     train_x, holdout_x, synth_x = encoded
     n = min(len(holdout_x), len(train_x), max_rows)
     if n < MIN_HOLDOUT_ROWS or len(synth_x) == 0 or train_x.shape[1] == 0:
@@ -297,14 +354,27 @@ def membership_inference(encoded: list[np.ndarray], compact: list[np.ndarray], *
         return out
     fit = _pick(len(synth_ref), n, seed + 9)
     loo = attacks.nearest(synth_ref, synth_ref[fit], k=2)[:, 1]
-    order = np.random.default_rng(seed + 10).permutation(n)
-    ref, evaluation = order[: n // 2], order[n // 2:]
+    ref, evaluation = _halves(n, None if holdout_groups is None else holdout_groups[nonmember_rows], seed + 10)
+    if len(ref) < MIN_HOLDOUT_ROWS // 2 or len(evaluation) < MIN_HOLDOUT_ROWS // 2:
+        out["shadow"] = {"skipped": "held-out parents too few to split into reference and evaluation halves"}
+        return out
     train_c, holdout_c, synth_c = compact
     out["shadow"] = attacks.shadow_attack(
         synth_c[synth_rows[fit]], loo, holdout_c[nonmember_rows[ref]], nonmember_d[ref],
         train_c[member_rows[evaluation]], member_d[evaluation], holdout_c[nonmember_rows[evaluation]],
         nonmember_d[evaluation], seed)
     return out
+
+
+def _halves(n: int, groups: np.ndarray | None, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions 0..n-1 in two seeded halves; with group labels, every group falls wholly in one half."""
+    rng = np.random.default_rng(seed)
+    if groups is None:
+        order = rng.permutation(n)
+        return order[: n // 2], order[n // 2:]
+    unique = rng.permutation(np.unique(groups))
+    first = np.isin(groups, unique[: len(unique) // 2])
+    return np.flatnonzero(first), np.flatnonzero(~first)
 
 
 def _as_floats(frames: list[pd.DataFrame], meta: TableMeta, column: str) -> list[np.ndarray]:
@@ -424,7 +494,10 @@ def _threshold(thresholds, name: str) -> float | None:
     return getattr(thresholds, name, None)
 
 
-def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, describe, max_rows, seed) -> dict:
+def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, describe, max_rows, seed,
+                 group_column: str | None = None) -> dict:
+    """Exact copies on every compared column; the row-level attacks, under a grouped holdout, on the row's own
+    columns (parent-level ones are judged with the parent), with whole parents on each side of the shadow attack."""
     entry: dict = {
         "row_count_train": int(len(train)),
         "row_count_holdout": int(len(holdout)) if holdout is not None else 0,
@@ -432,22 +505,33 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
         "columns_compared": len(columns),
     }
     entry["exact_copies"] = exact_copies(train, synth, columns, holdout=holdout, meta=meta)
+    if group_column is not None:
+        parent_level = parent_level_columns(train, group_column, columns)
+        columns = [c for c in columns if c not in parent_level]
+        entry["holdout_split"] = {"follows_parent_key": True, "parent_level_columns": len(parent_level),
+                                  "columns_attacked": len(columns)}
+    else:
+        entry["holdout_split"] = {"follows_parent_key": False, "columns_attacked": len(columns)}
     reason = _skip_reason(train, holdout, synth, columns)
+    if reason == "no columns to compare" and group_column is not None:
+        reason = "every column describes the parent (judged with the parent table)"
     frames = None if reason else _reference_frames(train, holdout, synth, seed)
     encoded = None if reason else _encode(frames[0], frames, meta, columns)
     if encoded is not None and encoded[0].shape[1] == 0:
         reason, encoded = "no encodable columns", None
+    groups = None if reason else _group_labels(frames[1], group_column)
     if reason:
         skipped = {"skipped": reason}
         entry.update(dcr=dict(skipped), nndr=dict(skipped), mia={"distance": dict(skipped), "shadow": dict(skipped)},
                      singling_out=dict(skipped), linkability=dict(skipped),
                      attribute_inference={c: dict(skipped) for c in sensitive})
     else:
-        dcr = distance_to_closest_record(train, holdout, synth, meta, columns, max_rows=max_rows, seed=seed, encoded=encoded)
+        dcr = distance_to_closest_record(train, holdout, synth, meta, columns, max_rows=max_rows, seed=seed,
+                                         encoded=encoded)
         entry["nndr"] = dcr.pop("nndr", {"skipped": dcr.get("skipped", "not measured")})
         entry["dcr"] = dcr
         compact = _compact(frames, meta, columns)
-        entry["mia"] = _guarded(membership_inference, encoded, compact, seed=seed)
+        entry["mia"] = _guarded(membership_inference, encoded, compact, seed=seed, holdout_groups=groups)
         entry["singling_out"] = _guarded(_singling_out, compact, meta, columns, seed)
         entry["linkability"] = _guarded(_linkability, train, holdout, synth, meta, columns, seed)
         entry["attribute_inference"] = (_guarded(_attribute_inference, train, holdout, synth, meta, qis, sensitive, seed)
@@ -504,7 +588,8 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
         sensitive, _ = _roles(name, columns, sensitive_columns, _DEFAULT_SENSITIVE)
         sensitive = [c for c in sensitive if c not in qis] if qi_source != "spec" else sensitive
         entry = _table_entry(name, train, holdout, synth, meta, columns, qis=qis, sensitive=sensitive,
-                             describe=model_describe.get(name), max_rows=max_rows, seed=seed)
+                             describe=model_describe.get(name), max_rows=max_rows, seed=seed,
+                             group_column=holdout_group_column(train, holdout, schema, name))
         entry["columns_missing_from_synthetic"] = len(missing)
         entry["quasi_identifiers"] = {"count": len(qis), "source": qi_source}
         entry["in_copy_gate"] = len(columns) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
