@@ -28,7 +28,9 @@ class WatchSpec(_Strict):
     interval_seconds: int = Field(default=60, ge=5)
     marker: str = Field(default="_SUCCESS", description="file whose presence means the files beside it are complete")
     on_change: Literal["all", "drift"] = Field(
-        default="all", description="all: reload and retrain everything downstream; drift: reload, then retrain only on drift")
+        default="drift",
+        description="drift: reload and measure drift (the drift sensor retrains above the threshold); all: reload and "
+                    "retrain everything downstream at once (drift is then measured against the new model, so reads ~0)")
 
 
 class SourceSpec(_Strict):
