@@ -108,6 +108,7 @@ def _train(spec, layout: Layout, warehouse: Path):
     from genesis_pipelines.engine.io import read_source_table, source_table_names, write_json, write_table
     from genesis_pipelines.engine.relational import train
     from genesis_pipelines.engine.schema import analyse
+    from genesis_pipelines.engine.splits import write_splits
 
     started = time.perf_counter()
     names = source_table_names(spec)
@@ -122,9 +123,7 @@ def _train(spec, layout: Layout, warehouse: Path):
     with _connect(warehouse, read_only=False) as con:
         for table, df in tables.items():
             write_table(con, _schema_name("source", spec.name), table, df)
-        for table, (train_rows, holdout_rows) in splits.items():
-            write_table(con, _schema_name("train", spec.name), table, train_rows)
-            write_table(con, _schema_name("holdout", spec.name), table, holdout_rows)
+        write_splits(con, spec.name, model, splits)
     _progress(f"trained model {model.version} in {time.perf_counter() - started:.1f}s")
     return model
 
@@ -201,15 +200,20 @@ def cmd_evaluate(args) -> int:
 def cmd_privacy_audit(args) -> int:
     from genesis_pipelines.engine.evaluation import privacy_report
     from genesis_pipelines.engine.pii import find_leaks
+    from genesis_pipelines.engine.errors import ModelError
     from genesis_pipelines.engine.relational import comparison_exclusions, load_pii_guard
+    from genesis_pipelines.engine.splits import read_splits
 
     spec, layout, warehouse = _context(args)
     model, model_dir = _load_model(layout, args.model_version)
     names = model.db_schema.generation_order
     with _connect(warehouse, read_only=True) as con:
         synthetic = _read_tables(con, _schema_name("synthetic", spec.name), names)
-        train_rows = _read_tables(con, _schema_name("train", spec.name), names)
-        holdout_rows = _read_tables(con, _schema_name("holdout", spec.name), names)
+        try:
+            train_rows, holdout_rows = read_splits(con, spec.name, model, names,
+                                                   retrain_hint="retrain: genesis generate --spec ... --train")
+        except ModelError as exc:
+            raise GenesisError(str(exc)) from None
     _progress(f"auditing {len(synthetic)} synthetic tables against the training and holdout splits")
     report = privacy_report(train_rows, holdout_rows, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                             thresholds=spec.thresholds, quasi_identifiers=spec.quasi_identifiers or None,

@@ -135,3 +135,32 @@ def test_removing_a_spec_keeps_its_stored_outputs(tmp_path, monkeypatch, isolate
     reloaded = build_definitions()
     assert "shop_synthetic_twin" not in {j.name for j in reloaded.resolve_all_job_defs()}
     assert (outputs / "model.json").is_file() and (isolated_data / "warehouse.duckdb").exists()
+
+
+def test_reports_of_an_earlier_model_use_its_split_or_say_it_is_gone(tmp_path, isolated_data):
+    spec = write_shop(tmp_path / "shop")
+    defs = dataset_defs(spec)
+    instance = dg.DagsterInstance.ephemeral()
+    privacy = dg.AssetKey(["shop", "privacy_report"])
+    model_and_synthetic = [dg.AssetKey(["shop", "model"]), *SYNTHETIC]
+
+    def run(selection, **tags):
+        return dg.materialize(assets=list(defs.assets), resources=defs.resources, instance=instance, selection=selection,
+                              tags=tags, raise_on_error=False)
+
+    first = run(dg.AssetSelection.assets(*SYNTHETIC).upstream())
+    same_snapshot = run(model_and_synthetic)
+    v1, v2 = (_metadata(r, "shop/model")["model_version"] for r in (first, same_snapshot))
+    # same source snapshot, same split settings: the stored split is v1's split too
+    assert run([*SYNTHETIC, privacy], **{MODEL_VERSION_TAG: v1}).success
+
+    orders = spec.parent / "data" / "orders.csv"
+    orders.write_text("".join(orders.read_text().splitlines(keepends=True)[:200]))
+    new_snapshot = run(dg.AssetSelection.assets(*SYNTHETIC).upstream())
+    v3 = _metadata(new_snapshot, "shop/model")["model_version"]
+    assert len({v1, v2, v3}) == 3
+    stale = run([*SYNTHETIC, privacy], **{MODEL_VERSION_TAG: v1})
+    assert not stale.success
+    text = "\n".join(str(e.event_specific_data.error) for e in stale.all_events if e.is_step_failure)
+    assert v1 in text and v3 in text and "materialize the asset shop/model" in text
+    assert run([*SYNTHETIC, privacy], **{MODEL_VERSION_TAG: v3}).success

@@ -9,6 +9,7 @@ from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.lineage import engine_code_version
 from genesis_pipelines.engine.relational import RelationalModel, load_model
 from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.splits import read_splits
 
 SEED_TAG = "genesis/seed"  # set by the regeneration schedule: a new seed each tick
 MODEL_VERSION_TAG = "genesis/model_version"  # regenerate from an earlier model version
@@ -37,3 +38,11 @@ def run_model(context, spec: DatasetSpec, model_root: Path) -> tuple[RelationalM
         return load_model(model_root, version)
     except ModelError as exc:
         raise dg.Failure(description=f"{exc} (retrain: materialize the asset {spec.name}/model)") from None
+
+
+def split_rows(con, spec: DatasetSpec, model: RelationalModel) -> tuple[dict, dict]:
+    """The model's training and holdout rows from the warehouse; a model whose split is gone names the way out."""
+    try:
+        return read_splits(con, spec.name, model, model.tables, retrain_hint=f"retrain: materialize the asset {spec.name}/model")
+    except ModelError as exc:
+        raise dg.Failure(description=str(exc)) from None

@@ -4,11 +4,11 @@
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import read_source_tables
-from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, warehouse_schema
-from genesis_pipelines.defs.lineage import CODE_VERSION, run_model
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
+from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.drift import dataset_drift
-from genesis_pipelines.engine.io import read_table, write_json
+from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -32,7 +32,7 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
         model, _ = run_model(context, spec, storage.model_root(spec.name))
         current = read_source_tables(spec, warehouse)
         with warehouse.get_connection() as con:
-            train = {t: read_table(con, warehouse_schema("train", spec.name), t) for t in model.tables}
+            train, _ = split_rows(con, spec, model)
         report = dataset_drift(model, train, current, threshold=spec.drift.psi_threshold, bins=spec.drift.bins)
         write_json(storage.analysis_file(spec.name, "drift"), report)
         rows = [[t, f"{v['max_psi']:.3f}", len(v["columns"])] for t, v in report["tables"].items()]

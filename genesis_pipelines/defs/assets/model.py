@@ -6,15 +6,15 @@ import json
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import read_source_tables
-from genesis_pipelines.defs.assets.common import dataset_key, load_schema, markdown_table, warehouse_schema
+from genesis_pipelines.defs.assets.common import dataset_key, load_schema, markdown_table
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
 from genesis_pipelines.engine.device import forward_training_log, measure_training
-from genesis_pipelines.engine.io import write_table
 from genesis_pipelines.engine.pii import PiiFinding
 from genesis_pipelines.engine.expectations import build_suites, save_suites
 from genesis_pipelines.engine.relational import comparison_exclusions, train
 from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.splits import write_splits
 
 
 def load_findings(storage: GenesisStorage, dataset: str) -> list[PiiFinding]:
@@ -46,9 +46,7 @@ def build_model_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 device=resolved, hash_key=pii_settings.key_bytes(), log=context.log.info,
             )
         with warehouse.get_connection() as con:  # the holdout stays in the warehouse for evaluation, never exported
-            for table, (train_rows, holdout_rows) in splits.items():
-                write_table(con, warehouse_schema("train", spec.name), table, train_rows)
-                write_table(con, warehouse_schema("holdout", spec.name), table, holdout_rows)
+            write_splits(con, spec.name, trained, splits)
         # the expectation suite travels with the model version: aggregates of the training rows, no PII columns
         suites = build_suites({t: rows for t, (rows, _) in splits.items()}, trained.db_schema, comparison_exclusions(trained))
         save_suites(storage.model_root(spec.name) / trained.version, suites)

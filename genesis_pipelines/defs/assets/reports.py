@@ -5,7 +5,7 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
-from genesis_pipelines.defs.lineage import CODE_VERSION, run_model
+from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html, summary_markdown
 from genesis_pipelines.engine.io import atomic_path, read_table, write_json
@@ -24,9 +24,12 @@ def _write_report(storage: GenesisStorage, dataset: str, kind: str, report: dict
     return str(latest / f"{kind}.html")
 
 
-def _synthetic_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Warehouse, kinds=("synthetic",)) -> list[dict]:
+def _evaluation_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Warehouse) -> tuple[dict, dict, dict]:
+    """Synthetic tables, and the model's own training and holdout rows (an error if the warehouse no longer has them)."""
     with warehouse.get_connection() as con:
-        return [{t: read_table(con, warehouse_schema(kind, spec.name), t) for t in model.tables} for kind in kinds]
+        synthetic = {t: read_table(con, warehouse_schema("synthetic", spec.name), t) for t in model.tables}
+        train, holdout = split_rows(con, spec, model)
+    return synthetic, train, holdout
 
 
 def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
@@ -38,7 +41,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
     def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         model, _ = run_model(context, spec, storage.model_root(spec.name))  # the run's model version, else the latest
         # fidelity against the real source; utility trains on the real train split and scores on the holdout
-        synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
+        synthetic, train, holdout = _evaluation_tables(spec, model, warehouse)
         public: dict[str, set[str]] = {}
         for ref in spec.utility.public_columns:
             public.setdefault(ref.split(".", 1)[0], set()).add(ref.split(".", 1)[1])
@@ -64,7 +67,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
               description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         model, _ = run_model(context, spec, storage.model_root(spec.name))  # the run's model version, else the latest
-        synthetic, train, holdout = _synthetic_tables(spec, model, warehouse, kinds=("synthetic", "train", "holdout"))
+        synthetic, train, holdout = _evaluation_tables(spec, model, warehouse)
         report = privacy_report(train, holdout, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                                 thresholds=spec.thresholds, quasi_identifiers=spec.quasi_identifiers,
                                 sensitive_columns=spec.sensitive_columns, seed=spec.seed,
