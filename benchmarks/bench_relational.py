@@ -9,6 +9,7 @@ call on the same metadata, which describes what HMA can express (see `sdv_metada
     python benchmarks/bench_relational.py                         # chinook and nycflights
     python benchmarks/bench_relational.py --dataset chinook --skip-sdv
     python benchmarks/bench_relational.py --hma-cache /tmp/hma    # keep HMA output and timings, reuse next run
+    python benchmarks/bench_relational.py --dataset chinook --skip-hma --details   # where quality points are lost
 """
 
 from __future__ import annotations
@@ -148,7 +149,8 @@ def bench_dataset(name: str, args, python: Path | None) -> dict:
         write_parquet(real, tmp / "real")
         write_parquet(ours, tmp / "ours")
         result["ours"]["quality"] = run_worker(python, "quality", "--real", str(tmp / "real"), "--synth", str(tmp / "ours"),
-                                               "--metadata", str(tmp / "metadata.json"))
+                                               "--metadata", str(tmp / "metadata.json"),
+                                               *(["--details"] if args.details else []))
         cache = Path(args.hma_cache) / spec.name if args.hma_cache else None
         if args.skip_hma and not (cache and (cache / "timings.json").is_file()):
             return result
@@ -205,6 +207,29 @@ def print_table(r: dict) -> None:
         print("Both scored by one SDMetrics QualityReport on HMA's metadata: non-kept PII and free text are not scored.")
 
 
+def print_details(r: dict, worst: int = 12) -> None:
+    """Where the quality points are lost: per-table scores and the lowest column pairs (scores only, no values)."""
+    details = r["ours"].get("quality", {}).get("details")
+    if not details:
+        return
+    print(f"\n--- {r['dataset']}: per table (mean score, number scored) ---")
+    for table, props in details["tables"].items():
+        cells = "  ".join(f"{p.lower()} {_fmt(v[0])} ({v[1]})" for p, v in props.items() if v[1])
+        print(f"  {table:<16} {cells}")
+    shapes = sorted((p for p in details.get("shapes", []) if p["score"] is not None), key=lambda p: p["score"])
+    print(f"--- lowest column shapes ({len(shapes)} scored) ---")
+    for p in shapes[:worst]:
+        print(f"  {p['score']:.3f}  {p['table']}: {p['columns'][0]} ({p['metric']})")
+    pairs = sorted((p for p in details["pairs"] if p["score"] is not None), key=lambda p: p["score"])
+    print(f"--- lowest column pair trends ({len(pairs)} scored) ---")
+    for p in pairs[:worst]:
+        print(f"  {p['score']:.3f}  {p['table']}: {' / '.join(map(str, p['columns']))} ({p['metric']})")
+    inter = sorted((p for p in details["intertable"] if p["score"] is not None), key=lambda p: p["score"])
+    print(f"--- lowest intertable trends ({len(inter)} scored) ---")
+    for p in inter[:worst]:
+        print(f"  {p['score']:.3f}  {p['parent']} -> {p['child']} via {p['fk']}: {' / '.join(map(str, p['columns']))}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--dataset", action="append", help="spec name under resources/datasets or a dataset.yaml")
@@ -214,6 +239,8 @@ def main() -> int:
     parser.add_argument("--sdv-venv", default=str(SDV_VENV), help="virtualenv with sdv==2.0.0 (never the project's)")
     parser.add_argument("--make-sdv-venv", action="store_true", help="create --sdv-venv if it does not exist")
     parser.add_argument("--hma-cache", help="folder keeping HMA output and timings; reused when present")
+    parser.add_argument("--details", action="store_true", help="also print per-table scores and the lowest column "
+                                                                "pairs of this project's quality report")
     args = parser.parse_args()
     python = None
     if not args.skip_sdv:
@@ -228,7 +255,10 @@ def main() -> int:
     status = 0
     for name in args.dataset or ["chinook", "nycflights"]:
         try:
-            print_table(bench_dataset(name, args, python))
+            result = bench_dataset(name, args, python)
+            print_table(result)
+            if args.details:
+                print_details(result)
         except Exception as exc:  # one bad dataset must not hide the others' figures
             print(f"\n=== {name}: failed: {exc.__class__.__name__}: {exc}", file=sys.stderr)
             status = 1

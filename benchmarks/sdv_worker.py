@@ -3,7 +3,7 @@ QualityReport, exchanging Parquet files with bench_relational.py. SDV, RDT, Copu
 project itself never imports them.
 
     python sdv_worker.py hma --real DIR --metadata FILE --out DIR [--seed 0]
-    python sdv_worker.py quality --real DIR --synth DIR --metadata FILE
+    python sdv_worker.py quality --real DIR --synth DIR --metadata FILE [--details]
 
 Each command prints one JSON line on stdout (timings, or scores).
 """
@@ -75,11 +75,42 @@ def run_quality(args) -> dict:
     started = time.perf_counter()
     report.generate(real, synth, metadata, verbose=False)
     properties = report.get_properties()
-    return {
+    result = {
         "score": float(report.get_score()),
         "properties": {row["Property"]: float(row["Score"]) for _, row in properties.iterrows()},
         "seconds": time.perf_counter() - started,
     }
+    if args.details:
+        result["details"] = _details(report, metadata)
+    return result
+
+
+def _details(report, metadata: dict) -> dict:
+    """Scores only (no values): per table for each property, and the lowest-scoring column pairs."""
+    out: dict = {"tables": {}, "shapes": [], "pairs": [], "intertable": []}
+    for table in metadata["tables"]:
+        row = {}
+        for prop in ("Column Shapes", "Column Pair Trends", "Cardinality"):
+            try:
+                scores = report.get_details(property_name=prop, table_name=table)["Score"].dropna()
+            except Exception:
+                continue
+            row[prop] = [float(scores.mean()) if len(scores) else None, int(len(scores))]
+        out["tables"][table] = row
+    for _, r in report.get_details(property_name="Column Shapes").iterrows():
+        out["shapes"].append({"table": r.get("Table"), "columns": [r.get("Column")], "metric": r.get("Metric"),
+                              "score": None if r.get("Score") != r.get("Score") else float(r["Score"])})
+    pairs = report.get_details(property_name="Column Pair Trends")
+    for _, r in pairs.iterrows():
+        out["pairs"].append({"table": r.get("Table"), "columns": [r.get("Column 1"), r.get("Column 2")],
+                             "metric": r.get("Metric"), "score": None if r.get("Score") != r.get("Score") else float(r["Score"])})
+    inter = report.get_details(property_name="Intertable Trends")
+    for _, r in inter.iterrows():
+        out["intertable"].append({"parent": r.get("Parent Table"), "child": r.get("Child Table"),
+                                  "fk": r.get("Foreign Key"), "columns": [r.get("Column 1"), r.get("Column 2")],
+                                  "metric": r.get("Metric"),
+                                  "score": None if r.get("Score") != r.get("Score") else float(r["Score"])})
+    return out
 
 
 def main() -> int:
@@ -94,6 +125,7 @@ def main() -> int:
     quality.add_argument("--real", required=True)
     quality.add_argument("--synth", required=True)
     quality.add_argument("--metadata", required=True)
+    quality.add_argument("--details", action="store_true", help="add per-table and per-pair scores")
     args = parser.parse_args()
     warnings.filterwarnings("ignore")
     result = run_hma(args) if args.command == "hma" else run_quality(args)

@@ -37,8 +37,10 @@ FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 MAX_PARENT_FEATURES = 8  # per relation (value columns first, then category indicators), plus the children count
 MAX_INDICATORS = 6  # commonest categories of a parent column that get an indicator
 COUNT_DRAWS = 8  # conditional draws of children per parent averaged to rank the parents
-INHERIT_MIN_SHARE = 0.9
-DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it at generation  # a child column equal to a parent column in this share of rows copies it at generation
+INHERIT_MIN_SHARE = 0.9  # a child column equal to a parent column in this share of rows copies it at generation
+DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it at generation
+CONSTANT_MIN_SHARE = 0.95  # a child column with one value among a parent's children in this share of parents ...
+CONSTANT_MIN_GROUPS = 5  # ... (counting parents with two children or more, at least this many) is drawn per parent
 MAX_UNIQUE_CATEGORIES = 1000  # a categorical column unique per row (a lookup table's names) is drawn without repeats
 
 
@@ -73,6 +75,8 @@ class RelationStats(BaseModel):
     # a lookup parent (names unique per row, reproduced as such): children per name, e.g. tracks per media type
     count_by_value: dict[str, float] = Field(default_factory=dict)
     count_key: str = ""
+    # child columns with one value per parent (an invoice's billing city is its customer's): drawn once per parent
+    constant: list[str] = Field(default_factory=list)
 
     @property
     def mean(self) -> float:
@@ -337,32 +341,41 @@ def _dependencies(df: pd.DataFrame, meta: TableMeta, private: set[str]) -> dict[
 
 
 def _apply_dependencies(dependencies: dict[str, Dependency], body: pd.DataFrame, inherited: set[str],
-                        rng: np.random.Generator) -> pd.DataFrame:
+                        rng: np.random.Generator, fixed: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
     """Columns copied from the parent keep their value and pull a fitting source value; the others follow
-    their source."""
+    their source. `fixed` columns (given as conditions, e.g. drawn once per parent) are never changed."""
     def assign(column: str, values: np.ndarray, rows: np.ndarray) -> None:
         merged = body[column].astype(object).to_numpy().copy()
         merged[rows] = values[rows]
         body[column] = pd.Series(merged).astype(body[column].dtype)
 
     for target, dep in dependencies.items():
-        if target in inherited and dep.source in body.columns and target in body.columns:
-            values = body[target].astype(str).to_numpy()
-            drawn = np.array([_draw_share(dep.reverse.get(v), rng) for v in values], dtype=object)
+        if target in inherited and dep.source not in fixed and dep.source in body.columns and target in body.columns:
+            drawn = _draw_shares(body[target].astype(str).to_numpy(), dep.reverse, rng)
             assign(dep.source, drawn, np.flatnonzero(pd.notna(drawn) & body[target].notna().to_numpy()))
     for target, dep in dependencies.items():
-        if target not in inherited and dep.source in body.columns and target in body.columns:
+        if target not in inherited and target not in fixed and dep.source in body.columns and target in body.columns:
             mapped = body[dep.source].astype(str).map(dep.mapping).to_numpy(dtype=object)
             assign(target, mapped, np.flatnonzero(pd.notna(mapped) & body[dep.source].notna().to_numpy()))
     return body
 
 
-def _draw_share(shares: dict[str, float] | None, rng: np.random.Generator):
-    if not shares:
-        return None
-    values = list(shares)
-    probs = np.asarray([shares[v] for v in values], dtype="float64")
-    return values[int(rng.choice(len(values), p=probs / probs.sum()))]
+def _draw_shares(keys: np.ndarray, reverse: dict[str, dict[str, float]], rng: np.random.Generator) -> np.ndarray:
+    """Per row, a value drawn from the shares of its key; systematically within each key (the rows of one
+    country get its cities in their learned shares, not a multinomial draw of them), in random row order."""
+    out = np.full(len(keys), None, dtype=object)
+    codes, uniques = pd.factorize(pd.Series(keys, dtype=object))
+    for code, key in enumerate(uniques):
+        shares = reverse.get(key)
+        if not shares:
+            continue
+        rows = np.flatnonzero(codes == code)
+        values = list(shares)
+        cumulative = np.cumsum(np.asarray([shares[v] for v in values], dtype="float64"))
+        positions = (np.arange(len(rows)) + rng.random()) / len(rows) * cumulative[-1]
+        picked = np.minimum(np.searchsorted(cumulative, positions, side="right"), len(values) - 1)
+        out[rows[rng.permutation(len(rows))]] = np.asarray(values, dtype=object)[picked]
+    return out
 
 
 def _is_lookup(df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.PiiFinding], column: str) -> bool:
@@ -397,6 +410,27 @@ def _inherited_columns(relation: RelationStats, features: pd.DataFrame, child: p
                 equal = float((parent_values.to_numpy()[both] == values.to_numpy()[both]).mean())
                 if equal >= INHERIT_MIN_SHARE:
                     out[column] = (feature.name, equal)
+    return out
+
+
+def _constant_columns(fk: ForeignKey, train: pd.DataFrame, learnable: pd.DataFrame, meta: TableMeta,
+                      taken: set[str]) -> list[str]:
+    """Child columns that hold one value among all children of a parent (billing address columns of a customer's
+    invoices): drawn row by row they would differ between a parent's children, so they are drawn once per parent."""
+    groups = _comparable(train[fk.child_column].reset_index(drop=True))
+    sizes = groups.value_counts()
+    multi = groups.isin(set(sizes.index[sizes.to_numpy() >= 2])).to_numpy()
+    if int((sizes >= 2).sum()) < CONSTANT_MIN_GROUPS:
+        return []
+    out = []
+    for column in learnable.columns:
+        if column in taken or meta.columns[column].sdtype not in FEATURE_SDTYPES or learnable[column].nunique() < 2:
+            continue
+        values = learnable[column].reset_index(drop=True)[multi]
+        text = values.astype(str).where(values.notna(), "\x00null")
+        distinct = text.groupby(groups[multi].to_numpy()).nunique()
+        if float((distinct == 1).mean()) >= CONSTANT_MIN_SHARE:
+            out.append(column)
     return out
 
 
@@ -490,6 +524,14 @@ def train(
                 relation.inherited = _inherited_columns(relation, frame, learnable, training_meta, {
                     c for r in relations if r.fk.child_table == name for c in r.inherited})
                 joined.append(frame)
+            for relation in relations:
+                # drawn per parent given that parent only: sound when no other parent of the row carries values
+                # (a track's price is one per album, but also follows its media type, assigned track by track)
+                others = [r for r in relations if r.fk.child_table == name and r is not relation
+                          and any(f.kind == "value" for f in r.features)]
+                if relation.fk.child_table == name and relation.features and not relation.fk.is_self_reference and not others:
+                    relation.constant = _constant_columns(relation.fk, train_df, learnable, training_meta, {
+                        c for r in relations if r.fk.child_table == name for c in [*r.inherited, *r.constant]})
             method = spec.generator.method_for(name)
             generator = create_generator(method, **spec.generator.settings.get(method, {}))
             fit_frame = pd.concat(joined[1:] + joined[:1], axis=1) if len(joined) > 1 else learnable
@@ -515,7 +557,7 @@ def train(
             seed=spec.seed, db_schema=schema, tables=table_models, relations=relations, pii=findings, pii_guard_salt=salt,
             code_version=engine_code_version(),
             settings={"generator": spec.generator.model_dump(mode="json"), "seed": spec.seed, "scale": spec.scale,
-                      "holdout_fraction": spec.holdout_fraction},
+                      "holdout_fraction": spec.holdout_fraction, "holdout_by_parent": spec.holdout_by_parent},
             metrics={"training_seconds": round(time.perf_counter() - started, 3),
                      "rows": {t: m.row_count for t, m in table_models.items()},
                      "train_rows": sum(m.train_rows for m in table_models.values())},
@@ -812,8 +854,101 @@ def _distinct_values(generator, body: pd.DataFrame, columns: list[str], rng: np.
     return body
 
 
+def _predicted_category(predicted: pd.DataFrame, relation: RelationStats, feature: ParentFeature) -> np.ndarray:
+    """The parent category a sampled child row asks for: its one set indicator if exactly one is, else the value."""
+    values = predicted[feature.name].astype(object).where(predicted[feature.name].notna(), None)
+    values = np.asarray([None if v is None else str(v) for v in values], dtype=object)
+    indicators = [f for f in relation.features if f.kind == "onehot" and f.column == feature.column and f.name in predicted]
+    if indicators:
+        flags = np.column_stack([pd.to_numeric(predicted[f.name], errors="coerce").fillna(0).to_numpy() >= 0.5
+                                 for f in indicators])
+        one = flags.sum(axis=1) == 1
+        values[one] = np.asarray([f.category for f in indicators], dtype=object)[flags[one].argmax(axis=1)]
+    return values
+
+
+def _match_categories(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """take[i]: which of the assigned parents (categories `have`) row i gets, as many rows as possible getting
+    the category they ask for (`want`); the rest are paired at random."""
+    take = np.full(len(want), -1)
+    slots = {c: list(rng.permutation(np.flatnonzero(have == c))) for c in pd.unique(have)}
+    for category in pd.unique(want[pd.notna(want)]):
+        pool = slots.get(category)
+        if not pool:
+            continue
+        rows = rng.permutation(np.flatnonzero(want == category))[: len(pool)]
+        take[rows] = pool[: len(rows)]
+        slots[category] = pool[len(rows):]
+    left = np.asarray([i for pool in slots.values() for i in pool], dtype=int)
+    open_rows = np.flatnonzero(take < 0)
+    take[open_rows] = rng.permutation(left)[: len(open_rows)]
+    return take
+
+
+def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score."""
+    jitter = rng.random(len(want)) * 1e-9
+    take = np.empty(len(want), dtype=int)
+    rows = np.lexsort((jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want)))
+    take[rows] = np.lexsort((rng.random(len(have)), np.nan_to_num(have)))
+    return take
+
+
+def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
+                   per_parent: dict[int, np.ndarray], rng: np.random.Generator) -> None:
+    """A child with several parents gets a plausible combination of them, not independent ones (a track's genre
+    goes with its media type; an invoice line's track with its invoice): the child model is sampled given the
+    first parent only, and each further parent's assigned keys (children per parent unchanged) are permuted over
+    the rows so each row gets a parent like the one it asks for: the lookup name it asks for, else the closest
+    rank of the parent's numeric features, else its first category."""
+    rest = [r for r in relations[1:] if any(f.kind == "value" for f in r.features)]
+    if not relations or not rest or generator is None:
+        return
+    anchor = relations[0]
+    n = len(keys[anchor.fk.child_column])
+    if n < 2:
+        return
+    cond = (_join_parent_features(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])
+            if anchor.features else None)
+    try:
+        predicted = generator.sample(n, conditions=cond, seed=int(rng.integers(0, 2**31 - 1))).reset_index(drop=True)
+    except GenesisError:  # a model that cannot condition this way keeps the independent choice
+        return
+    for relation in rest:
+        column = keys[relation.fk.child_column]
+        present = column.notna().to_numpy()
+        frame = placed[id(relation)].frame
+        position = pd.Index(_comparable(frame[relation.fk.parent_column]).to_numpy()).get_indexer(
+            _comparable(column[present]).to_numpy())
+        if present.sum() < 2 or (position < 0).any():
+            continue
+        values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
+        lookup = [f for f in values if f.column == relation.count_key]
+        numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
+                   and not pd.api.types.is_bool_dtype(frame[f.column])]
+        categorical = [f for f in values if f not in numeric]
+        if lookup or (categorical and not numeric):
+            feature = (lookup or categorical)[0]
+            have = frame[feature.column].astype(str).to_numpy(dtype=object)[position]
+            take = _match_categories(_predicted_category(predicted, relation, feature)[present], have, rng)
+        elif numeric:
+            want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
+            for feature in numeric:
+                parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
+                mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
+                asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
+                want += np.nan_to_num((asked - mean) / sd)
+                have += np.nan_to_num((parent_values - mean) / sd)
+            take = _match_numbers(want, have, rng)
+        else:
+            continue
+        matched = column.copy()
+        matched[present] = column[present].to_numpy()[take]
+        keys[relation.fk.child_column] = matched
+
+
 def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
-               rng: np.random.Generator) -> tuple[dict[str, pd.Series], pd.DataFrame | None, int]:
+               rng: np.random.Generator, generator=None) -> tuple[dict[str, pd.Series], pd.DataFrame | None, int]:
     """Every key column of the table's n rows, and the parent features each row is conditioned on."""
     tm, meta = model.tables[table], model.db_schema.tables[table]
     relations = [r for r in model.relations_of(table) if not r.fk.is_self_reference and not r.fk.deferred]
@@ -836,6 +971,7 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
         relations = [r for r in relations if r not in (first, second)]
     for index, relation in enumerate(relations):
         keys[relation.fk.child_column], per_parent[id(relation)] = _assign(placed[id(relation)], n, rng, shuffle=index > 0)
+    _joint_parents(generator, relations, keys, placed, per_parent, rng)
     for column, stats in tm.key_stats.items():
         keys[column] = _generate_keys(stats, n, rng)
     for relation in model.relations_of(table):
@@ -848,6 +984,30 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
               for r in model.relations_of(table) if id(r) in placed and r.features]
     conditions = pd.concat(frames, axis=1) if frames else None
     return keys, conditions, n
+
+
+def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: pd.DataFrame,
+                        draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], fixed: set[str],
+                        columns: set[str], seed: int) -> pd.DataFrame:
+    """Columns constant among a parent's children: one row is drawn per parent (given that parent's features, so
+    the batch over parents follows the learned shares), and its values become conditions of all the children."""
+    conditions = conditions.copy()
+    for relation in relations:
+        wanted = [c for c in relation.constant if c in columns and c not in fixed]
+        if not wanted or relation.fk.child_column not in keys:
+            continue
+        codes, _ = pd.factorize(_comparable(keys[relation.fk.child_column]))
+        present = codes >= 0
+        if not present.any():
+            continue
+        first = pd.Series(np.flatnonzero(present)).groupby(codes[present]).first().to_numpy()
+        batch = draw(len(first), conditions.iloc[first].reset_index(drop=True), seed)
+        for column in wanted:
+            values = np.full(len(codes), None, dtype=object)
+            values[present] = batch[column].astype(object).to_numpy()[codes[present]]
+            conditions[column] = pd.Series(values).astype(batch[column].dtype)
+            fixed.add(column)
+    return conditions
 
 
 def generate_table_chunks(
@@ -879,14 +1039,16 @@ def generate_table_chunks(
     for parent in schema.parents_of(table):
         if parent not in parents:
             raise GenesisError(f"table {table!r} needs its parent table {parent!r} generated first")
-    keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng)
+    raw_generator = load_generator(Path(model_dir) / "tables" / table)
+    keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)
     # constrained: the body and any row resampled below obey the spec's constraints
-    generator = constraints.constrain(load_generator(Path(model_dir) / "tables" / table), Path(model_dir) / "tables" / table)
+    generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
     guard_columns = record_guard.record_columns(meta, comparison_exclusions(model)[table]) if copy_guard is not None else []
     null_rates = {c.name: c.null_rate for c in meta.columns.values()}
     pk = meta.primary_key
     chunk_rows = max(1, int(chunk_rows))
     inherited = {c for r in model.relations_of(table) for c in r.inherited} if conditions is not None else set()
+    fixed: set[str] = set()  # columns drawn once per parent, then given to every row as conditions
 
     def draw(k: int, cond: pd.DataFrame | None, draw_seed: int) -> pd.DataFrame:
         """Rows from the generator, then parent values copied in and dependent columns restored."""
@@ -894,7 +1056,11 @@ def generate_table_chunks(
         post = np.random.default_rng(draw_seed)
         if cond is not None:
             body = _inherit(model.relations_of(table), body, cond, post)
-        return _apply_dependencies(tm.dependencies, body, inherited, post) if tm.dependencies else body
+        return _apply_dependencies(tm.dependencies, body, inherited, post, fixed) if tm.dependencies else body
+
+    if conditions is not None:
+        conditions = _per_parent_columns(model.relations_of(table), keys, conditions, draw, fixed, set(tm.columns),
+                                         int(rng.integers(0, 2**31 - 1)))
 
     for start in range(0, max(n, 1), chunk_rows):
         stop = min(n, start + chunk_rows)

@@ -1,6 +1,12 @@
 """Gaussian copula: empirical marginals joined by a correlation matrix of normal scores.
 
 Fast, deterministic given a seed, and a solid baseline for every table; see transform.py for the marginals.
+
+Sampling is stratified by default: each normal score (or, when conditioning, each residual) is drawn as usual, then
+replaced, keeping its rank within the batch, by the normal quantile at an evenly spaced position (i + v) / n with one
+random offset v per column. The dependence (the ranks) is unchanged, but a batch's marginals follow the learned ones
+without the sampling noise of independent draws: 59 customers over 24 countries get each country's learned share
+(rounded), not a multinomial draw of it, which on small tables is most of the gap between real and synthetic.
 """
 
 from __future__ import annotations
@@ -36,8 +42,9 @@ def _nearest_correlation(corr: np.ndarray) -> np.ndarray:
 class GaussianCopulaGenerator:
     name: ClassVar[str] = "gaussian_copula"
 
-    def __init__(self, max_fit_rows: int = 500_000):
+    def __init__(self, max_fit_rows: int = 500_000, stratified: bool = True):
         self.max_fit_rows = int(max_fit_rows)
+        self.stratified = bool(stratified)
         self.columns: list[str] = []
         self.transforms: dict[str, ColumnTransform] = {}
         self.text: dict[str, dict] = {}
@@ -138,7 +145,8 @@ class GaussianCopulaGenerator:
     def _draw(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None) -> np.ndarray:
         d = len(self.dims)
         if conditions is None or len(conditions.keys()) == 0:
-            return rng.multivariate_normal(np.zeros(d), self.corr, size=n, method="cholesky") if d else np.zeros((n, 0))
+            z = rng.multivariate_normal(np.zeros(d), self.corr, size=n, method="cholesky") if d else np.zeros((n, 0))
+            return _stratify(z, np.ones(d), rng) if self.stratified else z
         fixed, z_fixed = self._condition(conditions, n, rng)
         free = [i for i in range(d) if i not in fixed]
         z = np.empty((n, d))
@@ -147,7 +155,10 @@ class GaussianCopulaGenerator:
             s_fc = self.corr[np.ix_(free, fixed)]
             weights = np.linalg.solve(self.corr[np.ix_(fixed, fixed)], s_fc.T).T
             cov = _nearest_correlation_cov(self.corr[np.ix_(free, free)] - weights @ s_fc.T)
-            z[:, free] = z_fixed @ weights.T + rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
+            noise = rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
+            if self.stratified:
+                noise = _stratify(noise, np.sqrt(np.clip(np.diag(cov), 0, None)), rng)
+            z[:, free] = z_fixed @ weights.T + noise
         return z
 
     def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
@@ -191,7 +202,8 @@ class GaussianCopulaGenerator:
 
     def save(self, directory: Path) -> None:
         save_manifest(Path(directory), {
-            "format": FORMAT, "method": self.name, "max_fit_rows": self.max_fit_rows, "columns": self.columns,
+            "format": FORMAT, "method": self.name, "max_fit_rows": self.max_fit_rows, "stratified": self.stratified,
+            "columns": self.columns,
             "transforms": {c: t.to_dict() for c, t in self.transforms.items()}, "text": self.text,
             "dims": [list(d) for d in self.dims], "corr": self.corr.tolist() if self.corr is not None else None,
             "rows_fitted": self.rows_fitted,
@@ -203,7 +215,8 @@ class GaussianCopulaGenerator:
         if data.get("format") != FORMAT:
             raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {FORMAT!r}: retrain it")
         try:
-            model = cls(max_fit_rows=data["max_fit_rows"])
+            model = cls(max_fit_rows=data["max_fit_rows"])  # subclasses (the DP copula) take their own settings
+            model.stratified = bool(data.get("stratified", True))
             model.columns = data["columns"]
             model.transforms = {c: ColumnTransform.from_dict(t) for c, t in data["transforms"].items()}
             model.text = data["text"]
@@ -225,6 +238,17 @@ class GaussianCopulaGenerator:
             "continuous_columns": sum(t.kind == "continuous" for t in self.transforms.values()),
             "mean_abs_correlation": round(float(off_diagonal.mean()), 4),
         }
+
+
+def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Each column of normal draws replaced, rank for rank, by evenly spaced normal quantiles (scaled): the same
+    ordering (hence dependence), a marginal without sampling noise. One row is left as drawn."""
+    n = len(z)
+    if n < 2 or z.shape[1] == 0:
+        return z
+    ranks = np.argsort(np.argsort(z, axis=0, kind="stable"), axis=0, kind="stable")
+    positions = (ranks + rng.random(z.shape[1])) / n
+    return ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * scale
 
 
 def _slice(conditions: dict | pd.DataFrame | None, start: int, stop: int):
