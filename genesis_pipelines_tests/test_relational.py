@@ -303,7 +303,15 @@ def test_fake_emails_look_like_emails(chinook, synthetic):
         assert emails.nunique() >= 0.9 * len(emails), table
 
 
+def _safetensors_header(path: Path) -> dict:
+    """The JSON header of a safetensors file (tensor names, shapes, metadata): its only text."""
+    raw = path.read_bytes()
+    size = int.from_bytes(raw[:8], "little")
+    return json.loads(raw[8:8 + size].decode("utf-8"))
+
+
 def test_model_directory_holds_only_json(chinook):
+    """JSON, plus safetensors weights for neural generators (the spec's Track model): never a pickle."""
     files = []
     for root, dirs, names in os.walk(chinook.model_root):
         assert not any(d.startswith(".staging") for d in dirs), "a staging folder was left behind"
@@ -312,8 +320,11 @@ def test_model_directory_holds_only_json(chinook):
     assert (chinook.model_root / "LATEST.json") in files
     assert any(f.name == "model.json" for f in files) and any(f.name == "generator.json" for f in files)
     for path in files:
-        assert path.suffix == ".json", path
-        json.loads(path.read_text(encoding="utf-8"))
+        assert path.suffix in (".json", ".safetensors"), path
+        if path.suffix == ".json":
+            json.loads(path.read_text(encoding="utf-8"))
+        else:
+            assert _safetensors_header(path)
 
 
 def test_model_holds_no_real_pii(chinook):
@@ -329,7 +340,8 @@ def test_model_holds_no_real_pii(chinook):
     for path in chinook.model_root.rglob("*"):
         if not path.is_file():
             continue
-        raw = path.read_text(encoding="utf-8")
+        # weights are numbers; a safetensors file's only text is its JSON header
+        raw = json.dumps(_safetensors_header(path)) if path.suffix == ".safetensors" else path.read_text(encoding="utf-8")
         # parse, so escaped non-ASCII ("Gon\u00e7alves") is compared in its real spelling
         texts = [raw, *_strings(json.loads(raw))]
         for text in texts:

@@ -60,7 +60,9 @@ def test_chinook_spec_content():
     assert ("Employee", "ReportsTo") in {fk.child_ref for fk in spec.foreign_keys}
     assert spec.column_types == {"Genre.Name": "categorical", "MediaType.Name": "categorical", "Playlist.Name": "categorical"}
     assert spec.pii == {"Customer.Company": "keep"}
-    assert spec.generator.method_for("Track") == "gaussian_copula"
+    # Track (audio and video mixed) uses the autoregressive model, every other table the copula
+    assert spec.generator.method_for("Track") == "autoregressive"
+    assert spec.generator.method_for("Album") == "gaussian_copula"
     assert spec.scale == 1.0 and spec.holdout_fraction == 0.2 and spec.seed == 0
     assert spec.thresholds.quality_min == 70 and spec.thresholds.exact_copies_max == 0
     assert spec.thresholds.dcr_share_max == 0.6 and spec.thresholds.mia_auc_max == 0.6

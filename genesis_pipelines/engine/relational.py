@@ -41,6 +41,7 @@ INHERIT_MIN_SHARE = 0.9  # a child column equal to a parent column in this share
 DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it at generation
 CONSTANT_MIN_SHARE = 0.95  # a child column with one value among a parent's children in this share of parents ...
 CONSTANT_MIN_GROUPS = 5  # ... (counting parents with two children or more, at least this many) is drawn per parent
+SWAP_ROUNDS = 10  # exchange attempts for rows that copy a unique real record, before any left are redrawn
 MAX_UNIQUE_CATEGORIES = 1000  # a categorical column unique per row (a lookup table's names) is drawn without repeats
 
 
@@ -806,15 +807,65 @@ def table_size(model: RelationalModel, table: str, scale: float) -> int:
     return max(1, int(round(model.tables[table].row_count * scale)))
 
 
+def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
+                 swappable: list[str], rng: np.random.Generator, rounds: int = SWAP_ROUNDS) -> pd.DataFrame:
+    """Rows that reproduce a unique real record exchange one column's value with another row, when that leaves
+    neither row a copy: every column keeps its sampled values, so the batch's marginals stay as drawn (a redraw
+    would pull rare values towards common ones: 59 customers lose most of their one-customer countries)."""
+    swappable = [c for c in swappable if c in body.columns and body[c].nunique(dropna=False) > 1]
+    if not swappable or len(body) < 2:
+        return body
+    body = body.reset_index(drop=True)
+    values = {c: body[c].to_numpy(dtype=object, copy=True) for c in swappable}
+
+    def copies(rows: np.ndarray) -> np.ndarray:
+        frame = body.iloc[rows].copy()
+        for column in swappable:
+            frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
+        keys = record_guard.row_keys(frame, columns, meta)
+        return keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool)
+
+    every = np.arange(len(body))
+    hit = every[copies(every)]
+    for _ in range(rounds):
+        if not len(hit):
+            break
+        free = np.setdiff1d(every, hit)
+        if not len(free):
+            break
+        hit = rng.permutation(hit)[: len(free)]
+        partners = rng.choice(free, size=len(hit), replace=False)
+        chosen = np.asarray(swappable, dtype=object)[rng.integers(0, len(swappable), len(hit))]
+        for column in swappable:
+            sel = chosen == column
+            a, b = hit[sel], partners[sel]
+            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+        after = copies(np.concatenate([hit, partners]))
+        spoiled = after[len(hit):]  # the partner became a copy: undo that exchange
+        for column in swappable:
+            sel = (chosen == column) & spoiled
+            a, b = hit[sel], partners[sel]
+            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+        hit = every[copies(every)]
+    for column in swappable:
+        body[column] = pd.Series(values[column], dtype=object).astype(body[column].dtype)
+    return body
+
+
 def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], body: pd.DataFrame,
                      conditions: pd.DataFrame | None, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
-                     seed: int) -> pd.DataFrame:
-    """Redraw rows that reproduce a unique real record, each with its own parent conditions."""
+                     seed: int, swappable: list[str] | None = None) -> pd.DataFrame:
+    """Rows that reproduce a unique real record: first exchanged values between rows (see _swap_copies), then any
+    left redrawn, each with its own parent conditions."""
     if not digests or not columns or body.empty:
         return body
     for round_ in range(record_guard.MAX_RESAMPLE_ROUNDS):
         keys = record_guard.row_keys(body, columns, meta)
         hits = np.flatnonzero(keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool))
+        if len(hits) and round_ == 0 and swappable:
+            body = _swap_copies(body, columns, meta, salt, digests, swappable, np.random.default_rng(seed))
+            keys = record_guard.row_keys(body, columns, meta)
+            hits = np.flatnonzero(keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool))
         if not len(hits):
             break
         cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None
@@ -910,10 +961,17 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         return
     cond = (_join_parent_features(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])
             if anchor.features else None)
-    try:
-        predicted = generator.sample(n, conditions=cond, seed=int(rng.integers(0, 2**31 - 1))).reset_index(drop=True)
+    wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
+    seed = int(rng.integers(0, 2**31 - 1))
+    parts = []
+    try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
+        for start in range(0, n, CHUNK_ROWS):
+            part_cond = cond.iloc[start:start + CHUNK_ROWS].reset_index(drop=True) if cond is not None else None
+            part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
+            parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
         return
+    predicted = pd.concat(parts, ignore_index=True)
     for relation in rest:
         column = keys[relation.fk.child_column]
         present = column.notna().to_numpy()
@@ -1061,13 +1119,16 @@ def generate_table_chunks(
     if conditions is not None:
         conditions = _per_parent_columns(model.relations_of(table), keys, conditions, draw, fixed, set(tm.columns),
                                          int(rng.integers(0, 2**31 - 1)))
+    # columns a copy may exchange with another row: none that must agree with the row's parent or other columns
+    tied = inherited | fixed | {c for t, d in tm.dependencies.items() for c in (t, d.source)}
+    swappable = [c for c in guard_columns if c not in tied]
 
     for start in range(0, max(n, 1), chunk_rows):
         stop = min(n, start + chunk_rows)
         cond = conditions.iloc[start:stop].reset_index(drop=True) if conditions is not None else None
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
         body = _resample_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, copy_guard or set(),
-                                int(rng.integers(0, 2**31 - 1)))
+                                int(rng.integers(0, 2**31 - 1)), swappable=swappable)
         if n <= chunk_rows:
             body = _distinct_values(generator, body, tm.unique_columns, rng)
         body = constraints.settle(generator, body, cond, lambda rows, c: rows if c is None else _inherit(
