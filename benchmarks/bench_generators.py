@@ -1,11 +1,13 @@
 """This project's generators next to SDV 2.0 on Adult, in ONE run on the same 80/20 split, one table printed.
 
     python benchmarks/bench_generators.py [--epochs 20] [--batch-size 500] [--only gaussian_copula,sdv_gaussian_copula]
+                                          [--seeds 0,1,2]
 
 Per method: fit seconds, sample seconds (as many rows as the training split), SDMetrics QualityReport score against
 the training split, and TSTR ROC AUC: a HistGradientBoostingClassifier trained on the synthetic rows, scored on the
 real 20 % (target `income`), next to the same classifier trained on the real 80 %. Epoch-based methods also get
-seconds per epoch. SDV and SDMetrics are BUSL: they run in a separate virtualenv (benchmarks/.venv-sdv, made with
+seconds per epoch. With several --seeds (each one its own split and fit seed) a table per seed is printed, then
+their means, which the targets use. SDV and SDMetrics are BUSL: they run in a separate virtualenv (benchmarks/.venv-sdv, made with
 `python -m venv benchmarks/.venv-sdv && benchmarks/.venv-sdv/bin/pip install torch==2.13.0 sdv==2.0.0`), called as a
 subprocess (sdv_generators_worker.py) with Parquet files in a temp dir; the project never imports them.
 """
@@ -111,39 +113,33 @@ def run_sdv(method: str, train_path: Path, rows: int, out: Path, epochs: int, ba
     return row
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--batch-size", type=int, default=500)
-    parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", default="", help="comma-separated methods (default: all)")
-    args = parser.parse_args()
-    methods = [m for m in OURS + SDV if not args.only or m in args.only.split(",")]
-    train, test = split(args.seed)
+def run_seed(methods: list[str], seed: int, epochs: int, batch: int) -> tuple[dict, dict, float]:
+    """Every method on the split of one seed (the seed also seeds each fit): rows, quality, train-on-real AUC."""
+    train, test = split(seed)
     rows: dict[str, dict] = {}
+    quality: dict[str, float] = {}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         train_path = tmp / "train.parquet"
         train.to_parquet(train_path, index=False)
         synth_paths: dict[str, Path] = {}
         for method in methods:
-            print(f"... {method}", file=sys.stderr, flush=True)
+            print(f"... seed {seed} {method}", file=sys.stderr, flush=True)
             out = tmp / f"{method}.parquet"
             try:
                 if method.startswith("sdv_"):
-                    row = run_sdv(method, train_path, len(train), out, args.epochs, args.batch_size, args.seed)
+                    row = run_sdv(method, train_path, len(train), out, epochs, batch, seed)
                     synth = pd.read_parquet(out)
                 else:
-                    row, synth = run_ours(method, train, args.epochs, args.batch_size, args.seed)
+                    row, synth = run_ours(method, train, epochs, batch, seed)
                     synth.to_parquet(out, index=False)
             except (LookupError, RuntimeError) as exc:
                 rows[method] = {"note": str(exc).strip().splitlines()[-1][:80]}
                 continue
             row["tstr_auc"] = tstr_auc(synth, test)
             rows[method], synth_paths[method] = row, out
-            print(f"... {method} done: {json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})}",
-                  file=sys.stderr, flush=True)
-        quality = {}
+            print(f"... seed {seed} {method} done: "
+                  f"{json.dumps({k: round(v, 3) if isinstance(v, float) else v for k, v in row.items()})}", file=sys.stderr, flush=True)
         if synth_paths and SDV_PYTHON.is_file():
             result = subprocess.run([str(SDV_PYTHON), str(HERE / "sdv_generators_worker.py"), "quality", "--real",
                                      str(train_path), "--synth", *map(str, synth_paths.values())], capture_output=True, text=True)
@@ -152,26 +148,66 @@ def main() -> None:
                 quality = {m: by_path[str(p)] for m, p in synth_paths.items()}
             else:
                 print(result.stderr[-2000:], file=sys.stderr)
-    real_auc = tstr_auc(train, test)
-    print(f"\nAdult: {len(train)} training rows, {len(test)} test rows; {args.epochs} epochs, batch {args.batch_size}; "
-          f"{os.cpu_count()} CPUs; train-on-real TSTR ROC AUC {real_auc:.3f}\n")
-    header = (f"{'method':22} {'fit s':>8} {'sample s':>9} {'s/epoch':>8} {'fit cpu s':>10} {'cpu s/epoch':>11} "
+    return rows, quality, tstr_auc(train, test)
+
+
+def mean_rows(per_seed: list[tuple[dict, dict, float]], methods: list[str]) -> tuple[dict, dict]:
+    """Per method, the mean of each figure over the seeds where it ran."""
+    rows, quality = {}, {}
+    for method in methods:
+        ran = [r[method] for r, _, _ in per_seed if "fit_s" in r.get(method, {})]
+        if not ran:
+            rows[method] = next((r[method] for r, _, _ in per_seed if method in r), {})
+            continue
+        rows[method] = {k: float(np.mean([r[k] for r in ran if r.get(k) is not None]))
+                        for k in ran[0] if isinstance(ran[0][k], (int, float)) and any(r.get(k) is not None for r in ran)}
+        scores = [q[method] for _, q, _ in per_seed if method in q]
+        if scores:
+            quality[method] = float(np.mean(scores))
+    return rows, quality
+
+
+def print_table(methods: list[str], rows: dict, quality: dict, real_auc: float, label: str) -> None:
+    header = (f"{label:8} {'method':22} {'fit s':>8} {'sample s':>9} {'s/epoch':>8} {'fit cpu s':>10} {'cpu s/epoch':>11} "
               f"{'quality':>8} {'TSTR AUC':>9}  note")
     print(header)
     print("-" * len(header))
     for method in methods:
         r = rows.get(method, {})
         if "fit_s" not in r:
-            print(f"{method:22} {'-':>8} {'-':>9} {'-':>8} {'-':>10} {'-':>11} {'-':>8} {'-':>9}  {r.get('note', '')}")
+            print(f"{label:8} {method:22} {'-':>8} {'-':>9} {'-':>8} {'-':>10} {'-':>11} {'-':>8} {'-':>9}  {r.get('note', '')}")
             continue
         per_epoch = f"{r['fit_s'] / r['epochs']:.2f}" if r.get("epochs") else "-"
         cpu_epoch = f"{r['fit_cpu_s'] / r['epochs']:.2f}" if r.get("epochs") else "-"
         q = f"{quality[method]:.3f}" if method in quality else "-"
         auc = f"{r['tstr_auc']:.3f}" if r.get("tstr_auc") is not None else "-"
         note = f"epsilon spent {r['epsilon_spent']:.3g}" if "epsilon_spent" in r else ""
-        print(f"{method:22} {r['fit_s']:8.2f} {r['sample_s']:9.2f} {per_epoch:>8} {r['fit_cpu_s']:10.2f} {cpu_epoch:>11} "
+        print(f"{label:8} {method:22} {r['fit_s']:8.2f} {r['sample_s']:9.2f} {per_epoch:>8} {r['fit_cpu_s']:10.2f} {cpu_epoch:>11} "
               f"{q:>8} {auc:>9}  {note}")
-    print(f"{'train on real':22} {'':>8} {'':>9} {'':>8} {'':>10} {'':>11} {'':>8} {real_auc:9.3f}")
+    print(f"{label:8} {'train on real':22} {'':>8} {'':>9} {'':>8} {'':>10} {'':>11} {'':>8} {real_auc:9.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--epochs", type=int, default=20)
+    parser.add_argument("--batch-size", type=int, default=500)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seeds", default="", help="comma-separated seeds (split and fit), e.g. 0,1,2; the targets use "
+                                                     "the means over them (default: --seed alone)")
+    parser.add_argument("--only", default="", help="comma-separated methods (default: all)")
+    args = parser.parse_args()
+    methods = [m for m in OURS + SDV if not args.only or m in args.only.split(",")]
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()] or [args.seed]
+    per_seed = [run_seed(methods, seed, args.epochs, args.batch_size) for seed in seeds]
+    train, test = split(seeds[0])
+    print(f"\nAdult: {len(train)} training rows, {len(test)} test rows; {args.epochs} epochs, batch {args.batch_size}; "
+          f"{os.cpu_count()} CPUs; seeds {','.join(map(str, seeds))}\n")
+    for seed, (rows, quality, real_auc) in zip(seeds, per_seed):
+        print_table(methods, rows, quality, real_auc, f"seed {seed}")
+        print()
+    rows, quality = mean_rows(per_seed, methods)
+    if len(seeds) > 1:
+        print_table(methods, rows, quality, float(np.mean([a for _, _, a in per_seed])), "mean")
     targets(rows, quality)
 
 

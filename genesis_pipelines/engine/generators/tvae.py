@@ -1,13 +1,14 @@
 """TVAE (Xu et al. 2019): a variational autoencoder over the mode-specific encoding, written for this project.
 
-Gaussian likelihood with a learned scale for every tanh scalar, cross-entropy for every softmax span (one
-segment-wise log-softmax for all of them), KL to a standard normal prior. Early stopping on the loss of a
-held-out share of the training rows. Sampling needs only the decoder and the scales.
+Gaussian likelihood with a learned scale for every tanh scalar (sigma itself is the parameter, kept in [0.01, 1]),
+cross-entropy for every softmax span (one segment-wise log-softmax for all of them), KL to a standard normal prior.
+Early stopping on the loss of a held-out share of the training rows. Sampling needs only the decoder and the scales:
+scalars get their sigma's noise, and every softmax span (category, mode, null) is drawn from its categorical rather
+than read by argmax, which would never emit a rare category or a minor mode.
 """
 
 from __future__ import annotations
 
-import math
 import time
 from typing import ClassVar
 
@@ -16,9 +17,10 @@ import torch
 from torch import nn
 
 from genesis_pipelines.engine.generators.base import register
-from genesis_pipelines.engine.generators.neural import EarlyStopping, NeuralGenerator, SegmentLayout, adam
+from genesis_pipelines.engine.generators.neural import EarlyStopping, NeuralGenerator, SegmentLayout, adam, gumbel
 
 MIN_VALIDATION_ROWS = 50
+SIGMA_INIT, SIGMA_MIN, SIGMA_MAX = 0.1, 0.01, 1.0
 
 
 def _mlp(dims: list[int]) -> nn.Sequential:
@@ -32,13 +34,22 @@ class Decoder(nn.Module):
     def __init__(self, embedding_dim: int, hidden: tuple[int, ...], data_dim: int, n_scalars: int):
         super().__init__()
         self.body = nn.Sequential(_mlp([embedding_dim, *hidden]), nn.Linear(hidden[-1] if hidden else embedding_dim, data_dim))
-        # the scales come from a Linear on a constant input, so DP-SGD (per-sample gradients) covers them too
-        self.log_sigma = nn.Linear(1, max(n_scalars, 1))
-        nn.init.zeros_(self.log_sigma.weight)
-        nn.init.constant_(self.log_sigma.bias, math.log(0.1))
+        # the scales come from a Linear on a constant input, so DP-SGD (per-sample gradients) covers them too.
+        # Linear in sigma itself (not its log), as in the TVAE paper's code: Adam moves it by ~lr a step, so a scalar
+        # that is reconstructed well reaches the 0.01 floor within a couple of epochs and its loss weight grows with it.
+        self.sigma_head = nn.Linear(1, max(n_scalars, 1))
+        nn.init.zeros_(self.sigma_head.weight)
+        nn.init.constant_(self.sigma_head.bias, SIGMA_INIT)
 
     def sigma(self, n: int, device) -> torch.Tensor:
-        return self.log_sigma(torch.ones((n, 1), device=device)).clamp(math.log(0.01), 0.0).exp()
+        return self.sigma_head(torch.ones((n, 1), device=device)).clamp(SIGMA_MIN, SIGMA_MAX)
+
+    @torch.no_grad()
+    def clamp_sigma_(self) -> None:
+        """Keep sigma = weight + bias inside [SIGMA_MIN, SIGMA_MAX] after a step, so no scale sits where the clamp
+        in `sigma` cuts its gradient."""
+        head = self.sigma_head
+        head.bias.copy_((head.weight[:, 0] + head.bias).clamp(SIGMA_MIN, SIGMA_MAX) - head.weight[:, 0])
 
     def forward(self, z):
         return self.body(z)
@@ -73,7 +84,7 @@ class VAE(nn.Module):
 @register
 class TVAEGenerator(NeuralGenerator):
     name: ClassVar[str] = "tvae"
-    format: ClassVar[str] = "genesis.tvae/1"
+    format: ClassVar[str] = "genesis.tvae/2"  # 2: sigma, not log sigma
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, embedding_dim: int = 128,
                  compress_dims: tuple[int, ...] | list[int] = (128, 128), decompress_dims: tuple[int, ...] | list[int] = (128, 128),
@@ -126,6 +137,7 @@ class TVAEGenerator(NeuralGenerator):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                vae.decoder.clamp_sigma_()
                 total += float(loss.detach())
             losses = {"loss": total / steps}
             if validation is not None:
@@ -151,4 +163,6 @@ class TVAEGenerator(NeuralGenerator):
         scalars = torch.tanh(out[:, layout.tanh])
         noise = torch.randn(scalars.shape, device=device, generator=generator)
         scalars = (scalars + noise * self.net.sigma(n, device)[:, : len(layout.tanh)]).clamp(-1, 1)
-        return layout.combine(scalars, out[:, layout.soft])  # softmax spans: logits, decoded by argmax
+        # softmax spans: a draw from each categorical (Gumbel-max; the decoder's argmax then reads the draw)
+        soft = out[:, layout.soft]
+        return layout.combine(scalars, soft + gumbel(soft.shape, device, generator))
