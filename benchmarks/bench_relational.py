@@ -120,7 +120,8 @@ def make_sdv_venv(venv: Path) -> None:
 
 def bench_dataset(name: str, args, python: Path | None) -> dict:
     spec_path = Path(name) if name.endswith(".yaml") else ROOT / "resources" / "datasets" / name / "dataset.yaml"
-    spec = load_spec(spec_path)
+    # HMA fits every real row, so ours does too: the pipeline's holdout is for its privacy report, not this contest
+    spec = load_spec(spec_path).model_copy(update={"holdout_fraction": 0.0})
     real = {t: read_source_table(spec, t) for t in source_table_names(spec)}
     started = time.perf_counter()
     schema = analyse(spec, real)
@@ -202,6 +203,7 @@ def print_table(r: dict) -> None:
         digits = 2 if "s" == label.split()[-1] or label.startswith("speed") or "%" in label else 3
         print(f"{label:<{width}}  {_fmt(a, digits):>24}  {_fmt(b, digits) if hma else 'not run':>24}")
     print("genesis models every FK (self reference and composite keys included); FK integrity over all of them.")
+    print("Both fit every real row (the pipeline itself trains on its 80% split and keeps 20% for the privacy report).")
     print("CPU s: this process's CPU time over fit + sample (threads summed); wall time moves with other load.")
     if hma:
         note = " (figures from --hma-cache)" if hma.get("cached") else ""

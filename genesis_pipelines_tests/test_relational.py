@@ -523,11 +523,17 @@ def test_split_holdout_keeps_small_tables_whole():
 
 
 def test_chinook_splits_follow_the_rules(chinook):
+    followers = {"Invoice": "CustomerId", "InvoiceLine": "InvoiceId"}  # tables that hold people's rows, and theirs
     for name, (train, holdout) in chinook.splits.items():
         real = chinook.tables[name]
         assert len(train) + len(holdout) == len(real)
         if len(real) < relational.MIN_ROWS_FOR_HOLDOUT:
             assert holdout.empty, name
+        elif name in followers:
+            key = followers[name]
+            assert set(train[key]).isdisjoint(holdout[key]), name
+            fraction = chinook.spec.holdout_fraction
+            assert 0.5 * fraction <= len(holdout) / len(real) <= 1.5 * fraction, name
         else:
             assert len(holdout) == round(len(real) * chinook.spec.holdout_fraction), name
         assert chinook.model.tables[name].train_rows == len(train)

@@ -209,9 +209,15 @@ def test_holdout_follows_the_parent(chinook):
     assert set(line_train["InvoiceId"]).isdisjoint(inv_hold["InvoiceId"])
     for name, (train, hold) in splits.items():
         assert len(train) + len(hold) == len(real[name]), name
-    # row split when asked (the default of the spec)
+    # row split when asked (spec: holdout_by_parent: false)
     rows = relational.split_tables(schema, real, 0.2, seed=0, follow_parents=False)
     assert len(rows["Invoice"][1]) == round(0.2 * len(real["Invoice"]))
+    # as the model splits: only parents that hold people are followed, and what followed them is followed in turn
+    people = relational.split_tables(schema, real, 0.2, seed=0, people={"Customer", "Employee"})
+    assert set(people["Invoice"][0]["CustomerId"]).isdisjoint(people["Invoice"][1]["CustomerId"])
+    assert set(people["InvoiceLine"][0]["InvoiceId"]).isdisjoint(people["InvoiceLine"][1]["InvoiceId"])
+    track_train, track_hold = people["Track"]  # albums are not people: tracks split by row
+    assert set(track_train["AlbumId"]) & set(track_hold["AlbumId"])
 
 
 @pytest.mark.parametrize("scale", [0.1, 3.0])

@@ -61,6 +61,9 @@ FREE_TEXT_THRESHOLD = 0.1  # share of free-text values that mention an email, ph
 SHINGLE = 20  # real free-text snippets this long (normalised) must not reappear in synthetic output
 MAX_SHINGLES = 2_000_000  # per model; beyond it shingles are taken at a stride (see text_shingle_digests)
 DEFAULT_POLICY = {kind: "fake" for kind in PII_KINDS} | {"city": "keep", DECLARED_KIND: "fake"}
+# Kinds that make a row a person's record (a bare name mention, a city or a postcode does not: a track's composer).
+IDENTIFYING_KINDS = frozenset({"first_name", "last_name", "email", "phone", "street_address", "national_id",
+                               "birth_date", "iban", "card_number"})
 
 
 class PiiFinding(BaseModel):
@@ -1133,3 +1136,8 @@ def find_text_leaks(synthetic_tables: Mapping[str, pd.DataFrame], guard: Mapping
             if count:
                 leaks.setdefault(table, {})[column] = count
     return leaks
+
+
+def person_tables(findings: list[PiiFinding]) -> set[str]:
+    """Tables whose rows are people's records: they hold an identifying kind of PII."""
+    return {f.table for f in findings if f.kind in IDENTIFYING_KINDS}

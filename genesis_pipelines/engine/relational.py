@@ -139,16 +139,18 @@ def split_holdout(df: pd.DataFrame, fraction: float, seed: int) -> tuple[pd.Data
 
 
 def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], fraction: float,
-                 seed: int, *, follow_parents: bool = True) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
-    """Train/holdout per table; a child follows its first parent (declared order) whose split it can follow,
-    so no person straddles the split (a customer's invoices and their lines land on the customer's side).
+                 seed: int, *, follow_parents: bool = True,
+                 people: set[str] | None = None) -> dict[str, tuple[pd.DataFrame, pd.DataFrame]]:
+    """Train/holdout per table; a child follows its first parent (declared order) that holds people and whose split
+    it can follow, so no person straddles the split (a customer's invoices and their lines land on the customer's side).
 
-    A parent is followed when it has holdout rows and following it puts a sensible share of the child in the
-    holdout (between half and 1.5 times `fraction`: three hub airports holding every flight would not); rows with
-    a null key, and tables with no such parent, are split by row. `follow_parents=False` splits every table by
-    row. Note: a holdout of whole customers is shifted from the training rows (the model never saw those
-    customers' cities), so a distance-to-closest-record share measured against it reads higher than with a row
-    split: that is why the spec's `holdout_by_parent` is off by default.
+    `people`: the tables whose rows are people (`pii.person_tables`); a child that followed one holds people's rows
+    too, so its children follow it in turn. None: every parent may be followed. A parent is followed when it has
+    holdout rows and following it puts a sensible share of the child in the holdout (between half and 1.5 times
+    `fraction`: three hub airports holding every flight would not); rows with a null key, and tables with no such
+    parent, are split by row. `follow_parents=False` splits every table by row. The privacy report reads which key a
+    split followed from the data (`evaluation.privacy.holdout_group_column`) and compares those tables against
+    unseen people.
     """
     splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}
     for index, name in enumerate(schema.generation_order):
@@ -159,6 +161,8 @@ def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], frac
         for fk in schema.fks_of(name):
             if fk.is_self_reference or fk.deferred or splits[fk.parent_table][1].empty:
                 continue
+            if people is not None and fk.parent_table not in people:
+                continue
             held_keys = set(_comparable(splits[fk.parent_table][1][fk.parent_column]))
             values = df[fk.child_column]
             held = _comparable(values).isin(held_keys).to_numpy().copy()
@@ -167,6 +171,8 @@ def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], frac
                 held[nulls] = np.random.default_rng(seed + index).random(int(nulls.sum())) < fraction
             if 0.5 * fraction <= held.mean() <= 1.5 * fraction:
                 splits[name] = (df[~held], df[held])
+                if people is not None:
+                    people = people | {name}
                 break
     return splits
 
@@ -492,7 +498,8 @@ def train(
     table_models: dict[str, TableModel] = {}
     try:
         splits = split_tables(schema, tables, spec.holdout_fraction, spec.seed,
-                              follow_parents=getattr(spec, "holdout_by_parent", False))
+                              follow_parents=getattr(spec, "holdout_by_parent", True),
+                              people=pii_engine.person_tables(findings))
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
                                     select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table]))
                      for fk in schema.foreign_keys]

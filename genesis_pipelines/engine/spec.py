@@ -177,8 +177,9 @@ class DatasetSpec(_Strict):
     scale: float = Field(default=1.0, gt=0, le=10)
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
     holdout_by_parent: bool = Field(
-        default=False, description="child tables follow their parent's train/holdout side, so no person straddles the "
-                                   "split (the DCR gate then compares against a shifted holdout: see relational.split_tables)")
+        default=True, description="child tables follow the train/holdout side of a parent that holds people (a "
+                                  "customer's invoices go with the customer), so no person straddles the split; "
+                                  "false: every table split by row (see relational.split_tables)")
     seed: int = 0
     thresholds: ThresholdSpec = ThresholdSpec()
     utility: UtilitySpec = UtilitySpec()
