@@ -160,11 +160,22 @@ class DataTransformer:
                                           random_state=int(rng.integers(0, 2**31 - 1)))
         with warnings.catch_warnings(), threadpool_limits(1):  # BLAS threads only oversubscribe a 1-D fit
             warnings.simplefilter("ignore", ConvergenceWarning)
-            mixture.fit(((sample - lo) / scale).reshape(-1, 1))  # scaled to [0, 1] for a well-conditioned fit
+            scaled = ((sample - lo) / scale).reshape(-1, 1)  # scaled to [0, 1] for a well-conditioned fit
+            mixture.fit(scaled)
+            resp = mixture.predict_proba(scaled)
         keep = mixture.weights_ > MIN_MODE_WEIGHT
         weights = mixture.weights_[keep] / mixture.weights_[keep].sum()
-        means = mixture.means_[keep, 0] * scale + lo
-        stds = np.sqrt(mixture.covariances_[keep].reshape(-1)) * scale
+        # Means and spreads from the values each mode holds, not the variational posterior: its Wishart prior (the
+        # column's whole variance) keeps a point mass such as capital-gain == 0 as wide as ~100 units, so every
+        # decoded 'zero' came back as a small positive number. A point mass now gets the floor spread and decodes
+        # to its value.
+        resp, x = resp[:, keep], scaled[:, 0]
+        mass = resp.sum(axis=0)
+        held = mass >= 1.0
+        means, stds = mixture.means_[keep, 0].copy(), np.sqrt(mixture.covariances_[keep].reshape(-1))
+        means[held] = (resp[:, held] * x[:, None]).sum(axis=0) / mass[held]
+        stds[held] = np.sqrt((resp[:, held] * (x[:, None] - means[held]) ** 2).sum(axis=0) / mass[held])
+        means, stds = means * scale + lo, stds * scale
         codec.update(means=means.tolist(), stds=np.maximum(stds, _STD_FLOOR * scale).tolist(), weights=weights.tolist())
         return codec
 
