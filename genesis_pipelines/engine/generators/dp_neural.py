@@ -141,7 +141,7 @@ def _release(module, optimizer) -> None:
 @register
 class DPTVAEGenerator(DifferentialPrivacy, TVAEGenerator):
     name: ClassVar[str] = "dp_tvae"
-    format: ClassVar[str] = "genesis.dp_tvae/1"
+    format: ClassVar[str] = "genesis.dp_tvae/2"  # 2: TVAE's sigma, not log sigma
 
     def __init__(self, *, epsilon: float = 1.0, delta: float | None = None, max_grad_norm: float = 1.0,
                  bounds: dict | None = None, categories: dict | None = None, preprocessing_share: float = 0.1, **settings):
@@ -169,6 +169,7 @@ class DPTVAEGenerator(DifferentialPrivacy, TVAEGenerator):
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 optimizer.step()
+                vae.decoder.clamp_sigma_()  # post-processing of the released weights: no privacy cost
                 total, steps = total + float(loss.detach()), steps + 1
             history.append({"loss": total / max(steps, 1)})
             self._log_epoch(bar, epoch, history[-1])
