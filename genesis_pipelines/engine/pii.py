@@ -663,28 +663,26 @@ def _exact_text(values: pd.Series) -> pd.Series:
     return values.map(lambda v: normalize_value(v) if isinstance(v, (float, np.floating)) else str(v))
 
 
-def hash_series(series: pd.Series, key: bytes) -> pd.Series:
-    """Keyed HMAC-SHA256 tokens (16 hex chars); nulls stay null, equal values give equal tokens."""
+def _keyed_tokens(series: pd.Series, key: bytes, as_text, prefix: bytes = b"") -> pd.Series:
+    """HMAC-SHA256 tokens (16 hex chars) of `as_text(values)`; nulls stay null, equal texts give equal tokens."""
     out = pd.Series(pd.NA, index=series.index, dtype="string")
     values = series.dropna()
     if values.empty:
         return out
-    text = _exact_text(values)
-    tokens = {v: hmac.new(key, v.encode("utf-8"), hashlib.sha256).hexdigest()[:16] for v in pd.unique(text)}
+    text = as_text(values)
+    tokens = {v: hmac.new(key, prefix + v.encode("utf-8"), hashlib.sha256).hexdigest()[:16] for v in pd.unique(text)}
     out[values.index] = text.map(tokens).to_numpy()
     return out
+
+
+def hash_series(series: pd.Series, key: bytes) -> pd.Series:
+    """Keyed tokens of the exact value: the `hash` policy."""
+    return _keyed_tokens(series, key, _exact_text)
 
 
 def pseudonym_tokens(series: pd.Series, key: bytes) -> pd.Series:
     """Keyed tokens of the *normalised* value (so "12 Main St" and "12 main st" meet): the seed of a consistent fake."""
-    out = pd.Series(pd.NA, index=series.index, dtype="string")
-    values = series.dropna()
-    if values.empty:
-        return out
-    text = _normalize_series(values)
-    tokens = {v: hmac.new(key, b"pseudonym\x00" + v.encode("utf-8"), hashlib.sha256).hexdigest()[:16] for v in pd.unique(text)}
-    out[values.index] = text.map(tokens).to_numpy()
-    return out
+    return _keyed_tokens(series, key, _normalize_series, prefix=b"pseudonym\x00")
 
 
 def _mask_text(text: str) -> str:

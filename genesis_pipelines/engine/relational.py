@@ -498,7 +498,7 @@ def train(
     table_models: dict[str, TableModel] = {}
     try:
         splits = split_tables(schema, tables, spec.holdout_fraction, spec.seed,
-                              follow_parents=getattr(spec, "holdout_by_parent", True),
+                              follow_parents=spec.holdout_by_parent,
                               people=pii_engine.person_tables(findings))
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
                                     select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table]))
