@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_curve
+from sklearn.metrics import pairwise_distances, roc_curve
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
@@ -74,9 +74,22 @@ def membership_result(member_scores: np.ndarray, nonmember_scores: np.ndarray, s
 def nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarray:
     """Distances to the k nearest reference rows, shape (len(queries), k); brute force suits one-hot data."""
     k = min(k, len(reference))
-    model = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(reference)
-    distances, _ = model.kneighbors(queries)
+    # float64: in float32 the expanded-dot distance is off by ~1e-4, so rows at equal distance stop tying and the
+    # larger reference set (more chances of a rounding-down) looks systematically nearer
+    model = NearestNeighbors(n_neighbors=k, algorithm="brute").fit(np.asarray(reference, dtype="float64"))
+    distances, _ = model.kneighbors(np.asarray(queries, dtype="float64"))
     return distances
+
+
+def count_within(reference: np.ndarray, queries: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """How many reference rows lie within each query's own radius (exact; queries in chunks bound the memory)."""
+    reference, queries = np.asarray(reference, dtype="float64"), np.asarray(queries, dtype="float64")
+    radius = np.asarray(radius, dtype="float64")
+    counts = np.zeros(len(queries), dtype=int)
+    for start in range(0, len(queries), 256):
+        part = slice(start, start + 256)
+        counts[part] = (pairwise_distances(queries[part], reference) <= radius[part, None]).sum(axis=1)
+    return counts
 
 
 def distance_attack(member_distance: np.ndarray, nonmember_distance: np.ndarray, seed: int) -> dict:
