@@ -1,11 +1,13 @@
-"""The DCR share reads 0.5 for a generator that never saw the split, also on discrete columns full of ties."""
+"""The DCR share: 0.5 for a generator that never saw the split (also on discrete columns full of ties), and how much
+of a reading chance alone explains."""
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record
-from genesis_pipelines.engine.schema import ColumnMeta, TableMeta
+from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, privacy_report
+from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta
+from genesis_pipelines.engine.spec import ThresholdSpec
 
 
 def _meta(sdtypes: dict[str, str]) -> TableMeta:
@@ -45,3 +47,37 @@ def test_a_copier_of_discrete_rows_still_reads_near_one():
     share = distance_to_closest_record(train, holdout, copied, meta, ["level", "letter", "flag"])["share_closer_to_train"]
     # every copied row ties with the real rows of its combination; the train side holds the copied one
     assert share > 0.5
+
+
+
+def _line(rng: np.random.Generator, n: int) -> pd.DataFrame:
+    """Three numbers on a line: real rows have no spread off it."""
+    x = rng.normal(size=n)
+    return pd.DataFrame({"x": x, "y": x + 0.02 * rng.normal(size=n), "z": -x + 0.02 * rng.normal(size=n)})
+
+
+def test_chance_spread_grows_when_synthetic_rows_crowd_onto_few_real_rows():
+    meta = _meta({"x": "numeric", "y": "numeric", "z": "numeric"})
+    rng = np.random.default_rng(0)
+    real = _line(rng, 600)
+    train, holdout = real.iloc[:480], real.iloc[480:]
+    on_line = distance_to_closest_record(train, holdout, _line(rng, 600), meta, list("xyz"))
+    off_line = distance_to_closest_record(train, holdout, pd.DataFrame({c: rng.normal(size=600) for c in "xyz"}),
+                                          meta, list("xyz"))
+    # rows off the line all sit nearest to a few real rows at its ends: their vote is a few coin flips
+    assert off_line["distinct_nearest_real_rows"] < 0.5 * on_line["distinct_nearest_real_rows"]
+    assert off_line["share_chance_sd"] > 0.1 > on_line["share_chance_sd"]
+
+
+def test_dcr_share_too_noisy_to_judge_is_reported_not_gated():
+    meta = _meta({"x": "numeric", "y": "numeric", "z": "numeric"})
+    schema = DatasetSchema(dataset="t", tables={"t": meta}, foreign_keys=[], generation_order=["t"])
+    rng = np.random.default_rng(1)
+    real = _line(rng, 600)
+    off_line = pd.DataFrame({c: rng.normal(size=600) for c in "xyz"})
+    report = privacy_report({"t": real.iloc[:480]}, {"t": real.iloc[480:]}, {"t": off_line}, schema, exclude={},
+                            thresholds=ThresholdSpec())
+    dcr = report["tables"]["t"]["dcr"]
+    assert dcr["gated"] is False and dcr["share_chance_sd"] > 0.05
+    assert "dcr_share_max" not in report["gates"]
+    assert "by chance alone" in report["skipped_gates"]["dcr_share_max"]

@@ -222,3 +222,14 @@ def test_grouped_holdout_is_judged_against_unseen_parents():
     assert 0.38 < safe["dcr"]["share_closer_to_train"] < 0.62
     assert leaky["dcr"]["share_closer_to_train"] > 0.9
     assert safe["mia"]["shadow"]["auc"] < 0.6 and leaky["mia"]["distance"]["auc"] > 0.7 and leaky["mia"]["shadow"]["auc"] > 0.7
+
+
+def test_dcr_gate_judges_tables_whose_share_chance_cannot_move_much(fresh_report, copier_report):
+    for report in (fresh_report, copier_report):
+        dcr = report["tables"]["people"]["dcr"]
+        assert dcr["gated"] and dcr["share_chance_sd"] <= 0.05
+    assert copier_report["gates"]["dcr_share_max"]["passed"] is False
+    drivers = copier_report["tables"]["people"]["dcr"]["driving_columns"]
+    assert drivers and {"column", "share_without", "drop"} <= set(drivers[0])
+    assert "driving_columns" not in fresh_report["tables"]["people"]["dcr"]
+

@@ -81,6 +81,19 @@ def nearest(reference: np.ndarray, queries: np.ndarray, k: int = 1) -> np.ndarra
     return distances
 
 
+def nearest_share(reference: np.ndarray, queries: np.ndarray, radius: np.ndarray) -> np.ndarray:
+    """Each reference row's share of the queries it is nearest to: a query within whose radius k reference rows lie
+    gives each of them 1/k (exact; queries in chunks bound the memory)."""
+    reference, queries = np.asarray(reference, dtype="float64"), np.asarray(queries, dtype="float64")
+    radius = np.asarray(radius, dtype="float64")
+    weights = np.zeros(len(reference))
+    for start in range(0, len(queries), 256):
+        part = slice(start, start + 256)
+        within = pairwise_distances(queries[part], reference) <= radius[part, None]
+        weights += (within / np.maximum(within.sum(axis=1, keepdims=True), 1)).sum(axis=0)
+    return weights / max(len(queries), 1)
+
+
 def count_within(reference: np.ndarray, queries: np.ndarray, radius: np.ndarray) -> np.ndarray:
     """How many reference rows lie within each query's own radius (exact; queries in chunks bound the memory)."""
     reference, queries = np.asarray(reference, dtype="float64"), np.asarray(queries, dtype="float64")

@@ -29,6 +29,10 @@ MIN_HOLDOUT_ROWS = 20
 MIN_RECORD_COLUMNS = 2
 # Fewer members / non-members than this give an AUC too noisy to block a release on (SD ~0.04 at 100).
 MIN_MIA_ROWS = 100
+# the DCR share gates a table only when chance alone moves it by at most this (1 sd): a generator that never saw
+# the split then passes a 0.6 gate with probability >= 97.7%
+DCR_MAX_CHANCE_SD = 0.05
+MAX_DRIVER_COLUMNS = 40  # columns tried one at a time when a DCR share fails
 TOP_CATEGORIES = 50
 # Nearest-neighbour searches dominate the cost (~65M row pairs a second on 2 cores), so each is sized:
 ATTACK_ROWS = 2000  # synthetic and holdout rows whose DCR to the full train is measured
@@ -295,6 +299,26 @@ def _tied_train_share(train_x: np.ndarray, holdout_x: np.ndarray, queries: np.nd
     return in_train / np.maximum(in_train + in_holdout, 1)
 
 
+def _share_chance_spread(train_x: np.ndarray, holdout_x: np.ndarray, queries: np.ndarray,
+                         distance: np.ndarray) -> tuple[float, float]:
+    """Standard deviation of the rescaled share for a generator that never saw the split, and the effective number
+    of distinct real rows the synthetic rows sit nearest to.
+
+    Each synthetic row scores the side of its nearest real row, so the share is a weighted vote of those real rows:
+    sum_j w_j [j in train], with w_j the share of synthetic rows nearest to real row j (a tie shares the row's
+    vote among the tied real rows; `distance` is each query's distance to its nearest real row). Over random splits it has
+    variance p (1 - p) sum_j w_j^2. When the synthetic rows crowd onto few real rows (100 of 1,458 airports), the
+    share moves by +-0.1 from split to split although the generator learned nothing of the split.
+    """
+    pooled = np.vstack([train_x, holdout_x])
+    weights = attacks.nearest_share(pooled, queries, distance + _TIE)
+    concentration = float((weights ** 2).sum())
+    p = len(train_x) / len(pooled)
+    sd_raw = np.sqrt(p * (1 - p) * concentration)
+    # the rescaling stretches the raw share above neutral by 0.5 / (1 - p): the side a gate reads
+    return 0.5 * sd_raw / (1 - p), (1.0 / concentration if concentration > 0 else 0.0)
+
+
 def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta,
                                columns: list[str], *, max_rows: int = ATTACK_ROWS, seed: int = 0,
                                encoded: list[np.ndarray] | None = None) -> dict:
@@ -327,6 +351,7 @@ def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth
     if len(tied):
         closer[tied] = _tied_train_share(train_x, holdout_x, synth_q[tied], dcr_synth[tied])
     raw = float(closer.mean())
+    chance_sd, distinct = _share_chance_spread(train_x, holdout_x, synth_q, np.minimum(dcr_synth, synth_holdout))
     result = {
         "dcr_synthetic_median": num(np.median(dcr_synth)),
         "dcr_holdout_median": num(np.median(dcr_holdout)),
@@ -335,6 +360,9 @@ def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth
         "share_closer_to_train": num(_rescale_share(raw, neutral)),
         "share_closer_to_train_raw": num(raw),
         "neutral_raw_share": num(neutral),
+        # what the share moves by chance alone, from which real rows happen to be held out (see _share_chance_spread)
+        "share_chance_sd": num(chance_sd),
+        "distinct_nearest_real_rows": num(distinct),
         "share_synthetic_at_zero_distance": num((dcr_synth <= _TIE).mean()),
         "share_holdout_at_zero_distance": num((dcr_holdout <= _TIE).mean()),
         "histogram": _histogram(dcr_synth, dcr_holdout),
@@ -542,6 +570,7 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
                                   "columns_attacked": len(columns)}
     else:
         entry["holdout_split"] = {"follows_parent_key": False, "columns_attacked": len(columns)}
+    entry["columns_attacked_names"] = list(columns)  # for the drivers of a failing DCR share; dropped from the report
     reason = _skip_reason(train, holdout, synth, columns)
     if reason == "no columns to compare" and group_column is not None:
         reason = "every column describes the parent (judged with the parent table)"
@@ -570,6 +599,19 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
                             if qis and len(synth) else {"skipped": "no quasi-identifiers" if not qis else "no synthetic rows"})
     entry["dp"] = _dp(describe)
     return entry
+
+
+def _dcr_drivers(train, holdout, synth, meta, columns, share: float, *, max_rows: int, seed: int,
+                 most: int = 5) -> list[dict]:
+    """The columns that push a table's DCR share up: the share with each one left out, largest drop first."""
+    drops = []
+    for column in columns[:MAX_DRIVER_COLUMNS]:
+        rest = [c for c in columns if c != column]
+        without = distance_to_closest_record(train, holdout, synth, meta, rest, max_rows=max_rows, seed=seed) if rest else {}
+        if without.get("share_closer_to_train") is not None:
+            drops.append({"column": column, "share_without": without["share_closer_to_train"],
+                          "drop": num(share - without["share_closer_to_train"])})
+    return sorted(drops, key=lambda d: -d["drop"])[:most]
 
 
 def _mia_auc(entry: dict) -> float | None:
@@ -630,8 +672,19 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
     baselines = [t["exact_copies"].get("unique_record_copies_baseline") for t in gated]
     copies = sum(t["exact_copies"]["copies"] for t in tables.values())
     synthetic_rows = sum(t["exact_copies"]["synthetic_rows"] for t in tables.values())
-    shares = [t["dcr"]["share_closer_to_train"] for t in tables.values() if t["dcr"].get("share_closer_to_train") is not None]
+    measured = {n: t["dcr"] for n, t in tables.items() if t["dcr"].get("share_closer_to_train") is not None}
+    for dcr in measured.values():
+        dcr["gated"] = bool(dcr["share_chance_sd"] <= DCR_MAX_CHANCE_SD)
+    shares = [d["share_closer_to_train"] for d in measured.values() if d["gated"]]
     max_share = max(shares) if shares else None
+    dcr_limit = _threshold(thresholds, "dcr_share_max")
+    for name, dcr in measured.items():
+        if dcr["gated"] and dcr_limit is not None and dcr["share_closer_to_train"] > dcr_limit:
+            dcr["driving_columns"] = _dcr_drivers(train_tables[name], holdout_tables.get(name), synth_tables.get(name),
+                                                  schema.tables[name], tables[name]["columns_attacked_names"],
+                                                  dcr["share_closer_to_train"], max_rows=max_rows, seed=seed)
+    for entry in tables.values():
+        entry.pop("columns_attacked_names", None)
     aucs = [a for a in (_mia_auc(t) for t in tables.values()) if a is not None]
     max_auc = max(aucs) if aucs else None
     risks = {kind: [t[kind]["risk"] for t in tables.values() if t[kind].get("risk") is not None]
@@ -640,7 +693,9 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
     values = {
         "exact_copies_max": (unique_copies if gated else None,
                              f"no table had {MIN_RECORD_COLUMNS} or more columns to compare"),
-        "dcr_share_max": (max_share, "no table had a distance to closest record (holdout too small or absent)"),
+        "dcr_share_max": (max_share, "no table had a distance to closest record (holdout too small or absent)" if not measured
+                          else f"every table's share moves by more than {DCR_MAX_CHANCE_SD} by chance alone (too few "
+                               "distinct real rows nearest to the synthetic rows): reported, not gated"),
         "mia_auc_max": (max_auc, f"no table had {MIN_MIA_ROWS} or more members and non-members to attack"),
         "singling_out_risk_max": (max(risks["singling_out"]) if risks["singling_out"] else None, "no singling-out attack ran"),
         "linkability_risk_max": (max(risks["linkability"]) if risks["linkability"] else None, "no linkability attack ran"),
