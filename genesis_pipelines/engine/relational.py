@@ -441,6 +441,23 @@ def _constant_columns(fk: ForeignKey, train: pd.DataFrame, learnable: pd.DataFra
     return out
 
 
+def rows_per_person(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], people: set[str]) -> dict[str, float]:
+    """Rows per person, for tables of people (1) and tables that hang off them through their first FK to one
+    (a customer's payments: 27); tables unrelated to people are absent. Generators smooth over several people."""
+    out: dict[str, float] = {t: 1.0 for t in people if t in tables}
+    for name in schema.generation_order:
+        if name in out:
+            continue
+        for fk in schema.fks_of(name):
+            if fk.is_self_reference or fk.deferred or fk.parent_table not in out:
+                continue
+            values = tables[name][fk.child_column].dropna()
+            if len(values):
+                out[name] = out[fk.parent_table] * len(values) / values.nunique()
+                break
+    return out
+
+
 def _training_meta(meta: TableMeta, findings: list[pii_engine.PiiFinding]) -> TableMeta:
     """Hashed and masked PII columns are learned as tokens (categories), not as free text."""
     meta = meta.model_copy(deep=True)
@@ -500,6 +517,7 @@ def train(
         splits = split_tables(schema, tables, spec.holdout_fraction, spec.seed,
                               follow_parents=spec.holdout_by_parent,
                               people=pii_engine.person_tables(findings))
+        per_person = rows_per_person(schema, tables, pii_engine.person_tables(findings))
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
                                     select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table]))
                      for fk in schema.foreign_keys]
@@ -521,6 +539,7 @@ def train(
             learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key)
             learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
             training_meta = _training_meta(meta, findings)
+            training_meta.rows_per_person = per_person.get(name, 1.0)
             joined = [learnable]
             for relation in relations:
                 if relation.fk.child_table != name or not relation.features:

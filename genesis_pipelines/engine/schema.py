@@ -32,6 +32,8 @@ class TableMeta(BaseModel):
     primary_key: list[str] = Field(default_factory=list)
     primary_key_inferred: bool = False
     columns: dict[str, ColumnMeta]
+    # rows that belong to one person on average (a customer's payments): marginals are smoothed over several people
+    rows_per_person: float = 1.0
 
     def column(self, name: str) -> ColumnMeta:
         return self.columns[name]

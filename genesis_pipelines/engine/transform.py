@@ -14,6 +14,8 @@ _EPS = 1e-6
 MAX_CATEGORIES = 1000  # beyond this, the tail is kept as one pooled bucket
 MAX_QUANTILES = 1001
 DISCRETE_NUMERIC_MAX = 30  # numeric columns with at most this many distinct values are modelled as discrete
+POINT_MASS_MIN_SHARE = 0.01  # a value shared by fewer rows is not reproduced as a point mass
+PEOPLE_PER_KNOT = 5  # a continuous marginal's knot summarises at least this many records (or people)
 
 
 def _decimals(values: np.ndarray) -> int | None:
@@ -61,6 +63,29 @@ def _restore(values: np.ndarray, sdtype: str, decimals: int | None, integer: boo
     return pd.Series(values, dtype="float64")
 
 
+def _smooth_small_masses(quantiles: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Quantile knots in which a value holds no point mass unless it holds POINT_MASS_MIN_SHARE of the rows.
+
+    Equal knots make a point mass: every u in their span maps to that one value. Kept for values many rows share
+    (capital gain 0 in 92% of rows), they would otherwise replay values that single out a few records (a load
+    timestamp shared by one customer's payments): those runs are re-spaced evenly towards the next knot, so the
+    marginal keeps its shape and the synthetic values fall between real ones.
+    """
+    uniques, counts = np.unique(values, return_counts=True)
+    masses = set(uniques[counts >= POINT_MASS_MIN_SHARE * len(values)].tolist())
+    out = quantiles.copy()
+    start = 0
+    while start < len(out) - 1:
+        stop = start
+        while stop + 1 < len(out) and quantiles[stop + 1] == quantiles[start]:
+            stop += 1
+        if stop > start and quantiles[start] not in masses:
+            upper = quantiles[stop + 1] if stop + 1 < len(out) else quantiles[start]
+            out[start:stop + 1] = np.linspace(quantiles[start], upper, stop - start + 2)[:-1]
+        start = stop + 1
+    return out
+
+
 class ContinuousTransform(ColumnTransform):
     """Empirical marginal kept as quantiles; exact min and max, so bounds hold."""
 
@@ -73,10 +98,12 @@ class ContinuousTransform(ColumnTransform):
         self.probs = np.linspace(0.0, 1.0, len(self.quantiles))
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta) -> "ContinuousTransform":
+    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> "ContinuousTransform":
+        """`rows_per_knot`: each quantile knot summarises at least this many rows, so the marginal cannot trace
+        single records (or, for a table of people's rows, single people) back to their values."""
         values = _as_numbers(series.dropna(), meta.sdtype)
-        k = int(min(MAX_QUANTILES, max(2, len(values))))
-        quantiles = np.quantile(values, np.linspace(0.0, 1.0, k)) if len(values) else np.zeros(2)
+        k = int(min(MAX_QUANTILES, max(2, np.ceil(len(values) / max(rows_per_knot, 1.0)) + 1)))
+        quantiles = _smooth_small_masses(np.quantile(values, np.linspace(0.0, 1.0, k)), values) if len(values) else np.zeros(2)
         integer = meta.sdtype == "integer" or (meta.sdtype == "numeric" and len(values) > 0 and bool(np.all(values % 1 == 0)))
         return cls(meta.sdtype, quantiles, float(series.isna().mean()), _decimals(values) if len(values) else None,
                    integer and meta.sdtype != "datetime", meta.datetime_format)
@@ -198,12 +225,12 @@ class DiscreteTransform(ColumnTransform):
                    d.get("datetime_format"))
 
 
-def fit_transform_for(series: pd.Series, meta: ColumnMeta) -> ColumnTransform:
-    """Discrete for categories, booleans and few-valued numbers; continuous otherwise."""
+def fit_transform_for(series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> ColumnTransform:
+    """Discrete for categories, booleans and few-valued numbers; continuous otherwise (see ContinuousTransform.fit)."""
     if meta.sdtype in ("categorical", "boolean"):
         return DiscreteTransform.fit(series, meta)
     if meta.sdtype in ("numeric", "integer", "datetime"):
         if series.nunique(dropna=True) <= DISCRETE_NUMERIC_MAX:
             return DiscreteTransform.fit(series, meta)
-        return ContinuousTransform.fit(series, meta)
+        return ContinuousTransform.fit(series, meta, rows_per_knot=rows_per_knot)
     raise ValueError(f"column {meta.name!r}: semantic type {meta.sdtype!r} has no generative transform")

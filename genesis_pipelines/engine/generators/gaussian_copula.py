@@ -22,7 +22,7 @@ from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.generators.free_text import fit_text, sample_text
 from genesis_pipelines.engine.schema import TableMeta
-from genesis_pipelines.engine.transform import ColumnTransform, fit_transform_for
+from genesis_pipelines.engine.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
 
 FORMAT = "genesis.gaussian_copula/1"
 _CHUNK = 200_000
@@ -72,7 +72,7 @@ class GaussianCopulaGenerator:
             if cmeta.sdtype == "text":
                 self.text[column] = fit_text(series)
                 continue
-            transform = fit_transform_for(series, cmeta)
+            transform = fit_transform_for(series, cmeta, rows_per_knot=PEOPLE_PER_KNOT * meta.rows_per_person)
             self.transforms[column] = transform
             present = series.notna().to_numpy()
             u = np.full(len(series), 0.5)
