@@ -664,7 +664,9 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
                              group_column=holdout_group_column(train, holdout, schema, name))
         entry["columns_missing_from_synthetic"] = len(missing)
         entry["quasi_identifiers"] = {"count": len(qis), "source": qi_source}
-        entry["in_copy_gate"] = len(columns) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
+        # a column holding one value (a load timestamp of a lookup table) tells no record apart
+        informative = [c for c in columns if train[c].nunique(dropna=False) > 1]
+        entry["in_copy_gate"] = len(informative) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
         tables[name] = entry
 
     gated = [t for t in tables.values() if t["in_copy_gate"]]
