@@ -10,14 +10,16 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import tempfile
 import time
+import traceback
 from collections.abc import Sequence
 from pathlib import Path
 
 from genesis_pipelines import paths
 from genesis_pipelines.engine.errors import GenesisError
 
-EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR = 0, 1, 2
+EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 
 
 # ---------------------------------------------------------------- where things live (the same layout as GenesisStorage)
@@ -287,7 +289,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage (the message says which table/column/file)."""
+    """Exit codes: 0 ok, 1 a gate failed, 2 bad input or usage (the message says which table/column/file), 3 an
+    internal error (never read as a verdict: the traceback goes to a file, stderr names it)."""
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -305,6 +308,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = f" ({exc.filename})" if getattr(exc, "filename", None) else ""
         print(f"genesis: error: {exc.strerror or exc.__class__.__name__}{where}", file=sys.stderr)
         return EXIT_ERROR
+    except Exception as exc:  # a bug, not a verdict: exit 3 so CI never reads a crash as a failed gate
+        print(f"genesis: internal error: {_where(exc)}; full traceback in {_write_traceback()}", file=sys.stderr)
+        return EXIT_INTERNAL
+
+
+def _where(exc: BaseException) -> str:
+    """The exception's class and the innermost frame of this package it passed (no message: it may hold values)."""
+    frames = traceback.extract_tb(exc.__traceback__)
+    ours = [f for f in frames if "genesis_pipelines" in f.filename] or frames
+    last = ours[-1] if ours else None
+    return f"{exc.__class__.__name__} in {Path(last.filename).name}:{last.lineno} ({last.name})" if last else exc.__class__.__name__
+
+
+def _write_traceback() -> Path:
+    """The traceback, kept on this machine beside the data (GENESIS_DATA_DIR/logs), never printed."""
+    folder = paths.data_dir() / "logs"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        folder = Path(tempfile.gettempdir())
+    fd, name = tempfile.mkstemp(prefix="genesis-traceback-", suffix=".txt", dir=folder)
+    with os.fdopen(fd, "w", encoding="utf-8") as out:
+        out.write(traceback.format_exc())
+    return Path(name)
 
 
 if __name__ == "__main__":
