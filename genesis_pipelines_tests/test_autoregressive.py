@@ -171,3 +171,30 @@ def test_numeric_condition_between_seen_values_maps_to_the_nearest_token():
     codec = NumericCodec.fit(pd.Series([1, 2, 2, 3, 3, 3, 10] * 10), ColumnMeta(name="x", sdtype="integer", dtype="Int64",
                                                                               null_rate=0.0, cardinality=4), 100, 5)
     assert codec.size == 4 and codec.encode(pd.Series([1, 2.4, 2.6, 7])).tolist() == [0, 1, 2, 3]
+
+
+def test_same_model_on_a_loaded_machine(table, fitted):
+    """Training ends on epochs and validation, never on the clock: two processes burning both cores beside the fit
+    change nothing. The wall-clock fail-safe, when it does fire, is said in the metadata."""
+    import multiprocessing
+
+    burners = [multiprocessing.get_context("spawn").Process(target=_burn, daemon=True) for _ in range(2)]
+    for burner in burners:
+        burner.start()
+    try:
+        loaded = create_generator("autoregressive", **FAST)
+        loaded.fit(table, _meta(table), seed=0)
+    finally:
+        for burner in burners:
+            burner.terminate()
+    pd.testing.assert_frame_equal(loaded.sample(200, seed=7), fitted.sample(200, seed=7))
+    assert loaded.describe()["stopped_by_wall_clock"] is False
+    with pytest.warns(RuntimeWarning, match="fail-safe"):
+        capped = create_generator("autoregressive", **{**FAST, "max_training_seconds": 0.0})
+        capped.fit(table, _meta(table), seed=0)
+    assert capped.describe()["stopped_by_wall_clock"] is True
+
+
+def _burn() -> None:
+    while True:
+        pass

@@ -116,7 +116,7 @@ class AutoregressiveGenerator:
 
     def __init__(self, max_bins: int = 100, min_count: int = 5, emb_dim: int = 16, hidden: int = 128,
                  dropout: float = 0.0, weight_decay: float = 0.1, lr: float = 3e-3, batch_size: int = 1024,
-                 max_epochs: int | None = None, patience: int = 4, max_training_seconds: float = 120.0,
+                 max_epochs: int | None = None, patience: int = 4, max_training_seconds: float = 3600.0,
                  validation_fraction: float = 0.1, anneal_fraction: float = 0.4, order: str = "cardinality", first_columns: list[str] | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, condition_candidates: int = 16,
                  guard_copies: bool = True, max_fit_rows: int = 1_000_000, threads: int = 1):
@@ -220,16 +220,17 @@ class AutoregressiveGenerator:
         patience = max(s["patience"], math.ceil(0.1 * max_epochs))  # small validation sets are noisy
         # learning rate (one-cycle): a linear warm-up, then a cosine decay to ~0 at max_epochs. A model stopped
         # while the rate is high samples badly calibrated marginals, so when the validation loss stops improving
-        # (or time runs short) the decay is compressed into a share of the epochs so far, and training ends there.
+        # the decay is compressed into a share of the epochs so far, and training ends there. Epochs and steps decide;
+        # `max_training_seconds` is only a fail-safe, and the model metadata says when it stopped training.
         anneal_from, anneal_len, anneal_lr = None, 0, s["lr"]
         best, best_state, bad, history = float("inf"), None, 0, []
+        wall_clock_stop = False
         started = time.perf_counter()
         epoch = 0
         for epoch in range(1, max_epochs + 1):
             model.train()
             perm = torch.randperm(len(train), device=device)
             total = 0.0
-            epoch_started = time.perf_counter()
             for i, start in enumerate(range(0, len(train), batch)):
                 t = epoch - 1 + i / steps_per_epoch
                 if t < warmup:
@@ -260,21 +261,24 @@ class AutoregressiveGenerator:
                     break
             else:
                 planned = max(2, math.ceil(s["anneal_fraction"] * epoch))
-                seconds_left = s["max_training_seconds"] - elapsed
-                epoch_seconds = time.perf_counter() - epoch_started
-                if bad >= patience or seconds_left < (planned + 1) * epoch_seconds:
+                if bad >= patience:
                     anneal_from, anneal_lr = epoch, optimizer.param_groups[0]["lr"]
-                    anneal_len = max(0, min(planned, max_epochs - epoch, int(seconds_left // max(epoch_seconds, 1e-6))))
+                    anneal_len = max(0, min(planned, max_epochs - epoch))
                     if anneal_len == 0:
                         break
             if elapsed > s["max_training_seconds"]:
+                wall_clock_stop = True
+                warnings.warn(f"autoregressive: training stopped by its fail-safe of {s['max_training_seconds']:g} s "
+                              f"after {epoch} of {max_epochs} epochs; the result depends on the machine's speed "
+                              "(raise max_training_seconds or lower max_epochs)", RuntimeWarning, stacklevel=2)
                 break
         if best_state is not None:
             model.load_state_dict(best_state)
         self.model = model.to("cpu").eval()
         self.stats.update(epochs=epoch, anneal_from_epoch=anneal_from, best_epoch=int(np.argmin([h[1] for h in history])) + 1,
                           train_loss=round(history[-1][0], 4), val_loss=round(best, 4),
-                          train_seconds=round(time.perf_counter() - started, 2), rows_validation=int(len(val)))
+                          train_seconds=round(time.perf_counter() - started, 2), rows_validation=int(len(val)),
+                          planned_epochs=max_epochs, stopped_by_wall_clock=wall_clock_stop)
 
     @staticmethod
     def _loss(model: ARModel, x: torch.Tensor) -> torch.Tensor:
