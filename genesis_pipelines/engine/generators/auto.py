@@ -1,18 +1,20 @@
-"""`auto`: pick a generator per table by a quick holdout comparison within a time budget, then delegate to it.
+"""`auto`: pick a generator per table by a quick holdout comparison, then delegate to it.
 
 Candidates depend on size and types: the Gaussian copula always; CTGAN and TVAE (when registered) for tables with
 enough rows to learn from; the autoregressive model (when registered) when the table has several modelled columns.
 Each candidate is fitted on a seeded subsample and scored on a holdout of the same subsample with the project's own
-fidelity metrics (mean column-shape and pair-trend scores, as in the quality report); candidates are tried cheapest
-first and skipped once the budget is spent. The winner is refitted on the whole table. The choice, every score and
-the sizes are in describe(), hence in the model asset's metadata: aggregates only.
+fidelity metrics (mean column-shape and pair-trend scores, as in the quality report). Each trial's budget is epochs
+and rows, never seconds, so the choice is the same on an idle or a loaded machine; `time_budget_s` is a fail-safe
+that, when the comparison outlasts it, skips the remaining candidates and says so. Ties go to the cheaper method
+(ORDER). The winner is refitted on the whole table. The choice, every score and the sizes are in describe(), hence in
+the model asset's metadata: aggregates only.
 """
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
+import warnings
 from pathlib import Path
 from typing import ClassVar
 
@@ -20,7 +22,7 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.errors import GenesisError, ModelError
-from genesis_pipelines.engine.generators.base import _REGISTRY, available_methods, create_generator, load_generator, register
+from genesis_pipelines.engine.generators.base import available_methods, create_generator, load_generator, register
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.schema import TableMeta
 
@@ -29,6 +31,11 @@ ORDER = ("gaussian_copula", "autoregressive", "tvae", "ctgan")  # cheapest first
 NEURAL = ("ctgan", "tvae")
 # a quick look at the neural models: a few epochs on the subsample (their final fit uses the full settings)
 DEFAULT_TRIAL = {method: {"epochs": 30, "progress": False} for method in NEURAL}
+
+
+def _cost_rank(method: str) -> tuple[int, str]:
+    """Position in ORDER (cheapest first); methods from plugins after, by name."""
+    return (ORDER.index(method), method) if method in ORDER else (len(ORDER), method)
 
 
 def holdout_score(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta) -> dict:
@@ -48,7 +55,7 @@ def holdout_score(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta) -> d
 class AutoGenerator:
     name: ClassVar[str] = "auto"
 
-    def __init__(self, time_budget_s: float = 60.0, trial_rows: int = 5000, holdout_share: float = 0.25,
+    def __init__(self, time_budget_s: float = 1800.0, trial_rows: int = 5000, holdout_share: float = 0.25,
                  min_rows_neural: int = 2000, min_rows_compare: int = 200, min_gain: float = 0.01,
                  candidates: list[str] | None = None,
                  settings: dict[str, dict] | None = None, trial_settings: dict[str, dict] | None = None):
@@ -98,39 +105,38 @@ class AutoGenerator:
             holdout_n = max(1, int(round(len(trial) * self.holdout_share)))
             holdout, fit_part = trial.iloc[order[:holdout_n]], trial.iloc[order[holdout_n:]]
             trial_n = len(fit_part)
-            for index, method in enumerate(candidates):
-                left = self.time_budget_s - (time.perf_counter() - started)
-                if left <= 0 and results:
-                    results[method] = {"skipped": f"time budget of {self.time_budget_s:g} s spent"}
+            for method in candidates:
+                if time.perf_counter() - started > self.time_budget_s and results:
+                    results[method] = {"skipped": f"fail-safe: the comparison outlasted {self.time_budget_s:g} s"}
+                    warnings.warn(f"auto on table {meta.name!r}: candidate {method} skipped by the {self.time_budget_s:g} s "
+                                  "fail-safe; the choice now depends on the machine's speed", RuntimeWarning, stacklevel=2)
                     continue
-                results[method] = self._trial(method, fit_part, holdout, meta, device, seed,
-                                              max(5.0, left / (len(candidates) - index)))
+                results[method] = self._trial(method, fit_part, holdout, meta, device, seed)
             scored = {m: r for m, r in results.items() if "score" in r}
             if not scored:
                 raise GenesisError(f"table {meta.name!r}: no auto candidate could be fitted: "
                                    + "; ".join(f"{m}: {r.get('error') or r.get('skipped')}" for m, r in results.items()))
             choice = None
-            for method in sorted(scored, key=lambda m: scored[m]["fit_s"]):  # fastest first
+            for method in sorted(scored, key=_cost_rank):  # cheapest first
                 if choice is None or scored[method]["score"] > scored[choice]["score"] + self.min_gain:
                     choice = method
             best = max(scored, key=lambda m: scored[m]["score"])
             reason = (f"best holdout score ({scored[choice]['score']:.4f}) of {len(scored)} compared" if best == choice else
                       f"holdout score {scored[choice]['score']:.4f} within {self.min_gain:g} of the best "
-                      f"({best}: {scored[best]['score']:.4f}) and faster to fit")
+                      f"({best}: {scored[best]['score']:.4f}) and cheaper to fit")
         self.chosen = create_generator(choice, **self.settings.get(choice, {}))
         final_started = time.perf_counter()
         self.chosen.fit(table, meta, device=device, seed=seed)
         self.choice = {
             "chosen_method": choice, "reason": reason, "rows": len(table), "trial_rows": trial_n, "holdout_rows": holdout_n,
-            "time_budget_s": self.time_budget_s, "comparison_s": round(final_started - started, 2),
+            "time_budget_s": self.time_budget_s,
+            "stopped_by_wall_clock": any("fail-safe" in r.get("skipped", "") for r in results.values()), "comparison_s": round(final_started - started, 2),
             "final_fit_s": round(time.perf_counter() - final_started, 2), "candidates": results, "not_tried": skipped,
         }
 
     def _trial(self, method: str, fit_part: pd.DataFrame, holdout: pd.DataFrame, meta: TableMeta, device: str,
-               seed: int, seconds: float) -> dict:
+               seed: int) -> dict:
         settings = dict(self.trial_settings.get(method, {**self.settings.get(method, {}), **DEFAULT_TRIAL.get(method, {})}))
-        if "max_training_seconds" in inspect.signature(_REGISTRY[method]).parameters:
-            settings["max_training_seconds"] = min(seconds, settings.get("max_training_seconds", seconds))
         try:
             generator = create_generator(method, **settings)
             t0 = time.perf_counter()
