@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Literal
@@ -41,6 +42,10 @@ class SourceSpec(_Strict):
     schema_name: str | None = Field(default=None, description="DuckDB schema to read (duckdb sources)")
     bucket: str | None = Field(default=None, description="S3 bucket (s3_csv / s3_parquet sources)")
     prefix: str = Field(default="", description="S3 key prefix of the table files")
+    allowed_roots: list[str] = Field(
+        default_factory=list, description="folders outside the dataset folder that `path` may point into (relative "
+                                          "to the spec file, or absolute); also GENESIS_SOURCE_ROOTS, separated by "
+                                          "the OS path separator")
     watch: WatchSpec = WatchSpec()
 
     @model_validator(mode="before")
@@ -71,6 +76,14 @@ class SourceSpec(_Strict):
 class TableSpec(_Strict):
     primary_key: str | list[str] | None = None
     file: str | None = Field(default=None, description="file name inside the source folder, if not <table>.csv/.parquet")
+
+    @field_validator("file")
+    @classmethod
+    def _inside_source(cls, value: str | None) -> str | None:
+        """A file of the source folder: no absolute path and no `..` that would read elsewhere on the machine."""
+        if value is not None and (Path(value).is_absolute() or ".." in Path(value).parts or not value.strip()):
+            raise ValueError("must be a file inside the source folder (no absolute path, no '..')")
+        return value
 
     @property
     def primary_key_columns(self) -> list[str]:
@@ -267,7 +280,22 @@ def parse_spec(data: dict, *, origin: str = "<spec>", spec_dir: Path | None = No
             where = ".".join(str(part) for part in err["loc"]) or "(top level)"
             problems.append(f"field '{where}': {err['msg']}")
         raise SpecError(f"{origin}: invalid dataset spec; " + "; ".join(problems)) from None
-    return spec.model_copy(update={"spec_dir": spec_dir})
+    spec = spec.model_copy(update={"spec_dir": spec_dir})
+    _check_source_inside(spec, origin)
+    return spec
+
+
+def _check_source_inside(spec: DatasetSpec, origin: str) -> None:
+    """`source.path` must resolve inside the dataset's folder or an allowed root: a spec never reads elsewhere."""
+    if spec.source.is_s3 or spec.spec_dir is None:
+        return
+    roots = [Path(spec.spec_dir)] + [Path(spec.spec_dir) / r for r in spec.source.allowed_roots]  # absolute stays
+    roots += [Path(r) for r in os.environ.get("GENESIS_SOURCE_ROOTS", "").split(os.pathsep) if r.strip()]
+    target = spec.source_path.resolve()
+    if not any(target == root.resolve() or root.resolve() in target.parents for root in roots):
+        raise SpecError(f"{origin}: invalid dataset spec; field 'source.path': it resolves outside the dataset folder; "
+                        "keep the data beside the spec, or list the folder it is in under source.allowed_roots "
+                        "(or GENESIS_SOURCE_ROOTS)")
 
 
 def load_spec(path: str | Path) -> DatasetSpec:
