@@ -22,6 +22,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.evaluation._prep import to_float
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.spec import STRING_KINDS
 
 MAX_VALUE_SET = 20  # categorical columns with at most this many distinct values get a value-set expectation
 NULL_TOLERANCE = 0.05  # the synthetic null rate may exceed the real one by this much
@@ -108,7 +109,7 @@ def build_suite(table: str, df: pd.DataFrame, meta: TableMeta, schema: DatasetSc
     elif len(pk) > 1:
         expectations.append(E.ExpectCompoundColumnsToBeUnique(column_list=pk))
     for column, cmeta in meta.columns.items():
-        if column in keys or column in exclude or column not in df.columns or cmeta.sdtype in ("id", "text"):
+        if column in keys or column in exclude or column not in df.columns or cmeta.sdtype in ("id", *STRING_KINDS):
             continue
         expectations += _column_expectations(gx, column, df[column], cmeta.sdtype)
     foreign_keys = [{"column": fk.child_column, "parent_table": fk.parent_table, "parent_column": fk.parent_column}
