@@ -73,14 +73,17 @@ def _scalar(value):
 def _column_expectations(gx, column: str, series: pd.Series, sdtype: str) -> list:
     E = gx.expectations
     out = [E.ExpectColumnToExist(column=column)]
-    if sdtype in _TYPES:
+    # a typed column stored as text (numbers with a few codes, integers beyond int64): its exceptions are values too
+    as_text = sdtype in ("numeric", "integer", "datetime") and not (
+        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series))
+    if sdtype in _TYPES and not as_text:
         out.append(E.ExpectColumnValuesToBeInTypeList(column=column, type_list=_TYPES[sdtype]))
     null_rate = float(series.isna().mean()) if len(series) else 0.0
     mostly = round(1.0 - null_rate - NULL_TOLERANCE, 4)
     if mostly > 0:
         out.append(E.ExpectColumnValuesToNotBeNull(column=column, mostly=mostly))
     present = series.dropna()
-    if present.empty:
+    if present.empty or as_text:
         return out
     if sdtype in ("numeric", "integer"):
         values = to_float(present, sdtype)
