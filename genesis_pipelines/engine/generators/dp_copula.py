@@ -36,7 +36,7 @@ from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds
 from genesis_pipelines.engine.generators.free_text import STRING_KINDS, public_text_spec
 from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator, _nearest_correlation
 from genesis_pipelines.engine.schema import TableMeta
-from genesis_pipelines.engine.transform import ContinuousTransform, DiscreteTransform, _as_numbers
+from genesis_pipelines.engine.transform import ContinuousTransform, DiscreteTransform, _as_numbers, has_exceptions, split_exceptions
 
 _QUANTILES = 257  # points kept of each noisy CDF (piecewise linear, so nothing is lost between them)
 _NUMERIC = ("numeric", "integer", "datetime")
@@ -120,6 +120,10 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
             if column not in table.columns:
                 raise SpecError(f"generator {self.name!r} settings name column {column!r}, which table {meta.name!r} does not have")
         modelled = [c for c in self.columns if meta.columns[c].sdtype not in STRING_KINDS]
+        # a column's exceptions (codes among numbers, other date layouts) are not measured privately: the model keeps
+        # the typed values only, the exceptions become nulls
+        table = table.assign(**{c: split_exceptions(table[c], meta.columns[c].sdtype)[0] for c in modelled
+                                if meta.columns[c].sdtype in _NUMERIC and has_exceptions(table[c], meta.columns[c])})
         # numeric bounds cost a separate DP step; unknown category sets come with their histogram (stability-based)
         selection = [c for c in modelled if meta.columns[c].sdtype in _NUMERIC and c not in self.public_bounds]
         private_sets = [c for c in modelled if meta.columns[c].sdtype not in _NUMERIC + ("boolean",)
