@@ -191,13 +191,17 @@ def test_empty_single_row_and_missing_synthetic_tables():
     render_html(report, title="edge cases", kind="quality")
 
 
-def test_table_without_evaluable_columns_is_skipped():
+def test_table_with_only_free_text_gets_a_shape_score():
+    """Free text is scored by its shape (lengths, character classes, words), not skipped; it has no pairs."""
     df = pd.DataFrame({"id": range(40), "bio": [f"a long free text number {i} about someone" for i in range(40)]})
     schema = _schema({"t": df})
     report = quality_report({"t": df}, {"t": df}, schema, exclude={})
-    assert report["tables"]["t"]["skipped"] == "no evaluable columns"
-    assert report["overall_score"] is None
+    assert report["tables"]["t"]["columns"]["bio"]["metric"] == "string_shape"
+    assert report["tables"]["t"]["column_shapes"] == pytest.approx(100.0)
+    assert report["tables"]["t"]["pair_trends"] is None
     assert "t" in summary_markdown(report, "quality")
+    skipped = quality_report({"t": df}, {"t": df}, schema, exclude={"t": {"bio"}})
+    assert skipped["tables"]["t"]["skipped"] == "no evaluable columns" and skipped["overall_score"] is None
 
 
 # ---------------------------------------------------------------- cardinality

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from genesis_pipelines.engine.relational import RelationalModel, RelationStats
+from genesis_pipelines.engine.spec import STRING_KINDS
 
 EPSILON = 1e-4  # share given to an empty bin, so PSI stays finite
 MAX_CATEGORIES = 50  # rarer categories are pooled into one "other" bin
@@ -79,7 +80,7 @@ def table_drift(train: pd.DataFrame, current: pd.DataFrame, sdtypes: Mapping[str
     """Per-column scores for the columns the model learned as values (ids and free text are skipped)."""
     columns: dict[str, dict] = {}
     for column, sdtype in sdtypes.items():
-        if sdtype in ("id", "text") or column not in train.columns:
+        if sdtype in ("id", *STRING_KINDS) or column not in train.columns:
             continue
         if column not in current.columns:
             columns[column] = {"kind": "missing", "psi": float("inf")}

@@ -22,6 +22,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.evaluation._prep import to_float
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.spec import STRING_KINDS
 
 MAX_VALUE_SET = 20  # categorical columns with at most this many distinct values get a value-set expectation
 NULL_TOLERANCE = 0.05  # the synthetic null rate may exceed the real one by this much
@@ -72,14 +73,17 @@ def _scalar(value):
 def _column_expectations(gx, column: str, series: pd.Series, sdtype: str) -> list:
     E = gx.expectations
     out = [E.ExpectColumnToExist(column=column)]
-    if sdtype in _TYPES:
+    # a typed column stored as text (numbers with a few codes, integers beyond int64): its exceptions are values too
+    as_text = sdtype in ("numeric", "integer", "datetime") and not (
+        pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series))
+    if sdtype in _TYPES and not as_text:
         out.append(E.ExpectColumnValuesToBeInTypeList(column=column, type_list=_TYPES[sdtype]))
     null_rate = float(series.isna().mean()) if len(series) else 0.0
     mostly = round(1.0 - null_rate - NULL_TOLERANCE, 4)
     if mostly > 0:
         out.append(E.ExpectColumnValuesToNotBeNull(column=column, mostly=mostly))
     present = series.dropna()
-    if present.empty:
+    if present.empty or as_text:
         return out
     if sdtype in ("numeric", "integer"):
         values = to_float(present, sdtype)
@@ -108,7 +112,7 @@ def build_suite(table: str, df: pd.DataFrame, meta: TableMeta, schema: DatasetSc
     elif len(pk) > 1:
         expectations.append(E.ExpectCompoundColumnsToBeUnique(column_list=pk))
     for column, cmeta in meta.columns.items():
-        if column in keys or column in exclude or column not in df.columns or cmeta.sdtype in ("id", "text"):
+        if column in keys or column in exclude or column not in df.columns or cmeta.sdtype in ("id", *STRING_KINDS):
             continue
         expectations += _column_expectations(gx, column, df[column], cmeta.sdtype)
     foreign_keys = [{"column": fk.child_column, "parent_table": fk.parent_table, "parent_column": fk.parent_column}

@@ -18,15 +18,74 @@ import pandas as pd
 from genesis_pipelines.engine.errors import SourceError
 from genesis_pipelines.engine.spec import DatasetSpec
 
-_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?$")
+_NUMBER = re.compile(r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$", re.IGNORECASE)
+_INTEGER = re.compile(r"^[+-]?\d+$")
 _LEADING_ZERO = re.compile(r"^[+-]?0\d")
 _DATE = re.compile(r"^\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?(Z|[+-]\d{2}:?\d{2})?$")
+_TZ = r"Z$|[+-]\d{2}:?\d{2}$"
 _TRUE, _FALSE = {"true", "t", "yes"}, {"false", "f", "no"}
+DEFAULT_NULL_VALUES = [""]  # a cell is null only when empty, unless the spec lists more tokens (`null_values`)
+# kept for the benchmarks that read R exports, where NA is a null; the pipeline reads with the spec's null_values
 NULL_TOKENS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+MAJORITY = 0.9  # share of a column's values that must parse for it to take the type; the rest are its exceptions
+_INT64 = (-(2**63), 2**63 - 1)
+# other date layouts a column may hold; ISO first, the layout parsing the most values of a column wins
+DATE_FORMATS = ("ISO8601", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%m-%Y", "%m-%d-%Y", "%d %b %Y", "%b %d, %Y",
+                "%d %B %Y", "%B %d, %Y")
+
+
+def parse_numbers(values: pd.Series) -> pd.Series:
+    """Float values of text (inf kept), NaN where a value is not a number or is a leading-zero code."""
+    text = values.astype(str).str.strip()
+    ok = text.str.match(_NUMBER) & ~text.str.match(_LEADING_ZERO)
+    return pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
+
+
+def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None, int]:
+    """Timestamps of text in the layout that parses most values (NaT elsewhere), that layout, and the number of
+    impossible dates: ISO-shaped values that name no real day (2021-02-30)."""
+    text = values.astype(str).str.strip()
+    iso_shaped = text.str.match(_DATE)
+    best, best_format = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]"), None
+    for fmt in DATE_FORMATS:
+        candidates = text.where(iso_shaped) if fmt == "ISO8601" else text
+        utc = fmt == "ISO8601" and bool(candidates.str.contains(_TZ, na=False).any())
+        parsed = pd.to_datetime(candidates, format=fmt, errors="coerce", utc=utc)
+        if getattr(parsed.dt, "tz", None) is not None:
+            parsed = parsed.dt.tz_convert(None)
+        if parsed.notna().sum() > best.notna().sum():
+            best, best_format = parsed.astype("datetime64[us]"), fmt
+    impossible = int((iso_shaped & pd.to_datetime(text.where(iso_shaped), format="ISO8601", errors="coerce").isna()).sum())
+    return best, best_format, impossible
+
+
+def majority_kind(values: pd.Series) -> tuple[str | None, pd.Series]:
+    """The kind most of a text column's values parse as ("integer", "numeric", "datetime"; None: neither) and
+    the mask of its exceptions, the values that do not: numbers with a few codes, dates in several layouts."""
+    values = values.dropna()
+    if values.empty:
+        return None, pd.Series(False, index=values.index)
+    text = values.astype(str).str.strip()
+    numbers = parse_numbers(values)
+    if numbers.notna().mean() >= MAJORITY and not text.str.match(_LEADING_ZERO).any():  # zero-led: codes
+        integer = bool(text[numbers.notna()].str.match(_INTEGER).all())
+        return ("integer" if integer else "numeric"), numbers.isna()
+    probe = values.iloc[:2000]  # most text columns are no dates: a sample says so cheaply
+    if parse_dates(probe)[0].notna().mean() < MAJORITY - 0.1:
+        return None, pd.Series(False, index=values.index)
+    dates, _, _ = parse_dates(values)
+    if dates.notna().mean() >= MAJORITY:
+        return "datetime", dates.isna()
+    return None, pd.Series(False, index=values.index)
 
 
 def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
-    """Typed columns from text: numbers (codes with leading zeros stay text), booleans, ISO dates."""
+    """Typed columns from text: numbers (codes with leading zeros stay text; +-inf kept), booleans, ISO dates.
+
+    A column is typed only when every value parses and survives the storage type: integers beyond int64, a few
+    strings among numbers, impossible dates or several date layouts keep the column as text, losslessly; the
+    schema then types it by its majority and keeps the rest as exceptions (see majority_kind).
+    """
     out = {}
     for column in df.columns:
         text = df[column]
@@ -34,18 +93,20 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
         if values.empty:
             out[column] = pd.Series(np.nan, index=df.index, dtype="float64")
         elif values.str.match(_NUMBER).all() and not values.str.match(_LEADING_ZERO).any():
-            numbers = pd.to_numeric(text, errors="raise")
-            if (numbers.dropna() % 1 == 0).all() and not values.str.contains(r"[.eE]").any():
-                out[column] = numbers.astype("Int64")
+            numbers = parse_numbers(text.dropna()).reindex(df.index)
+            if values.str.match(_INTEGER).all():
+                big = values.map(lambda v: not _INT64[0] <= int(v) <= _INT64[1]).any()
+                out[column] = text.astype("string") if big else pd.to_numeric(text.str.strip()).astype("Int64")
             else:
-                out[column] = numbers.astype("float64")
+                out[column] = numbers
         elif values.str.lower().isin(_TRUE | _FALSE).all():
             out[column] = text.str.strip().str.lower().map(lambda v: v in _TRUE if isinstance(v, str) else pd.NA).astype("boolean")
         elif values.str.match(_DATE).all():
-            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=values.str.contains(r"Z$|[+-]\d{2}:?\d{2}$").any())
+            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=values.str.contains(_TZ).any())
             if getattr(parsed.dt, "tz", None) is not None:
                 parsed = parsed.dt.tz_convert(None)
-            out[column] = parsed.astype("datetime64[us]")
+            # an impossible date (2021-02-30) is not a null: keep the text, the schema counts and keeps it
+            out[column] = text.astype("string") if parsed.notna().sum() < len(values) else parsed.astype("datetime64[us]")
         else:
             out[column] = text.astype("string")
     return pd.DataFrame(out, index=df.index)
@@ -65,10 +126,12 @@ def _check_field_counts(path: Path, table: str) -> None:
                 )
 
 
-def _read_csv(path: Path, table: str) -> pd.DataFrame:
+def _read_csv(path: Path, table: str, null_values: list[str] | None = None) -> pd.DataFrame:
+    """Only the listed null tokens are nulls (pandas' defaults would turn Namibia's NA into a null)."""
     try:
         _check_field_counts(path, table)
-        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS, encoding="utf-8")
+        raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=list(null_values or DEFAULT_NULL_VALUES),
+                          encoding="utf-8")
     except UnicodeDecodeError:
         raise SourceError(f"table {table!r}: file {path.name} is not UTF-8 text") from None
     except pd.errors.EmptyDataError:
@@ -175,7 +238,7 @@ def _read_s3_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
         except ClientError as exc:
             code = exc.response.get("Error", {}).get("Code", "?")
             raise SourceError(f"table {table!r}: cannot read s3://{spec.source.bucket}/{key} ({code})") from None
-        return _read_csv(path, table) if spec.source.kind == "s3_csv" else _read_parquet(path, table)
+        return _read_csv(path, table, spec.null_values) if spec.source.kind == "s3_csv" else _read_parquet(path, table)
 
 
 def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
@@ -196,7 +259,7 @@ def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
         path = source_file(spec, table)
         if not path.is_file():
             raise SourceError(f"table {table!r}: source file {path} does not exist")
-        df = _read_csv(path, table) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
+        df = _read_csv(path, table, spec.null_values) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
     if df.empty:
         raise SourceError(f"table {table!r}: file {path.name} has a header but no rows")
     return df

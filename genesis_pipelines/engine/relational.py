@@ -23,6 +23,7 @@ from genesis_pipelines.engine import pii as pii_engine
 from genesis_pipelines.engine import constraints, record_guard
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_generator, load_generator
+from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.lineage import engine_code_version
 from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
@@ -532,6 +533,7 @@ def train(
             relation.count_model = _fit_count_model(
                 relation, parent_train, _children_counts(fk, tables[fk.child_table], parent_train).to_numpy(),
                 schema.tables[fk.parent_table], staging / "relations" / str(index), spec.seed + index)
+        real_pii = pii_engine.forbidden_values(tables, findings)
         for index, name in enumerate(schema.generation_order):
             df, meta = tables[name], schema.tables[name]
             train_df, holdout_df = splits[name]
@@ -564,7 +566,8 @@ def train(
             fit_frame = pd.concat(joined[1:] + joined[:1], axis=1) if len(joined) > 1 else learnable
             log(f"fitting {method} on table {name}: {len(fit_frame)} rows x {fit_frame.shape[1]} columns "
                 f"({fit_frame.shape[1] - learnable.shape[1]} parent features)")
-            generator.fit(fit_frame, training_meta, device=device, seed=spec.seed + index)
+            with excluded_words(real_pii):  # code and name vocabularies keep no word of real PII
+                generator.fit(fit_frame, training_meta, device=device, seed=spec.seed + index)
             generator.save(staging / "tables" / name)
             constraints.fit_table(spec, name, learnable, staging / "tables" / name)
             copy_guard[name] = record_guard.unique_record_digests(
@@ -1129,6 +1132,8 @@ def generate_table_chunks(
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
     guard_columns = record_guard.record_columns(meta, comparison_exclusions(model)[table]) if copy_guard is not None else []
     null_rates = {c.name: c.null_rate for c in meta.columns.values()}
+    pii_columns = {f.column for f in model.pii if f.table == table}
+    token_columns = [c for c, m in meta.columns.items() if m.sdtype in ("code", "name") and c not in pii_columns]
     pk = meta.primary_key
     chunk_rows = max(1, int(chunk_rows))
     inherited = {c for r in model.relations_of(table) for c in r.inherited} if conditions is not None else set()
@@ -1164,6 +1169,8 @@ def generate_table_chunks(
             body[column] = values.iloc[start:stop].reset_index(drop=True)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
                                         seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates)
+        out = redraw_forbidden(out, token_columns, forbidden,
+                               lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
         if pk and out.duplicated(subset=pk).any():
             out = out.drop_duplicates(subset=pk).reset_index(drop=True)
         yield out

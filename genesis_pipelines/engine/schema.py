@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine.constraints import check_columns as check_constraint_columns
 from genesis_pipelines.engine.errors import SchemaError
+from genesis_pipelines.engine.io import majority_kind, parse_dates, parse_numbers
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -22,6 +23,8 @@ class ColumnMeta(BaseModel):
     null_rate: float
     cardinality: int
     datetime_format: str | None = None  # "date" or "datetime" for datetime columns
+    exceptions: int = 0  # values outside the column's type (codes among numbers, +-inf, other date layouts)
+    impossible_dates: int = 0  # date-shaped values naming no real day (2021-02-30): counted, kept as exceptions
     pii_kind: str | None = None  # filled by the PII scan
     pii_policy: str | None = None
 
@@ -93,10 +96,53 @@ def is_id_like_name(name: str) -> bool:
 
 def _datetime_format(values: pd.Series) -> str:
     parsed = values.dropna()
+    if not pd.api.types.is_datetime64_any_dtype(parsed):
+        parsed = parse_dates(parsed)[0].dropna()
     if parsed.empty:
         return "datetime"
     has_time = (parsed.dt.hour != 0) | (parsed.dt.minute != 0) | (parsed.dt.second != 0)
     return "datetime" if bool(has_time.any()) else "date"
+
+
+_RUN = re.compile(r"[A-Z]+|[a-z]+|[0-9]+|\s+|.")
+PROSE_MIN_WORDS = 8  # values this long on average are sentences whatever their casing
+PROSE_LOWER_SHARE = 0.35  # prose: most words after the first start lowercase; titles and names are capitalised
+CODE_MAX_TOKENS = 3
+
+
+def _shape(value: str) -> str:
+    """Character-class shape with run lengths: VCH-00001-alpha -> A3-95-a5 (letters A/a, digits 9, others as is)."""
+    out = []
+    for run in _RUN.findall(value):
+        c = run[0]
+        kind = "A" if "A" <= c <= "Z" else "a" if "a" <= c <= "z" else "9" if c.isdigit() else None
+        out.append(f"{kind}{len(run)}" if kind else ("_" if run.isspace() else run))
+    return "".join(out)
+
+
+def string_kind(strings: pd.Series) -> str:
+    """Prose (`text`), identifiers and codes (`code`) or entity names (`name`) among mostly-distinct strings.
+
+    Prose: many words, or several words mostly lowercase after the first (sentences). Codes: at most a few tokens,
+    mostly holding digits, or upper-case strings of a regular shape (one shape covers most values: JFK, LGA).
+    Everything else (titles, product, city and company names) is a name.
+    """
+    sample = strings.iloc[:5000]
+    words = sample.str.split()
+    counts = words.str.len()
+    later = pd.Series([w for ws in words for w in ws[1:] if w[:1].isalpha()], dtype=object)
+    lower_share = float(later.str.match(r"^[a-z]").mean()) if len(later) else 0.0
+    mean_words = float(counts.mean())
+    if mean_words >= PROSE_MIN_WORDS or (mean_words >= 5 and lower_share >= PROSE_LOWER_SHARE) \
+            or (mean_words >= 3 and lower_share >= 2 * PROSE_LOWER_SHARE):
+        return "text"
+    if counts.max() <= CODE_MAX_TOKENS and mean_words <= 2:
+        digits = float(sample.str.contains(r"\d").mean())
+        shapes = sample.map(_shape).value_counts(normalize=True)
+        regular = float(shapes.iloc[0]) >= 0.5
+        if digits >= 0.5 or (regular and not sample.str.contains(r"[a-z]").any()):
+            return "code"
+    return "name"
 
 
 def infer_sdtype(series: pd.Series) -> str:
@@ -110,21 +156,40 @@ def infer_sdtype(series: pd.Series) -> str:
         if non_null.empty:
             return "numeric"
         values = non_null.to_numpy(dtype=float)
+        finite = values[np.isfinite(values)]
         if np.all(np.isin(values, (0.0, 1.0))) and len(np.unique(values)) == 2 and series.name and not is_id_like_name(str(series.name)):
             return "boolean" if pd.api.types.is_bool_dtype(series) else "categorical"
-        if pd.api.types.is_integer_dtype(series) or np.all(np.mod(values, 1) == 0):
+        # floats beyond 2**53 are all whole: only smaller ones say the column counts things
+        whole = len(finite) == len(values) and np.all(np.mod(values, 1) == 0) and np.abs(values).max() < 2.0**53
+        if pd.api.types.is_integer_dtype(series) or whole:
             return "integer"
         return "numeric"
     if non_null.empty:
         return "categorical"
     strings = non_null.astype(str)
+    kind, _ = majority_kind(strings)
+    if kind is not None:
+        return kind
     n_unique = strings.nunique()
     unique_ratio = n_unique / len(strings)
     mean_words = strings.str.count(" ").mean() + 1
-    # Many distinct values, or long multi-word values: free text rather than categories.
+    # Many distinct values, or long multi-word values: prose, codes or names rather than categories.
     if (n_unique > 20 and unique_ratio > 0.5) or (mean_words > 6 and unique_ratio > 0.2):
-        return "text"
+        return string_kind(strings)
     return "categorical"
+
+
+def column_exceptions(series: pd.Series, sdtype: str) -> tuple[int, int]:
+    """How many values fall outside a typed column's type, and how many of them are impossible dates."""
+    values = series.dropna()
+    if sdtype in ("numeric", "integer") and pd.api.types.is_numeric_dtype(values):
+        return int((~np.isfinite(values.to_numpy(dtype="float64"))).sum()), 0
+    if sdtype in ("numeric", "integer") and not pd.api.types.is_bool_dtype(values):
+        return int(parse_numbers(values).isna().sum()), 0
+    if sdtype == "datetime" and not pd.api.types.is_datetime64_any_dtype(values):
+        parsed, _, impossible = parse_dates(values)
+        return int(parsed.isna().sum()), impossible
+    return 0, 0
 
 
 def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
@@ -139,13 +204,16 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
     for column in df.columns:
         series = df[column]
         sdtype = overrides.get(column) or infer_sdtype(series)
+        exceptions, impossible = column_exceptions(series, sdtype)
         columns[column] = ColumnMeta(
             name=column,
             sdtype=sdtype,
             dtype=str(series.dtype),
             null_rate=float(series.isna().mean()),
             cardinality=int(series.nunique(dropna=True)),
-            datetime_format=_datetime_format(series) if sdtype == "datetime" and pd.api.types.is_datetime64_any_dtype(series) else None,
+            datetime_format=_datetime_format(series) if sdtype == "datetime" else None,
+            exceptions=exceptions,
+            impossible_dates=impossible,
         )
     if declared and declared.primary_key_columns:
         pk, inferred = declared.primary_key_columns, False

@@ -13,7 +13,10 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, ValidationError
 from genesis_pipelines.engine.constraint_spec import ConstraintSpec
 from genesis_pipelines.engine.errors import SpecError
 
-SEMANTIC_TYPES = ("id", "numeric", "integer", "categorical", "boolean", "datetime", "text")
+SEMANTIC_TYPES = ("id", "numeric", "integer", "categorical", "boolean", "datetime", "text", "code", "name")
+# string columns synthesized outside the statistical models: prose (text), identifiers and codes (code, shape-preserving),
+# entity names that are not personal data (name: recombined real tokens)
+STRING_KINDS = ("text", "code", "name")
 PII_POLICIES = ("drop", "fake", "hash", "mask", "keep")
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
@@ -179,6 +182,8 @@ class DatasetSpec(_Strict):
     )
     column_types: dict[str, str] = Field(default_factory=dict, description="'Table.Column' -> semantic type override")
     pii: dict[str, str] = Field(default_factory=dict, description="'Table.Column' -> policy override")
+    null_values: list[str] = Field(
+        default_factory=lambda: [""], description="CSV cells read as null; everything else (NA, N/A, null, None) is a value")
     pii_locale: str = "en_US"
     pii_consistent_fake: bool = Field(
         default=False, description="fake PII through keyed tokens: one real value -> one fake in every table (needs GENESIS_HASH_KEY)")

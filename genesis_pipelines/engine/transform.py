@@ -8,11 +8,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from genesis_pipelines.engine.io import parse_dates, parse_numbers
 from genesis_pipelines.engine.schema import ColumnMeta
 
 _EPS = 1e-6
 MAX_CATEGORIES = 1000  # beyond this, the tail is kept as one pooled bucket
 MAX_QUANTILES = 1001
+MAX_EXCEPTION_VALUES = 100  # most frequent exceptions kept per column; rarer ones are pooled into them
 DISCRETE_NUMERIC_MAX = 30  # numeric columns with at most this many distinct values are modelled as discrete
 POINT_MASS_MIN_SHARE = 0.01  # a value shared by fewer rows is not reproduced as a point mass
 PEOPLE_PER_KNOT = 5  # a continuous marginal's knot summarises at least this many records (or people)
@@ -43,7 +45,7 @@ class ColumnTransform:
 
     @staticmethod
     def from_dict(data: dict) -> "ColumnTransform":
-        return {"continuous": ContinuousTransform, "discrete": DiscreteTransform}[data["kind"]]._load(data)
+        return {"continuous": ContinuousTransform, "discrete": DiscreteTransform, "mixed": MixedTransform}[data["kind"]]._load(data)
 
 
 def _as_numbers(series: pd.Series, sdtype: str) -> np.ndarray:
@@ -81,7 +83,8 @@ def _smooth_small_masses(quantiles: np.ndarray, values: np.ndarray) -> np.ndarra
             stop += 1
         if stop > start and quantiles[start] not in masses:
             upper = quantiles[stop + 1] if stop + 1 < len(out) else quantiles[start]
-            out[start:stop + 1] = np.linspace(quantiles[start], upper, stop - start + 2)[:-1]
+            scale = max(abs(float(quantiles[start])), abs(float(upper))) or 1.0  # near +-1e308 a plain step overflows
+            out[start:stop + 1] = np.linspace(quantiles[start] / scale, upper / scale, stop - start + 2)[:-1] * scale
         start = stop + 1
     return out
 
@@ -103,8 +106,11 @@ class ContinuousTransform(ColumnTransform):
         single records (or, for a table of people's rows, single people) back to their values."""
         values = _as_numbers(series.dropna(), meta.sdtype)
         k = int(min(MAX_QUANTILES, max(2, np.ceil(len(values) / max(rows_per_knot, 1.0)) + 1)))
-        quantiles = _smooth_small_masses(np.quantile(values, np.linspace(0.0, 1.0, k)), values) if len(values) else np.zeros(2)
+        # real values as quantiles (no interpolation: near +-1e308 the midpoint of two values overflows to inf)
+        quantiles = (_smooth_small_masses(np.quantile(values, np.linspace(0.0, 1.0, k), method="inverted_cdf"), values)
+                     if len(values) else np.zeros(2))
         integer = meta.sdtype == "integer" or (meta.sdtype == "numeric" and len(values) > 0 and bool(np.all(values % 1 == 0)))
+        integer = integer and (len(values) == 0 or float(np.max(np.abs(values))) < 2.0**63)  # else floats, never overflowing Int64
         return cls(meta.sdtype, quantiles, float(series.isna().mean()), _decimals(values) if len(values) else None,
                    integer and meta.sdtype != "datetime", meta.datetime_format)
 
@@ -125,7 +131,9 @@ class ContinuousTransform(ColumnTransform):
         return np.clip(u, _EPS, 1 - _EPS)
 
     def from_uniform(self, u: np.ndarray) -> pd.Series:
-        values = np.interp(u, self.probs, self.quantiles)
+        # interpolated in units of the largest magnitude, so a column bounded near 1e308 never overflows to inf
+        scale = float(np.max(np.abs(self.quantiles))) or 1.0
+        values = np.clip(np.interp(u, self.probs, self.quantiles / scale) * scale, self.quantiles[0], self.quantiles[-1])
         return _restore(values, self.sdtype, self.decimals, self.integer, self.datetime_format)
 
     def to_dict(self) -> dict:
@@ -225,8 +233,123 @@ class DiscreteTransform(ColumnTransform):
                    d.get("datetime_format"))
 
 
+def split_exceptions(series: pd.Series, sdtype: str) -> tuple[pd.Series, pd.Series]:
+    """A typed column's values in its type (NaN / NaT elsewhere) and the mask of its exceptions: non-null values
+    outside the type (codes among numbers, +-inf, dates in another layout, impossible dates)."""
+    present = series.notna()
+    if sdtype in ("numeric", "integer"):
+        if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
+            values = series.astype("float64")
+            exceptions = present & ~np.isfinite(values.fillna(0.0))
+        else:
+            values = parse_numbers(series.where(present, "")).where(present)
+            exceptions = present & values.isna()
+        return values.where(~exceptions), exceptions
+    if sdtype == "datetime" and not pd.api.types.is_datetime64_any_dtype(series):
+        values = parse_dates(series.where(present, ""))[0].where(present)
+        return values, present & values.isna()
+    return series, pd.Series(False, index=series.index)
+
+
+def has_exceptions(series: pd.Series, meta: ColumnMeta) -> bool:
+    """Whether a typed column needs the exception side channel (or is stored as text, such as integers beyond int64)."""
+    if meta.sdtype not in ("numeric", "integer", "datetime"):
+        return False
+    if meta.exceptions or (pd.api.types.is_string_dtype(series) or series.dtype == object):
+        return True
+    return bool(split_exceptions(series, meta.sdtype)[1].any())
+
+
+class MixedTransform(ColumnTransform):
+    """A typed column with exceptions: the typed values own (0, 1 - share) through their own transform, the
+    exceptions the top interval, drawn from their real frequencies (the most frequent MAX_EXCEPTION_VALUES).
+
+    Output keeps the column's storage: numbers with +-inf stay floats; a text column (numbers with a few codes,
+    integers beyond int64, dates in several layouts) comes back as text, typed values written in the main layout.
+    """
+
+    kind = "mixed"
+
+    def __init__(self, inner: ColumnTransform, values: list, probs: np.ndarray, share: float, null_rate: float,
+                 as_text: bool, sdtype: str, datetime_format: str | None = None):
+        self.inner, self.values, self.share = inner, list(values), float(share)
+        self.probs = np.asarray(probs, dtype="float64")
+        self.null_rate, self.as_text, self.sdtype, self.datetime_format = float(null_rate), bool(as_text), sdtype, datetime_format
+        self.cum = np.concatenate([[0.0], np.cumsum(self.probs)]) if len(self.probs) else np.array([0.0, 1.0])
+        self.cum[-1] = 1.0
+
+    @classmethod
+    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> "MixedTransform":
+        typed, exceptions = split_exceptions(series, meta.sdtype)
+        numbers = typed.dropna()
+        inner_meta = meta.model_copy(update={"exceptions": 0})
+        magnitudes = np.abs(numbers.to_numpy(dtype="float64")) if meta.sdtype != "datetime" else np.zeros(0)
+        if meta.sdtype == "integer" and len(magnitudes) and (magnitudes.max() >= 2.0**63 or np.any(np.mod(magnitudes, 1) != 0)):
+            inner_meta.sdtype = "numeric"
+        inner = fit_transform_for(typed.dropna(), inner_meta, rows_per_knot=rows_per_knot) if len(numbers) else \
+            DiscreteTransform("categorical", [None], np.array([1.0]), 0.0, False)
+        counts = series[exceptions].astype(str).value_counts()
+        kept = counts.iloc[:MAX_EXCEPTION_VALUES]
+        present = int(series.notna().sum())
+        as_text = not (pd.api.types.is_numeric_dtype(series) or pd.api.types.is_datetime64_any_dtype(series))
+        return cls(inner, kept.index.tolist(), (kept / kept.sum()).to_numpy() if len(kept) else np.array([]),
+                   float(exceptions.sum()) / present if present else 0.0, float(series.isna().mean()), as_text,
+                   meta.sdtype, meta.datetime_format)
+
+    def to_uniform(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
+        typed, exceptions = split_exceptions(series.reset_index(drop=True), self.sdtype)
+        exceptions = exceptions.to_numpy()
+        u = np.empty(len(series))
+        if (~exceptions).any():
+            u[~exceptions] = self.inner.to_uniform(typed[~exceptions], rng) * (1.0 - self.share)
+        u[exceptions] = 1.0 - self.share + rng.random(int(exceptions.sum())) * self.share
+        return np.clip(u, _EPS, 1 - _EPS)
+
+    def from_uniform(self, u: np.ndarray) -> pd.Series:
+        u = np.asarray(u, dtype="float64")
+        is_exception = u >= 1.0 - self.share if self.values else np.zeros(len(u), dtype=bool)
+        inner_u = np.clip(u / max(1.0 - self.share, _EPS), _EPS, 1 - _EPS)
+        typed = self.inner.from_uniform(inner_u).reset_index(drop=True)
+        position = np.clip((u - (1.0 - self.share)) / max(self.share, _EPS), 0.0, 1.0 - 1e-12)
+        drawn = np.asarray(self.values, dtype=object)[np.clip(np.searchsorted(self.cum, position, side="right") - 1, 0,
+                                                              max(len(self.values) - 1, 0))] if self.values else None
+        if not self.as_text:
+            values = typed.to_numpy(dtype="float64", na_value=np.nan).copy()
+            if drawn is not None:
+                values[is_exception] = [float(v) for v in drawn[is_exception]]
+            return pd.Series(values, dtype="float64")
+        text = np.array(_as_text(typed, self.sdtype, self.datetime_format).to_numpy(dtype=object), dtype=object)
+        if drawn is not None:
+            text[is_exception] = drawn[is_exception]
+        return pd.Series(text, dtype="string")
+
+    def to_dict(self) -> dict:
+        return {"kind": self.kind, "inner": self.inner.to_dict(), "values": self.values, "probs": self.probs.tolist(),
+                "share": self.share, "null_rate": self.null_rate, "as_text": self.as_text, "sdtype": self.sdtype,
+                "datetime_format": self.datetime_format}
+
+    @classmethod
+    def _load(cls, d: dict) -> "MixedTransform":
+        return cls(ColumnTransform.from_dict(d["inner"]), d["values"], np.asarray(d["probs"]), d["share"], d["null_rate"],
+                   d["as_text"], d["sdtype"], d.get("datetime_format"))
+
+
+def _as_text(values: pd.Series, sdtype: str, datetime_format: str | None) -> pd.Series:
+    """Typed values written as text: whole numbers as exact integers (any size), dates in ISO layout."""
+    if sdtype == "datetime":
+        stamps = pd.to_datetime(values)
+        return stamps.dt.strftime("%Y-%m-%d" if datetime_format == "date" else "%Y-%m-%d %H:%M:%S")
+    numbers = pd.to_numeric(values).to_numpy(dtype="float64", na_value=np.nan)
+    if sdtype == "integer":
+        return pd.Series([str(int(v)) if np.isfinite(v) else None for v in np.round(numbers)], dtype=object)
+    return pd.Series([repr(float(v)) if np.isfinite(v) else None for v in numbers], dtype=object)
+
+
 def fit_transform_for(series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> ColumnTransform:
-    """Discrete for categories, booleans and few-valued numbers; continuous otherwise (see ContinuousTransform.fit)."""
+    """Discrete for categories, booleans and few-valued numbers; continuous otherwise (see ContinuousTransform.fit);
+    mixed for typed columns with exceptions (see MixedTransform)."""
+    if has_exceptions(series, meta):
+        return MixedTransform.fit(series, meta, rows_per_knot=rows_per_knot)
     if meta.sdtype in ("categorical", "boolean"):
         return DiscreteTransform.fit(series, meta)
     if meta.sdtype in ("numeric", "integer", "datetime"):

@@ -39,6 +39,8 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
         type_rows = [[t, m.row_count, "+".join(m.primary_key) or "-", ", ".join(f"{c}:{v.sdtype}" for c, v in m.columns.items())]
                      for t, m in result.tables.items()]
+        exception_rows = [[f"{t}.{c}", v.sdtype, v.exceptions, v.impossible_dates] for t, m in result.tables.items()
+                          for c, v in m.columns.items() if v.exceptions]
         return dg.MaterializeResult(metadata={
             "tables": len(result.tables),
             "foreign_keys": len(result.foreign_keys),
@@ -46,6 +48,10 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             "generation_order": " -> ".join(result.generation_order),
             "foreign_key_graph": dg.MetadataValue.md(markdown_table(["foreign key", "source", "evidence", "nullable"], fk_rows)),
             "column_types": dg.MetadataValue.md(markdown_table(["table", "rows", "primary key", "columns"], type_rows)),
+            # values outside a column's type (codes among numbers, +-inf, other date layouts): counts only
+            "column_exceptions": dg.MetadataValue.md(markdown_table(
+                ["column", "type", "exceptions", "impossible dates"], exception_rows) if exception_rows else "none"),
+            "impossible_dates": sum(row[3] for row in exception_rows),
             "unresolved_fk_candidates": dg.MetadataValue.md("\n".join(f"- {u}" for u in result.unresolved_fk_candidates) or "none"),
         })
 

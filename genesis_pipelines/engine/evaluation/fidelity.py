@@ -34,6 +34,7 @@ from genesis_pipelines.engine.evaluation._prep import (
     to_float,
 )
 from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta
+from genesis_pipelines.engine.spec import STRING_KINDS
 
 MAX_PAIR_ROWS = 50_000
 MAX_SHAPE_ROWS = 200_000  # KS / Wasserstein on more rows change nothing but the run time
@@ -55,7 +56,11 @@ PairMetric = Callable[..., dict]
 COLUMN_METRICS: dict[str, ColumnMetric] = {}
 PAIR_METRICS: dict[str, PairMetric] = {}
 COLUMN_METRIC_FOR = {"numeric": "ks_complement", "integer": "ks_complement", "datetime": "ks_complement",
-                     "categorical": "tv_complement", "boolean": "tv_complement"}
+                     "categorical": "tv_complement", "boolean": "tv_complement",
+                     "text": "string_shape", "code": "string_shape", "name": "string_shape"}
+STRING_PATTERN_TOP = 50  # character-class patterns compared one by one; rarer ones are pooled
+STRING_LENGTH_BINS = 10
+STRING_MAX_TOKENS = 20
 PAIR_METRIC_FOR = {("num", "num"): "correlation_similarity", ("cat", "cat"): "contingency_similarity",
                    ("num", "cat"): "contingency_similarity"}
 GRADES = ((90.0, "A"), (80.0, "B"), (70.0, "C"), (60.0, "D"))
@@ -78,6 +83,12 @@ def pair_metric(name: str) -> Callable[[PairMetric], PairMetric]:
 def evaluable_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
     """Keys are regenerated and PII is replaced, so comparing them to the real values says nothing."""
     return [name for name, col in meta.columns.items() if col.sdtype in EVALUABLE and name not in exclude]
+
+
+def shape_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
+    """Columns that get a shape score: the evaluable ones and the string kinds (prose, codes, names)."""
+    return [name for name, col in meta.columns.items() if (col.sdtype in EVALUABLE or col.sdtype in STRING_KINDS)
+            and name not in exclude]
 
 
 # ---------------------------------------------------------------- column shapes
@@ -156,6 +167,56 @@ def tv_complement(real: pd.Series, synth: pd.Series, meta: ColumnMeta) -> dict:
             "chi2_statistic": chi2, "chi2_pvalue": pvalue,
             "category_coverage": float(covered.mean()) if len(covered) else 1.0,
             "categories_missing": int((~covered).sum())}
+
+
+def _tv_complement_of(real: pd.Series, synth: pd.Series) -> float:
+    p = real.value_counts(normalize=True)
+    q = synth.value_counts(normalize=True)
+    keys = p.index.union(q.index)
+    return 1.0 - 0.5 * float(np.abs(p.reindex(keys, fill_value=0.0) - q.reindex(keys, fill_value=0.0)).sum())
+
+
+def _class_pattern(values: pd.Series) -> pd.Series:
+    """Runs of one character class collapsed: "N725MQ" -> "A9A", "Balls to the Wall" -> "Aa_a_a_Aa"."""
+    out = values.str.replace(r"\d+", "9", regex=True).str.replace(r"[A-Z]+", "A", regex=True)
+    return out.str.replace(r"[a-z]+", "a", regex=True).str.replace(r"\s+", "_", regex=True)
+
+
+def _words(values: pd.Series) -> pd.Series:
+    return values.str.lower().str.findall(r"[^\W\d_]{2,}").explode().dropna()
+
+
+@column_metric("string_shape")
+def string_shape(real: pd.Series, synth: pd.Series, meta: ColumnMeta) -> dict:
+    """Prose, codes and names: mean of the TV complements of the length, character-class pattern and token-count
+    distributions, and the vocabulary overlap (share of synthetic words that are real words, and of real word
+    occurrences the synthetic words cover). Filler (lorem ipsum) keeps lengths but scores 0 on words."""
+    r, s = real.dropna().astype(str), synth.dropna().astype(str)
+    if len(r) == 0 or len(s) == 0:
+        return {"score": _null_fallback(float(real.isna().mean()), float(synth.isna().mean())),
+                "note": "no non-null values on one side"}
+    r_len, s_len = r.str.len(), s.str.len()
+    edges = np.unique(np.quantile(r_len, np.linspace(0, 1, STRING_LENGTH_BINS + 1)))
+    inner = edges[1:-1]
+    length = _tv_complement_of(pd.Series(np.searchsorted(inner, r_len, side="right")),
+                               pd.Series(np.searchsorted(inner, s_len, side="right")))
+    r_pattern, s_pattern = _class_pattern(r), _class_pattern(s)
+    top = set(r_pattern.value_counts().index[:STRING_PATTERN_TOP])
+    pattern = _tv_complement_of(r_pattern.where(r_pattern.isin(top), "\x00other"),
+                                s_pattern.where(s_pattern.isin(top), "\x00other"))
+    tokens = _tv_complement_of(r.str.split().str.len().clip(upper=STRING_MAX_TOKENS),
+                               s.str.split().str.len().clip(upper=STRING_MAX_TOKENS))
+    r_words, s_words = _words(r), _words(s)
+    if len(r_words) == 0 and len(s_words) == 0:
+        vocabulary = 1.0
+    elif len(r_words) == 0 or len(s_words) == 0:
+        vocabulary = 0.0
+    else:
+        vocabulary = 0.5 * (float(s_words.isin(set(r_words)).mean()) + float(r_words.isin(set(s_words)).mean()))
+    parts = {"length_tv_complement": length, "pattern_tv_complement": pattern, "token_count_tv_complement": tokens,
+             "vocabulary_overlap": vocabulary}
+    return {"score": float(np.mean(list(parts.values()))), **parts,
+            "synthetic_unique_share": float(s.nunique() / len(s)), "real_unique_share": float(r.nunique() / len(r))}
 
 
 def column_shape_scores(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, columns: list[str]) -> dict[str, dict]:
@@ -634,15 +695,15 @@ def _pct(value: float | None) -> float | None:
 def table_quality(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, exclude: set[str], *,
                   max_pairs: int = 200, seed: int = 0, k: int = DEFAULT_K, public: set[str] = frozenset(),
                   plots: bool = True) -> dict:
-    columns = evaluable_columns(meta, exclude)
+    scored = [c for c in shape_columns(meta, exclude) if c in real.columns]
+    columns = [c for c in evaluable_columns(meta, exclude) if c in real.columns]
     entry: dict = {"row_count_real": int(len(real)), "row_count_synthetic": int(len(synth))}
-    columns = [c for c in columns if c in real.columns]
-    if not columns:
+    if not scored:
         return {**entry, "skipped": "no evaluable columns", "column_shapes": None, "pair_trends": None,
                 "columns": {}, "pairs": {}}
     if len(real) == 0:
         return {**entry, "skipped": "no real rows", "column_shapes": None, "pair_trends": None, "columns": {}, "pairs": {}}
-    shapes = column_shape_scores(real, synth, meta, columns)
+    shapes = column_shape_scores(real, synth, meta, scored)
     pairs = pair_trend_scores(real, synth, meta, columns, max_pairs=max_pairs, seed=seed)
     related = [p["score"] for p in pairs.values() if p.get("contributes")]
     entry.update(
@@ -656,7 +717,7 @@ def table_quality(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta, excl
     )
     if plots and len(synth):
         # the worst-scoring columns are the ones worth a picture; shown in table order
-        worst = sorted(columns, key=lambda c: shapes[c]["score"])[:MAX_PLOT_COLUMNS]
+        worst = sorted(columns, key=lambda c: shapes[c]["score"])[:MAX_PLOT_COLUMNS]  # plots: typed columns only
         entry["distributions"] = column_distributions(real, synth, meta, [c for c in columns if c in worst],
                                                       k=k, public=public, seed=seed)
     return entry

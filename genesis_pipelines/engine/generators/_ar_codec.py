@@ -50,6 +50,7 @@ class NumericCodec:
             if len(edges) == 1:
                 edges = np.array([edges[0], edges[0]])
         integer = meta.sdtype == "integer" or (meta.sdtype == "numeric" and bool(np.all(values % 1 == 0)))
+        integer = integer and (len(values) == 0 or float(np.max(np.abs(values))) < 2.0**63)  # else floats: no Int64 overflow
         return cls(meta.sdtype, exact.tolist(), edges.tolist(), has_null, _decimals(values),
                    integer and meta.sdtype != "datetime", meta.datetime_format, (values.min(), values.max()))
 

@@ -25,6 +25,7 @@ from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators.base import available_methods, create_generator, load_generator, register
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.schema import TableMeta
+from genesis_pipelines.engine.spec import STRING_KINDS
 
 CHOICE_FILE = "auto.json"
 ORDER = ("gaussian_copula", "autoregressive", "tvae", "ctgan")  # cheapest first
@@ -72,7 +73,7 @@ class AutoGenerator:
     def _candidates(self, table: pd.DataFrame, meta: TableMeta) -> tuple[list[str], dict[str, str]]:
         registered = set(available_methods())
         skipped: dict[str, str] = {}
-        modelled = [c for c in table.columns if meta.columns[c].sdtype not in ("id", "text")]
+        modelled = [c for c in table.columns if meta.columns[c].sdtype not in ("id", *STRING_KINDS)]
         wanted = self.candidates or list(ORDER)
         out = []
         for method in wanted:

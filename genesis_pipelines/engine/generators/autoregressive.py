@@ -34,7 +34,8 @@ from torch import nn
 from genesis_pipelines.engine import record_guard
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators._ar_codec import CategoricalCodec, NumericCodec, codec_from_dict
-from genesis_pipelines.engine.generators.free_text import fit_text, sample_text
+from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, sample_text
+from genesis_pipelines.engine.transform import has_exceptions
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.io import atomic_path
 from genesis_pipelines.engine.schema import ColumnMeta, TableMeta
@@ -181,12 +182,13 @@ class AutoregressiveGenerator:
         self.codecs, self.text = {}, {}
         for column in self.columns:
             cmeta, series = meta.columns[column], table[column]
-            if cmeta.sdtype == "text":
-                self.text[column] = fit_text(series)
-            elif cmeta.sdtype in ("numeric", "integer", "datetime"):
+            if cmeta.sdtype in STRING_KINDS:
+                self.text[column] = fit_text(series, cmeta.sdtype)
+            elif cmeta.sdtype in ("numeric", "integer", "datetime") and not has_exceptions(series, cmeta):
                 self.codecs[column] = NumericCodec.fit(series, cmeta, s["max_bins"], s["min_count"])
-            else:
-                self.codecs[column] = CategoricalCodec.fit(series, cmeta, s["min_count"])
+            else:  # categories, and typed columns with exceptions (codes among numbers, +-inf) as their values
+                self.codecs[column] = CategoricalCodec.fit(series, cmeta.model_copy(update={"sdtype": "categorical"})
+                                                           if cmeta.sdtype != "boolean" else cmeta, s["min_count"])
 
     def _emb_dims(self) -> list[int]:
         """Small vocabularies get small embeddings (fastai's rule), capped; wide tables get narrower ones."""

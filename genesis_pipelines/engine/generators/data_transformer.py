@@ -23,9 +23,9 @@ from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.errors import GenesisError
 from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds, dp_categories
-from genesis_pipelines.engine.generators.free_text import PUBLIC_TEXT_SPEC, fit_text, sample_text
+from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, public_text_spec, sample_text
 from genesis_pipelines.engine.schema import TableMeta
-from genesis_pipelines.engine.transform import DISCRETE_NUMERIC_MAX, _as_numbers, _decimals, _restore
+from genesis_pipelines.engine.transform import DISCRETE_NUMERIC_MAX, _as_numbers, _decimals, _restore, has_exceptions
 
 MAX_MODES = 10
 MAX_MIXTURE_ROWS = 10_000
@@ -86,7 +86,7 @@ class DataTransformer:
         need = []
         for column in columns:
             sdtype = meta.columns[column].sdtype
-            if sdtype in ("id", "text", "boolean"):
+            if sdtype in ("id", "boolean", *STRING_KINDS):
                 continue
             discrete = DataTransformer.is_discrete(column, meta, None, True, categories)
             if (discrete and column not in categories) or (not discrete and column not in bounds):
@@ -117,10 +117,12 @@ class DataTransformer:
         self.dp_spent = {"epsilon": float(epsilon) if need else 0.0, "delta": float(delta) if n_cat else 0.0, "columns": need}
         for column in self.columns:
             cmeta, series = meta.columns[column], table[column]
-            if cmeta.sdtype == "text":
-                self.text[column] = dict(PUBLIC_TEXT_SPEC) if private else fit_text(series)
-            elif self.is_discrete(column, meta, series, private, categories):
-                self.codecs[column] = self._fit_discrete(series, cmeta.sdtype, cmeta.datetime_format, private,
+            if cmeta.sdtype in STRING_KINDS:
+                self.text[column] = public_text_spec(cmeta.sdtype) if private else fit_text(series, cmeta.sdtype)
+            elif has_exceptions(series, cmeta) or self.is_discrete(column, meta, series, private, categories):
+                # typed columns with exceptions (codes among numbers, +-inf) are learned as their values
+                sdtype = "categorical" if has_exceptions(series, cmeta) else cmeta.sdtype
+                self.codecs[column] = self._fit_discrete(series, sdtype, cmeta.datetime_format, private,
                                                          categories.get(column), eps_each, delta_each, rng, meta.name, column)
             else:
                 self.codecs[column] = self._fit_continuous(series, cmeta.sdtype, cmeta.datetime_format, private,

@@ -33,10 +33,10 @@ from scipy.stats import chi2
 from genesis_pipelines.engine.errors import SpecError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds
-from genesis_pipelines.engine.generators.free_text import PUBLIC_TEXT_SPEC
+from genesis_pipelines.engine.generators.free_text import STRING_KINDS, public_text_spec
 from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator, _nearest_correlation
 from genesis_pipelines.engine.schema import TableMeta
-from genesis_pipelines.engine.transform import ContinuousTransform, DiscreteTransform, _as_numbers
+from genesis_pipelines.engine.transform import ContinuousTransform, DiscreteTransform, _as_numbers, has_exceptions, split_exceptions
 
 _QUANTILES = 257  # points kept of each noisy CDF (piecewise linear, so nothing is lost between them)
 _NUMERIC = ("numeric", "integer", "datetime")
@@ -119,7 +119,11 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         for column in list(self.public_bounds) + list(self.public_categories) + list(self.decimals):
             if column not in table.columns:
                 raise SpecError(f"generator {self.name!r} settings name column {column!r}, which table {meta.name!r} does not have")
-        modelled = [c for c in self.columns if meta.columns[c].sdtype != "text"]
+        modelled = [c for c in self.columns if meta.columns[c].sdtype not in STRING_KINDS]
+        # a column's exceptions (codes among numbers, other date layouts) are not measured privately: the model keeps
+        # the typed values only, the exceptions become nulls
+        table = table.assign(**{c: split_exceptions(table[c], meta.columns[c].sdtype)[0] for c in modelled
+                                if meta.columns[c].sdtype in _NUMERIC and has_exceptions(table[c], meta.columns[c])})
         # numeric bounds cost a separate DP step; unknown category sets come with their histogram (stability-based)
         selection = [c for c in modelled if meta.columns[c].sdtype in _NUMERIC and c not in self.public_bounds]
         private_sets = [c for c in modelled if meta.columns[c].sdtype not in _NUMERIC + ("boolean",)
@@ -129,8 +133,8 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         delta_sets = self.delta / 2 / max(len(private_sets), 1)
         eps_marginal = budget["marginals"] / max(len(modelled), 1)
         for column in self.columns:
-            if meta.columns[column].sdtype == "text":
-                self.text[column] = dict(PUBLIC_TEXT_SPEC)
+            if meta.columns[column].sdtype in STRING_KINDS:
+                self.text[column] = public_text_spec(meta.columns[column].sdtype)
         for column in modelled:
             cmeta, series = meta.columns[column], table[column]
             if cmeta.sdtype in _NUMERIC:

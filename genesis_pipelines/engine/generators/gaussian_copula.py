@@ -20,7 +20,7 @@ from scipy.special import ndtr, ndtri
 
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
-from genesis_pipelines.engine.generators.free_text import fit_text, sample_text
+from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.schema import TableMeta
 from genesis_pipelines.engine.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
 
@@ -69,8 +69,8 @@ class GaussianCopulaGenerator:
         bounds: list[np.ndarray | None] = []  # per dimension: category bounds of an ordered discrete value, else None
         for column in self.columns:
             cmeta, series = meta.columns[column], table[column]
-            if cmeta.sdtype == "text":
-                self.text[column] = fit_text(series)
+            if cmeta.sdtype in STRING_KINDS:
+                self.text[column] = fit_text(series, cmeta.sdtype)
                 continue
             transform = fit_transform_for(series, cmeta, rows_per_knot=PEOPLE_PER_KNOT * meta.rows_per_person)
             self.transforms[column] = transform
