@@ -657,15 +657,16 @@ _COMPANY_HEADER = _name_rx(r"company(?:_?name)?", r"organi[sz]ation(?:_?name)?",
 
 @functools.lru_cache(maxsize=1)
 def _company_suffix_pattern() -> re.Pattern:
-    """Legal-form suffixes of every Faker locale (Inc., GmbH, S.A., s.r.o., and Sons...), as one word-bounded regex."""
+    """Legal-form suffixes of every Faker locale (Inc., GmbH, S.A., s.r.o., and Sons...) ending a value."""
     import faker.providers.company as company_providers
 
-    suffixes: set[str] = {"corp", "corp.", "co.", "company", "holdings", "group"}
+    suffixes: set[str] = {"Corp", "Corp.", "Co.", "Company", "Holdings", "Group", "Ltd", "Inc."}
     for module in pkgutil.iter_modules(company_providers.__path__):
         provider = importlib.import_module(f"faker.providers.company.{module.name}").Provider
         suffixes.update(v.strip() for v in _as_strings(getattr(provider, "company_suffixes", ())) if len(v.strip()) >= 2)
     alternatives = "|".join(re.escape(v) for v in sorted(suffixes, key=len, reverse=True))
-    return re.compile(rf"(?<![^\W_])(?:{alternatives})(?![^\W_])", re.IGNORECASE)
+    # case-sensitive and trailing: a legal form ends the name ("Telus AS"), "started as" is prose
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})\.?$")
 
 
 def _company_rate(sample: pd.Series) -> float:
@@ -1143,7 +1144,8 @@ class _Faker:
     def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
         if method not in self.cache:
             produce = getattr(self.faker, method)
-            values = list(dict.fromkeys(transform(produce()) for _ in range(self.size)))
+            # one line each: some locales write a street address over two lines
+            values = list(dict.fromkeys(transform(produce()).replace("\n", ", ") for _ in range(self.size)))
             if self.forbidden:
                 values = [v for v in values if normalize_value(v) not in self.forbidden]
             self.cache[method] = np.array(values, dtype=object)
