@@ -225,3 +225,13 @@ def test_findings_and_templates_carry_no_real_value():
     findings, _ = _scan({"Employees": employees}, {"Employees": "EmployeeId"})
     payload = "".join(f.model_dump_json() for f in findings).casefold()
     assert not any(v.casefold() in payload for v in employees["FamilyName"])
+
+
+def test_a_first_name_that_happens_to_be_a_word_of_a_non_pii_column_is_not_a_leak():
+    findings = [pii.PiiFinding(table="P", column="first", kind="first_name", method="name", confidence=1.0, policy="fake"),
+                pii.PiiFinding(table="C", column="city", kind="city", method="name", confidence=0.7, policy="keep")]
+    forbidden = {"dolores", "dolores smith", "d.smith@mail.org"}
+    synthetic = {"C": pd.DataFrame({"city": ["Dolores", "Dolores Smith"], "note": ["Dolores", "d.smith@mail.org"]}),
+                 "P": pd.DataFrame({"first": ["Dolores", "Ann"]})}
+    assert pii.find_leaks(synthetic, forbidden, findings=findings) == {"C": {"city": 1, "note": 1}, "P": {"first": 1}}
+    assert pii.find_leaks(synthetic, forbidden) == {"C": {"city": 2, "note": 2}, "P": {"first": 1}}

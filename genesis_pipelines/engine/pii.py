@@ -1578,15 +1578,22 @@ def _checkable(series: pd.Series) -> bool:
             or isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_datetime64_any_dtype(series))
 
 
-def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str],
-               exempt: Collection[str] = ()) -> dict[str, dict[str, int]]:
+_SINGLE_WORD = re.compile(r"[^\W\d_]+")
+
+
+def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str], exempt: Collection[str] = (),
+               findings: list[PiiFinding] | None = None) -> dict[str, dict[str, int]]:
     """{table: {column: count}} of synthetic values equal to a forbidden real value; counts, never values.
 
-    `exempt` holds "Table.Column" refs the spec declares public by design (`pii_leak_exempt`): not checked."""
+    `exempt` holds "Table.Column" refs the spec declares public by design (`pii_leak_exempt`): not checked.
+    With `findings`, a column that holds no PII is not blamed for a single word that happens to be someone's
+    first name or surname ("Dolores" as a district): it is checked for the identifying values (emails, phones,
+    addresses, full names) only; PII columns not kept are checked for every value."""
     leaks: dict[str, dict[str, int]] = {}
     if not forbidden:
         return leaks
     exempt = set(exempt)
+    pii_refs = None if findings is None else {f.ref for f in findings if f.policy != "keep"}
     for table, df in synthetic_tables.items():
         for column in df.columns:
             series = df[column]
@@ -1594,7 +1601,10 @@ def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str]
                 continue
             if isinstance(series.dtype, pd.CategoricalDtype):
                 series = series.astype(object)
-            count = int(_isin(_normalize_series(series), forbidden).sum())
+            values = _normalize_series(series)
+            if pii_refs is not None and f"{table}.{column}" not in pii_refs and len(values):
+                values = values[~values.str.fullmatch(_SINGLE_WORD)]
+            count = int(_isin(values, forbidden).sum())
             if count:
                 leaks.setdefault(table, {})[column] = count
     return leaks

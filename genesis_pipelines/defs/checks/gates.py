@@ -47,7 +47,7 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
         with warehouse.get_connection() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
         exempt = spec.pii_leak_exempt
-        leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt).get(table, {})
+        leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt, model.pii).get(table, {})
         snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt, exempt).get(table, {})
         return dg.AssetCheckResult(passed=not leaks and not snippets, metadata={
             "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
