@@ -235,3 +235,14 @@ def test_a_first_name_that_happens_to_be_a_word_of_a_non_pii_column_is_not_a_lea
                  "P": pd.DataFrame({"first": ["Dolores", "Ann"]})}
     assert pii.find_leaks(synthetic, forbidden, findings=findings) == {"C": {"city": 1, "note": 1}, "P": {"first": 1}}
     assert pii.find_leaks(synthetic, forbidden) == {"C": {"city": 2, "note": 2}, "P": {"first": 1}}
+
+
+def test_a_login_equal_to_the_first_name_follows_the_rows_fake_first_name():
+    staff = _people(20).rename(columns={"first": "first_name", "last": "last_name"})
+    staff["username"] = staff["first_name"]
+    findings, _ = _scan({"staff": staff}, {"staff": "id"})
+    login = _refs(findings)["staff.username"]
+    assert login.kind == "derived_pii" and [s.column for s in login.derived_from] == ["first_name", "last_name"]
+    learned = pii.prepare_for_training("staff", staff, findings, hash_key=None)
+    out = pii.fill_synthetic("staff", learned, findings, n_rows=20, column_order=list(staff.columns), seed=4)
+    assert (out["username"] == out["first_name"]).all() and not out["username"].isin(staff["first_name"]).any()

@@ -937,6 +937,7 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
                 detected[(table, column)] = found
     _add(detected, lambda table, df, found, rest: _context_findings(
         table, df, found, rest, bool(IDENTIFYING_KINDS & {f.kind for f in found})), tables, schema)
+    _promote_copies_of_names(detected, tables, schema)
     # derived after every table's names are known: a child's path may embed its parent's surname
     _add(detected, lambda table, df, found, rest: detect_derived(
         table, df, list(detected.values()), schema=schema, tables=tables, columns=rest), tables, schema)
@@ -959,6 +960,21 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
                 found = found.model_copy(update={"consistent": True})
             findings.append(found)
     return findings
+
+
+def _promote_copies_of_names(detected: dict[tuple[str, str], PiiFinding], tables: Mapping[str, pd.DataFrame],
+                             schema: DatasetSchema) -> None:
+    """A column found to hold names by its values alone that repeats, row by row, a name column its header names
+    (a login equal to the first name) becomes derived from it, so its fake follows the row's fake name."""
+    for table, df in tables.items():
+        named = [f for (t, _), f in detected.items() if t == table and f.kind in SOURCE_KINDS and f.method != "values"]
+        copies = [f.column for (t, _), f in detected.items()
+                  if t == table and f.kind in SOURCE_KINDS and f.method == "values"]
+        if not named or not copies:
+            continue
+        for finding in detect_derived(table, df, named, columns=copies):
+            if finding.derived_from and finding.match_rate >= 0.9:
+                detected[(table, finding.column)] = finding
 
 
 def _add(detected: dict[tuple[str, str], PiiFinding], find, tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> None:
