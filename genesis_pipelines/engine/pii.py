@@ -23,6 +23,17 @@ by Faker sentences. Real free text never reaches the output in pieces either: th
 every 20-character shingle of the real text columns (`text_shingle_digests`), and `find_text_leaks` flags any
 synthetic value that reproduces one.
 
+Detection does not trust headers alone: first names, surnames and full names are also found from the values
+(Faker's name lists of every locale, over distinct values), so a surname column under `Prénom 名前` or `c7` is
+PII; a column of single words beside a first-name column needs fewer known surnames. A company column in a table
+of people (an employer) is kind ``company``. A column whose values embed the row's own names (a photo path ending
+in the surname, `jsmith`, a login equal to the first name), or its parent's, or that names real people of the
+dataset in full (a note), is kind ``derived_pii``: it is learned as a template (`⟦source.word:case⟧` in place of
+each name) and rendered with the row's fakes, so the synthetic path holds the synthetic surname of that row.
+
+Fakes follow the row: its country column (name or ISO code) picks the Faker locale (`row_locales`), and every
+faked column of the row (names, street, postcode, phone) is drawn from that locale, per locale group.
+
 Hard rule: real values never appear in findings, exceptions or logs, only names, kinds, counts and rates.
 """
 
@@ -888,7 +899,7 @@ def detect_derived(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, 
                    for s in _sources_frame(table, df, sources, tables)]
         _, derived = _template_column(rows, aligned, _first_index(sources), None)
         rate = _rate(derived)
-        used = tuple(s for s, a in zip(sources, aligned) if rate >= DERIVED_THRESHOLD)
+        used = tuple(sources) if rate >= DERIVED_THRESHOLD else ()
         named = False
         if mentions is not None:
             distinct = pd.Series(pd.unique(series.dropna().astype(str)), dtype=object)
