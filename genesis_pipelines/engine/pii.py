@@ -618,8 +618,8 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
     return finding(kind, "values", weight * rate, rate)
 
 
-_WORDS_OF_LETTERS = re.compile(r"[^\W\d_]+(?:[\s,'’.\-]+[^\W\d_]+)*\.?")
-_LIST_SEPARATOR = re.compile(r"\s*(?:,|;|&|\band\b|\bund\b|\bet\b|\by\b)\s*")
+_WORDS_OF_LETTERS = re.compile(r"[^\W\d_]+(?:[\s,'’.\-/]+[^\W\d_]+)*\.?")
+_LIST_SEPARATOR = re.compile(r"\s*(?:,|;|&|/|\b(?:and|And|und|et|y)\b)\s*")
 NAME_VALUES_WEIGHT = 0.85  # names from values alone: Faker's lists over every locale, never a certainty
 
 
@@ -655,7 +655,7 @@ def _name_by_values(sample: pd.Series) -> tuple[str, float] | None:
         last = float(_known_names(distinct, "last").mean())
         return ("last_name", last) if last >= 0.6 else None
     words = distinct.str.split().str.len()
-    if words.between(2, 4).mean() < 0.9:
+    if words.between(2, 4).mean() < 0.7:  # lists of credits hold some surnames alone ("Clapton/Linn")
         return None
     first = float(_first_token_is_first_name(distinct).mean())
     last = float(_known_names(distinct.str.split().str[-1], "last").mean())
