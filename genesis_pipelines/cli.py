@@ -220,8 +220,9 @@ def cmd_privacy_audit(args) -> int:
     report = privacy_report(train_rows, holdout_rows, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                             thresholds=spec.thresholds, quasi_identifiers=spec.quasi_identifiers or None,
                             sensitive_columns=spec.sensitive_columns or None)
-    leaks = find_leaks(synthetic, load_pii_guard(model, model_dir))
+    leaks = find_leaks(synthetic, load_pii_guard(model, model_dir), spec.pii_leak_exempt, model.pii)
     report["pii_leaks"] = {t: sum(cols.values()) for t, cols in leaks.items()}  # counts only, never the values
+    report["pii_leak_exempt"] = sorted(spec.pii_leak_exempt)  # names only
     report.setdefault("passed", {})["no_pii_leak"] = not any(report["pii_leaks"].values())
     report["model_version"] = model.version
     path = _write_report(Path(args.out) if args.out else layout.reports, spec.name, "privacy_report", report)

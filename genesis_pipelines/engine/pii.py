@@ -23,6 +23,17 @@ by Faker sentences. Real free text never reaches the output in pieces either: th
 every 20-character shingle of the real text columns (`text_shingle_digests`), and `find_text_leaks` flags any
 synthetic value that reproduces one.
 
+Detection does not trust headers alone: first names, surnames and full names are also found from the values
+(Faker's name lists of every locale, over distinct values), so a surname column under `Prénom 名前` or `c7` is
+PII; a column of single words beside a first-name column needs fewer known surnames. A company column in a table
+of people (an employer) is kind ``company``. A column whose values embed the row's own names (a photo path ending
+in the surname, `jsmith`, a login equal to the first name), or its parent's, or that names real people of the
+dataset in full (a note), is kind ``derived_pii``: it is learned as a template (`⟦source.word:case⟧` in place of
+each name) and rendered with the row's fakes, so the synthetic path holds the synthetic surname of that row.
+
+Fakes follow the row: its country column (name or ISO code) picks the Faker locale (`row_locales`), and every
+faked column of the row (names, street, postcode, phone) is drawn from that locale, per locale group.
+
 Hard rule: real values never appear in findings, exceptions or logs, only names, kinds, counts and rates.
 """
 
@@ -38,7 +49,7 @@ import pkgutil
 import re
 import unicodedata
 import zlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 
 import numpy as np
 import pandas as pd
@@ -50,7 +61,7 @@ from genesis_pipelines.engine.spec import PII_POLICIES, DatasetSpec
 
 PII_KINDS = (
     "person_name", "first_name", "last_name", "email", "phone", "street_address", "postal_code",
-    "ip_address", "card_number", "national_id", "birth_date", "iban", "city", "free_text_pii",
+    "ip_address", "card_number", "national_id", "birth_date", "iban", "city", "free_text_pii", "company", "derived_pii",
 )
 DECLARED_KIND = "declared"  # a column the spec names as PII that no detector recognised
 METHODS = ("name", "values", "name+values", "spec")
@@ -64,6 +75,18 @@ DEFAULT_POLICY = {kind: "fake" for kind in PII_KINDS} | {"city": "keep", DECLARE
 # Kinds that make a row a person's record (a bare name mention, a city or a postcode does not: a track's composer).
 IDENTIFYING_KINDS = frozenset({"first_name", "last_name", "email", "phone", "street_address", "national_id",
                                "birth_date", "iban", "card_number"})
+
+
+class DerivedSource(BaseModel):
+    """A PII column whose row values occur inside a derived column; in a parent table when `child_key` is set."""
+
+    model_config = ConfigDict(frozen=True)
+
+    table: str
+    column: str
+    kind: str
+    child_key: str | None = None  # the derived table's FK column that points at the parent row
+    parent_key: str | None = None
 
 
 class PiiFinding(BaseModel):
@@ -80,6 +103,10 @@ class PiiFinding(BaseModel):
     match_rate: float = Field(default=0.0, ge=0, le=1)
     policy_from_spec: bool = False
     consistent: bool = False  # `fake` through keyed tokens: one real value -> one fake everywhere (see module doc)
+    # derived_pii: the PII columns whose values it embeds (a path built from the surname); `mentions`: it also
+    # names real people of the dataset (a note). Learned as a template, rendered with the row's fakes.
+    derived_from: tuple[DerivedSource, ...] = ()
+    mentions: bool = False
 
     @field_validator("kind")
     @classmethod
@@ -406,7 +433,7 @@ _VALUE_ONLY = {
 
 _EMAIL_IN_TEXT = _rx(r"[\w.%+'\-]+@[\w\-]+(?:\.[\w\-]+)*\.[A-Za-z]{2,}")
 _PHONE_IN_TEXT = re.compile(r"(?<![\w/])\+?\(?\d[\d\s().\-]{6,20}\d(?![\w/])")
-_CAPITALISED_PAIR = re.compile(r"\b(?=([A-Z][a-z\u00C0-\u017F'\-]+)\s+[A-Z][a-z\u00C0-\u017F'\-]+)")
+_CAPITALISED_PAIR = re.compile(r"\b(?=([A-Z][a-z\u00C0-\u017F'\-]+\s+[A-Z][a-z\u00C0-\u017F'\-]+))")
 
 
 def _has_phone(values: pd.Series) -> pd.Series:
@@ -429,10 +456,10 @@ def _free_text_mask(values: pd.Series) -> pd.Series:
     """Values that mention an email, a formatted phone number, or "Firstname Lastname" with a known first name."""
     email = values.str.contains(_EMAIL_IN_TEXT)
     phone = _has_phone(values)
-    pairs = values.str.findall(_CAPITALISED_PAIR).explode().dropna()
+    pairs = values.str.findall(_CAPITALISED_PAIR).explode().dropna().astype(str).str.split()
     named = pd.Series(False, index=values.index)
-    if len(pairs):
-        known = _known_names(pairs.astype(str), "first")
+    if len(pairs):  # "Mad Scientist", "An Astronaut": a known first word alone is not a person
+        known = _known_names(pairs.str[0], "first") & _known_names(pairs.str[-1], "last")
         named = known.groupby(level=0).any().reindex(values.index, fill_value=False)
     return email | phone | named
 
@@ -578,6 +605,10 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
         if rate >= threshold and (best is None or rate > best[0]):
             best = (rate, order, kind, weight)
     if best is None:
+        named = _name_by_values(sample)
+        if named is not None:
+            kind, rate = named
+            return finding(kind, "values", NAME_VALUES_WEIGHT * rate, rate)
         if _looks_like_free_text(sample):  # prose: PII inside the text rather than as the whole value
             rate = _rate(_free_text_mask(sample))
             if rate >= FREE_TEXT_THRESHOLD:
@@ -585,6 +616,299 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
         return None
     rate, _, kind, weight = best
     return finding(kind, "values", weight * rate, rate)
+
+
+_WORDS_OF_LETTERS = re.compile(r"[^\W\d_]+(?:[\s,'’.\-/]+[^\W\d_]+)*\.?")
+_LIST_SEPARATOR = re.compile(r"\s*(?:,|;|&|/|\b(?:and|And|und|et|y)\b)\s*")
+NAME_VALUES_WEIGHT = 0.85  # names from values alone: Faker's lists over every locale, never a certainty
+
+
+def _name_shaped(sample: pd.Series) -> pd.Series | None:
+    """The distinct values when nearly all are words of letters (no digits, no symbols), else None."""
+    distinct = pd.Series(pd.unique(sample), dtype=object).astype(str)
+    if len(distinct) < 2 or distinct.str.len().median() < 3:
+        return None
+    return distinct if distinct.str.fullmatch(_WORDS_OF_LETTERS).mean() >= 0.9 else None
+
+
+def _single_words(distinct: pd.Series) -> bool:
+    return bool((distinct.str.split().str.len() == 1).mean() >= 0.9)
+
+
+def _name_by_values(sample: pd.Series) -> tuple[str, float] | None:
+    """(kind, rate) when the values alone are first names, surnames or full names, whatever the header says.
+
+    Rates are over distinct values (a frequent name does not count twice) against Faker's names of every
+    locale; a list of single words needs most of them to be known names, a list of 2-4 words a known first
+    word and often a known last word (film titles, genres, places and job titles fail one or the other)."""
+    distinct = _name_shaped(sample)
+    if distinct is None:
+        return None
+    listed = distinct.str.split(_LIST_SEPARATOR).explode().str.strip()  # "Lea, Mark": a list of names
+    listed = listed[listed != ""]
+    if len(listed) > len(distinct):
+        distinct = pd.Series(pd.unique(listed), dtype=object)
+    if _single_words(distinct):
+        first = float(_known_names(distinct, "first").mean())
+        if first >= 0.7:
+            return "first_name", first
+        last = float(_known_names(distinct, "last").mean())
+        return ("last_name", last) if last >= 0.6 else None
+    words = distinct.str.split().str.len()
+    if words.between(2, 4).mean() < 0.7:  # lists of credits hold some surnames alone ("Clapton/Linn")
+        return None
+    first = float(_first_token_is_first_name(distinct).mean())
+    last = float(_known_names(distinct.str.split().str[-1], "last").mean())
+    return ("person_name", first) if first >= 0.6 and last >= 0.25 else None
+
+
+_COMPANY_HEADER = _name_rx(r"company(?:_?name)?", r"organi[sz]ation(?:_?name)?", r"employer", r"firm", r"business(?:_?name)?",
+                           r"corporation", r"enterprise")
+
+
+@functools.lru_cache(maxsize=1)
+def _company_suffix_pattern() -> re.Pattern:
+    """Legal-form suffixes of every Faker locale (Inc., GmbH, S.A., s.r.o., and Sons...) ending a value."""
+    import faker.providers.company as company_providers
+
+    suffixes: set[str] = {"Corp", "Corp.", "Co.", "Company", "Holdings", "Group", "Ltd", "Inc."}
+    for module in pkgutil.iter_modules(company_providers.__path__):
+        provider = importlib.import_module(f"faker.providers.company.{module.name}").Provider
+        suffixes.update(v.strip() for v in _as_strings(getattr(provider, "company_suffixes", ())) if len(v.strip()) >= 2)
+    alternatives = "|".join(re.escape(v) for v in sorted(suffixes, key=len, reverse=True))
+    # case-sensitive and trailing: a legal form ends the name ("Telus AS"), "started as" is prose
+    return re.compile(rf"(?<![^\W_])(?:{alternatives})\.?$")
+
+
+def _company_rate(sample: pd.Series) -> float:
+    """Share of distinct values with a legal-form suffix after a first word ("AB" alone is a state code)."""
+    distinct = pd.Series(pd.unique(sample), dtype=object).astype(str).str.strip()
+    if not len(distinct):
+        return 0.0
+    parts = distinct.str.split(n=1)
+    first, rest = parts.str[0].astype(str), parts.str[1].astype(object).where(parts.str.len() > 1, "").astype(str)
+    return _rate(rest.str.contains(_company_suffix_pattern()) & ~first.str.fullmatch(_company_suffix_pattern()))
+
+
+def _context_findings(table: str, df: pd.DataFrame, found: list[PiiFinding], candidates: list[str],
+                      is_person_table: bool) -> list[PiiFinding]:
+    """Findings that need the rest of the row: a surname column beside a first-name column (Faker knows fewer
+    surnames than first names), and a company column in a table of people (an employer names a person's
+    context) or whose values carry legal-form suffixes and surnames (Smith & Sons)."""
+    out = []
+    has_first = any(f.kind == "first_name" for f in found)
+    for column in candidates:
+        sample = _text_sample(df[column])
+        if not len(sample) or pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_datetime64_any_dtype(df[column]):
+            continue
+        distinct = _name_shaped(sample)
+        if has_first and distinct is not None and _single_words(distinct):
+            rate = float(_known_names(distinct, "last").mean())
+            if rate >= 0.3:
+                out.append(PiiFinding(table=table, column=column, kind="last_name", method="values",
+                                      confidence=round(0.5 + 0.4 * rate, 4), policy=DEFAULT_POLICY["last_name"],
+                                      match_rate=round(rate, 4)))
+                continue
+        named = bool(_COMPANY_HEADER.search(_name_tokens(column)))
+        rate = _company_rate(sample)
+        people_like = rate >= 0.3 and _rate(_last_name_mask(pd.Series(pd.unique(sample), dtype=object).astype(str))) >= 0.3
+        if (is_person_table and (named or rate >= 0.3)) or people_like:
+            method = "name+values" if named and rate >= 0.3 else ("name" if named else "values")
+            out.append(PiiFinding(table=table, column=column, kind="company", method=method,
+                                  confidence=round(min(1.0, 0.6 + 0.4 * rate), 4), policy=DEFAULT_POLICY["company"],
+                                  match_rate=round(rate, 4)))
+    return out
+
+
+# ---------------------------------------------------------------- derived PII and mentions of real people
+
+SOURCE_KINDS = ("first_name", "last_name", "person_name")  # the PII whose words other columns embed
+DERIVED_THRESHOLD = 0.5  # share of rows whose value embeds the row's own name for a column to be derived from it
+MIN_NAME_WORD = 3  # shorter words ("Li", "Al") are too often other words
+_OPEN, _CLOSE = "\u27e6", "\u27e7"  # ⟦source.word:case⟧ in a learned template; never in real names
+_PLACEHOLDER = re.compile("\u27e6(\\d+|m\\d+)\\.(\\d+):([ltuf])\u27e7")
+_INITIAL = re.compile("\u27e6(\\d+)\\.0:i\u27e7")
+_LETTER_BEFORE, _LETTER_AFTER = r"(?<![^\W\d_])", r"(?![^\W\d_])"
+
+
+def _name_words(value) -> list[str]:
+    if value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA:
+        return []
+    return [w for w in re.split(r"[^\w'’\-]+|_", str(value)) if len(w) >= MIN_NAME_WORD and not w.isdigit()]
+
+
+def _case_of(matched: str, folded: bool) -> str:
+    if folded and matched == matched.lower():
+        return "f"
+    if matched == matched.lower():
+        return "l"
+    return "u" if matched == matched.upper() and len(matched) > 1 else "t"
+
+
+def _template_row(text: str, sources: list[object], first_index: int | None) -> tuple[str, int]:
+    """`text` with each word of the row's source values replaced by ⟦source.word:case⟧; how many were replaced.
+
+    A surname glued to the first name's initial (jsmith) becomes ⟦first.0:i⟧⟦last.0:case⟧."""
+    count = 0
+    initial = None
+    if first_index is not None:
+        words = _name_words(sources[first_index])
+        initial = _fold(words[0])[:1] if words else None
+    for j, value in enumerate(sources):
+        before = _LETTER_BEFORE
+        if initial and j != first_index:
+            before = rf"(?:{_LETTER_BEFORE}|(?<=(?<![^\W\d_])[{re.escape(initial)}]))"
+        for w, word in sorted(enumerate(_name_words(value)), key=lambda p: -len(p[1])):
+            for form, folded in dict.fromkeys([(word, False), (_fold(word), True)]):
+                if not form:
+                    continue
+
+                def replace(match: re.Match, j=j, w=w, folded=folded) -> str:
+                    nonlocal count
+                    count += 1
+                    return f"{_OPEN}{j}.{w}:{_case_of(match.group(1), folded)}{_CLOSE}"
+
+                text = re.sub(rf"{before}({re.escape(form)}){_LETTER_AFTER}", replace, text, flags=re.IGNORECASE)
+    if initial and first_index is not None:
+        glued_initial = re.compile(rf"{_LETTER_BEFORE}{re.escape(initial)}(?={_OPEN}(?!{first_index}\.))", re.IGNORECASE)
+        text = glued_initial.sub(f"{_OPEN}{first_index}.0:i{_CLOSE}", text)
+    return text, count
+
+
+def _mention_pattern(people: list[str]) -> re.Pattern | None:
+    """One regex for the real full names of the people a dataset holds."""
+    names = sorted({p for p in people if len(p) >= 2 * MIN_NAME_WORD}, key=len, reverse=True)
+    if not names:
+        return None
+    alternatives = "|".join(re.escape(n).replace(r"\ ", r"\s+") for n in names)
+    return re.compile(rf"{_LETTER_BEFORE}(?:{alternatives}){_LETTER_AFTER}", re.IGNORECASE)
+
+
+def _template_mentions(text: str, pattern: re.Pattern | None) -> tuple[str, int]:
+    """Real people named in `text` replaced by ⟦mK.word:case⟧, K one slot per distinct person in the value."""
+    if pattern is None:
+        return text, 0
+    slots: dict[str, int] = {}
+
+    def replace(match: re.Match) -> str:
+        words = match.group(0).split()
+        slot = slots.setdefault(_fold(" ".join(words)), len(slots))
+        return " ".join(f"{_OPEN}m{slot}.{w}:{_case_of(word, False)}{_CLOSE}" for w, word in enumerate(words))
+
+    text = pattern.sub(replace, text)
+    return text, len(slots)
+
+
+def _people(tables: Mapping[str, pd.DataFrame], findings: list[PiiFinding]) -> list[str]:
+    """Real full names ("first last") and multi-word person names of the person tables. A surname alone is not
+    enough ("Mr. Jones" is also a song title)."""
+    people: list[str] = []
+    for table in sorted(person_tables(findings)):
+        if table not in tables:
+            continue
+        df, mine = tables[table], [f for f in findings if f.table == table and f.column in tables[table].columns]
+        first = [f.column for f in mine if f.kind == "first_name"]
+        last = [f.column for f in mine if f.kind == "last_name"]
+        for f in mine:
+            if f.kind == "person_name":
+                people += [v for v in df[f.column].dropna().astype(str) if len(v.split()) >= 2]
+        for a in first:
+            for b in last:
+                pairs = df[[a, b]].dropna().astype(str)
+                people += list(pairs[a] + " " + pairs[b])
+    return people
+
+
+def _sources_frame(table: str, df: pd.DataFrame, sources: list[DerivedSource],
+                   tables: Mapping[str, pd.DataFrame]) -> list[pd.Series]:
+    """Each source's values aligned with the rows of `df` (through the FK for a parent's column)."""
+    out = []
+    for source in sources:
+        if source.child_key is None:
+            out.append(df[source.column].reset_index(drop=True))
+            continue
+        parent = tables[source.table]
+        lookup = parent.drop_duplicates(source.parent_key).set_index(source.parent_key)[source.column]
+        out.append(df[source.child_key].map(lookup).reset_index(drop=True))
+    return out
+
+
+def _template_column(values: pd.Series, sources: list[pd.Series], first_index: int | None,
+                     mentions: re.Pattern | None) -> tuple[pd.Series, pd.Series]:
+    """The templated values and, per row, whether anything was replaced; nulls stay null."""
+    out = pd.Series(pd.NA, index=range(len(values)), dtype=object)
+    hit = pd.Series(False, index=range(len(values)))
+    texts = values.reset_index(drop=True)
+    rows = [sources_j.to_numpy(dtype=object) for sources_j in sources]
+    for i, text in enumerate(texts.to_numpy(dtype=object)):
+        if text is None or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
+            continue
+        templated, n = _template_row(str(text), [r[i] for r in rows], first_index) if rows else (str(text), 0)
+        templated, m = _template_mentions(templated, mentions)
+        out[i], hit[i] = templated, (n + m) > 0
+    return out, hit
+
+
+def _derived_sources(table: str, schema: DatasetSchema, findings: list[PiiFinding],
+                     tables: Mapping[str, pd.DataFrame]) -> list[DerivedSource]:
+    """Name columns of this table and of its (single-key, already generated) parents that hold people."""
+    people = person_tables(findings)
+    sources = [DerivedSource(table=table, column=f.column, kind=f.kind) for f in findings
+               if f.table == table and f.kind in SOURCE_KINDS and table in people]
+    for fk in schema.fks_of(table) if table in schema.tables else []:
+        parent = fk.parent_table
+        if fk.is_self_reference or fk.deferred or parent not in people or schema.tables[parent].primary_key != [fk.parent_column]:
+            continue
+        sources += [DerivedSource(table=parent, column=f.column, kind=f.kind, child_key=fk.child_column,
+                                  parent_key=fk.parent_column)
+                    for f in findings if f.table == parent and f.kind in SOURCE_KINDS and f.column in tables.get(parent, {})]
+    return sources
+
+
+def _first_index(sources: list[DerivedSource]) -> int | None:
+    return next((j for j, s in enumerate(sources) if s.kind == "first_name"), None)
+
+
+def detect_derived(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, schema: DatasetSchema | None = None,
+                   tables: Mapping[str, pd.DataFrame] | None = None, columns: list[str] | None = None) -> list[PiiFinding]:
+    """Columns that embed the row's own names (a path ending in the surname, jsmith, john.smith@...) or name
+    real people of the dataset (a note): kind derived_pii, learned as templates and rendered with fakes.
+
+    Derived needs at least DERIVED_THRESHOLD of the sampled rows to embed the row's name; a mention needs one
+    value naming a real person in full (first and last name) anywhere in the column."""
+    tables = dict(tables or {}) | {table: df}
+    if schema is None:
+        people = person_tables(findings)
+        sources = [DerivedSource(table=table, column=f.column, kind=f.kind) for f in findings
+                   if f.table == table and f.kind in SOURCE_KINDS and table in people]
+    else:
+        sources = _derived_sources(table, schema, findings, tables)
+    mentions = _mention_pattern(_people(tables, findings))
+    flagged = {f.column for f in findings if f.table == table}
+    out = []
+    for column in columns if columns is not None else list(df.columns):
+        series = df[column]
+        if column in flagged or not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
+            continue
+        rows = series.dropna()
+        if rows.empty:
+            continue
+        if len(rows) > SAMPLE_SIZE:
+            rows = rows.sample(n=SAMPLE_SIZE, random_state=0)
+        aligned = [s.iloc[rows.index.map(df.index.get_loc)].reset_index(drop=True)
+                   for s in _sources_frame(table, df, sources, tables)]
+        _, derived = _template_column(rows, aligned, _first_index(sources), None)
+        rate = _rate(derived)
+        used = tuple(sources) if rate >= DERIVED_THRESHOLD else ()
+        named = False
+        if mentions is not None:
+            distinct = pd.Series(pd.unique(series.dropna().astype(str)), dtype=object)
+            named = bool(distinct.str.contains(mentions).any())
+        if rate >= DERIVED_THRESHOLD or named:
+            out.append(PiiFinding(table=table, column=column, kind="derived_pii", method="values",
+                                  confidence=round(max(rate, 0.9 if named else 0.0), 4), policy=DEFAULT_POLICY["derived_pii"],
+                                  match_rate=round(rate, 4), derived_from=used, mentions=named))
+    return out
 
 
 def _overrides(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> dict[tuple[str, str], str]:
@@ -609,7 +933,7 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
     person who knows the data outranks the heuristics.
     """
     overrides = _overrides(spec, tables, schema)
-    findings = []
+    detected: dict[tuple[str, str], PiiFinding] = {}
     for table, df in tables.items():
         if table not in schema.tables:
             raise SchemaError(f"table {table!r} is not in the schema of dataset {schema.dataset!r}: analyse it first")
@@ -620,6 +944,21 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
                 continue
             sdtype = meta.columns[column].sdtype if column in meta.columns else infer_sdtype(df[column])
             found = detect_column(table, column, df[column], sdtype)
+            if found is not None:
+                detected[(table, column)] = found
+    _add(detected, lambda table, df, found, rest: _context_findings(
+        table, df, found, rest, bool(IDENTIFYING_KINDS & {f.kind for f in found})), tables, schema)
+    _promote_copies_of_names(detected, tables, schema)
+    # derived after every table's names are known: a child's path may embed its parent's surname
+    _add(detected, lambda table, df, found, rest: detect_derived(
+        table, df, list(detected.values()), schema=schema, tables=tables, columns=rest), tables, schema)
+    findings = []
+    for table, df in tables.items():
+        keys = schema.key_columns(table)
+        for column in df.columns:
+            if column in keys:
+                continue
+            found = detected.get((table, column))
             policy = overrides.get((table, column))
             if found is None and policy is None:
                 continue
@@ -632,6 +971,31 @@ def scan_tables(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, spec:
                 found = found.model_copy(update={"consistent": True})
             findings.append(found)
     return findings
+
+
+def _promote_copies_of_names(detected: dict[tuple[str, str], PiiFinding], tables: Mapping[str, pd.DataFrame],
+                             schema: DatasetSchema) -> None:
+    """A column found to hold names by its values alone that repeats, row by row, a name column its header names
+    (a login equal to the first name) becomes derived from it, so its fake follows the row's fake name."""
+    for table, df in tables.items():
+        named = [f for (t, _), f in detected.items() if t == table and f.kind in SOURCE_KINDS and f.method != "values"]
+        copies = [f.column for (t, _), f in detected.items()
+                  if t == table and f.kind in SOURCE_KINDS and f.method == "values"]
+        if not named or not copies:
+            continue
+        for finding in detect_derived(table, df, named, columns=copies):
+            if finding.derived_from and finding.match_rate >= 0.9:
+                detected[(table, finding.column)] = finding
+
+
+def _add(detected: dict[tuple[str, str], PiiFinding], find, tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> None:
+    """Run a table-level detector over each table's columns not yet flagged and record what it finds."""
+    for table, df in tables.items():
+        keys = schema.key_columns(table)
+        found = [f for (t, _), f in detected.items() if t == table]
+        rest = [c for c in df.columns if c not in keys and (table, c) not in detected]
+        for finding in find(table, df, found, rest):
+            detected[(table, finding.column)] = finding
 
 
 def annotate_schema(schema: DatasetSchema, findings: list[PiiFinding]) -> DatasetSchema:
@@ -705,8 +1069,22 @@ def _of_table(findings: list[PiiFinding], table: str) -> list[PiiFinding]:
     return [f for f in findings if f.table == table]
 
 
-def prepare_for_training(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, hash_key: bytes | None) -> pd.DataFrame:
-    """The table a generator may learn from: fake and drop columns removed, hash and mask columns transformed."""
+def derived_templates(table: str, df: pd.DataFrame, finding: PiiFinding,
+                      tables: Mapping[str, pd.DataFrame], findings: list[PiiFinding]) -> tuple[pd.Series, pd.Series]:
+    """A derived column's templates (the row's names and real people replaced by placeholders) and which rows
+    held any; `tables` supplies parents' names and the dataset's people, never stored."""
+    tables = dict(tables) | {table: tables.get(table, df)}
+    sources = list(finding.derived_from)
+    aligned = _sources_frame(table, df, sources, tables)
+    mentions = _mention_pattern(_people(tables, findings)) if finding.mentions else None
+    templates, hit = _template_column(df[finding.column], aligned, _first_index(sources), mentions)
+    return templates.set_axis(df.index), hit.set_axis(df.index)
+
+
+def prepare_for_training(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, hash_key: bytes | None,
+                         tables: Mapping[str, pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The table a generator may learn from: fake and drop columns removed, hash and mask columns transformed,
+    derived columns as templates (their real names replaced by placeholders; `tables` gives parents' names)."""
     mine = [f for f in _of_table(findings, table) if f.column in df.columns]
     if isinstance(hash_key, str):
         hash_key = hash_key.encode("utf-8")
@@ -717,6 +1095,11 @@ def prepare_for_training(table: str, df: pd.DataFrame, findings: list[PiiFinding
                             f"set the environment variable {HASH_KEY_ENV} to a secret")
     out = df.copy()
     for f in mine:
+        if f.kind == "derived_pii" and f.policy == "fake":
+            out[f.column] = derived_templates(table, df, f, tables or {table: df}, findings)[0].astype("string")
+    for f in mine:
+        if f.kind == "derived_pii" and f.policy == "fake":
+            continue
         if f.policy == "fake" and f.consistent:
             out[f.column] = pseudonym_tokens(out[f.column], hash_key)
         elif f.policy in ("fake", "drop"):
@@ -788,7 +1171,8 @@ class _Faker:
     def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
         if method not in self.cache:
             produce = getattr(self.faker, method)
-            values = list(dict.fromkeys(transform(produce()) for _ in range(self.size)))
+            # one line each: some locales write a street address over two lines
+            values = list(dict.fromkeys(transform(produce()).replace("\n", ", ") for _ in range(self.size)))
             if self.forbidden:
                 values = [v for v in values if normalize_value(v) not in self.forbidden]
             self.cache[method] = np.array(values, dtype=object)
@@ -915,6 +1299,8 @@ def _generator(kind: str, pools: _Faker, rng: np.random.Generator, context: dict
         "iban": iban,
         "city": sampled("city"),
         "free_text_pii": sampled("sentence"),
+        "company": sampled("company"),
+        "derived_pii": sampled("user_name"),  # a derived column the model did not learn: a handle-like value
         DECLARED_KIND: declared,
     }[kind]
 
@@ -927,16 +1313,16 @@ def _normalized(values: np.ndarray) -> pd.Series:
     return text.str.replace(_WS, " ", regex=True).str.strip()
 
 
-def _avoiding(make, n_rows: int, forbidden, rng: np.random.Generator, is_datetime: bool) -> np.ndarray:
-    """Generate, then regenerate the rows that hit a real value, so no real value appears by coincidence."""
-    values = make(np.arange(n_rows), 0)
-    if not forbidden or n_rows == 0:
+def _avoiding(make, rows: np.ndarray, forbidden, rng: np.random.Generator, is_datetime: bool) -> np.ndarray:
+    """Generate for `rows`, then regenerate those that hit a real value, so no real value appears by coincidence."""
+    values = make(rows, 0)
+    if not forbidden or len(rows) == 0:
         return values
     for attempt in range(1, 21):
         bad = np.flatnonzero(_isin(_normalized(values), forbidden))
         if bad.size == 0:
             return values
-        values[bad] = make(bad, attempt)
+        values[bad] = make(rows[bad], attempt)
     bad = np.flatnonzero(_isin(_normalized(values), forbidden))
     while bad.size:  # the kind's value space is exhausted by real values: fall back to something obviously made up
         if is_datetime:
@@ -960,7 +1346,7 @@ def consistent_fakes(tokens: pd.Series, kind: str, *, locale: str = "en_US", for
     for token in pd.unique(tokens.dropna().astype(str)):
         rng = np.random.default_rng(int(hashlib.sha256(token.encode()).hexdigest()[:16], 16))
         make = _generator(kind, pools, rng, {})
-        values[token] = _avoiding(make, 1, forbidden, rng, is_datetime=kind == "birth_date")[0]
+        values[token] = _avoiding(make, np.arange(1), forbidden, rng, is_datetime=kind == "birth_date")[0]
     mapped = tokens.astype("string").map(values)
     if kind == "birth_date":
         return pd.Series(mapped.to_numpy(dtype=object), index=tokens.index).astype("datetime64[us]")
@@ -974,6 +1360,125 @@ def _seed_for(seed: int, table: str, column: str) -> np.random.SeedSequence:
 _NAME_KINDS_FIRST = {"first_name": 0, "last_name": 1, "person_name": 2}
 
 
+_COUNTRY_ALIASES = {
+    "usa": "US", "us": "US", "u.s.a.": "US", "united states of america": "US", "america": "US", "uk": "GB",
+    "u.k.": "GB", "great britain": "GB", "britain": "GB", "england": "GB", "scotland": "GB", "wales": "GB",
+    "netherlands": "NL", "the netherlands": "NL", "holland": "NL", "ireland": "IE", "china": "CN", "korea": "KR",
+    "czechia": "CZ", "russian federation": "RU", "deutschland": "DE", "espana": "ES", "brasil": "BR", "italia": "IT",
+    "suisse": "CH", "schweiz": "CH", "osterreich": "AT", "polska": "PL", "sverige": "SE", "norge": "NO",
+    "danmark": "DK", "suomi": "FI", "belgique": "BE", "belgie": "BE", "nippon": "JP", "nihon": "JP",
+}
+_LOCALE_QUIRKS = frozenset({"dk_DK"})  # an alias Faker keeps for da_DK
+
+
+@functools.lru_cache(maxsize=1)
+def _country_locales() -> dict[str, str]:
+    """Accent-folded country name, ISO alpha-2 or alpha-3 code -> the Faker locale of that territory.
+
+    Where a territory has several, the one whose language code equals the country code wins (es_ES, not ca_ES),
+    then English (en_CA), then the first by name."""
+    from faker.config import AVAILABLE_LOCALES
+    from faker.providers.date_time import Provider
+
+    by_territory: dict[str, list[str]] = {}
+    for locale in sorted(AVAILABLE_LOCALES):
+        if "_" in locale and locale not in _LOCALE_QUIRKS:
+            by_territory.setdefault(locale.split("_", 1)[1], []).append(locale)
+
+    def pick(territory: str) -> str | None:
+        options = by_territory.get(territory, [])
+        for prefer in (lambda l: l.split("_")[0] == territory.lower(), lambda l: l.startswith("en_"), lambda l: True):
+            match = next((l for l in options if prefer(l)), None)
+            if match:
+                return match
+        return None
+
+    mapping: dict[str, str] = {}
+    codes = {}
+    for country in Provider.countries:
+        codes[_fold(country.name)] = country.alpha_2_code
+        codes[_fold(country.alpha_2_code)] = country.alpha_2_code
+        codes[_fold(country.alpha_3_code)] = country.alpha_2_code
+    codes |= _COUNTRY_ALIASES
+    for key, code in codes.items():
+        locale = pick(code)
+        if locale:
+            mapping[key] = locale
+    return mapping
+
+
+COUNTRY_MATCH = 0.8  # share of a column's distinct values that must be countries for it to set the rows' locale
+
+
+def row_locales(frame: pd.DataFrame, default: str) -> np.ndarray | None:
+    """The Faker locale of each row from its country column (a name or ISO code), `default` where unknown.
+
+    The country column is the first whose header says country and whose values are mostly countries, else the
+    first whose distinct values are nearly all countries; None when the table has none."""
+    mapping = _country_locales()
+    candidates = []
+    for column in frame.columns:
+        series = frame[column]
+        if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)
+                or isinstance(series.dtype, pd.CategoricalDtype)):
+            continue
+        distinct = pd.Series(pd.unique(series.dropna().astype(str)), dtype=object)
+        if len(distinct) == 0:
+            continue
+        rate = _rate(pd.Series(_isin(_fold_series(distinct.str.strip()), set(mapping))))
+        named = "country" in _name_tokens(column).split("_")
+        if (named and rate >= 0.5) or rate >= COUNTRY_MATCH and len(distinct) >= 2:
+            candidates.append((not named, column))
+    if not candidates:
+        return None
+    column = min(candidates, key=lambda c: c[0])[1]
+    folded = _fold_series(frame[column].astype("string").fillna("").str.strip())
+    return folded.map(lambda v: mapping.get(v, default)).to_numpy(dtype=object)
+
+
+def _apply_case(words: np.ndarray, case: str) -> np.ndarray:
+    series = pd.Series(words, dtype=object).astype(str)
+    if case == "l":
+        return series.str.lower().to_numpy(dtype=object)
+    if case == "u":
+        return series.str.upper().to_numpy(dtype=object)
+    if case == "f":
+        return _fold_series(series).str.replace(r"[^a-z0-9'\-]", "", regex=True).to_numpy(dtype=object)
+    if case == "i":
+        return _fold_series(series).str[:1].to_numpy(dtype=object)
+    return series.to_numpy(dtype=object)
+
+
+def render_templates(templates: pd.Series, sources: Mapping[str, np.ndarray], fresh_names: Callable[[int], np.ndarray]) -> pd.Series:
+    """Learned templates with every ⟦source.word:case⟧ replaced by that word of the row's fake, in that case.
+
+    `sources` maps a source index (as text) to the row's fake values; a mention slot ⟦mK...⟧ gets a fresh fake
+    full name per row (`fresh_names(n)`), the same for every word of one slot."""
+    text = templates.astype("string").reset_index(drop=True)
+    if not len(text):
+        return text
+    found = set(text.dropna().str.findall(_PLACEHOLDER).explode().dropna().map(lambda t: (t[0], int(t[1]), t[2])))
+    found |= {(j, 0, "i") for j in text.dropna().str.findall(_INITIAL).explode().dropna()}
+    slots = {j for j, _, _ in found if j.startswith("m")}
+    values = {j: pd.Series(sources[j], dtype=object) for j in {j for j, _, _ in found if not j.startswith("m")} if j in sources}
+    values |= {slot: pd.Series(fresh_names(len(text)), dtype=object) for slot in sorted(slots)}
+    for j, w, case in sorted(found):
+        fake = values.get(j)
+        if fake is None:  # a source the output lacks (dropped): a fresh name keeps the text readable
+            fake = values.setdefault(j, pd.Series(fresh_names(len(text)), dtype=object))
+        words = fake.fillna("").astype(str).str.split()
+        word = words.map(lambda parts, w=w: parts[min(w, len(parts) - 1)] if parts else "").to_numpy(dtype=object)
+        marker = f"{_OPEN}{j}.{w}:{case}{_CLOSE}"
+        rendered = _apply_case(word, case)
+        has = text.str.contains(marker, regex=False).fillna(False).to_numpy(dtype=bool)
+        if has.any():
+            text[has] = [t.replace(marker, r) for t, r in zip(text[has], rendered[has])]
+    leftover = text.str.contains(_OPEN, regex=False).fillna(False).to_numpy(dtype=bool)
+    if leftover.any():  # a template the generator garbled: drop the broken markers rather than emit them
+        text[leftover] = text[leftover].str.replace(f"{_OPEN}[^{_CLOSE}]*{_CLOSE}?", "", regex=True)
+    return text
+
+
 def fill_synthetic(
     table: str,
     synthetic: pd.DataFrame,
@@ -985,35 +1490,48 @@ def fill_synthetic(
     seed: int = 0,
     forbidden: set[str] | frozenset = frozenset(),
     null_rates: dict[str, float] | None = None,
+    parents: Mapping[str, pd.DataFrame] | None = None,
 ) -> pd.DataFrame:
     """The output table: Faker columns for `fake` findings (never learned), `drop` columns left out.
 
-    Emails are derived from the row's fake names and use example.com/.net/.org, so a synthetic address can
-    never reach a real inbox. Birth dates fall in 1940..2006, a fixed range so one seed gives one output
-    regardless of the day it runs. Any value equal (normalised) to a value in `forbidden` is regenerated;
-    where a kind's value space is exhausted, an obviously made-up token (or a null date) is used instead.
-    `null_rates` blanks that share of rows per column (a real null rate is an aggregate and safe to reuse).
+    Each row's fakes come from the Faker locale of its country column (`row_locales`; `locale` where there is
+    none or it is unknown), generated together per locale group, so a Spanish row gets a Spanish name, street,
+    postcode and phone. Emails are derived from the row's fake names and use example.com/.net/.org, so a
+    synthetic address can never reach a real inbox. Derived columns (learned as templates) are rendered with the
+    row's fakes, or its synthetic parent's (`parents`). Birth dates fall in 1940..2006, a fixed range so one seed
+    gives one output regardless of the day it runs. Any value equal (normalised) to a value in `forbidden` is
+    regenerated; where a kind's value space is exhausted, an obviously made-up token (or a null date) is used
+    instead. `null_rates` blanks that share of rows per column (a real null rate is an aggregate and safe to reuse).
     """
     if synthetic.shape[1] and len(synthetic) != n_rows:
         raise ValueError(f"table {table!r}: synthetic frame has {len(synthetic)} rows, n_rows is {n_rows}")
     mine = _of_table(findings, table)
     dropped = {f.column for f in mine if f.policy == "drop"}
-    consistent = [f for f in mine if f.policy == "fake" and f.consistent and f.column in synthetic.columns]
-    fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order and f not in consistent),
-                   key=lambda f: _NAME_KINDS_FIRST.get(f.kind, 3))
+    derived = [f for f in mine if f.kind == "derived_pii" and f.policy == "fake" and f.column in synthetic.columns]
+    consistent = [f for f in mine if f.policy == "fake" and f.consistent and f.column in synthetic.columns and f not in derived]
+    fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order and f not in consistent
+                    and f not in derived), key=lambda f: _NAME_KINDS_FIRST.get(f.kind, 3))
     out = synthetic.copy() if synthetic.shape[1] else pd.DataFrame(index=pd.RangeIndex(n_rows))
+    out = out.reset_index(drop=True)
     for f in consistent:
         out[f.column] = consistent_fakes(out[f.column], f.kind, locale=locale, forbidden=forbidden)
+    locales = row_locales(out, locale) if out.shape[1] else None
+    groups = ({locale: np.arange(n_rows)} if locales is None else
+              {loc: np.flatnonzero(locales == loc) for loc in sorted(set(locales))})
     null_rates = null_rates or {}
     context: dict[str, np.ndarray] = {}
+    faked: dict[str, np.ndarray] = {}
     for f in fakes:
         sequence = _seed_for(seed, table, f.column)
         rng = np.random.default_rng(sequence)
-        pools = _Faker(locale, int(sequence.generate_state(1)[0]), n_rows, forbidden)
-        make = _generator(f.kind, pools, rng, context)
-        values = _avoiding(make, n_rows, forbidden, rng, is_datetime=f.kind == "birth_date")
+        values = np.empty(n_rows, dtype="datetime64[us]" if f.kind == "birth_date" else object)
+        for group, (loc, rows) in enumerate(groups.items()):
+            pools = _Faker(loc, int(sequence.generate_state(1)[0]) + group, len(rows), forbidden)
+            make = _generator(f.kind, pools, rng, context)
+            values[rows] = _avoiding(make, rows, forbidden, rng, is_datetime=f.kind == "birth_date")
         if f.kind in _NAME_KINDS_FIRST:
             context.setdefault(f.kind, values)
+        faked[f.column] = values
         if f.kind == "birth_date":
             series = pd.Series(values, index=out.index).astype("datetime64[us]")
         else:
@@ -1025,11 +1543,44 @@ def fill_synthetic(
         if n_null:
             series.iloc[rng.choice(n_rows, size=n_null, replace=False)] = None
         out[f.column] = series
+    for f in derived:
+        out[f.column] = _render_derived(table, f, out, faked, parents or {}, groups, seed, forbidden)
     columns = [c for c in column_order if c not in dropped]
     missing = [c for c in columns if c not in out.columns]
     if missing:
         raise ValueError(f"table {table!r}: synthetic output lacks column(s) {', '.join(missing)}")
     return out[columns]
+
+
+def _render_derived(table: str, finding: PiiFinding, out: pd.DataFrame, faked: Mapping[str, np.ndarray],
+                    parents: Mapping[str, pd.DataFrame], groups: Mapping[str, np.ndarray], seed: int,
+                    forbidden) -> pd.Series:
+    """A derived column: its learned templates filled with the row's own fakes (or its synthetic parent's)."""
+    n_rows = len(out)
+    sources: dict[str, np.ndarray] = {}
+    for j, source in enumerate(finding.derived_from):
+        if source.child_key is None:
+            if source.column in faked:
+                sources[str(j)] = faked[source.column]
+            elif source.column in out.columns:
+                sources[str(j)] = out[source.column].to_numpy(dtype=object)
+            continue
+        parent = parents.get(source.table)
+        if parent is None or source.column not in parent.columns or source.child_key not in out.columns:
+            continue
+        lookup = parent.drop_duplicates(source.parent_key).set_index(source.parent_key)[source.column]
+        sources[str(j)] = out[source.child_key].map(lookup).to_numpy(dtype=object)
+    sequence = _seed_for(seed, table, finding.column)
+    rng = np.random.default_rng(sequence)
+
+    def fresh_names(k: int) -> np.ndarray:
+        names = np.empty(k, dtype=object)
+        for group, (loc, rows) in enumerate(groups.items()):
+            pools = _Faker(loc, int(sequence.generate_state(1)[0]) + group, len(rows), forbidden)
+            names[rows] = _generator("person_name", pools, rng, {})(rows, 1)
+        return names
+
+    return render_templates(out[finding.column], sources, fresh_names).set_axis(out.index)
 
 
 # ---------------------------------------------------------------- leak checks
@@ -1041,7 +1592,10 @@ def forbidden_values(tables: Mapping[str, pd.DataFrame], findings: list[PiiFindi
     for f in findings:
         if f.policy == "keep" or f.table not in tables or f.column not in tables[f.table].columns:
             continue
-        forbidden.update(_normalize_series(tables[f.table][f.column]))
+        values = tables[f.table][f.column]
+        if f.kind == "derived_pii":  # only the values that carry a name are PII-bearing (a path without one is not)
+            values = values[derived_templates(f.table, tables[f.table], f, tables, findings)[1]]
+        forbidden.update(_normalize_series(values))
     forbidden.discard("")
     return forbidden
 
@@ -1051,19 +1605,33 @@ def _checkable(series: pd.Series) -> bool:
             or isinstance(series.dtype, pd.CategoricalDtype) or pd.api.types.is_datetime64_any_dtype(series))
 
 
-def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str]) -> dict[str, dict[str, int]]:
-    """{table: {column: count}} of synthetic values equal to a forbidden real value; counts, never values."""
+_SINGLE_WORD = re.compile(r"[^\W\d_]+")
+
+
+def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str], exempt: Collection[str] = (),
+               findings: list[PiiFinding] | None = None) -> dict[str, dict[str, int]]:
+    """{table: {column: count}} of synthetic values equal to a forbidden real value; counts, never values.
+
+    `exempt` holds "Table.Column" refs the spec declares public by design (`pii_leak_exempt`): not checked.
+    With `findings`, a column that holds no PII is not blamed for a single word that happens to be someone's
+    first name or surname ("Dolores" as a district): it is checked for the identifying values (emails, phones,
+    addresses, full names) only; PII columns not kept are checked for every value."""
     leaks: dict[str, dict[str, int]] = {}
     if not forbidden:
         return leaks
+    exempt = set(exempt)
+    pii_refs = None if findings is None else {f.ref for f in findings if f.policy != "keep"}
     for table, df in synthetic_tables.items():
         for column in df.columns:
             series = df[column]
-            if not _checkable(series):
+            if not _checkable(series) or f"{table}.{column}" in exempt:
                 continue
             if isinstance(series.dtype, pd.CategoricalDtype):
                 series = series.astype(object)
-            count = int(_isin(_normalize_series(series), forbidden).sum())
+            values = _normalize_series(series)
+            if pii_refs is not None and f"{table}.{column}" not in pii_refs and len(values):
+                values = values[~values.str.fullmatch(_SINGLE_WORD)]
+            count = int(_isin(values, forbidden).sum())
             if count:
                 leaks.setdefault(table, {})[column] = count
     return leaks
@@ -1079,9 +1647,10 @@ def _shingle_digest(salt: str, text: str) -> str:
 def text_columns(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, findings: list[PiiFinding]) -> list[tuple[str, str]]:
     """Free-text columns: semantic type text, or found to hold free text with PII. Keys never are."""
     refs = {(f.table, f.column) for f in findings if f.kind == "free_text_pii"}
+    derived = {(f.table, f.column) for f in findings if f.kind == "derived_pii"}  # guarded by their real values
     for table, meta in schema.tables.items():
         keys = schema.key_columns(table)
-        refs |= {(table, c) for c, m in meta.columns.items() if m.sdtype == "text" and c not in keys}
+        refs |= {(table, c) for c, m in meta.columns.items() if m.sdtype == "text" and c not in keys} - derived
     return sorted((t, c) for t, c in refs if t in tables and c in tables[t].columns)
 
 
@@ -1098,7 +1667,28 @@ def text_shingle_digests(tables: Mapping[str, pd.DataFrame], schema: DatasetSche
     stride = max(1, -(-total // MAX_SHINGLES))
     width = max(8, SHINGLE - stride + 1)
     digests = {_shingle_digest(salt, t[i:i + width]) for t in texts for i in range(0, len(t) - width + 1, stride)}
-    return {"width": width, "stride": stride, "digests": sorted(digests)}
+    return {"width": width, "stride": stride, "digests": sorted(digests),
+            "categories": category_digests(tables, schema, findings, salt, width)}
+
+
+def category_digests(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, findings: list[PiiFinding], salt: str,
+                     width: int) -> list[str]:
+    """Salted digests of whole real values of the non-PII, non-text columns at least `width` long.
+
+    Such a value (a job title) is learned and emitted as a category by design; that it also occurs inside a real
+    note does not make it PII-bearing text, so `find_text_leaks` does not count it as a snippet leak."""
+    flagged = {(f.table, f.column) for f in findings} | set(text_columns(tables, schema, findings))
+    values: set[str] = set()
+    for table, df in tables.items():
+        keys = schema.key_columns(table) if table in schema.tables else set()
+        for column in df.columns:
+            if (table, column) in flagged or column in keys or not _checkable(df[column]):
+                continue
+            if pd.api.types.is_datetime64_any_dtype(df[column]):
+                continue
+            text = pd.Series(pd.unique(_normalize_series(df[column])), dtype=object)
+            values.update(text[text.str.len() >= width])
+    return sorted(_shingle_digest(salt, v) for v in values)
 
 
 def read_text_guard(model_dir) -> dict | None:
@@ -1115,21 +1705,28 @@ def read_text_guard(model_dir) -> dict | None:
         raise SchemaError(f"model at {path.parent.name}: text_guard.json is corrupt: retrain the model") from None
 
 
-def find_text_leaks(synthetic_tables: Mapping[str, pd.DataFrame], guard: Mapping | None, salt: str) -> dict[str, dict[str, int]]:
-    """{table: {column: values}} of synthetic text values that contain a real free-text snippet; counts only."""
+def find_text_leaks(synthetic_tables: Mapping[str, pd.DataFrame], guard: Mapping | None, salt: str,
+                    exempt: Collection[str] = ()) -> dict[str, dict[str, int]]:
+    """{table: {column: values}} of synthetic text values that contain a real free-text snippet; counts only.
+
+    A value equal to a whole real category of a non-PII column (see `category_digests`) is not a snippet leak;
+    `exempt` "Table.Column" refs are not checked."""
     leaks: dict[str, dict[str, int]] = {}
     if not guard or not guard.get("digests"):
         return leaks
     digests, width = set(guard["digests"]), int(guard["width"])
+    categories, exempt = set(guard.get("categories", ())), set(exempt)
     for table, df in synthetic_tables.items():
         for column in df.columns:
             series = df[column]
             if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
                 continue
+            if f"{table}.{column}" in exempt:
+                continue
             values = _normalize_series(series)
             long = values[values.str.len() >= width] if len(values) else values
-            hit = {v for v in pd.unique(long)
-                   if any(_shingle_digest(salt, v[i:i + width]) in digests for i in range(len(v) - width + 1))}
+            hit = {v for v in pd.unique(long) if _shingle_digest(salt, v) not in categories
+                   and any(_shingle_digest(salt, v[i:i + width]) in digests for i in range(len(v) - width + 1))}
             count = int(long.isin(hit).sum()) if hit else 0
             if count:
                 leaks.setdefault(table, {})[column] = count

@@ -538,7 +538,7 @@ def train(
             df, meta = tables[name], schema.tables[name]
             train_df, holdout_df = splits[name]
             keys = schema.key_columns(name)
-            learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key)
+            learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key, tables=tables)
             learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
             training_meta = _training_meta(meta, findings)
             training_meta.rows_per_person = per_person.get(name, 1.0)
@@ -1168,7 +1168,8 @@ def generate_table_chunks(
         for column, values in keys.items():
             body[column] = values.iloc[start:stop].reset_index(drop=True)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
-                                        seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates)
+                                        seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates,
+                                        parents=parents)
         out = redraw_forbidden(out, token_columns, forbidden,
                                lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
         if pk and out.duplicated(subset=pk).any():

@@ -185,6 +185,8 @@ class DatasetSpec(_Strict):
     null_values: list[str] = Field(
         default_factory=lambda: [""], description="CSV cells read as null; everything else (NA, N/A, null, None) is a value")
     pii_locale: str = "en_US"
+    pii_leak_exempt: list[str] = Field(
+        default_factory=list, description="'Table.Column' refs the no_pii_leak check skips (a value that is public by design)")
     pii_consistent_fake: bool = Field(
         default=False, description="fake PII through keyed tokens: one real value -> one fake in every table (needs GENESIS_HASH_KEY)")
     quasi_identifiers: dict[str, list[str]] = Field(
@@ -234,6 +236,13 @@ class DatasetSpec(_Strict):
                 raise ValueError(f"pii[{ref}]: {policy!r} is not one of {', '.join(PII_POLICIES)}")
         return value
 
+    @field_validator("pii_leak_exempt")
+    @classmethod
+    def _valid_exempt_refs(cls, value: list[str]) -> list[str]:
+        for ref in value:
+            _split_ref(ref, "pii_leak_exempt entry")
+        return value
+
     @field_validator("schedule")
     @classmethod
     def _valid_cron(cls, value: str | None) -> str | None:
@@ -246,6 +255,7 @@ class DatasetSpec(_Strict):
         if not self.tables:
             return self
         refs = [("column_types", r) for r in self.column_types] + [("pii", r) for r in self.pii]
+        refs += [("pii_leak_exempt", r) for r in self.pii_leak_exempt]
         refs += [("utility.target", r) for r in [self.utility.target] if r] + [("utility.public_columns", r) for r in self.utility.public_columns]
         for fk in self.foreign_keys or []:
             refs += [("foreign_keys.child", fk.child), ("foreign_keys.parent", fk.parent)]

@@ -46,12 +46,14 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
         model, model_dir = load_model(storage.model_root(spec.name))
         with warehouse.get_connection() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
-        leaks = find_leaks({table: df}, load_pii_guard(model, model_dir)).get(table, {})
-        snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt).get(table, {})
+        exempt = spec.pii_leak_exempt
+        leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt, model.pii).get(table, {})
+        snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt, exempt).get(table, {})
         return dg.AssetCheckResult(passed=not leaks and not snippets, metadata={
             "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
             "text_snippet_leaks": sum(snippets.values()),
             "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
+            "exempt_columns": ", ".join(sorted(r.split(".", 1)[1] for r in exempt if r.split(".", 1)[0] == table)) or "none",
         })
 
     return no_pii_leak
