@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from genesis_pipelines.engine.constraints import check_columns as check_constraint_columns
 from genesis_pipelines.engine.errors import SchemaError
@@ -38,14 +38,49 @@ class TableMeta(BaseModel):
 
 
 class ForeignKey(BaseModel):
+    """A child column tuple referencing a parent key tuple (one column each for a plain FK).
+
+    `child_column` / `parent_column` name a one-column FK's columns; a composite FK's are its columns joined by
+    '+', the name of its tuple-code key inside the relational layer (see `key_values`)."""
+
     child_table: str
-    child_column: str
+    child_columns: list[str]
     parent_table: str
-    parent_column: str
+    parent_columns: list[str]
     nullable: bool = False
     inferred: bool = False
     evidence: str = "declared"
-    deferred: bool = False  # a nullable FK that closes a cycle: filled after its parent table is generated
+    deferred: bool = False  # closes a cycle: filled after its parent table is generated (fill_deferred_keys)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_column_form(cls, data):
+        """`child_column=` / `parent_column=` (and models saved before composite keys) mean one-column lists."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for side in ("child", "parent"):
+                if f"{side}_column" in data:
+                    data.setdefault(f"{side}_columns", [data.pop(f"{side}_column")])
+        return data
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ForeignKey":
+        if not self.child_columns or len(self.child_columns) != len(self.parent_columns):
+            raise ValueError(f"foreign key {self.child_table} -> {self.parent_table}: {len(self.child_columns)} child "
+                             f"columns against {len(self.parent_columns)} parent columns")
+        return self
+
+    @property
+    def composite(self) -> bool:
+        return len(self.child_columns) > 1
+
+    @property
+    def child_column(self) -> str:
+        return "+".join(self.child_columns)
+
+    @property
+    def parent_column(self) -> str:
+        return "+".join(self.parent_columns)
 
     @property
     def is_self_reference(self) -> bool:
@@ -53,7 +88,33 @@ class ForeignKey(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"{self.child_table}.{self.child_column} -> {self.parent_table}.{self.parent_column}"
+        if not self.composite:
+            return f"{self.child_table}.{self.child_column} -> {self.parent_table}.{self.parent_column}"
+        return f"{self.child_table}.({', '.join(self.child_columns)}) -> {self.parent_table}.({', '.join(self.parent_columns)})"
+
+
+KEY_SEPARATOR = "\x1f"
+
+
+def key_values(df: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One comparable value per row for a key of one or more columns: a composite key becomes one tuple code
+    (its parts joined), null where any part is null; dtypes are normalised so read and generated keys match."""
+    if len(columns) == 1:
+        return _comparable(df[columns[0]]).where(df[columns[0]].notna().to_numpy())
+    parts = [_comparable(df[c]) for c in columns]
+    null = np.zeros(len(df), dtype=bool)
+    for column in columns:
+        null |= df[column].isna().to_numpy()
+    code = parts[0].astype(str).str.cat([p.astype(str) for p in parts[1:]], sep=KEY_SEPARATOR)
+    return code.astype(object).where(~null, None)
+
+
+def child_keys(fk: ForeignKey, df: pd.DataFrame) -> pd.Series:
+    return key_values(df, fk.child_columns)
+
+
+def parent_keys(fk: ForeignKey, df: pd.DataFrame) -> pd.Series:
+    return key_values(df, fk.parent_columns)
 
 
 class DatasetSchema(BaseModel):
@@ -72,7 +133,7 @@ class DatasetSchema(BaseModel):
     def key_columns(self, table: str) -> set[str]:
         """Columns the relational layer owns: primary key and FK columns."""
         keys = set(self.tables[table].primary_key)
-        keys.update(fk.child_column for fk in self.fks_of(table))
+        keys.update(c for fk in self.fks_of(table) for c in fk.child_columns)
         return keys
 
 
@@ -188,26 +249,33 @@ def infer_primary_key(name: str, df: pd.DataFrame) -> list[str]:
 
 
 def declared_foreign_keys(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> list[ForeignKey]:
+    """The spec's FKs, checked against the data: columns exist, the parent tuple is a unique non-null key, every
+    non-null child tuple has its parent (counts only in errors)."""
     fks = []
     for fk_spec in spec.foreign_keys or []:
-        (ct, cc), (pt, pc) = fk_spec.child_ref, fk_spec.parent_ref
-        for table, column, role in ((ct, cc, "child"), (pt, pc, "parent")):
+        ct, pt = fk_spec.child_table, fk_spec.parent_table
+        for table, columns, role in ((ct, fk_spec.child_columns, "child"), (pt, fk_spec.parent_columns, "parent")):
             if table not in tables:
-                raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: {role} table {table!r} is not a source table")
-            if column not in tables[table].columns:
-                raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: {role} column {table}.{column} does not exist")
-        parent_values = tables[pt][pc]
-        if parent_values.isna().any() or parent_values.duplicated().any():
-            raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: parent column {pt}.{pc} is not a unique non-null key")
-        child_values = tables[ct][cc].dropna()
-        orphans = int((~_contained(child_values, parent_values)).sum())
+                raise SchemaError(f"foreign key {fk_spec.label}: {role} table {table!r} is not a source table")
+            for column in columns:
+                if column not in tables[table].columns:
+                    raise SchemaError(f"foreign key {fk_spec.label}: {role} column {table}.{column} does not exist")
+        fk = ForeignKey(child_table=ct, child_columns=fk_spec.child_columns, parent_table=pt,
+                        parent_columns=fk_spec.parent_columns)
+        parent = tables[pt][fk.parent_columns]
+        if parent.isna().any().any() or parent.duplicated().any():
+            raise SchemaError(f"foreign key {fk.label}: parent columns {pt}.({', '.join(fk.parent_columns)}) are not a "
+                              f"unique non-null key ({int(parent.duplicated().sum())} duplicate, "
+                              f"{int(parent.isna().any(axis=1).sum())} null rows)")
+        child_values = child_keys(fk, tables[ct]).dropna()
+        orphans = int((~child_values.isin(set(parent_keys(fk, tables[pt])))).sum())
         if orphans:
             raise SchemaError(
-                f"foreign key {fk_spec.child} -> {fk_spec.parent}: {orphans} of {len(child_values)} values of "
-                f"{ct}.{cc} have no matching {pt}.{pc} (broken key)"
+                f"foreign key {fk.label}: {orphans} of {len(child_values)} values of "
+                f"{ct}.({', '.join(fk.child_columns)}) have no matching parent row (broken key)"
             )
-        fks.append(ForeignKey(child_table=ct, child_column=cc, parent_table=pt, parent_column=pc,
-                              nullable=bool(tables[ct][cc].isna().any())))
+        fk.nullable = bool(tables[ct][fk.child_columns].isna().any().any())
+        fks.append(fk)
     return fks
 
 
@@ -269,8 +337,7 @@ def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, T
 
 
 def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]:
-    """Parents before children; self references are allowed, and so are cycles through a nullable FK, which
-    `break_cycles` marks deferred; any other cycle is an error naming its tables."""
+    """Parents before children, with self references allowed and the FKs `break_cycles` deferred left out."""
     sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
     for fk in fks:
         if not fk.is_self_reference and not fk.deferred:
@@ -279,12 +346,18 @@ def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]
         return list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
-        raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)}; break it with a nullable key or remove one FK") from None
+        raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)}; run break_cycles first") from None
 
 
-def break_cycles(table_names: list[str], fks: list[ForeignKey]) -> list[ForeignKey]:
-    """Mark deferred one nullable FK in each cycle, so the rest orders; a cycle with no nullable FK is an error."""
+def break_cycles(table_names: list[str], fks: list[ForeignKey],
+                 primary_keys: Mapping[str, list[str]] | None = None) -> list[ForeignKey]:
+    """Mark one FK of each cycle deferred, so the rest orders: its child rows are generated with the key empty
+    and the key is assigned once the parent table exists (relational.fill_deferred_keys). Preferred: a nullable
+    FK (its real data already lives with empty keys), and never one inside its table's primary key (rows with an
+    empty key would collide); among equals the cycle's last FK, a choice that needs no data, so the asset graph
+    planned from the spec and the model agree."""
     fks = [fk.model_copy() for fk in fks]
+    primary_keys = primary_keys or {}
     for _ in range(len(fks) + 1):
         sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
         for fk in fks:
@@ -296,13 +369,15 @@ def break_cycles(table_names: list[str], fks: list[ForeignKey]) -> list[ForeignK
         except graphlib.CycleError as exc:
             cycle = exc.args[1]  # [a, b, ..., a]: each table depends on the next one
             edges = list(zip(cycle, cycle[1:]))
-            candidates = [fk for fk in fks if not fk.deferred and not fk.is_self_reference and fk.nullable
-                          and (fk.child_table, fk.parent_table) in edges]
-            if not candidates:
-                labels = [fk.label for fk in fks if (fk.child_table, fk.parent_table) in edges]
-                raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)} ({'; '.join(labels)}), none of them "
-                                  "nullable; break it with a nullable key or remove one FK") from None
-            candidates[-1].deferred = True
+            on_cycle = [fk for fk in fks if not fk.deferred and not fk.is_self_reference
+                        and (fk.child_table, fk.parent_table) in edges]
+            outside_pk = [fk for fk in on_cycle if not set(fk.child_columns) & set(primary_keys.get(fk.child_table, []))]
+            if not outside_pk:
+                raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)} "
+                                  f"({'; '.join(fk.label for fk in on_cycle)}), each inside its table's primary key; "
+                                  "remove one FK") from None
+            nullable = [fk for fk in outside_pk if fk.nullable]
+            (nullable or outside_pk)[-1].deferred = True
     return fks
 
 
@@ -314,8 +389,9 @@ def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSch
     else:
         fks, unresolved = infer_foreign_keys(tables, metas)
     for fk in fks:
-        metas[fk.child_table].columns[fk.child_column].sdtype = "id"
-    fks = break_cycles(list(tables), fks)
+        for column in fk.child_columns:
+            metas[fk.child_table].columns[column].sdtype = "id"
+    fks = break_cycles(list(tables), fks, {t: m.primary_key for t, m in metas.items()})
     order = generation_order(list(tables), fks)
     schema = DatasetSchema(dataset=spec.name, tables=metas, foreign_keys=fks, generation_order=order,
                            unresolved_fk_candidates=unresolved)
@@ -323,27 +399,47 @@ def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSch
     return schema
 
 
+def _on_cycles(fks: list[ForeignKey]) -> set[int]:
+    """Indices of the FKs that lie on a cycle of tables (their parent table reaches their child table)."""
+    edges: dict[str, set[str]] = {}
+    for fk in fks:
+        if not fk.is_self_reference:
+            edges.setdefault(fk.child_table, set()).add(fk.parent_table)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            table = stack.pop()
+            if table == goal:
+                return True
+            if table not in seen:
+                seen.add(table)
+                stack.extend(edges.get(table, ()))
+        return False
+
+    return {i for i, fk in enumerate(fks) if not fk.is_self_reference and reaches(fk.parent_table, fk.child_table)}
+
+
 def plan_generation(spec: DatasetSpec, table_names: list[str], read_table=None) -> dict[str, list[str]]:
     """Table -> parent tables, in generation order, without profiling: the shape of the asset graph.
 
-    Declared FKs need no data; inferred ones are analysed from the sources (`read_table(name)`).
+    Declared FKs need no data; when `read_table(name)` is given and the FKs form a cycle, the cycle's child tables
+    are read for which keys hold nulls, so the FK deferred is the one `analyse` defers. Inferred FKs are analysed
+    from the sources.
     """
     if spec.foreign_keys is not None:
         fks = []
         for fk in spec.foreign_keys:
-            (ct, cc), (pt, pc) = fk.child_ref, fk.parent_ref
-            for table in (ct, pt):
+            for table in (fk.child_table, fk.parent_table):
                 if table not in table_names:
-                    raise SchemaError(f"foreign key {fk.child} -> {fk.parent}: table {table!r} is not a source table")
-            fks.append(ForeignKey(child_table=ct, child_column=cc, parent_table=pt, parent_column=pc))
-        try:
-            fks = break_cycles(table_names, fks)
-        except SchemaError:
-            if read_table is None:
-                raise
-            # a cycle may still close through a nullable FK: only the data says which columns hold nulls
-            fks = break_cycles(table_names, [fk.model_copy(update={"nullable": bool(read_table(fk.child_table)[fk.child_column].isna().any())})
-                                             for fk in fks])
+                    raise SchemaError(f"foreign key {fk.label}: table {table!r} is not a source table")
+            fks.append(ForeignKey(child_table=fk.child_table, child_columns=fk.child_columns,
+                                  parent_table=fk.parent_table, parent_columns=fk.parent_columns))
+        cyclic = _on_cycles(fks)
+        if read_table is not None and cyclic:
+            fks = [fk.model_copy(update={"nullable": bool(read_table(fk.child_table)[fk.child_columns].isna().any().any())})
+                   if index in cyclic else fk for index, fk in enumerate(fks)]
+        fks = break_cycles(table_names, fks, {t: spec.tables[t].primary_key_columns for t in spec.tables})
     else:
         if read_table is None:
             raise SchemaError(f"dataset {spec.name!r} declares no foreign keys, so planning needs the source tables")
