@@ -1,0 +1,241 @@
+"""Keys and the FK graph: composite foreign keys, cycles of required keys, parents with null categories, key
+inference; small data made here, plus slow runs on the corpus databases (skipped when absent)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from genesis_pipelines.engine import pii, relational
+from genesis_pipelines.engine.errors import SchemaError, SpecError
+from genesis_pipelines.engine.evaluation.integrity import key_integrity
+from genesis_pipelines.engine.schema import analyse, child_keys, parent_keys, plan_generation
+from genesis_pipelines.engine.spec import ForeignKeySpec, parse_spec
+
+
+def _train_generate(spec, tables, root: Path, seed: int = 0):
+    schema = analyse(spec, tables)
+    findings = pii.scan_tables(tables, schema, spec)
+    relational.train(spec, schema, tables, findings, root)
+    model, model_dir = relational.load_model(root)
+    return schema, relational.generate_all(model, model_dir, seed=seed)
+
+
+def _orphan_tuples(frames, fk) -> int:
+    values = child_keys(fk, frames[fk.child_table]).dropna()
+    return int((~values.isin(set(parent_keys(fk, frames[fk.parent_table])))).sum())
+
+
+def _assert_keys_hold(schema, frames):
+    for table in schema.generation_order:
+        result = key_integrity(frames, schema, table)
+        assert result["passed"], (table, result["metadata"])
+    for fk in schema.foreign_keys:
+        assert _orphan_tuples(frames, fk) == 0, fk.label
+        if not fk.nullable:
+            assert frames[fk.child_table][fk.child_columns].notna().all().all(), fk.label
+
+
+# ---------------------------------------------------------------- composite keys: spec and validation
+
+
+def test_composite_fk_spec_pairs_columns_and_names_bad_lengths():
+    fk = ForeignKeySpec(child=["R.series", "R.episode"], parent=["E.series", "E.episode"])
+    assert (fk.child_table, fk.child_columns, fk.parent_table, fk.parent_columns) == (
+        "R", ["series", "episode"], "E", ["series", "episode"])
+    with pytest.raises(SpecError, match=r"R\.\(series, episode\).*2 columns.*1"):
+        parse_spec({"name": "x", "foreign_keys": [{"child": ["R.series", "R.episode"], "parent": "E.series"}]})
+    with pytest.raises(SpecError, match="one table per side"):
+        parse_spec({"name": "x", "foreign_keys": [{"child": ["R.series", "Q.episode"], "parent": ["E.a", "E.b"]}]})
+
+
+def test_consecutive_one_column_entries_are_one_composite_key():
+    entries = [
+        {"child_table": "results", "child_column": "series", "parent_table": "episodes", "parent_column": "series"},
+        {"child_table": "results", "child_column": "episode", "parent_table": "episodes", "parent_column": "episode"},
+        {"child_table": "results", "child_column": "series", "parent_table": "bakers", "parent_column": "series"},
+        {"child_table": "results", "child_column": "baker", "parent_table": "bakers", "parent_column": "baker"},
+        {"child_table": "flights", "child_column": "origin", "parent_table": "airports", "parent_column": "faa"},
+        {"child_table": "flights", "child_column": "dest", "parent_table": "airports", "parent_column": "faa"},
+    ]
+    fks = ForeignKeySpec.from_column_entries(entries)
+    assert [(f.child_columns, f.parent_table, f.parent_columns) for f in fks] == [
+        (["series", "episode"], "episodes", ["series", "episode"]),
+        (["series", "baker"], "bakers", ["series", "baker"]),
+        (["origin"], "airports", ["faa"]),
+        (["dest"], "airports", ["faa"]),
+    ]
+
+
+def _show(n_series: int = 6, episodes: int = 5, bakers: int = 7, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """A bake-off-like show: bakers and episodes per series, results per (episode, baker) of the same series."""
+    rng = np.random.default_rng(seed)
+    series = pd.DataFrame({"series": range(1, n_series + 1), "channel": rng.choice(["one", "two"], n_series)})
+    ep = pd.DataFrame([(s, e, int(rng.integers(2, 9))) for s in series["series"] for e in range(1, episodes + 1)],
+                      columns=["series", "episode", "viewers"])
+    names = [f"Baker{i}" for i in range(bakers)]
+    bk = pd.DataFrame([(s, b, int(rng.integers(20, 60))) for s in series["series"] for b in names],
+                      columns=["series", "baker", "age"])
+    rows = []
+    for s in series["series"]:
+        for e in range(1, episodes + 1):
+            for b in names[: bakers - e + 1]:  # bakers leave as the series goes on
+                rows.append((s, e, b, rng.choice(["IN", "OUT", "STAR"])))
+    results = pd.DataFrame(rows, columns=["series", "episode", "baker", "result"])
+    return {"series": series, "episodes": ep, "bakers": bk, "results": results}
+
+
+SHOW_SPEC = {
+    "name": "show",
+    "tables": {"series": {"primary_key": "series"}, "episodes": {"primary_key": ["series", "episode"]},
+               "bakers": {"primary_key": ["series", "baker"]}, "results": {"primary_key": ["series", "episode", "baker"]}},
+    "foreign_keys": [
+        {"child": "episodes.series", "parent": "series.series"},
+        {"child": "bakers.series", "parent": "series.series"},
+        {"child": ["results.series", "results.episode"], "parent": ["episodes.series", "episodes.episode"]},
+        {"child": ["results.series", "results.baker"], "parent": ["bakers.series", "bakers.baker"]},
+    ],
+    "holdout_fraction": 0.0,
+}
+
+
+def test_composite_fk_validation_names_columns_never_values():
+    tables = _show()
+    spec = parse_spec(SHOW_SPEC)
+    schema = analyse(spec, tables)
+    composite = [fk for fk in schema.foreign_keys if fk.composite]
+    assert [fk.child_columns for fk in composite] == [["series", "episode"], ["series", "baker"]]
+    assert all(not fk.nullable for fk in composite)
+    assert schema.key_columns("results") == {"series", "episode", "baker"}
+
+    broken = dict(tables, results=tables["results"].copy())
+    broken["results"].loc[:2, "episode"] = 99  # (series, 99) is no episode, though 99 alone is no value anywhere
+    with pytest.raises(SchemaError) as info:
+        analyse(spec, broken)
+    message = str(info.value)
+    assert "3 of" in message and "results.(series, episode)" in message and "99" not in message
+
+    loose = {**SHOW_SPEC, "foreign_keys": [{"child": ["results.series", "results.baker"], "parent": ["bakers.series", "bakers.age"]}]}
+    with pytest.raises(SchemaError, match=r"bakers\.\(series, age\).*not a unique"):
+        analyse(parse_spec(loose), {**tables, "bakers": tables["bakers"].assign(age=1)})
+    missing = {**SHOW_SPEC, "foreign_keys": [{"child": ["results.series", "results.week"], "parent": ["episodes.series", "episodes.episode"]}]}
+    with pytest.raises(SchemaError, match=r"child column results\.week does not exist"):
+        analyse(parse_spec(missing), tables)
+
+
+def test_composite_fks_sharing_a_column_keep_tuples_and_primary_key(tmp_path):
+    tables = _show()
+    schema, synth = _train_generate(parse_spec(SHOW_SPEC), tables, tmp_path / "models")
+    _assert_keys_hold(schema, synth)
+    results = synth["results"]
+    assert len(results) >= 0.8 * len(tables["results"])
+    assert not results.duplicated(subset=["series", "episode", "baker"]).any()
+    # the shared column: each row's episode and baker are of the same series (both tuples resolve)
+    merged = results.merge(synth["bakers"], on=["series", "baker"]).merge(synth["episodes"], on=["series", "episode"])
+    assert len(merged) == len(results)
+
+
+def test_key_integrity_counts_orphan_tuples(tmp_path):
+    tables = _show()
+    schema = analyse(parse_spec(SHOW_SPEC), tables)
+    frames = {name: df.copy() for name, df in tables.items()}
+    assert key_integrity(frames, schema, "results")["passed"]
+    # each column alone still exists in the parent, but the pair does not
+    def pair(df):
+        return (df["series"] == 2) & (df["episode"] == 5)
+
+    frames["episodes"] = frames["episodes"][~pair(frames["episodes"])]
+    frames["results"] = frames["results"][~pair(frames["results"])].reset_index(drop=True)
+    frames["results"].loc[0, ["series", "episode"]] = [2, 5]
+    result = key_integrity(frames, schema, "results")
+    assert not result["passed"] and result["metadata"]["orphans[series+episode->episodes]"] == 1
+
+
+# ---------------------------------------------------------------- cycles through required keys
+
+
+def _stores(n_stores: int = 12, staff_per_store: int = 3) -> dict[str, pd.DataFrame]:
+    staff = pd.DataFrame({"staff_id": range(1, n_stores * staff_per_store + 1),
+                          "store_id": np.repeat(np.arange(1, n_stores + 1), staff_per_store),
+                          "wage": np.linspace(10, 40, n_stores * staff_per_store)})
+    store = pd.DataFrame({"store_id": range(1, n_stores + 1),
+                          "manager_staff_id": np.arange(1, n_stores * staff_per_store + 1, staff_per_store),
+                          "size": np.arange(n_stores) % 3})
+    return {"store": store, "staff": staff}
+
+
+STORE_SPEC = {
+    "name": "stores", "holdout_fraction": 0.0,
+    "tables": {"store": {"primary_key": "store_id"}, "staff": {"primary_key": "staff_id"}},
+    "foreign_keys": [{"child": "store.manager_staff_id", "parent": "staff.staff_id"},
+                     {"child": "staff.store_id", "parent": "store.store_id"}],
+}
+
+
+def test_cycle_of_required_keys_is_generated_with_full_integrity(tmp_path):
+    tables = _stores()
+    spec = parse_spec(STORE_SPEC)
+    planned = plan_generation(spec, list(tables))  # no data needed for declared keys
+    schema, synth = _train_generate(spec, tables, tmp_path / "models")
+    deferred = [fk for fk in schema.foreign_keys if fk.deferred]
+    assert len(deferred) == 1 and not deferred[0].nullable
+    assert list(planned) == schema.generation_order
+    assert planned == {t: schema.parents_of(t) for t in schema.generation_order}
+    _assert_keys_hold(schema, synth)
+    # managers are one-to-one in the real data and stay so
+    assert synth["store"]["manager_staff_id"].is_unique
+
+
+def test_cycle_defers_the_nullable_key_when_there_is_one(tmp_path):
+    tables = _stores()
+    tables["staff"]["store_id"] = tables["staff"]["store_id"].astype("Int64")
+    tables["staff"].loc[::5, "store_id"] = pd.NA
+    spec = parse_spec(STORE_SPEC)
+    planned = plan_generation(spec, list(tables), read_table=lambda t: tables[t])
+    schema, synth = _train_generate(spec, tables, tmp_path / "models")
+    assert [fk.label for fk in schema.foreign_keys if fk.deferred] == ["staff.store_id -> store.store_id"]
+    assert list(planned) == schema.generation_order == ["staff", "store"]
+    _assert_keys_hold(schema, synth)
+    assert synth["staff"]["store_id"].isna().any() and synth["staff"]["store_id"].notna().any()
+
+
+def test_cycle_inside_primary_keys_is_an_error_naming_it():
+    tables = {"a": pd.DataFrame({"b_id": [1, 2]}), "b": pd.DataFrame({"a_id": [1, 2]})}
+    spec = parse_spec({"name": "pk_cycle", "tables": {"a": {"primary_key": "b_id"}, "b": {"primary_key": "a_id"}},
+                       "foreign_keys": [{"child": "a.b_id", "parent": "b.a_id"}, {"child": "b.a_id", "parent": "a.b_id"}]})
+    with pytest.raises(SchemaError, match=r"cycle.*a\.b_id -> b\.a_id.*primary key"):
+        analyse(spec, tables)
+
+
+# ---------------------------------------------------------------- several parents, null categories
+
+
+def test_child_of_two_parents_with_null_categories(tmp_path):
+    rng = np.random.default_rng(0)
+    kinds = pd.DataFrame({"kind_id": range(1, 41), "kind": rng.choice(["x", "y", "z", None], 40),
+                          "size": rng.normal(size=40)})
+    colours = pd.DataFrame({"colour_id": range(1, 31), "colour": rng.choice(["red", "blue", "green", None], 30)})
+    items = pd.DataFrame({"item_id": range(1, 401), "kind_id": rng.integers(1, 41, 400),
+                          "colour_id": rng.integers(1, 31, 400), "price": rng.gamma(2.0, 3.0, 400)})
+    spec = parse_spec({
+        "name": "nulls", "holdout_fraction": 0.0,
+        "tables": {"kinds": {"primary_key": "kind_id"}, "colours": {"primary_key": "colour_id"}, "items": {"primary_key": "item_id"}},
+        "foreign_keys": [{"child": "items.kind_id", "parent": "kinds.kind_id"},
+                         {"child": "items.colour_id", "parent": "colours.colour_id"}]})
+    tables = {"kinds": kinds, "colours": colours, "items": items}
+    schema, synth = _train_generate(spec, tables, tmp_path / "models")
+    assert len(synth["items"]) == len(items)
+    _assert_keys_hold(schema, synth)
+
+
+def test_match_categories_hands_out_every_parent_when_some_are_null():
+    rng = np.random.default_rng(1)
+    have = np.asarray(["a", None, "b", np.nan, "a", "c"], dtype=object)
+    want = np.asarray(["a", "a", "a", "b", None, "c"], dtype=object)
+    take = relational._match_categories(want, have, rng)
+    assert sorted(take.tolist()) == list(range(len(have)))
+    assert have[take[5]] == "c" and have[take[3]] == "b"
