@@ -239,3 +239,62 @@ def test_match_categories_hands_out_every_parent_when_some_are_null():
     take = relational._match_categories(want, have, rng)
     assert sorted(take.tolist()) == list(range(len(have)))
     assert have[take[5]] == "c" and have[take[3]] == "b"
+
+
+# ---------------------------------------------------------------- corpus databases (declared keys from schema.yaml)
+
+
+def _corpus_dir() -> Path | None:
+    for candidate in (Path(__file__).resolve().parents[1].parent / "shared" / "datasets",
+                      Path(os.environ.get("GENESIS_CORPUS_DIR", "/nonexistent"))):
+        if candidate.is_dir():
+            return candidate
+    return None
+
+
+def corpus_schema(name: str) -> dict | None:
+    """A corpus database's schema.yaml (keys as its source declares them), or None when it is absent."""
+    import yaml
+
+    folder = _corpus_dir()
+    if folder is None or not (folder / name / "schema.yaml").is_file():
+        return None
+    return yaml.safe_load((folder / name / "schema.yaml").read_text(encoding="utf-8"))
+
+
+def corpus_spec(name: str, *, declared: bool = True, **extra):
+    """The spec a user writes for a corpus database: primary keys, and the FKs of schema.yaml, whose consecutive
+    one-column entries of one child and parent table are one composite key."""
+    meta = corpus_schema(name)
+    if meta is None:
+        pytest.skip(f"corpus database {name!r} not found (../shared/datasets or GENESIS_CORPUS_DIR)")
+    body = {"name": name, "source": {"kind": "csv_folder", "path": str(_corpus_dir() / name)},
+            "tables": {t: {"primary_key": v.get("primary_key")} if declared else {} for t, v in meta["tables"].items()},
+            **extra}
+    if declared:
+        body["foreign_keys"] = [fk.model_dump() for fk in ForeignKeySpec.from_column_entries(meta.get("foreign_keys", []))]
+    return parse_spec(body)
+
+
+def _corpus_tables(spec) -> dict[str, pd.DataFrame]:
+    from genesis_pipelines.engine.io import read_source_table, source_table_names
+
+    return {t: read_source_table(spec, t) for t in source_table_names(spec)}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["bakeoff", "sakila"])
+def test_corpus_database_generates_with_full_key_integrity(name, tmp_path):
+    spec = corpus_spec(name)
+    tables = _corpus_tables(spec)
+    schema, synth = _train_generate(spec, tables, tmp_path / "models")
+    assert set(synth) == set(tables)
+    _assert_keys_hold(schema, synth)
+    for table, meta in schema.tables.items():
+        if meta.primary_key:
+            assert not synth[table].duplicated(subset=meta.primary_key).any(), table
+    if name == "bakeoff":
+        assert sum(fk.composite for fk in schema.foreign_keys) == 8
+        assert len(synth["results_raw"]) >= 0.8 * len(tables["results_raw"])
+    if name == "sakila":
+        assert any(fk.deferred and not fk.nullable for fk in schema.foreign_keys)

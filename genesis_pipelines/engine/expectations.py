@@ -113,7 +113,7 @@ def build_suite(table: str, df: pd.DataFrame, meta: TableMeta, schema: DatasetSc
         expectations += _column_expectations(gx, column, df[column], cmeta.sdtype)
     # deferred FKs (closing a cycle) are filled after this table is written: keys_valid checks them with the parent
     foreign_keys = [{"column": fk.child_column, "parent_table": fk.parent_table, "parent_column": fk.parent_column,
-                     "columns": fk.child_columns, "parent_columns": fk.parent_columns}
+                     **({"columns": fk.child_columns, "parent_columns": fk.parent_columns} if fk.composite else {})}
                     for fk in schema.fks_of(table) if not fk.is_self_reference and not fk.deferred]
     suite = gx.ExpectationSuite(name=f"{schema.dataset}.{table}", expectations=expectations,
                                 meta={"format": SUITE_FORMAT, "foreign_keys": foreign_keys})
