@@ -186,7 +186,8 @@ def infer_sdtype(series: pd.Series) -> str:
     return "categorical"
 
 
-def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
+def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: frozenset[str] = frozenset(),
+                  shared_columns: frozenset[str] = frozenset()) -> TableMeta:
     if df.empty:
         raise SchemaError(f"table {name!r} is empty: a generator cannot learn from zero rows")
     declared = spec.tables.get(name)
@@ -217,19 +218,54 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
         if df.duplicated(subset=pk).any():
             raise SchemaError(f"primary key {name}.{'+'.join(pk)} is not unique ({int(df.duplicated(subset=pk).sum())} duplicate rows)")
     else:
-        pk, inferred = infer_primary_key(name, df), True
+        pk, inferred = infer_primary_key(name, df, entity_keys, shared_columns), True
     for column in pk:
         columns[column].sdtype = "id"
     return TableMeta(name=name, row_count=len(df), primary_key=pk, primary_key_inferred=inferred, columns=columns)
 
 
-def infer_primary_key(name: str, df: pd.DataFrame) -> list[str]:
-    """A unique, non-null key: an id-like column, else a unique leading code column, else a pair of id columns."""
+MAX_COMPOSITE_KEY = 3  # leading columns tried together as a primary key
+
+
+def entity_key_names(table_names) -> frozenset[str]:
+    """Normalised names of the key each table is named for (`film` -> `filmid`): columns so named in another
+    table point at that table."""
+    return frozenset(_normalise(t) + "id" for t in table_names)
+
+
+def _key_like(series: pd.Series) -> bool:
+    """Integers or short codes without spaces: what a key column holds (not measurements, dates or prose)."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_integer_dtype(series):
+        return True
+    if pd.api.types.is_float_dtype(series):
+        values = series.dropna()
+        return bool(len(values)) and bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+    if pd.api.types.is_string_dtype(series) or series.dtype == object:
+        text = series.dropna().astype(str)
+        return bool(len(text)) and not text.str.contains(r"\s").any() and text.str.len().max() <= 24
+    return False
+
+
+def infer_primary_key(name: str, df: pd.DataFrame, entity_keys: frozenset[str] = frozenset(),
+                      shared_columns: frozenset[str] = frozenset()) -> list[str]:
+    """A unique, non-null key: the column named for the table, a junction's id columns that each name another
+    table (`entity_keys`), another unique id-like column, a unique leading code column, a pair of id columns,
+    else the shortest unique run of leading key-like columns that other tables also hold (`shared_columns`,
+    normalised names: bakers: series + baker; a lone table's age + workclass is no key); never a timestamp,
+    which the relational layer would have to regenerate as a key (weather per origin and hour stays keyless)."""
     def unique(cols: list[str]) -> bool:
         return not df[cols].isna().any().any() and not df.duplicated(subset=cols).any()
 
-    candidates = [c for c in df.columns if _normalise(c) in ("id", _normalise(name) + "id")]
-    candidates += [c for c in df.columns if is_id_like_name(c) and c not in candidates]
+    own = [c for c in df.columns if _normalise(c) in ("id", _normalise(name) + "id")]
+    for column in own:
+        if unique([column]):
+            return [column]
+    pointers = [c for c in df.columns if _normalise(c) in entity_keys and _normalise(c) != _normalise(name) + "id"]
+    if len(pointers) >= 2 and unique(pointers):
+        return pointers
+    candidates = [c for c in df.columns if is_id_like_name(c) and c not in own]
     for column in candidates:
         if unique([column]):
             return [column]
@@ -242,6 +278,13 @@ def infer_primary_key(name: str, df: pd.DataFrame) -> list[str]:
     id_columns = [c for c in df.columns if is_id_like_name(c)]
     if len(id_columns) == 2 and unique(id_columns):
         return id_columns
+    leading = []
+    for column in df.columns[:MAX_COMPOSITE_KEY]:
+        if not _key_like(df[column]) or _normalise(column) not in shared_columns:
+            break
+        leading.append(column)
+        if len(leading) >= 2 and unique(leading):
+            return leading
     return []
 
 
@@ -289,36 +332,108 @@ def _contained(child: pd.Series, parent: pd.Series) -> pd.Series:
     return _comparable(child).isin(set(_comparable(parent.dropna())))
 
 
-def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
-    """FKs from names, types and value containment; ambiguous candidates are reported, not guessed."""
-    parents = {t: m.primary_key[0] for t, m in metas.items() if len(m.primary_key) == 1}
+MAX_HIERARCHY_DEPTH = 64  # a self reference deeper than this is taken for a coincidence of values
+
+
+def _is_forest(df: pd.DataFrame, key: str, column: str) -> bool:
+    """Following `column` to the row whose `key` it names ends at a null (a root) from every row: a hierarchy."""
+    position = pd.Index(_comparable(df[key])).get_indexer(_comparable(df[column]))
+    position[df[column].isna().to_numpy()] = -1
+    if (position == np.arange(len(df))).any():
+        return False
+    current = position.copy()
+    for _ in range(MAX_HIERARCHY_DEPTH):
+        live = current >= 0
+        if not live.any():
+            return True
+        current[live] = position[current[live]]
+    return False
+
+
+def _names_table(column: str, table: str) -> bool:
+    """The table is named for the column's entity (episodes for episode, bakers for baker)."""
+    return _normalise(column) in _normalise(table)
+
+
+def _composite_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
+    """A child holding every column of a parent's composite key (same names), each tuple found among the parent's,
+    with the parent named for one of those columns (results_raw.(series, episode) -> episodes); a table that only
+    shares the key (ratings, keyed by episode too) is a sibling, not the parent."""
     fks: list[ForeignKey] = []
     unresolved: list[str] = []
+    parents = {t: m.primary_key for t, m in metas.items() if len(m.primary_key) >= 2}
+    for child, df in tables.items():
+        by_name = {_normalise(c): c for c in df.columns}
+        found: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
+        for parent, key in parents.items():
+            if parent == child or not all(_normalise(c) in by_name for c in key):
+                continue
+            columns = [by_name[_normalise(c)] for c in key]
+            if not any(_names_table(c, parent) for c in key):
+                continue
+            values = key_values(df, columns).dropna()
+            if values.empty or not values.isin(set(key_values(tables[parent], key))).all():
+                continue
+            found.setdefault(tuple(columns), []).append((parent, key))
+        for columns, candidates in found.items():
+            if len(candidates) > 1:
+                unresolved.append(f"{child}.({', '.join(columns)}): ambiguous between "
+                                  + ", ".join(sorted(p for p, _ in candidates)))
+                continue
+            parent, key = candidates[0]
+            fks.append(ForeignKey(child_table=child, child_columns=list(columns), parent_table=parent, parent_columns=key,
+                                  nullable=bool(df[list(columns)].isna().any().any()), inferred=True,
+                                  evidence=f"columns named as the key of {parent}, which is named for "
+                                           f"{next(c for c in key if _names_table(c, parent))}; every tuple found there"))
+    return fks, unresolved
+
+
+def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
+    """FKs from names, types and value containment; ambiguous candidates are reported, not guessed.
+
+    A column is a candidate for a parent's one-column key when every value is found in it (a set lookup); the
+    name decides: the parent key's own name (the table named for it wins a tie: film_id -> film, not film_text),
+    a name that refers to the parent table (manager_staff_id -> staff), else distinct codes (dest -> airports.faa).
+    A column pointing into its own table's key is a self reference when it forms a hierarchy (ReportsTo).
+    Composite keys: see _composite_foreign_keys; a column inside one is not also given a one-column FK.
+    """
+    composite, unresolved = _composite_foreign_keys(tables, metas)
+    in_composite = {(fk.child_table, c) for fk in composite for c in fk.child_columns}
+    parents = {t: m.primary_key[0] for t, m in metas.items() if len(m.primary_key) == 1}
+    parent_sets = {t: set(_comparable(tables[t][k].dropna())) for t, k in parents.items()}
+    fks: list[ForeignKey] = []
     for child, df in tables.items():
         child_pk = metas[child].primary_key
         for column in df.columns:
-            if child_pk == [column]:
+            if child_pk == [column] or (child, column) in in_composite:
                 continue
             values = df[column].dropna()
             sdtype = metas[child].columns[column].sdtype
-            if values.empty or sdtype in ("datetime", "numeric", "boolean"):
+            if sdtype in ("datetime", "numeric", "boolean") and not values.empty:
                 continue
             scored = []
             for parent, key in parents.items():
                 parent_values = tables[parent][key]
-                if pd.api.types.is_numeric_dtype(values) != pd.api.types.is_numeric_dtype(parent_values):
+                if not values.empty and pd.api.types.is_numeric_dtype(values) != pd.api.types.is_numeric_dtype(parent_values):
                     continue
-                if not bool(_contained(values, parent_values).all()):
+                if not values.empty and not bool(_comparable(values).isin(parent_sets[parent]).all()):
                     continue
                 norm_col, norm_key, norm_parent = _normalise(column), _normalise(key), _normalise(parent)
                 if norm_col == norm_key and (parent != child or column != key):
-                    score, why = 3, "same name as the parent key"
+                    score, why = 3 + 0.5 * (norm_key == norm_parent + "id"), "same name as the parent key"
                 elif norm_col in (norm_parent + norm_key, norm_parent + "id") or (norm_parent in norm_col and is_id_like_name(column)):
                     score, why = 2, "name refers to the parent table"
+                elif values.empty:
+                    continue
+                elif parent == child and not is_id_like_name(column) and pd.api.types.is_numeric_dtype(values) == \
+                        pd.api.types.is_numeric_dtype(parent_values) and df[column].isna().any() and _is_forest(df, key, column):
+                    score, why = 1.5, "values are keys of the same table, nulls at the roots, no cycle (a hierarchy)"
                 elif sdtype != "text" and pd.api.types.is_string_dtype(values) and values.nunique() >= 2 and not is_id_like_name(column):
                     score, why = 1, "values contained in the parent key"
                 else:
                     continue
+                if values.empty:
+                    why += " (column empty: name only)"
                 scored.append((score, parent, key, why))
             if not scored:
                 if is_id_like_name(column) and pd.api.types.is_numeric_dtype(values):
@@ -333,7 +448,7 @@ def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, T
             _, parent, key, why = best[0]
             fks.append(ForeignKey(child_table=child, child_column=column, parent_table=parent, parent_column=key,
                                   nullable=bool(df[column].isna().any()), inferred=True, evidence=why))
-    return fks, unresolved
+    return fks + composite, unresolved
 
 
 def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]:
@@ -383,7 +498,10 @@ def break_cycles(table_names: list[str], fks: list[ForeignKey],
 
 def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSchema:
     """Profile every table, resolve keys and FKs, and order the tables for generation."""
-    metas = {name: profile_table(name, df, spec) for name, df in tables.items()}
+    entity_keys = entity_key_names(tables)
+    names = pd.Series([_normalise(c) for df in tables.values() for c in dict.fromkeys(df.columns)], dtype=object)
+    shared = frozenset(names[names.duplicated()])
+    metas = {name: profile_table(name, df, spec, entity_keys, shared) for name, df in tables.items()}
     if spec.foreign_keys is not None:
         fks, unresolved = declared_foreign_keys(spec, tables, metas), []
     else:
