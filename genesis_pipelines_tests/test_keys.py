@@ -398,3 +398,47 @@ def test_key_inference_recall_pooled_over_the_corpus():
     if not truths["pk"]:
         pytest.skip("no corpus database found (../shared/datasets or GENESIS_CORPUS_DIR)")
     assert hits["pk"] / truths["pk"] >= 0.9 and hits["fk"] / truths["fk"] >= 0.9, (hits, truths)
+
+
+# ---------------------------------------------------------------- the Dagster layer
+
+
+def _write_dataset(folder: Path, tables: dict[str, pd.DataFrame], spec: dict) -> Path:
+    import yaml
+
+    (folder / "data").mkdir(parents=True)
+    for name, df in tables.items():
+        df.to_csv(folder / "data" / f"{name}.csv", index=False)
+    path = folder / "dataset.yaml"
+    path.write_text(yaml.safe_dump({**spec, "source": {"kind": "csv_folder", "path": "data"},
+                                    "thresholds": {"quality_min": 0}}), encoding="utf-8")
+    return path
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", ["cycle", "composite"])
+def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
+    import dagster as dg
+    import duckdb
+
+    from genesis_pipelines.defs.factory import build_dataset_defs
+    from genesis_pipelines.defs.resources import default_resources
+    from genesis_pipelines.engine.spec import load_spec
+
+    tables, spec = (_stores(), STORE_SPEC) if case == "cycle" else (_show(), SHOW_SPEC)
+    path = _write_dataset(tmp_path / spec["name"], tables, spec)
+    defs = build_dataset_defs(load_spec(path))
+    stages = {"source", "schema", "pii_scan", "model", "synthetic"}
+    keys = [key for asset in defs.assets for key in asset.keys if key.path[1] in stages]
+    result = dg.materialize(assets=[*defs.assets, *defs.asset_checks], resources=default_resources(),
+                            instance=dg.DagsterInstance.ephemeral(), selection=dg.AssetSelection.assets(*keys),
+                            raise_on_error=False)
+    assert result.success
+    checks = {(e.asset_key.path[-1], e.check_name): e.passed for e in result.get_asset_check_evaluations()}
+    assert {t for t, name in checks if name == "keys_valid"} == set(tables)
+    assert all(passed for (_, name), passed in checks.items() if name == "keys_valid"), checks
+    with duckdb.connect(str(isolated_data / "warehouse.duckdb"), read_only=True) as con:
+        synth = {t: con.execute(f'select * from synthetic_{spec["name"]}."{t}"').df() for t in tables}
+    schema = analyse(parse_spec(spec), tables)
+    for fk in schema.foreign_keys:
+        assert _orphan_tuples(synth, fk) == 0 and synth[fk.child_table][fk.child_columns].notna().all().all(), fk.label

@@ -754,12 +754,16 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
         return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)
     weights = parents.weights(rng)
     if relation.unique:
-        # one-to-one: distinct parents; rows beyond the number of parents get a null key (or are dropped later)
+        # one-to-one: distinct parents; rows beyond the number of parents get a null key, or where the key is
+        # required a parent again (rows whose primary key is this FK then repeat and are dropped at output)
         counts = np.zeros(len(parent_keys), dtype=int)
         counts[_weighted_distinct(weights + 1e-9, present, rng)] = 1
         if present > len(parent_keys):
             extra = np.flatnonzero(~is_null)[len(parent_keys):]
-            is_null[extra] = True
+            if fk.nullable:
+                is_null[extra] = True
+            else:
+                counts += apportion(weights + 1e-9, len(extra), rng)
     else:
         counts = apportion(weights, present, rng)
     assigned = np.repeat(parent_keys.to_numpy(), counts)
@@ -1159,7 +1163,8 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         wanted = [c for c in relation.constant if c in columns and c not in fixed]
         if not wanted or relation.fk.child_column not in keys:
             continue
-        codes, _ = pd.factorize(_comparable(keys[relation.fk.child_column]))
+        values = keys[relation.fk.child_column]
+        codes, _ = pd.factorize(_comparable(values).where(values.notna().to_numpy()))
         present = codes >= 0
         if not present.any():
             continue

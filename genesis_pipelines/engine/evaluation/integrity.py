@@ -12,7 +12,7 @@ from genesis_pipelines.engine.schema import DatasetSchema, child_keys, parent_ke
 def checked_tables(schema: DatasetSchema, table: str) -> set[str]:
     """The synthetic tables `key_integrity(..., table)` reads: the table, its parents, and the children whose
     deferred keys into it were filled when it was generated."""
-    return {table} | {fk.parent_table for fk in schema.fks_of(table)} | {
+    return {table} | {fk.parent_table for fk in schema.fks_of(table) if not fk.deferred} | {
         fk.child_table for fk in schema.foreign_keys if fk.deferred and fk.parent_table == table}
 
 
