@@ -150,6 +150,8 @@ class ForeignKeySpec(_Strict):
 
     @property
     def label(self) -> str:
+        if len(self.child_columns) == 1:
+            return f"{self.child_table}.{self.child_columns[0]} -> {self.parent_table}.{self.parent_columns[0]}"
         return f"{self.child_table}.({', '.join(self.child_columns)}) -> {self.parent_table}.({', '.join(self.parent_columns)})"
 
     @classmethod
