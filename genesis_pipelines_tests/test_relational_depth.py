@@ -11,7 +11,7 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from genesis_pipelines.engine import errors, pii, relational
+from genesis_pipelines.engine import pii, relational
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator
 from genesis_pipelines.engine.io import read_source_table, source_table_names
 from genesis_pipelines.engine.schema import analyse, plan_generation
@@ -189,10 +189,13 @@ def test_cycle_through_nullable_fk_is_broken_and_filled(chinook, tmp_path):
         assert orphans(synth, fk) == 0, fk.label
 
 
-def test_cycle_through_required_fks_is_an_error_naming_it(chinook, tmp_path):
+def test_cycle_through_required_fks_is_broken_and_filled(chinook, tmp_path):
     spec, tables = _derived(tmp_path, _cycle_tables(chinook, nullable=False), CYCLE_SPEC)
-    with pytest.raises(errors.SchemaError, match=r"cycle: .*(Department|Employee).*Department\.ManagerId"):
-        analyse(spec, tables)
+    schema, _, model, model_dir = _train(spec, tables, tmp_path / "models")
+    assert sum(fk.deferred for fk in schema.foreign_keys) == 1
+    synth = relational.generate_all(model, model_dir)
+    for fk in schema.foreign_keys:
+        assert orphans(synth, fk) == 0 and synth[fk.child_table][fk.child_column].notna().all(), fk.label
 
 
 # ---------------------------------------------------------------- holdout, scale, chunks

@@ -14,6 +14,7 @@ import pandas as pd
 from scipy import stats
 
 from genesis_pipelines.engine.relational import RelationalModel, RelationStats
+from genesis_pipelines.engine.schema import child_keys, parent_keys
 from genesis_pipelines.engine.spec import STRING_KINDS
 
 EPSILON = 1e-4  # share given to an empty bin, so PSI stays finite
@@ -98,10 +99,12 @@ def relation_drift(relation: RelationStats, tables: Mapping[str, pd.DataFrame], 
     """Children per parent now, binned at the learned distribution's quantiles, against the learned shares."""
     fk = relation.fk
     child, parent = tables.get(fk.child_table), tables.get(fk.parent_table)
-    if child is None or parent is None or fk.child_column not in child or fk.parent_column not in parent:
+    if (child is None or parent is None or not set(fk.child_columns) <= set(child.columns)
+            or not set(fk.parent_columns) <= set(parent.columns)):
         return {"psi": float("inf"), "mean_trained": relation.mean, "mean_current": None}
-    per_parent = child[fk.child_column].dropna().value_counts()
-    current = per_parent.reindex(parent[fk.parent_column].dropna().unique(), fill_value=0).to_numpy(dtype="float64")
+    child_values = child_keys(fk, child)  # a composite key as one tuple code per row
+    per_parent = child_values.dropna().value_counts()
+    current = per_parent.reindex(parent_keys(fk, parent).dropna().unique(), fill_value=0).to_numpy(dtype="float64")
     counts, probs = np.asarray(relation.counts, dtype="float64"), np.asarray(relation.probs, dtype="float64")
     cumulative = np.cumsum(probs)
     quantiles = np.linspace(0, 1, bins + 1)[1:-1]
@@ -109,7 +112,7 @@ def relation_drift(relation: RelationStats, tables: Mapping[str, pd.DataFrame], 
     trained = np.bincount(np.searchsorted(edges, counts, side="right"), weights=probs, minlength=len(edges) + 1)
     return {"psi": psi(trained, _binned_shares(current, edges)), "mean_trained": relation.mean,
             "mean_current": float(current.mean()) if len(current) else 0.0,
-            "null_share_delta": float(child[fk.child_column].isna().mean() - relation.null_share)}
+            "null_share_delta": float(child_values.isna().mean() - relation.null_share)}
 
 
 def dataset_drift(model: RelationalModel, train: Mapping[str, pd.DataFrame], current: Mapping[str, pd.DataFrame],

@@ -192,10 +192,10 @@ def _create_table(table: str, df: pd.DataFrame, schema: DatasetSchema | None) ->
         lines.append(f"  PRIMARY KEY ({', '.join(quote_identifier(c) for c in meta.primary_key)})")
     for fk in schema.fks_of(table) if schema else []:
         # self references are left out: engines differ on checking them row by row
-        if fk.is_self_reference or fk.child_column not in df.columns:
+        if fk.is_self_reference or not set(fk.child_columns) <= set(df.columns):
             continue
-        lines.append(f"  FOREIGN KEY ({quote_identifier(fk.child_column)}) "
-                     f"REFERENCES {quote_identifier(fk.parent_table)} ({quote_identifier(fk.parent_column)})")
+        lines.append(f"  FOREIGN KEY ({', '.join(quote_identifier(c) for c in fk.child_columns)}) "
+                     f"REFERENCES {quote_identifier(fk.parent_table)} ({', '.join(quote_identifier(c) for c in fk.parent_columns)})")
     return f"CREATE TABLE {quote_identifier(table)} (\n" + ",\n".join(lines) + "\n);\n"
 
 

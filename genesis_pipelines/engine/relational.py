@@ -26,7 +26,7 @@ from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_
 from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.lineage import engine_code_version
-from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
+from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys, key_values, parent_keys
 from genesis_pipelines.engine.spec import DatasetSpec
 
 FORMAT = "genesis.relational/1"
@@ -164,9 +164,9 @@ def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], frac
                 continue
             if people is not None and fk.parent_table not in people:
                 continue
-            held_keys = set(_comparable(splits[fk.parent_table][1][fk.parent_column]))
-            values = df[fk.child_column]
-            held = _comparable(values).isin(held_keys).to_numpy().copy()
+            held_keys = set(parent_keys(fk, splits[fk.parent_table][1]))
+            values = child_keys(fk, df)
+            held = values.isin(held_keys).to_numpy().copy()
             nulls = values.isna().to_numpy()
             if nulls.any():
                 held[nulls] = np.random.default_rng(seed + index).random(int(nulls.sum())) < fraction
@@ -205,16 +205,16 @@ def _key_stats(series: pd.Series) -> KeyStats:
 
 def _children_counts(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame) -> pd.Series:
     """Children per parent row (0 for childless parents), indexed like `parent`."""
-    per_parent = _comparable(child[fk.child_column].dropna()).value_counts()
-    return pd.Series(per_parent.reindex(_comparable(parent[fk.parent_column]).to_numpy(), fill_value=0).to_numpy(),
+    per_parent = child_keys(fk, child).dropna().value_counts()
+    return pd.Series(per_parent.reindex(parent_keys(fk, parent).to_numpy(), fill_value=0).to_numpy(),
                      index=parent.index)
 
 
 def _depths(fk: ForeignKey, df: pd.DataFrame) -> np.ndarray:
     """Depth of each row in a self-referencing hierarchy (roots 0); a real cycle counts as a root."""
-    keys = _comparable(df[fk.parent_column]).to_numpy()
+    keys = parent_keys(fk, df).to_numpy()
     position = {k: i for i, k in enumerate(keys)}
-    parents = np.array([position.get(v, -1) if not pd.isna(v) else -1 for v in _comparable(df[fk.child_column])])
+    parents = np.array([position.get(v, -1) if not pd.isna(v) else -1 for v in child_keys(fk, df)])
     depth = np.zeros(len(df), dtype=int)
     current = parents.copy()
     for _ in range(len(df)):
@@ -228,7 +228,7 @@ def _depths(fk: ForeignKey, df: pd.DataFrame) -> np.ndarray:
 
 def learn_relation(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame,
                    features: list[ParentFeature] | None = None) -> RelationStats:
-    values = child[fk.child_column]
+    values = child_keys(fk, child)
     counts = _children_counts(fk, child, parent).to_numpy()
     distinct, freq = np.unique(counts, return_counts=True)
     depth_probs: list[float] = []
@@ -311,8 +311,7 @@ def _join_parent_features(relation: RelationStats, child_fk_values: pd.Series, p
                           counts: np.ndarray | None) -> pd.DataFrame:
     """Each child row gets its parent's features (nulls where the FK is null or unresolved)."""
     frame = parent_feature_frame(relation.features, parent, counts)
-    position = pd.Index(_comparable(parent[relation.fk.parent_column]).to_numpy()).get_indexer(
-        _comparable(child_fk_values).to_numpy())
+    position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(_comparable(child_fk_values).to_numpy())
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
     if (position < 0).any():
         joined.loc[position < 0] = None
@@ -425,7 +424,7 @@ def _constant_columns(fk: ForeignKey, train: pd.DataFrame, learnable: pd.DataFra
                       taken: set[str]) -> list[str]:
     """Child columns that hold one value among all children of a parent (billing address columns of a customer's
     invoices): drawn row by row they would differ between a parent's children, so they are drawn once per parent."""
-    groups = _comparable(train[fk.child_column].reset_index(drop=True))
+    groups = child_keys(fk, train).reset_index(drop=True)
     sizes = groups.value_counts()
     multi = groups.isin(set(sizes.index[sizes.to_numpy() >= 2])).to_numpy()
     if int((sizes >= 2).sum()) < CONSTANT_MIN_GROUPS:
@@ -547,7 +546,7 @@ def train(
                 if relation.fk.child_table != name or not relation.features:
                     continue
                 parent = tables[relation.fk.parent_table]
-                frame = _join_parent_features(relation, train_df[relation.fk.child_column], parent,
+                frame = _join_parent_features(relation, child_keys(relation.fk, train_df), parent,
                                               _children_counts(relation.fk, df, parent).to_numpy())
                 training_meta.columns.update(_feature_meta(relation.features, schema.tables[relation.fk.parent_table], frame))
                 relation.inherited = _inherited_columns(relation, frame, learnable, training_meta, {
@@ -577,7 +576,7 @@ def train(
                 table=name, method=method, row_count=len(df), train_rows=len(train_df), holdout_rows=len(holdout_df),
                 columns=[c for c in df.columns if c not in dropped],
                 key_stats={c: _key_stats(df[c]) for c in meta.primary_key
-                           if not any(fk.child_column == c for fk in schema.fks_of(name))},
+                           if not any(c in fk.child_columns for fk in schema.fks_of(name))},
                 unique_columns=[c for c in learnable.columns if _is_lookup(df, meta, findings, c)],
                 dependencies=_dependencies(learnable, training_meta, {f.column for f in findings if f.table == name and f.policy != "keep"}),
                 describe=generator.describe(),
@@ -685,7 +684,9 @@ class _Parents:
 
     def __init__(self, model: RelationalModel, model_dir: Path, relation: RelationStats, parent: pd.DataFrame):
         self.relation, self.frame = relation, parent.reset_index(drop=True)
-        self.keys = self.frame[relation.fk.parent_column]
+        # a composite key as its tuple codes (see schema.key_values); one column as generated, keeping its dtype
+        self.keys = (parent_keys(relation.fk, self.frame) if relation.fk.composite
+                     else self.frame[relation.fk.parent_column])
         self.model_dir = Path(model_dir) / "relations" / str(model.relations.index(relation))
 
     def weights(self, rng: np.random.Generator) -> np.ndarray:
@@ -775,12 +776,16 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
         return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)
     weights = parents.weights(rng)
     if relation.unique:
-        # one-to-one: distinct parents; rows beyond the number of parents get a null key (or are dropped later)
+        # one-to-one: distinct parents; rows beyond the number of parents get a null key, or where the key is
+        # required a parent again (rows whose primary key is this FK then repeat and are dropped at output)
         counts = np.zeros(len(parent_keys), dtype=int)
         counts[_weighted_distinct(weights + 1e-9, present, rng)] = 1
         if present > len(parent_keys):
             extra = np.flatnonzero(~is_null)[len(parent_keys):]
-            is_null[extra] = True
+            if fk.nullable:
+                is_null[extra] = True
+            else:
+                counts += apportion(weights + 1e-9, len(extra), rng)
     else:
         counts = apportion(weights, present, rng)
     assigned = np.repeat(parent_keys.to_numpy(), counts)
@@ -951,14 +956,18 @@ def _match_categories(want: np.ndarray, have: np.ndarray, rng: np.random.Generat
     """take[i]: which of the assigned parents (categories `have`) row i gets, as many rows as possible getting
     the category they ask for (`want`); the rest are paired at random."""
     take = np.full(len(want), -1)
-    slots = {c: list(rng.permutation(np.flatnonzero(have == c))) for c in pd.unique(have)}
+    # a null category (a parent with no value) is a slot like any other: every assigned parent is handed out once
+    codes, uniques = pd.factorize(pd.Series(have, dtype=object), use_na_sentinel=False)
+    slots = {code: list(rng.permutation(np.flatnonzero(codes == code))) for code in range(len(uniques))}
+    code_of = {category: code for code, category in enumerate(uniques) if not pd.isna(category)}
     for category in pd.unique(want[pd.notna(want)]):
-        pool = slots.get(category)
+        code = code_of.get(category)
+        pool = slots.get(code) if code is not None else None
         if not pool:
             continue
         rows = rng.permutation(np.flatnonzero(want == category))[: len(pool)]
         take[rows] = pool[: len(rows)]
-        slots[category] = pool[len(rows):]
+        slots[code] = pool[len(rows):]
     left = np.asarray([i for pool in slots.values() for i in pool], dtype=int)
     open_rows = np.flatnonzero(take < 0)
     take[open_rows] = rng.permutation(left)[: len(open_rows)]
@@ -1005,7 +1014,7 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         column = keys[relation.fk.child_column]
         present = column.notna().to_numpy()
         frame = placed[id(relation)].frame
-        position = pd.Index(_comparable(frame[relation.fk.parent_column]).to_numpy()).get_indexer(
+        position = pd.Index(parent_keys(relation.fk, frame).to_numpy()).get_indexer(
             _comparable(column[present]).to_numpy())
         if present.sum() < 2 or (position < 0).any():
             continue
@@ -1036,7 +1045,11 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
 
 def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
                rng: np.random.Generator, generator=None) -> tuple[dict[str, pd.Series], pd.DataFrame | None, int]:
-    """Every key column of the table's n rows, and the parent features each row is conditioned on."""
+    """Every key column of the table's n rows, and the parent features each row is conditioned on.
+
+    `keys` holds each FK's values under `fk.child_column` (a composite FK's tuple codes under its joined name)
+    and every real key column; an FK that shares columns with one assigned before it (results_raw's
+    (series, baker) after its (series, episode)) picks among the parents that agree on them (_assign_within)."""
     tm, meta = model.tables[table], model.db_schema.tables[table]
     relations = [r for r in model.relations_of(table) if not r.fk.is_self_reference and not r.fk.deferred]
     keys: dict[str, pd.Series] = {}
@@ -1056,21 +1069,110 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
         keys[second.fk.child_column] = pd.Series(partners, dtype=_nullable_dtype(placed[id(second)].keys))
         n = len(rows)
         relations = [r for r in relations if r not in (first, second)]
+    keep = np.ones(n, dtype=bool)
+    within: list[RelationStats] = []  # assigned among parents agreeing with earlier keys: not permuted afterwards
     for index, relation in enumerate(relations):
-        keys[relation.fk.child_column], per_parent[id(relation)] = _assign(placed[id(relation)], n, rng, shuffle=index > 0)
-    _joint_parents(generator, relations, keys, placed, per_parent, rng)
+        columns = relation.fk.child_columns
+        shared = [c for c in columns if c in keys]
+        new = set(columns) - set(shared)
+        # the FK completes the primary key: rows agreeing on the rest of it need distinct parents
+        distinct = set(pk) <= set(keys) | new and bool(set(pk) & new) and bool(set(pk) - new)
+        distinct_by = [c for c in pk if c not in new and c not in shared] if distinct else None
+        if shared or distinct:
+            keys[relation.fk.child_column], per_parent[id(relation)] = _assign_within(
+                placed[id(relation)], keys, shared, distinct_by, keep, rng)
+            within.append(relation)
+        else:
+            keys[relation.fk.child_column], per_parent[id(relation)] = _assign(placed[id(relation)], n, rng, shuffle=index > 0)
+        _expand_key(relation, keys, placed[id(relation)].frame)
+    if not keep.all():  # rows no parent combination could take (more rows of an episode than bakers of its series)
+        keys = {c: v[keep].reset_index(drop=True) for c, v in keys.items()}
+        n = int(keep.sum())
+        for relation in relations:
+            per_parent[id(relation)] = _key_counts(relation.fk, keys[relation.fk.child_column], placed[id(relation)].frame)
+    _joint_parents(generator, [r for r in relations if r not in within], keys, placed, per_parent, rng)
+    for relation in relations:
+        _expand_key(relation, keys, placed[id(relation)].frame)
     for column, stats in tm.key_stats.items():
         keys[column] = _generate_keys(stats, n, rng)
     for relation in model.relations_of(table):
         if relation.fk.deferred:  # filled once its parent table exists (fill_deferred_keys)
-            parent_dtype = model.db_schema.tables[relation.fk.parent_table].columns[relation.fk.parent_column].dtype
-            keys[relation.fk.child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
+            for child_column, parent_column in zip(relation.fk.child_columns, relation.fk.parent_columns):
+                if child_column not in keys:
+                    parent_dtype = model.db_schema.tables[relation.fk.parent_table].columns[parent_column].dtype
+                    keys[child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
         elif relation.fk.is_self_reference:
             keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
     frames = [_join_parent_features(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
               for r in model.relations_of(table) if id(r) in placed and r.features]
     conditions = pd.concat(frames, axis=1) if frames else None
     return keys, conditions, n
+
+
+def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:
+    """Children per parent row of assigned FK values (tuple codes for a composite FK)."""
+    per_parent = _comparable(values.dropna()).value_counts()
+    return per_parent.reindex(parent_keys(fk, parent).to_numpy(), fill_value=0).to_numpy()
+
+
+def _expand_key(relation: RelationStats, keys: dict[str, pd.Series], parent: pd.DataFrame) -> None:
+    """A composite FK's tuple codes into its child columns: each row takes the parent row's key values."""
+    fk = relation.fk
+    if not fk.composite:
+        return
+    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(_comparable(keys[fk.child_column]).to_numpy())
+    for child_column, parent_column in zip(fk.child_columns, fk.parent_columns):
+        values = parent[parent_column].reset_index(drop=True)
+        expanded = values.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
+        expanded[position < 0] = pd.NA
+        keys[child_column] = expanded.astype(_nullable_dtype(values))
+
+
+def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[str], distinct_by: list[str] | None,
+                   keep: np.ndarray, rng: np.random.Generator) -> tuple[pd.Series, np.ndarray]:
+    """FK values for rows whose `shared` key columns are already set: each row's parent is drawn, weighted by the
+    learned popularity, among the parent rows whose paired columns hold the same values, and distinct among rows
+    that agree on `distinct_by` (the rest of a primary key this FK completes). Rows with no parent left to take
+    are cleared from `keep` (dropped), or get a null key where the FK is nullable."""
+    relation, frame = parents.relation, parents.frame
+    fk = relation.fk
+    n = len(keep)
+    weights = parents.weights(rng) + 1e-3
+    paired = [fk.parent_columns[fk.child_columns.index(c)] for c in shared]
+    parent_group = key_values(frame, paired).to_numpy() if paired else np.zeros(len(frame), dtype=object)
+    rows_frame = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in shared + (distinct_by or [])}, index=range(n))
+    child_group = key_values(rows_frame, shared) if shared else pd.Series(np.zeros(n, dtype=object))
+    wanted = keep & child_group.notna().to_numpy()
+    if relation.null_share > 0:
+        wanted &= rng.random(n) >= relation.null_share
+    candidates = pd.Series(np.arange(len(frame))).groupby(pd.Series(parent_group, dtype=object)).indices \
+        if len(frame) else {}
+    if distinct_by is None:
+        subgroup = None
+    else:
+        subgroup = key_values(rows_frame, distinct_by).to_numpy() if distinct_by else np.zeros(n, dtype=object)
+    position = np.full(n, -1)
+    wanted_rows = np.flatnonzero(wanted)
+    for group, rows in pd.Series(wanted_rows).groupby(child_group.to_numpy()[wanted_rows]).groups.items():
+        rows = wanted_rows[np.asarray(rows)]
+        pool = candidates.get(group)
+        if pool is None or not len(pool):
+            continue
+        if subgroup is None:
+            p = weights[pool] / weights[pool].sum()
+            position[rows] = pool[rng.choice(len(pool), size=len(rows), p=p)]
+            continue
+        for _, members in pd.Series(rows).groupby(subgroup[rows]).groups.items():
+            members = rng.permutation(rows[np.asarray(members)])
+            take = min(len(members), len(pool))
+            position[members[:take]] = pool[_weighted_distinct(weights[pool], take, rng)]
+    missing = wanted & (position < 0)
+    if not fk.nullable:
+        keep &= ~missing
+    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parents.keys))
+    present = position >= 0
+    values[present] = parents.keys.to_numpy()[position[present]]
+    return values, np.bincount(position[present], minlength=len(frame))
 
 
 def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: pd.DataFrame,
@@ -1083,7 +1185,8 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         wanted = [c for c in relation.constant if c in columns and c not in fixed]
         if not wanted or relation.fk.child_column not in keys:
             continue
-        codes, _ = pd.factorize(_comparable(keys[relation.fk.child_column]))
+        values = keys[relation.fk.child_column]
+        codes, _ = pd.factorize(_comparable(values).where(values.notna().to_numpy()))
         present = codes >= 0
         if not present.any():
             continue
@@ -1166,7 +1269,8 @@ def generate_table_chunks(
             model.relations_of(table), rows.reset_index(drop=True), c, rng), int(rng.integers(0, 2**31 - 1)))
         body = body[[c for c in body.columns if not c.startswith(FEATURE_PREFIX)]]
         for column, values in keys.items():
-            body[column] = values.iloc[start:stop].reset_index(drop=True)
+            if column in meta.columns:  # not a composite FK's tuple codes
+                body[column] = values.iloc[start:stop].reset_index(drop=True)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
                                         seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates,
                                         parents=parents)
@@ -1206,10 +1310,14 @@ def fill_deferred_keys(model: RelationalModel, model_dir: Path, relation: Relati
     """The post-pass of a cycle broken at a nullable FK: its values, drawn from the now generated parent table
     with the learned null share and children-per-parent distribution."""
     rng = np.random.default_rng([seed, len(model.db_schema.generation_order) + model.relations.index(relation)])
-    values, _ = _assign(_Parents(model, model_dir, relation, parent), len(child), rng, shuffle=True)
+    placed = _Parents(model, model_dir, relation, parent)
+    values, _ = _assign(placed, len(child), rng, shuffle=True)
+    keys = {relation.fk.child_column: values.reset_index(drop=True)}
+    _expand_key(relation, keys, placed.frame)
     out = child.copy()
-    out[relation.fk.child_column] = values.to_numpy()
-    out[relation.fk.child_column] = out[relation.fk.child_column].astype(_nullable_dtype(parent[relation.fk.parent_column]))
+    for child_column, parent_column in zip(relation.fk.child_columns, relation.fk.parent_columns):
+        out[child_column] = keys[child_column].to_numpy()
+        out[child_column] = out[child_column].astype(_nullable_dtype(parent[parent_column]))
     return out
 
 

@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from genesis_pipelines.engine.constraints import check_columns as check_constraint_columns
 from genesis_pipelines.engine.errors import SchemaError
@@ -34,6 +34,7 @@ class TableMeta(BaseModel):
     row_count: int
     primary_key: list[str] = Field(default_factory=list)
     primary_key_inferred: bool = False
+    primary_key_evidence: str = "declared"  # why an inferred key was chosen (shown by the schema asset)
     columns: dict[str, ColumnMeta]
     # rows that belong to one person on average (a customer's payments): marginals are smoothed over several people
     rows_per_person: float = 1.0
@@ -43,14 +44,49 @@ class TableMeta(BaseModel):
 
 
 class ForeignKey(BaseModel):
+    """A child column tuple referencing a parent key tuple (one column each for a plain FK).
+
+    `child_column` / `parent_column` name a one-column FK's columns; a composite FK's are its columns joined by
+    '+', the name of its tuple-code key inside the relational layer (see `key_values`)."""
+
     child_table: str
-    child_column: str
+    child_columns: list[str]
     parent_table: str
-    parent_column: str
+    parent_columns: list[str]
     nullable: bool = False
     inferred: bool = False
     evidence: str = "declared"
-    deferred: bool = False  # a nullable FK that closes a cycle: filled after its parent table is generated
+    deferred: bool = False  # closes a cycle: filled after its parent table is generated (fill_deferred_keys)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_column_form(cls, data):
+        """`child_column=` / `parent_column=` (and models saved before composite keys) mean one-column lists."""
+        if isinstance(data, dict):
+            data = dict(data)
+            for side in ("child", "parent"):
+                if f"{side}_column" in data:
+                    data.setdefault(f"{side}_columns", [data.pop(f"{side}_column")])
+        return data
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ForeignKey":
+        if not self.child_columns or len(self.child_columns) != len(self.parent_columns):
+            raise ValueError(f"foreign key {self.child_table} -> {self.parent_table}: {len(self.child_columns)} child "
+                             f"columns against {len(self.parent_columns)} parent columns")
+        return self
+
+    @property
+    def composite(self) -> bool:
+        return len(self.child_columns) > 1
+
+    @property
+    def child_column(self) -> str:
+        return "+".join(self.child_columns)
+
+    @property
+    def parent_column(self) -> str:
+        return "+".join(self.parent_columns)
 
     @property
     def is_self_reference(self) -> bool:
@@ -58,7 +94,33 @@ class ForeignKey(BaseModel):
 
     @property
     def label(self) -> str:
-        return f"{self.child_table}.{self.child_column} -> {self.parent_table}.{self.parent_column}"
+        if not self.composite:
+            return f"{self.child_table}.{self.child_column} -> {self.parent_table}.{self.parent_column}"
+        return f"{self.child_table}.({', '.join(self.child_columns)}) -> {self.parent_table}.({', '.join(self.parent_columns)})"
+
+
+KEY_SEPARATOR = "\x1f"
+
+
+def key_values(df: pd.DataFrame, columns: list[str]) -> pd.Series:
+    """One comparable value per row for a key of one or more columns: a composite key becomes one tuple code
+    (its parts joined), null where any part is null; dtypes are normalised so read and generated keys match."""
+    if len(columns) == 1:
+        return _comparable(df[columns[0]]).where(df[columns[0]].notna().to_numpy())
+    parts = [_comparable(df[c]) for c in columns]
+    null = np.zeros(len(df), dtype=bool)
+    for column in columns:
+        null |= df[column].isna().to_numpy()
+    code = parts[0].astype(str).str.cat([p.astype(str) for p in parts[1:]], sep=KEY_SEPARATOR)
+    return code.astype(object).where(~null, None)
+
+
+def child_keys(fk: ForeignKey, df: pd.DataFrame) -> pd.Series:
+    return key_values(df, fk.child_columns)
+
+
+def parent_keys(fk: ForeignKey, df: pd.DataFrame) -> pd.Series:
+    return key_values(df, fk.parent_columns)
 
 
 class DatasetSchema(BaseModel):
@@ -77,7 +139,7 @@ class DatasetSchema(BaseModel):
     def key_columns(self, table: str) -> set[str]:
         """Columns the relational layer owns: primary key and FK columns."""
         keys = set(self.tables[table].primary_key)
-        keys.update(fk.child_column for fk in self.fks_of(table))
+        keys.update(c for fk in self.fks_of(table) for c in fk.child_columns)
         return keys
 
 
@@ -192,7 +254,8 @@ def column_exceptions(series: pd.Series, sdtype: str) -> tuple[int, int]:
     return 0, 0
 
 
-def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
+def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: frozenset[str] = frozenset(),
+                  shared_columns: frozenset[str] = frozenset()) -> TableMeta:
     if df.empty:
         raise SchemaError(f"table {name!r} is empty: a generator cannot learn from zero rows")
     declared = spec.tables.get(name)
@@ -216,7 +279,7 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
             impossible_dates=impossible,
         )
     if declared and declared.primary_key_columns:
-        pk, inferred = declared.primary_key_columns, False
+        pk, inferred, evidence = declared.primary_key_columns, False, "declared"
         for column in pk:
             if column not in df.columns:
                 raise SchemaError(f"primary key of table {name!r} names column {column!r}, which the table does not have")
@@ -226,58 +289,108 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec) -> TableMeta:
         if df.duplicated(subset=pk).any():
             raise SchemaError(f"primary key {name}.{'+'.join(pk)} is not unique ({int(df.duplicated(subset=pk).sum())} duplicate rows)")
     else:
-        pk, inferred = infer_primary_key(name, df), True
+        (pk, evidence), inferred = infer_primary_key(name, df, entity_keys, shared_columns), True
     for column in pk:
         columns[column].sdtype = "id"
-    return TableMeta(name=name, row_count=len(df), primary_key=pk, primary_key_inferred=inferred, columns=columns)
+    return TableMeta(name=name, row_count=len(df), primary_key=pk, primary_key_inferred=inferred,
+                     primary_key_evidence=evidence if pk else "no unique key found", columns=columns)
 
 
-def infer_primary_key(name: str, df: pd.DataFrame) -> list[str]:
-    """A unique, non-null key: an id-like column, else a unique leading code column, else a pair of id columns."""
+MAX_COMPOSITE_KEY = 3  # leading columns tried together as a primary key
+
+
+def entity_key_names(table_names) -> frozenset[str]:
+    """Normalised names of the key each table is named for (`film` -> `filmid`): columns so named in another
+    table point at that table."""
+    return frozenset(_normalise(t) + "id" for t in table_names)
+
+
+def _key_like(series: pd.Series) -> bool:
+    """Integers or short codes without spaces: what a key column holds (not measurements, dates or prose)."""
+    if pd.api.types.is_bool_dtype(series):
+        return False
+    if pd.api.types.is_integer_dtype(series):
+        return True
+    if pd.api.types.is_float_dtype(series):
+        values = series.dropna()
+        return bool(len(values)) and bool(np.all(np.mod(values.to_numpy(), 1) == 0))
+    if pd.api.types.is_string_dtype(series) or series.dtype == object:
+        text = series.dropna().astype(str)
+        return bool(len(text)) and not text.str.contains(r"\s").any() and text.str.len().max() <= 24
+    return False
+
+
+def infer_primary_key(name: str, df: pd.DataFrame, entity_keys: frozenset[str] = frozenset(),
+                      shared_columns: frozenset[str] = frozenset()) -> tuple[list[str], str]:
+    """A unique, non-null key: the column named for the table, a junction's id columns that each name another
+    table (`entity_keys`), another unique id-like column, a unique leading code column, a pair of id columns,
+    else the shortest unique run of leading key-like columns that other tables also hold (`shared_columns`,
+    normalised names: bakers: series + baker; a lone table's age + workclass is no key); never a timestamp,
+    which the relational layer would have to regenerate as a key (weather per origin and hour stays keyless)."""
     def unique(cols: list[str]) -> bool:
         return not df[cols].isna().any().any() and not df.duplicated(subset=cols).any()
 
-    candidates = [c for c in df.columns if _normalise(c) in ("id", _normalise(name) + "id")]
-    candidates += [c for c in df.columns if is_id_like_name(c) and c not in candidates]
+    own = [c for c in df.columns if _normalise(c) in ("id", _normalise(name) + "id")]
+    for column in own:
+        if unique([column]):
+            return [column], "unique, not null, named for the table"
+    pointers = [c for c in df.columns if _normalise(c) in entity_keys and _normalise(c) != _normalise(name) + "id"]
+    if len(pointers) >= 2 and unique(pointers):
+        return pointers, "unique together, each named for another table's key (a junction)"
+    candidates = [c for c in df.columns if is_id_like_name(c) and c not in own]
     for column in candidates:
         if unique([column]):
-            return [column]
+            return [column], "unique, not null, id-like name"
     first = df.columns[0]
     first_series = df[first]
     is_code = pd.api.types.is_string_dtype(first_series) and not first_series.astype(str).str.contains(r"\s").any() \
         and first_series.astype(str).str.len().max() <= 24
     if unique([first]) and (pd.api.types.is_integer_dtype(first_series) or is_code):
-        return [first]
+        return [first], "unique, not null leading code column"
     id_columns = [c for c in df.columns if is_id_like_name(c)]
     if len(id_columns) == 2 and unique(id_columns):
-        return id_columns
-    return []
+        return id_columns, "the two id-like columns, unique together"
+    leading = []
+    for column in df.columns[:MAX_COMPOSITE_KEY]:
+        if not _key_like(df[column]) or _normalise(column) not in shared_columns:
+            break
+        leading.append(column)
+        if len(leading) >= 2 and unique(leading):
+            return leading, "leading key columns, also held by other tables, unique together"
+    return [], ""
 
 
 # ---------------------------------------------------------------- foreign keys
 
 
 def declared_foreign_keys(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> list[ForeignKey]:
+    """The spec's FKs, checked against the data: columns exist, the parent tuple is a unique non-null key, every
+    non-null child tuple has its parent (counts only in errors)."""
     fks = []
     for fk_spec in spec.foreign_keys or []:
-        (ct, cc), (pt, pc) = fk_spec.child_ref, fk_spec.parent_ref
-        for table, column, role in ((ct, cc, "child"), (pt, pc, "parent")):
+        ct, pt = fk_spec.child_table, fk_spec.parent_table
+        for table, columns, role in ((ct, fk_spec.child_columns, "child"), (pt, fk_spec.parent_columns, "parent")):
             if table not in tables:
-                raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: {role} table {table!r} is not a source table")
-            if column not in tables[table].columns:
-                raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: {role} column {table}.{column} does not exist")
-        parent_values = tables[pt][pc]
-        if parent_values.isna().any() or parent_values.duplicated().any():
-            raise SchemaError(f"foreign key {fk_spec.child} -> {fk_spec.parent}: parent column {pt}.{pc} is not a unique non-null key")
-        child_values = tables[ct][cc].dropna()
-        orphans = int((~_contained(child_values, parent_values)).sum())
+                raise SchemaError(f"foreign key {fk_spec.label}: {role} table {table!r} is not a source table")
+            for column in columns:
+                if column not in tables[table].columns:
+                    raise SchemaError(f"foreign key {fk_spec.label}: {role} column {table}.{column} does not exist")
+        fk = ForeignKey(child_table=ct, child_columns=fk_spec.child_columns, parent_table=pt,
+                        parent_columns=fk_spec.parent_columns)
+        parent = tables[pt][fk.parent_columns]
+        if parent.isna().any().any() or parent.duplicated().any():
+            raise SchemaError(f"foreign key {fk.label}: parent columns {pt}.({', '.join(fk.parent_columns)}) are not a "
+                              f"unique non-null key ({int(parent.duplicated().sum())} duplicate, "
+                              f"{int(parent.isna().any(axis=1).sum())} null rows)")
+        child_values = child_keys(fk, tables[ct]).dropna()
+        orphans = int((~child_values.isin(set(parent_keys(fk, tables[pt])))).sum())
         if orphans:
             raise SchemaError(
-                f"foreign key {fk_spec.child} -> {fk_spec.parent}: {orphans} of {len(child_values)} values of "
-                f"{ct}.{cc} have no matching {pt}.{pc} (broken key)"
+                f"foreign key {fk.label}: {orphans} of {len(child_values)} values of "
+                f"{ct}.({', '.join(fk.child_columns)}) have no matching parent row (broken key)"
             )
-        fks.append(ForeignKey(child_table=ct, child_column=cc, parent_table=pt, parent_column=pc,
-                              nullable=bool(tables[ct][cc].isna().any())))
+        fk.nullable = bool(tables[ct][fk.child_columns].isna().any().any())
+        fks.append(fk)
     return fks
 
 
@@ -291,36 +404,108 @@ def _contained(child: pd.Series, parent: pd.Series) -> pd.Series:
     return _comparable(child).isin(set(_comparable(parent.dropna())))
 
 
-def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
-    """FKs from names, types and value containment; ambiguous candidates are reported, not guessed."""
-    parents = {t: m.primary_key[0] for t, m in metas.items() if len(m.primary_key) == 1}
+MAX_HIERARCHY_DEPTH = 64  # a self reference deeper than this is taken for a coincidence of values
+
+
+def _is_forest(df: pd.DataFrame, key: str, column: str) -> bool:
+    """Following `column` to the row whose `key` it names ends at a null (a root) from every row: a hierarchy."""
+    position = pd.Index(_comparable(df[key])).get_indexer(_comparable(df[column]))
+    position[df[column].isna().to_numpy()] = -1
+    if (position == np.arange(len(df))).any():
+        return False
+    current = position.copy()
+    for _ in range(MAX_HIERARCHY_DEPTH):
+        live = current >= 0
+        if not live.any():
+            return True
+        current[live] = position[current[live]]
+    return False
+
+
+def _names_table(column: str, table: str) -> bool:
+    """The table is named for the column's entity (episodes for episode, bakers for baker)."""
+    return _normalise(column) in _normalise(table)
+
+
+def _composite_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
+    """A child holding every column of a parent's composite key (same names), each tuple found among the parent's,
+    with the parent named for one of those columns (results_raw.(series, episode) -> episodes); a table that only
+    shares the key (ratings, keyed by episode too) is a sibling, not the parent."""
     fks: list[ForeignKey] = []
     unresolved: list[str] = []
+    parents = {t: m.primary_key for t, m in metas.items() if len(m.primary_key) >= 2}
+    for child, df in tables.items():
+        by_name = {_normalise(c): c for c in df.columns}
+        found: dict[tuple[str, ...], list[tuple[str, list[str]]]] = {}
+        for parent, key in parents.items():
+            if parent == child or not all(_normalise(c) in by_name for c in key):
+                continue
+            columns = [by_name[_normalise(c)] for c in key]
+            if not any(_names_table(c, parent) for c in key):
+                continue
+            values = key_values(df, columns).dropna()
+            if values.empty or not values.isin(set(key_values(tables[parent], key))).all():
+                continue
+            found.setdefault(tuple(columns), []).append((parent, key))
+        for columns, candidates in found.items():
+            if len(candidates) > 1:
+                unresolved.append(f"{child}.({', '.join(columns)}): ambiguous between "
+                                  + ", ".join(sorted(p for p, _ in candidates)))
+                continue
+            parent, key = candidates[0]
+            fks.append(ForeignKey(child_table=child, child_columns=list(columns), parent_table=parent, parent_columns=key,
+                                  nullable=bool(df[list(columns)].isna().any().any()), inferred=True,
+                                  evidence=f"columns named as the key of {parent}, which is named for "
+                                           f"{next(c for c in key if _names_table(c, parent))}; every tuple found there"))
+    return fks, unresolved
+
+
+def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, TableMeta]) -> tuple[list[ForeignKey], list[str]]:
+    """FKs from names, types and value containment; ambiguous candidates are reported, not guessed.
+
+    A column is a candidate for a parent's one-column key when every value is found in it (a set lookup); the
+    name decides: the parent key's own name (the table named for it wins a tie: film_id -> film, not film_text),
+    a name that refers to the parent table (manager_staff_id -> staff), else distinct codes (dest -> airports.faa).
+    A column pointing into its own table's key is a self reference when it forms a hierarchy (ReportsTo).
+    Composite keys: see _composite_foreign_keys; a column inside one is not also given a one-column FK.
+    """
+    composite, unresolved = _composite_foreign_keys(tables, metas)
+    in_composite = {(fk.child_table, c) for fk in composite for c in fk.child_columns}
+    parents = {t: m.primary_key[0] for t, m in metas.items() if len(m.primary_key) == 1}
+    parent_sets = {t: set(_comparable(tables[t][k].dropna())) for t, k in parents.items()}
+    fks: list[ForeignKey] = []
     for child, df in tables.items():
         child_pk = metas[child].primary_key
         for column in df.columns:
-            if child_pk == [column]:
+            if child_pk == [column] or (child, column) in in_composite:
                 continue
             values = df[column].dropna()
             sdtype = metas[child].columns[column].sdtype
-            if values.empty or sdtype in ("datetime", "numeric", "boolean"):
+            if sdtype in ("datetime", "numeric", "boolean") and not values.empty:
                 continue
             scored = []
             for parent, key in parents.items():
                 parent_values = tables[parent][key]
-                if pd.api.types.is_numeric_dtype(values) != pd.api.types.is_numeric_dtype(parent_values):
+                if not values.empty and pd.api.types.is_numeric_dtype(values) != pd.api.types.is_numeric_dtype(parent_values):
                     continue
-                if not bool(_contained(values, parent_values).all()):
+                if not values.empty and not bool(_comparable(values).isin(parent_sets[parent]).all()):
                     continue
                 norm_col, norm_key, norm_parent = _normalise(column), _normalise(key), _normalise(parent)
                 if norm_col == norm_key and (parent != child or column != key):
-                    score, why = 3, "same name as the parent key"
+                    score, why = 3 + 0.5 * (norm_key == norm_parent + "id"), "same name as the parent key"
                 elif norm_col in (norm_parent + norm_key, norm_parent + "id") or (norm_parent in norm_col and is_id_like_name(column)):
                     score, why = 2, "name refers to the parent table"
+                elif values.empty:
+                    continue
+                elif parent == child and not is_id_like_name(column) and pd.api.types.is_numeric_dtype(values) == \
+                        pd.api.types.is_numeric_dtype(parent_values) and df[column].isna().any() and _is_forest(df, key, column):
+                    score, why = 1.5, "values are keys of the same table, nulls at the roots, no cycle (a hierarchy)"
                 elif sdtype != "text" and pd.api.types.is_string_dtype(values) and values.nunique() >= 2 and not is_id_like_name(column):
                     score, why = 1, "values contained in the parent key"
                 else:
                     continue
+                if values.empty:
+                    why += " (column empty: name only)"
                 scored.append((score, parent, key, why))
             if not scored:
                 if is_id_like_name(column) and pd.api.types.is_numeric_dtype(values):
@@ -335,12 +520,11 @@ def infer_foreign_keys(tables: Mapping[str, pd.DataFrame], metas: Mapping[str, T
             _, parent, key, why = best[0]
             fks.append(ForeignKey(child_table=child, child_column=column, parent_table=parent, parent_column=key,
                                   nullable=bool(df[column].isna().any()), inferred=True, evidence=why))
-    return fks, unresolved
+    return fks + composite, unresolved
 
 
 def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]:
-    """Parents before children; self references are allowed, and so are cycles through a nullable FK, which
-    `break_cycles` marks deferred; any other cycle is an error naming its tables."""
+    """Parents before children, with self references allowed and the FKs `break_cycles` deferred left out."""
     sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
     for fk in fks:
         if not fk.is_self_reference and not fk.deferred:
@@ -349,12 +533,18 @@ def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]
         return list(sorter.static_order())
     except graphlib.CycleError as exc:
         cycle = exc.args[1]
-        raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)}; break it with a nullable key or remove one FK") from None
+        raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)}; run break_cycles first") from None
 
 
-def break_cycles(table_names: list[str], fks: list[ForeignKey]) -> list[ForeignKey]:
-    """Mark deferred one nullable FK in each cycle, so the rest orders; a cycle with no nullable FK is an error."""
+def break_cycles(table_names: list[str], fks: list[ForeignKey],
+                 primary_keys: Mapping[str, list[str]] | None = None) -> list[ForeignKey]:
+    """Mark one FK of each cycle deferred, so the rest orders: its child rows are generated with the key empty
+    and the key is assigned once the parent table exists (relational.fill_deferred_keys). Preferred: a nullable
+    FK (its real data already lives with empty keys), and never one inside its table's primary key (rows with an
+    empty key would collide); among equals the cycle's last FK, a choice that needs no data, so the asset graph
+    planned from the spec and the model agree."""
     fks = [fk.model_copy() for fk in fks]
+    primary_keys = primary_keys or {}
     for _ in range(len(fks) + 1):
         sorter = graphlib.TopologicalSorter({t: set() for t in sorted(table_names)})
         for fk in fks:
@@ -366,26 +556,32 @@ def break_cycles(table_names: list[str], fks: list[ForeignKey]) -> list[ForeignK
         except graphlib.CycleError as exc:
             cycle = exc.args[1]  # [a, b, ..., a]: each table depends on the next one
             edges = list(zip(cycle, cycle[1:]))
-            candidates = [fk for fk in fks if not fk.deferred and not fk.is_self_reference and fk.nullable
-                          and (fk.child_table, fk.parent_table) in edges]
-            if not candidates:
-                labels = [fk.label for fk in fks if (fk.child_table, fk.parent_table) in edges]
-                raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)} ({'; '.join(labels)}), none of them "
-                                  "nullable; break it with a nullable key or remove one FK") from None
-            candidates[-1].deferred = True
+            on_cycle = [fk for fk in fks if not fk.deferred and not fk.is_self_reference
+                        and (fk.child_table, fk.parent_table) in edges]
+            outside_pk = [fk for fk in on_cycle if not set(fk.child_columns) & set(primary_keys.get(fk.child_table, []))]
+            if not outside_pk:
+                raise SchemaError(f"foreign keys form a cycle: {' -> '.join(cycle)} "
+                                  f"({'; '.join(fk.label for fk in on_cycle)}), each inside its table's primary key; "
+                                  "remove one FK") from None
+            nullable = [fk for fk in outside_pk if fk.nullable]
+            (nullable or outside_pk)[-1].deferred = True
     return fks
 
 
 def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSchema:
     """Profile every table, resolve keys and FKs, and order the tables for generation."""
-    metas = {name: profile_table(name, df, spec) for name, df in tables.items()}
+    entity_keys = entity_key_names(tables)
+    names = pd.Series([_normalise(c) for df in tables.values() for c in dict.fromkeys(df.columns)], dtype=object)
+    shared = frozenset(names[names.duplicated()])
+    metas = {name: profile_table(name, df, spec, entity_keys, shared) for name, df in tables.items()}
     if spec.foreign_keys is not None:
         fks, unresolved = declared_foreign_keys(spec, tables, metas), []
     else:
         fks, unresolved = infer_foreign_keys(tables, metas)
     for fk in fks:
-        metas[fk.child_table].columns[fk.child_column].sdtype = "id"
-    fks = break_cycles(list(tables), fks)
+        for column in fk.child_columns:
+            metas[fk.child_table].columns[column].sdtype = "id"
+    fks = break_cycles(list(tables), fks, {t: m.primary_key for t, m in metas.items()})
     order = generation_order(list(tables), fks)
     schema = DatasetSchema(dataset=spec.name, tables=metas, foreign_keys=fks, generation_order=order,
                            unresolved_fk_candidates=unresolved)
@@ -393,27 +589,47 @@ def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSch
     return schema
 
 
+def _on_cycles(fks: list[ForeignKey]) -> set[int]:
+    """Indices of the FKs that lie on a cycle of tables (their parent table reaches their child table)."""
+    edges: dict[str, set[str]] = {}
+    for fk in fks:
+        if not fk.is_self_reference:
+            edges.setdefault(fk.child_table, set()).add(fk.parent_table)
+
+    def reaches(start: str, goal: str) -> bool:
+        seen, stack = set(), [start]
+        while stack:
+            table = stack.pop()
+            if table == goal:
+                return True
+            if table not in seen:
+                seen.add(table)
+                stack.extend(edges.get(table, ()))
+        return False
+
+    return {i for i, fk in enumerate(fks) if not fk.is_self_reference and reaches(fk.parent_table, fk.child_table)}
+
+
 def plan_generation(spec: DatasetSpec, table_names: list[str], read_table=None) -> dict[str, list[str]]:
     """Table -> parent tables, in generation order, without profiling: the shape of the asset graph.
 
-    Declared FKs need no data; inferred ones are analysed from the sources (`read_table(name)`).
+    Declared FKs need no data; when `read_table(name)` is given and the FKs form a cycle, the cycle's child tables
+    are read for which keys hold nulls, so the FK deferred is the one `analyse` defers. Inferred FKs are analysed
+    from the sources.
     """
     if spec.foreign_keys is not None:
         fks = []
         for fk in spec.foreign_keys:
-            (ct, cc), (pt, pc) = fk.child_ref, fk.parent_ref
-            for table in (ct, pt):
+            for table in (fk.child_table, fk.parent_table):
                 if table not in table_names:
-                    raise SchemaError(f"foreign key {fk.child} -> {fk.parent}: table {table!r} is not a source table")
-            fks.append(ForeignKey(child_table=ct, child_column=cc, parent_table=pt, parent_column=pc))
-        try:
-            fks = break_cycles(table_names, fks)
-        except SchemaError:
-            if read_table is None:
-                raise
-            # a cycle may still close through a nullable FK: only the data says which columns hold nulls
-            fks = break_cycles(table_names, [fk.model_copy(update={"nullable": bool(read_table(fk.child_table)[fk.child_column].isna().any())})
-                                             for fk in fks])
+                    raise SchemaError(f"foreign key {fk.label}: table {table!r} is not a source table")
+            fks.append(ForeignKey(child_table=fk.child_table, child_columns=fk.child_columns,
+                                  parent_table=fk.parent_table, parent_columns=fk.parent_columns))
+        cyclic = _on_cycles(fks)
+        if read_table is not None and cyclic:
+            fks = [fk.model_copy(update={"nullable": bool(read_table(fk.child_table)[fk.child_columns].isna().any().any())})
+                   if index in cyclic else fk for index, fk in enumerate(fks)]
+        fks = break_cycles(table_names, fks, {t: spec.tables[t].primary_key_columns for t in spec.tables})
     else:
         if read_table is None:
             raise SchemaError(f"dataset {spec.name!r} declares no foreign keys, so planning needs the source tables")

@@ -105,22 +105,92 @@ def _split_ref(ref: str, field: str) -> tuple[str, str]:
 
 
 class ForeignKeySpec(_Strict):
-    child: str
-    parent: str
+    """`child: Table.col -> parent: Parent.key`, or a composite key as equal-length lists of refs, all of one table
+    per side: `{child: [T.a, T.b], parent: [P.a, P.b]}`."""
+
+    child: str | list[str]
+    parent: str | list[str]
 
     @field_validator("child", "parent")
     @classmethod
-    def _is_ref(cls, value: str, info) -> str:
-        _split_ref(value, info.field_name)
+    def _is_ref(cls, value: str | list[str], info) -> str | list[str]:
+        refs = [value] if isinstance(value, str) else value
+        if not refs:
+            raise ValueError(f"{info.field_name} lists no columns")
+        tables = {_split_ref(ref, info.field_name)[0] for ref in refs}
+        if len(tables) > 1:
+            raise ValueError(f"{info.field_name} names columns of several tables ({', '.join(sorted(tables))}): one table per side")
+        if len(set(refs)) < len(refs):
+            raise ValueError(f"{info.field_name} repeats a column")
         return value
+
+    @model_validator(mode="after")
+    def _same_length(self) -> "ForeignKeySpec":
+        if len(self.child_refs) != len(self.parent_refs):
+            raise ValueError(f"foreign key {self.label}: child has {len(self.child_refs)} columns, parent "
+                             f"{len(self.parent_refs)}; a composite key pairs them one to one")
+        return self
+
+    @property
+    def child_refs(self) -> list[tuple[str, str]]:
+        return [_split_ref(ref, "child") for ref in ([self.child] if isinstance(self.child, str) else self.child)]
+
+    @property
+    def parent_refs(self) -> list[tuple[str, str]]:
+        return [_split_ref(ref, "parent") for ref in ([self.parent] if isinstance(self.parent, str) else self.parent)]
+
+    @property
+    def child_table(self) -> str:
+        return self.child_refs[0][0]
+
+    @property
+    def parent_table(self) -> str:
+        return self.parent_refs[0][0]
+
+    @property
+    def child_columns(self) -> list[str]:
+        return [column for _, column in self.child_refs]
+
+    @property
+    def parent_columns(self) -> list[str]:
+        return [column for _, column in self.parent_refs]
 
     @property
     def child_ref(self) -> tuple[str, str]:
-        return _split_ref(self.child, "child")
+        """(table, column); a composite key's columns joined by '+', as schema.ForeignKey.child_column names them."""
+        return self.child_table, "+".join(self.child_columns)
 
     @property
     def parent_ref(self) -> tuple[str, str]:
-        return _split_ref(self.parent, "parent")
+        return self.parent_table, "+".join(self.parent_columns)
+
+    @property
+    def label(self) -> str:
+        if len(self.child_columns) == 1:
+            return f"{self.child_table}.{self.child_columns[0]} -> {self.parent_table}.{self.parent_columns[0]}"
+        return f"{self.child_table}.({', '.join(self.child_columns)}) -> {self.parent_table}.({', '.join(self.parent_columns)})"
+
+    @classmethod
+    def from_column_entries(cls, entries: list[dict]) -> list["ForeignKeySpec"]:
+        """FKs from one-column entries (`child_table`, `child_column`, `parent_table`, `parent_column`, as a schema
+        dump lists them): consecutive entries of the same child and parent tables, each naming a new parent column,
+        are ONE composite key (results_raw.series + .episode -> episodes.(series, episode)); an entry naming a parent
+        column again (flights.origin and .dest -> airports.faa) starts a new key."""
+        groups: list[list[dict]] = []
+        for entry in entries:
+            last = groups[-1] if groups else None
+            if (last and (last[0]["child_table"], last[0]["parent_table"]) == (entry["child_table"], entry["parent_table"])
+                    and entry["parent_column"] not in [e["parent_column"] for e in last]
+                    and entry["child_column"] not in [e["child_column"] for e in last]):
+                last.append(entry)
+            else:
+                groups.append([entry])
+        out = []
+        for group in groups:
+            child = [f"{e['child_table']}.{e['child_column']}" for e in group]
+            parent = [f"{e['parent_table']}.{e['parent_column']}" for e in group]
+            out.append(cls(child=child[0] if len(child) == 1 else child, parent=parent[0] if len(parent) == 1 else parent))
+        return out
 
 
 class GeneratorSpec(_Strict):
@@ -258,7 +328,8 @@ class DatasetSpec(_Strict):
         refs += [("pii_leak_exempt", r) for r in self.pii_leak_exempt]
         refs += [("utility.target", r) for r in [self.utility.target] if r] + [("utility.public_columns", r) for r in self.utility.public_columns]
         for fk in self.foreign_keys or []:
-            refs += [("foreign_keys.child", fk.child), ("foreign_keys.parent", fk.parent)]
+            refs += [("foreign_keys.child", f"{t}.{c}") for t, c in fk.child_refs]
+            refs += [("foreign_keys.parent", f"{t}.{c}") for t, c in fk.parent_refs]
         for field, ref in refs:
             table = ref.split(".")[0]
             if table not in self.tables:

@@ -37,7 +37,8 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         result = analyse(spec, read_source_tables(spec, warehouse))
         write_json(storage.analysis_file(spec.name, "schema"), result.model_dump(mode="json"))
         fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
-        type_rows = [[t, m.row_count, "+".join(m.primary_key) or "-", ", ".join(f"{c}:{v.sdtype}" for c, v in m.columns.items())]
+        type_rows = [[t, m.row_count, "+".join(m.primary_key) + (f" (inferred: {m.primary_key_evidence})" if m.primary_key_inferred else "")
+                      or "-", ", ".join(f"{c}:{v.sdtype}" for c, v in m.columns.items())]
                      for t, m in result.tables.items()]
         exception_rows = [[f"{t}.{c}", v.sdtype, v.exceptions, v.impossible_dates] for t, m in result.tables.items()
                           for c, v in m.columns.items() if v.exceptions]

@@ -33,7 +33,7 @@ from genesis_pipelines.engine.evaluation._prep import (
     sample_rows,
     to_float,
 )
-from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta
+from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta, child_keys, parent_keys
 from genesis_pipelines.engine.spec import STRING_KINDS
 
 MAX_PAIR_ROWS = 50_000
@@ -509,11 +509,12 @@ def count_distribution(real_counts: np.ndarray, synth_counts: np.ndarray, *, k: 
 
 
 def _children_per_parent(child: pd.DataFrame, parent: pd.DataFrame, fk) -> tuple[np.ndarray, dict]:
-    if fk.child_column not in child.columns or fk.parent_column not in parent.columns:
+    if not set(fk.child_columns) <= set(child.columns) or not set(fk.parent_columns) <= set(parent.columns):
         raise KeyError("key column missing")
-    (parent_codes, child_codes), k = joint_codes(parent[fk.parent_column], child[fk.child_column])
-    child_null = child[fk.child_column].isna().to_numpy()
-    parent_ok = ~parent[fk.parent_column].isna().to_numpy()
+    child_values, parent_values = child_keys(fk, child), parent_keys(fk, parent)  # composite keys: tuple codes
+    (parent_codes, child_codes), k = joint_codes(parent_values, child_values)
+    child_null = child_values.isna().to_numpy()
+    parent_ok = ~parent_values.isna().to_numpy()
     parent_codes = parent_codes[parent_ok]
     linked = ~child_null & np.isin(child_codes, parent_codes)
     per_code = np.bincount(child_codes[linked], minlength=k)
@@ -582,12 +583,13 @@ def _joined(child: pd.DataFrame, parent: pd.DataFrame, fk, child_cols: list[str]
             seed: int) -> pd.DataFrame:
     """Each child row next to its parent's columns (children sampled first; orphans dropped)."""
     child = sample_rows(child, MAX_PAIR_ROWS, seed)
-    (parent_codes, child_codes), _ = joint_codes(parent[fk.parent_column], child[fk.child_column])
-    ok = ~parent[fk.parent_column].isna().to_numpy()
+    child_values, parent_values = child_keys(fk, child), parent_keys(fk, parent)
+    (parent_codes, child_codes), _ = joint_codes(parent_values, child_values)
+    ok = ~parent_values.isna().to_numpy()
     position = pd.Series(np.flatnonzero(ok), index=parent_codes[ok])
     position = position[~position.index.duplicated()]
     rows = position.reindex(child_codes).to_numpy(dtype=float, copy=True)
-    rows[child[fk.child_column].isna().to_numpy()] = np.nan
+    rows[child_values.isna().to_numpy()] = np.nan
     linked = ~np.isnan(rows)
     left = child.loc[linked, child_cols].reset_index(drop=True)
     right = parent.iloc[rows[linked].astype(np.int64)][parent_cols].reset_index(drop=True)
@@ -609,8 +611,8 @@ def parent_child_trends(real_tables: Mapping[str, pd.DataFrame], synth_tables: M
                        if c in tables[t][0].columns and c in tables[t][1].columns]
         if not cols[fk.child_table] or not cols[fk.parent_table]:
             continue
-        keys_ok = all(fk.child_column in tables[fk.child_table][i].columns and fk.parent_column in tables[fk.parent_table][i].columns
-                      for i in (0, 1))
+        keys_ok = all(set(fk.child_columns) <= set(tables[fk.child_table][i].columns)
+                      and set(fk.parent_columns) <= set(tables[fk.parent_table][i].columns) for i in (0, 1))
         if not keys_ok or len(tables[fk.child_table][0]) == 0:
             continue
         pairs = [(f"parent.{p}", c) for p in cols[fk.parent_table] for c in cols[fk.child_table]]

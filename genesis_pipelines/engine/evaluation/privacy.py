@@ -127,7 +127,7 @@ def holdout_group_column(train: pd.DataFrame, holdout: pd.DataFrame | None, sche
         return None
     for fk in schema.fks_of(table):
         column = fk.child_column
-        if fk.is_self_reference or column not in train.columns or column not in holdout.columns:
+        if fk.is_self_reference or fk.composite or column not in train.columns or column not in holdout.columns:
             continue
         train_keys, holdout_keys = train[column].dropna().astype(str), holdout[column].dropna().astype(str)
         if (len(train_keys) and len(holdout_keys) and train_keys.duplicated().any()
