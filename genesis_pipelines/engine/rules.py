@@ -147,9 +147,12 @@ def _gap_stats(low: np.ndarray, high: np.ndarray) -> tuple[float, list[float]]:
     return float(gap.min()), np.quantile(gap, np.linspace(0, 1, GAP_QUANTILES)).tolist()
 
 
-def _varies(values: np.ndarray) -> bool:
-    low, high = np.quantile(values, [0.25, 0.75])
-    return bool(high > low)
+def _spread_like_gap(low: np.ndarray, high: np.ndarray) -> bool:
+    """The columns' interquartile ranges: one at least a tenth of the typical gap between them, the other at
+    least a hundredth (births over decades and hires over years, not creation stamps a second apart)."""
+    gap = abs(float(np.median(high - low)))
+    spreads = sorted(float(np.subtract(*np.quantile(v, [0.75, 0.25]))) for v in (low, high))
+    return spreads[0] > 0 and spreads[0] >= 0.01 * gap and spreads[1] >= 0.1 * gap
 
 
 def _order_candidates(lows: dict[str, np.ndarray], highs: dict[str, np.ndarray], same: bool,
@@ -167,9 +170,9 @@ def _order_candidates(lows: dict[str, np.ndarray], highs: dict[str, np.ndarray],
             xa, yb = x[both], y[both]
             span = max(xa.max(), yb.max()) - min(xa.min(), yb.min())
             overlap = min(xa.max(), yb.max()) - max(xa.min(), yb.min())
-            if span <= 0 or (overlap <= 0 and not (dates and _varies(xa) and _varies(yb))):
-                # disjoint ranges order the pair by range alone; only dates of two varying columns (a birth and a
-                # hire date) keep the pair, for its minimum gap
+            if span <= 0 or (overlap <= 0 and not (dates and _spread_like_gap(xa, yb))):
+                # disjoint ranges order the pair by range alone; only dates spread about as widely as the gap between
+                # them (a birth and a hire date, not a record's creation stamp and a rental) keep it, for its minimum gap
                 continue
             if (xa == yb).mean() > 0.5:
                 continue
