@@ -26,7 +26,8 @@ from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, TableMeta
 from genesis_pipelines.engine.spec import RulesSpec
-ORDER_MIN_SHARE = 0.95  # an ordering that holds on this share of real rows is a rule (1.0: exact)
+ORDER_MIN_SHARE = 0.95  # an ordering that holds on this share of real rows ...
+ORDER_MIN_LIFT = 0.05  # ... and on this much more than independent rows would is a rule (share 1.0: exact)
 MAX_ORDER_RULES = 12  # per table and kind: the pairs whose ranges overlap most (the least trivial ones)
 MAX_FIT_ROWS = 50_000  # rules are found on a seeded subsample of bigger tables
 EQUAL_MIN_SHARE = 0.1  # a child column equal to its parent's in this share of rows, and ...
@@ -36,7 +37,7 @@ MIN_ROWS = 5  # rows with both sides present needed to call anything a rule
 DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it
 MAX_DEPENDENCY_VALUES = 20_000  # source categories a dependency mapping may hold
 GAP_QUANTILES = 21
-REPAIR_PASSES = 3  # orderings repaired in column order; repeated while an exact rule is still broken
+REPAIR_PASSES = 6  # orderings repaired in column order; repeated while an exact rule is still broken
 _SORTABLE = {"datetime": "datetime", "numeric": "number", "integer": "number"}
 _CATEGORY = ("categorical", "boolean")
 NULL_TOKEN = "\x00null"
@@ -147,6 +148,11 @@ def _gap_stats(low: np.ndarray, high: np.ndarray) -> tuple[float, list[float]]:
     return float(gap.min()), np.quantile(gap, np.linspace(0, 1, GAP_QUANTILES)).tolist()
 
 
+def _chance_order(low: np.ndarray, high: np.ndarray) -> float:
+    """Share of (low, high) pairs drawn independently from the two columns with low <= high."""
+    return float(np.searchsorted(np.sort(low), high, side="right").mean() / len(low))
+
+
 def _spread_like_gap(low: np.ndarray, high: np.ndarray) -> bool:
     """The columns' interquartile ranges: one at least a tenth of the typical gap between them, the other at
     least a hundredth (births over decades and hires over years, not creation stamps a second apart)."""
@@ -178,7 +184,9 @@ def _order_candidates(lows: dict[str, np.ndarray], highs: dict[str, np.ndarray],
                 continue
             for low, high, lo_name, hi_name in ((xa, yb, a, b), (yb, xa, b, a)) if same else ((xa, yb, a, b),):
                 share = float((low <= high).mean())
-                if share >= ORDER_MIN_SHARE:
+                # an ordering that random pairs of rows would mostly keep too says nothing about a row (a plane's
+                # seats below a flight's departure time): kept only well above that chance, or for its date gap
+                if share >= ORDER_MIN_SHARE and (overlap <= 0 or share - _chance_order(low, high) >= ORDER_MIN_LIFT):
                     strict = bool((low < high).mean() == share)
                     found.append((share, strict, overlap / span, lo_name, hi_name))
     return sorted(found, key=lambda f: (-f[0], -f[2], f[3], f[4]))
@@ -385,11 +393,11 @@ def select(rules: Iterable[Rule], spec: RulesSpec) -> list[Rule]:
 # ---------------------------------------------------------------- keeping them
 
 
-def _redraw(rule: Rule, anchor: np.ndarray, rng: np.random.Generator, upward: bool) -> np.ndarray:
+def _redraw(rule: Rule, anchor: np.ndarray, rng: np.random.Generator, upward: bool, apart: bool = False) -> np.ndarray:
     """A dependent value anchor +- a gap drawn from the real gaps, at the column's resolution, never closer than the
-    smallest real gap (nor equal, for a strict rule)."""
+    smallest real gap (nor equal, for a strict rule, or when `apart`: equality is a parent_equal rule's share)."""
     gaps = np.interp(rng.random(len(anchor)), np.linspace(0, 1, len(rule.gaps)), rule.gaps) if rule.gaps else np.zeros(len(anchor))
-    gaps = np.maximum(gaps, rule.min_gap)
+    gaps = np.maximum(gaps, max(rule.min_gap, (rule.step or 1e-6) if apart else 0.0))
     values = anchor + gaps if upward else anchor - gaps
     if rule.step > 0:
         values = (np.ceil(values / rule.step - 1e-9) if upward else np.floor(values / rule.step + 1e-9)) * rule.step
@@ -439,10 +447,11 @@ def _order_sequence(rules: list[Rule]) -> list[Rule]:
 
 def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
                    rng: np.random.Generator) -> pd.DataFrame:
+    equal = {(r.columns[0], r.fk_column, r.parent_column) for r in rules if r.kind == "parent_equal"}
     rules = _order_sequence([r for r in rules if r.kind in ("order", "parent_order")])
     for pass_ in range(REPAIR_PASSES):
         broken_exact = False
-        for rule in rules:
+        for rule in rules if pass_ % 2 == 0 else rules[::-1]:  # downward passes go from the latest column back
             sides = _sides(rule, body, parents)
             if sides is None:
                 continue
@@ -454,12 +463,13 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             if len(broken) <= allowed:
                 continue
             fix = rng.permutation(broken)[: len(broken) - allowed]
-            # the dependent side is the row's own later column, or the child's column against its parent
-            upward = rule.kind == "order" or rule.parent_is_low
-            column = rule.columns[1] if rule.kind == "order" else rule.columns[0]
+            # the dependent side is the row's own later column (its earlier one in odd passes: the later one may be
+            # bounded by a parent too), or the child's column against its parent
+            upward = (rule.kind == "order" and pass_ % 2 == 0) or (rule.kind == "parent_order" and rule.parent_is_low)
+            column = rule.columns[1 if upward else 0] if rule.kind == "order" else rule.columns[0]
             anchor = low if upward else high
             values = _numbers(body[column]).copy()
-            values[fix] = _redraw(rule, anchor[fix], rng, upward)
+            values[fix] = _redraw(rule, anchor[fix], rng, upward, (column, rule.fk_column, rule.parent_column) in equal)
             body[column] = _from_numbers(values, body[column]).to_numpy()
             broken_exact |= rule.share >= 1
         if not broken_exact:
@@ -469,7 +479,9 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
 
 def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
                    rng: np.random.Generator) -> pd.DataFrame:
-    """A child column equal to its parent's in fewer rows than the real share gets the parent's value in more."""
+    """A child column equal to its parent's in fewer rows than the real share gets the parent's value in more; in
+    more rows (an approximate rule), some equal rows exchange their value with unequal ones, so the column keeps
+    its values."""
     for rule in rules:
         parent = parents.get(rule.parent_table)
         column = rule.columns[0]
@@ -478,11 +490,23 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
         theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body[rule.fk_column]))
         equal, present = _equal(body[column], theirs)
         need = int(round(rule.share * present.sum())) - int(equal.sum())
-        if need <= 0:
-            continue
-        take = rng.permutation(np.flatnonzero(present & ~equal))[:need]
         merged = body[column].astype(object).to_numpy().copy()
-        merged[take] = theirs.astype(object).to_numpy()[take]
+        if need > 0:
+            take = rng.permutation(np.flatnonzero(present & ~equal))[:need]
+            merged[take] = theirs.astype(object).to_numpy()[take]
+        elif need < 0 and rule.share < 1:
+            # each exchange makes an equal row unequal; the partner may become equal, so a few rounds
+            for _ in range(REPAIR_PASSES):
+                equal, _ = _equal(pd.Series(merged).astype(body[column].dtype), theirs)
+                excess = int(equal.sum()) - int(round(rule.share * present.sum()))
+                unequal = np.flatnonzero(present & ~equal)
+                if excess <= 0 or not len(unequal):
+                    break
+                rows = rng.permutation(np.flatnonzero(equal))[:min(excess, len(unequal))]
+                partners = rng.permutation(unequal)[:len(rows)]
+                merged[rows], merged[partners] = merged[partners], merged[rows].copy()
+        else:
+            continue
         body[column] = pd.Series(merged).astype(body[column].dtype).to_numpy()
     return body
 
@@ -503,6 +527,7 @@ def enforce(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.Data
     if not rules or body.empty:
         return body
     body = body.reset_index(drop=True).copy()
+    body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
     body = _repair_equals(rules, body, parents, rng)
     return _repair_orders(rules, body, parents, rng)
 
