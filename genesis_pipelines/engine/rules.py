@@ -500,10 +500,13 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
                 equal, _ = _equal(pd.Series(merged).astype(body[column].dtype), theirs)
                 excess = int(equal.sum()) - int(round(rule.share * present.sum()))
                 unequal = np.flatnonzero(present & ~equal)
-                if excess <= 0 or not len(unequal):
+                if excess <= 0:
                     break
-                rows = rng.permutation(np.flatnonzero(equal))[:min(excess, len(unequal))]
-                partners = rng.permutation(unequal)[:len(rows)]
+                if len(unequal) >= excess:
+                    rows, partners = rng.permutation(np.flatnonzero(equal))[:excess], rng.permutation(unequal)[:excess]
+                else:  # two equal rows of different parents exchanging become two unequal ones
+                    pairs = rng.permutation(np.flatnonzero(equal))[: 2 * ((excess + 1) // 2)]
+                    rows, partners = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
                 merged[rows], merged[partners] = merged[partners], merged[rows].copy()
         else:
             continue
