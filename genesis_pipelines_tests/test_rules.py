@@ -167,6 +167,8 @@ def test_min_children_found_and_kept(shop):
     assert rule.min_count == 1
     counts = rules.at_least(np.array([0, 0, 5, 3, 0, 1]), 1, np.random.default_rng(0))
     assert counts.min() == 1 and counts.sum() == 9
+    is_null = rules.enough_present(np.array([True, True, True, False]), 3, np.random.default_rng(0))
+    assert int((~is_null).sum()) == 3  # nulls give way when too few children are left for every parent
     # a junction: partners distinct within each group, every second parent at least once
     groups, picked = np.repeat(np.arange(4), 5), np.tile(np.arange(5), 4)
     covered = rules.cover(groups, picked, 8, 1, np.random.default_rng(0))
@@ -204,3 +206,31 @@ def test_relational_keeps_the_rules_and_the_spec_switches_them_off(tmp_path, sho
     off, _ = relational.train(_spec(rules={"enabled": False}), schema, tables, [], tmp_path / "off")
     assert all(not t.rules and not t.dependencies for t in off.tables.values())
     assert all(r.min_children == 0 and not r.inherited for r in off.relations)
+
+
+@pytest.mark.slow
+def test_schema_asset_lists_the_rules_without_values(tmp_path):
+    import dagster as dg
+
+    from genesis_pipelines.defs.factory import build_dataset_defs
+    from genesis_pipelines.defs.resources import default_resources
+
+    tables = _orders_and_lines()
+    (tmp_path / "data").mkdir()
+    for name, frame in tables.items():
+        frame.to_csv(tmp_path / "data" / f"{name}.csv", index=False)
+    spec = _spec(source={"kind": "csv_folder", "path": str(tmp_path / "data")},
+                 rules={"disabled": ["min_children"]}).model_copy(update={"spec_dir": tmp_path})
+    defs = build_dataset_defs(spec)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("GENESIS_DATA_DIR", str(tmp_path / "out"))
+        mp.delenv("GENESIS_WAREHOUSE", raising=False)
+        result = dg.materialize(assets=list(defs.assets), resources=default_resources(),
+                                instance=dg.DagsterInstance.ephemeral(),
+                                selection=dg.AssetSelection.assets(dg.AssetKey(["shop", "schema"])).upstream())
+    metadata = next(e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()
+                    if e.asset_key == dg.AssetKey(["shop", "schema"]))
+    listing = metadata["data_rule_list"].value
+    assert "order:orders.ordered<orders.shipped" in listing and "| order | orders.ordered, orders.shipped | 1.0000 |" in listing
+    assert metadata["data_rules_by_kind"].value.get("parent_equal") == 1 and "min_children" not in listing
+    assert "k0" not in listing and "c1" not in listing and "2020" not in listing  # no real value

@@ -713,6 +713,8 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
             raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
         return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)
     weights = parents.weights(rng)
+    is_null = rules.enough_present(is_null, relation.min_children * len(parent_keys), rng)
+    present = int((~is_null).sum())
     if relation.unique:
         # one-to-one: distinct parents; rows beyond the number of parents get a null key (or are dropped later)
         counts = np.zeros(len(parent_keys), dtype=int)

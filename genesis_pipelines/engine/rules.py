@@ -449,6 +449,11 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
                    rng: np.random.Generator) -> pd.DataFrame:
     equal = {(r.columns[0], r.fk_column, r.parent_column) for r in rules if r.kind == "parent_equal"}
     rules = _order_sequence([r for r in rules if r.kind in ("order", "parent_order")])
+    # a redrawn value stays within the range the generator sampled the column in (itself within the real range)
+    limits = {}
+    for column in {c for r in rules for c in r.columns if c in body}:
+        values = _numbers(body[column])
+        limits[column] = (np.nanmin(values), np.nanmax(values)) if (~np.isnan(values)).any() else (-np.inf, np.inf)
     for pass_ in range(REPAIR_PASSES):
         broken_exact = False
         for rule in rules if pass_ % 2 == 0 else rules[::-1]:  # downward passes go from the latest column back
@@ -468,8 +473,16 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             upward = (rule.kind == "order" and pass_ % 2 == 0) or (rule.kind == "parent_order" and rule.parent_is_low)
             column = rule.columns[1 if upward else 0] if rule.kind == "order" else rule.columns[0]
             anchor = low if upward else high
+            apart = (column, rule.fk_column, rule.parent_column) in equal
+            drawn = _redraw(rule, anchor[fix], rng, upward, apart)
+            tight = _redraw(rule.model_copy(update={"gaps": []}), anchor[fix], rng, upward, apart)  # the smallest gap
+            lowest, highest = limits[column]
+            inside = (drawn >= lowest) & (drawn <= highest)
+            drawn[~inside] = tight[~inside]
+            # out of range even so: left to the other side in the next pass, forced through in the last one
+            take = inside | ((tight >= lowest) & (tight <= highest)) | (pass_ == REPAIR_PASSES - 1)
             values = _numbers(body[column]).copy()
-            values[fix] = _redraw(rule, anchor[fix], rng, upward, (column, rule.fk_column, rule.parent_column) in equal)
+            values[fix[take]] = drawn[take]
             body[column] = _from_numbers(values, body[column]).to_numpy()
             broken_exact |= rule.share >= 1
         if not broken_exact:
@@ -550,6 +563,15 @@ def at_least(counts: np.ndarray, minimum: int, rng: np.random.Generator) -> np.n
             counts[donor] -= 1
             counts[parent] += 1
     return counts
+
+
+def enough_present(is_null: np.ndarray, needed: int, rng: np.random.Generator) -> np.ndarray:
+    """Null FK draws turned back into children where the others are too few for every parent's minimum."""
+    is_null = np.asarray(is_null, dtype=bool).copy()
+    short = needed - int((~is_null).sum())
+    if short > 0:
+        is_null[rng.permutation(np.flatnonzero(is_null))[:short]] = False
+    return is_null
 
 
 def cover(groups: np.ndarray, picked: np.ndarray, n_parents: int, minimum: int, rng: np.random.Generator) -> np.ndarray:
