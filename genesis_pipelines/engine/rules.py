@@ -97,14 +97,20 @@ def _numbers(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
 
 
-def _from_numbers(values: np.ndarray, like: pd.Series) -> pd.Series:
-    """Numbers back into the column's dtype (seconds back into datetimes)."""
+def _set_numbers(body: pd.DataFrame, column: str, rows: np.ndarray, values: np.ndarray) -> None:
+    """Numbers written into some rows of a column, in its dtype (seconds back into datetimes, to the microsecond:
+    exact in float64); the other rows keep their values untouched."""
+    like = body[column]
     if pd.api.types.is_datetime64_any_dtype(like):
-        out = pd.to_datetime(pd.Series(np.round(values * 1e9)), unit="ns", errors="coerce")
-        return out.astype(like.dtype) if getattr(like.dtype, "tz", None) is None else out.dt.tz_localize(like.dtype.tz)
-    if pd.api.types.is_integer_dtype(like):
-        return pd.Series(values).round().astype("Int64" if like.isna().any() or str(like.dtype)[0] == "I" else like.dtype)
-    return pd.Series(values).astype(like.dtype)
+        fresh = pd.Series(pd.to_datetime(np.round(values * 1e6).astype("int64"), unit="us"))
+        fresh = fresh.dt.tz_localize(like.dt.tz) if like.dt.tz is not None else fresh.astype(like.dtype)
+    elif pd.api.types.is_integer_dtype(like):
+        fresh = pd.Series(np.round(values)).astype(like.dtype)
+    else:
+        fresh = pd.Series(values).astype(like.dtype)
+    merged = like.copy()
+    merged.iloc[rows] = fresh.to_numpy()
+    body[column] = merged
 
 
 def _step(series: pd.Series, sdtype: str) -> float:
@@ -120,6 +126,7 @@ def _step(series: pd.Series, sdtype: str) -> float:
 
 
 def _sample(df: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """Big tables: rules are found on a seeded subsample (a rule of all rows holds on the subsample too)."""
     return df.sample(MAX_FIT_ROWS, random_state=seed) if len(df) > MAX_FIT_ROWS else df
 
 
@@ -163,8 +170,8 @@ def _spread_like_gap(low: np.ndarray, high: np.ndarray) -> bool:
 
 def _order_candidates(lows: dict[str, np.ndarray], highs: dict[str, np.ndarray], same: bool,
                       dates: bool = False) -> list[tuple]:
-    """(share, strict, overlap, low name, high name) of every pair ordered on ORDER_MIN_SHARE of rows whose
-    ranges overlap (or, for `dates`, that both vary), most overlapping first."""
+    """(share, strict, overlap, low name, high name) of every pair ordered on ORDER_MIN_SHARE of rows, well above
+    chance, whose ranges overlap (or, for `dates`, that spread like their gap), most overlapping first."""
     found = []
     for a, x in lows.items():
         for b, y in highs.items():
@@ -481,9 +488,7 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             drawn[~inside] = tight[~inside]
             # out of range even so: left to the other side in the next pass, forced through in the last one
             take = inside | ((tight >= lowest) & (tight <= highest)) | (pass_ == REPAIR_PASSES - 1)
-            values = _numbers(body[column]).copy()
-            values[fix[take]] = drawn[take]
-            body[column] = _from_numbers(values, body[column]).to_numpy()
+            _set_numbers(body, column, fix[take], drawn[take])
             broken_exact |= rule.share >= 1
         if not broken_exact:
             break
