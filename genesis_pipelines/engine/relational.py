@@ -20,12 +20,13 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine import pii as pii_engine
-from genesis_pipelines.engine import constraints, record_guard
+from genesis_pipelines.engine import constraints, record_guard, rules
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_generator, load_generator
 from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.lineage import engine_code_version
+from genesis_pipelines.engine.rules import Dependency, Rule
 from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys, key_values, parent_keys
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -38,8 +39,6 @@ FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 MAX_PARENT_FEATURES = 8  # per relation (value columns first, then category indicators), plus the children count
 MAX_INDICATORS = 6  # commonest categories of a parent column that get an indicator
 COUNT_DRAWS = 8  # conditional draws of children per parent averaged to rank the parents
-INHERIT_MIN_SHARE = 0.9  # a child column equal to a parent column in this share of rows copies it at generation
-DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it at generation
 CONSTANT_MIN_SHARE = 0.95  # a child column with one value among a parent's children in this share of parents ...
 CONSTANT_MIN_GROUPS = 5  # ... (counting parents with two children or more, at least this many) is drawn per parent
 SWAP_ROUNDS = 10  # exchange attempts for rows that copy a unique real record, before any left are redrawn
@@ -79,18 +78,11 @@ class RelationStats(BaseModel):
     count_key: str = ""
     # child columns with one value per parent (an invoice's billing city is its customer's): drawn once per parent
     constant: list[str] = Field(default_factory=list)
+    min_children: int = 0  # fewest children a real parent has (a min_children rule): no generated parent gets fewer
 
     @property
     def mean(self) -> float:
         return float(np.dot(self.counts, self.probs))
-
-
-class Dependency(BaseModel):
-    """A category column (nearly) determined by another one of its table: billing city -> billing country."""
-
-    source: str
-    mapping: dict[str, str]  # source value -> this column's value
-    reverse: dict[str, dict[str, float]] = Field(default_factory=dict)  # this column's value -> source value shares
 
 
 class TableModel(BaseModel):
@@ -103,6 +95,7 @@ class TableModel(BaseModel):
     key_stats: dict[str, KeyStats]
     unique_columns: list[str] = Field(default_factory=list)  # categories unique per row in the real table (names of genres)
     dependencies: dict[str, Dependency] = Field(default_factory=dict)  # column -> the column that determines it
+    rules: list[Rule] = Field(default_factory=list)  # the table's rules kept at generation (rules.py)
     describe: dict = Field(default_factory=dict)
 
 
@@ -318,35 +311,6 @@ def _join_parent_features(relation: RelationStats, child_fk_values: pd.Series, p
     return joined
 
 
-def _dependencies(df: pd.DataFrame, meta: TableMeta, private: set[str]) -> dict[str, Dependency]:
-    """Category columns functionally determined by another (city -> state -> country): a copula mixes them up,
-    so generation restores the learned mapping (or, when the dependent column came from the parent, draws a
-    source value that fits it)."""
-    columns = [c for c in df.columns if c not in private and meta.columns[c].sdtype == "categorical"
-               and 2 <= df[c].nunique() <= MAX_UNIQUE_CATEGORIES and df[c].nunique() < 0.5 * df[c].notna().sum()]
-    text = {c: df[c].astype(str).where(df[c].notna()) for c in columns}
-    out: dict[str, Dependency] = {}
-    for target in columns:
-        best = None
-        for source in columns:
-            if source == target or df[source].nunique() < df[target].nunique():
-                continue
-            both = text[source].notna() & text[target].notna()
-            if both.sum() < 10:
-                continue
-            pairs = pd.DataFrame({"a": text[source][both], "b": text[target][both]})
-            mapping = pairs.groupby("a")["b"].agg(lambda v: v.value_counts().index[0])
-            purity = float((pairs["b"].to_numpy() == mapping.reindex(pairs["a"]).to_numpy()).mean())
-            score = (purity, both.mean(), df[source].nunique())
-            if purity >= DEPENDENCY_MIN_PURITY and (best is None or score > best[0]):
-                shares = pairs.groupby("b")["a"].value_counts(normalize=True)
-                reverse = {b: {a: float(v) for (_, a), v in group.items()} for b, group in shares.groupby(level=0)}
-                best = (score, Dependency(source=source, mapping=mapping.to_dict(), reverse=reverse))
-        if best is not None:
-            out[target] = best[1]
-    return out
-
-
 def _apply_dependencies(dependencies: dict[str, Dependency], body: pd.DataFrame, inherited: set[str],
                         rng: np.random.Generator, fixed: frozenset[str] | set[str] = frozenset()) -> pd.DataFrame:
     """Columns copied from the parent keep their value and pull a fitting source value; the others follow
@@ -362,8 +326,9 @@ def _apply_dependencies(dependencies: dict[str, Dependency], body: pd.DataFrame,
             assign(dep.source, drawn, np.flatnonzero(pd.notna(drawn) & body[target].notna().to_numpy()))
     for target, dep in dependencies.items():
         if target not in inherited and target not in fixed and dep.source in body.columns and target in body.columns:
+            known = body[dep.source].astype(str).isin(dep.mapping.keys()).to_numpy() & body[dep.source].notna().to_numpy()
             mapped = body[dep.source].astype(str).map(dep.mapping).to_numpy(dtype=object)
-            assign(target, mapped, np.flatnonzero(pd.notna(mapped) & body[dep.source].notna().to_numpy()))
+            assign(target, mapped, np.flatnonzero(known))
     return body
 
 
@@ -397,27 +362,14 @@ def _lookup_column(df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.
     return next((c for c in df.columns if c not in keys and c in meta.columns and _is_lookup(df, meta, findings, c)), "")
 
 
-def _inherited_columns(relation: RelationStats, features: pd.DataFrame, child: pd.DataFrame, meta: TableMeta,
-                       taken: set[str]) -> dict[str, tuple[str, float]]:
-    """Child columns that (nearly) repeat a parent column (billing country = the customer's country; a line's
-    unit price = the track's): a copula only approximates equality, so generation copies the parent value into
-    the same share of rows."""
-    out: dict[str, tuple[str, float]] = {}
-    candidates = {c: _comparable(child[c].reset_index(drop=True)) for c in child.columns
-                  if c not in taken and meta.columns[c].sdtype in FEATURE_SDTYPES and child[c].notna().sum() >= 2}
-    for feature in relation.features:
-        if feature.kind != "value":
-            continue
-        parent_values = _comparable(features[feature.name].reset_index(drop=True))
-        for column, values in candidates.items():
-            if column in out or pd.api.types.is_numeric_dtype(values) != pd.api.types.is_numeric_dtype(parent_values):
-                continue
-            both = (parent_values.notna() & values.notna()).to_numpy()
-            if both.sum() >= 2:
-                equal = float((parent_values.to_numpy()[both] == values.to_numpy()[both]).mean())
-                if equal >= INHERIT_MIN_SHARE:
-                    out[column] = (feature.name, equal)
-    return out
+def _inherited_columns(relation: RelationStats, table_rules: list[Rule], taken: set[str]) -> dict[str, tuple[str, float]]:
+    """Child columns that repeat a parent column in a share of rows (parent_equal rules: billing country = the
+    customer's country; a line's unit price = the track's in 70% of lines) whose parent column the child model is
+    conditioned on: a generator only approximates equality, so generation copies the parent value into that share."""
+    features = {f.column: f.name for f in relation.features if f.kind == "value"}
+    return {r.columns[0]: (features[r.parent_column], r.share) for r in table_rules
+            if r.kind == "parent_equal" and r.fk_column == relation.fk.child_column and r.parent_column in features
+            and r.columns[0] not in taken}
 
 
 def _constant_columns(fk: ForeignKey, train: pd.DataFrame, learnable: pd.DataFrame, meta: TableMeta,
@@ -521,6 +473,11 @@ def train(
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
                                     select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table]))
                      for fk in schema.foreign_keys]
+        private = {t: {f.column for f in findings if f.table == t and f.policy != "keep"} for t in tables}
+        found = rules.select(rules.discover(tables, schema, private=private, seed=spec.seed, dependencies=False), spec.rules)
+        for relation in relations:
+            relation.min_children = max([r.min_count for r in found if r.kind == "min_children" and r.table == relation.fk.child_table
+                                         and r.columns[0] == relation.fk.child_column], default=0)
         for index, relation in enumerate(relations):
             fk = relation.fk
             lookup = _lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
@@ -541,6 +498,9 @@ def train(
             learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
             training_meta = _training_meta(meta, findings)
             training_meta.rows_per_person = per_person.get(name, 1.0)
+            dependencies = rules.find_dependencies(learnable, training_meta, private[name], spec.seed)
+            table_rules = [r for r in found if r.table == name] + rules.select(rules.dependency_rules(name, dependencies), spec.rules)
+            dependencies = {t: d for t, d in dependencies.items() if any(r.kind == "dependency" and r.columns[1] == t for r in table_rules)}
             joined = [learnable]
             for relation in relations:
                 if relation.fk.child_table != name or not relation.features:
@@ -549,7 +509,7 @@ def train(
                 frame = _join_parent_features(relation, child_keys(relation.fk, train_df), parent,
                                               _children_counts(relation.fk, df, parent).to_numpy())
                 training_meta.columns.update(_feature_meta(relation.features, schema.tables[relation.fk.parent_table], frame))
-                relation.inherited = _inherited_columns(relation, frame, learnable, training_meta, {
+                relation.inherited = _inherited_columns(relation, table_rules, {
                     c for r in relations if r.fk.child_table == name for c in r.inherited})
                 joined.append(frame)
             for relation in relations:
@@ -578,7 +538,8 @@ def train(
                 key_stats={c: _key_stats(df[c]) for c in meta.primary_key
                            if not any(c in fk.child_columns for fk in schema.fks_of(name))},
                 unique_columns=[c for c in learnable.columns if _is_lookup(df, meta, findings, c)],
-                dependencies=_dependencies(learnable, training_meta, {f.column for f in findings if f.table == name and f.policy != "keep"}),
+                dependencies=dependencies,
+                rules=table_rules,
                 describe=generator.describe(),
             )
         model = RelationalModel(
@@ -775,6 +736,8 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
             raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
         return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)
     weights = parents.weights(rng)
+    is_null = rules.enough_present(is_null, relation.min_children * len(parent_keys), rng)
+    present = int((~is_null).sum())
     if relation.unique:
         # one-to-one: distinct parents; rows beyond the number of parents get a null key, or where the key is
         # required a parent again (rows whose primary key is this FK then repeat and are dropped at output)
@@ -787,7 +750,7 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
             else:
                 counts += apportion(weights + 1e-9, len(extra), rng)
     else:
-        counts = apportion(weights, present, rng)
+        counts = rules.at_least(apportion(weights, present, rng), relation.min_children, rng)
     assigned = np.repeat(parent_keys.to_numpy(), counts)
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
@@ -808,6 +771,7 @@ def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.
         chosen.append(_weighted_distinct(weights, k, rng))
     rows = np.concatenate(keep) if keep else np.array([], dtype=int)
     picked = np.concatenate(chosen) if chosen else np.array([], dtype=int)
+    picked = rules.cover(groups[rows], picked, len(weights), parents.relation.min_children, rng)
     return rows, parents.keys.to_numpy()[picked], np.bincount(picked, minlength=len(weights))
 
 
@@ -1276,6 +1240,7 @@ def generate_table_chunks(
                                         parents=parents)
         out = redraw_forbidden(out, token_columns, forbidden,
                                lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
+        out = rules.enforce(tm.rules, out, parents, rng)
         if pk and out.duplicated(subset=pk).any():
             out = out.drop_duplicates(subset=pk).reset_index(drop=True)
         yield out

@@ -242,6 +242,26 @@ class DriftSpec(_Strict):
     bins: int = Field(default=10, ge=2, le=100, description="quantile bins of the training data for numeric PSI")
 
 
+RULE_KINDS = ("order", "parent_order", "parent_equal", "dependency", "min_children")
+
+
+class RulesSpec(_Strict):
+    """The data's own rules (orderings, parent values, dependencies, children minimums; see rules.py): found in the
+    real tables and kept by the synthetic ones, unless switched off, all or by rule id or kind."""
+
+    enabled: bool = True
+    disabled: list[str] = Field(default_factory=list, description="rule ids (as listed in the schema metadata) or kinds")
+
+    @field_validator("disabled")
+    @classmethod
+    def _known_kinds(cls, value: list[str]) -> list[str]:
+        for index, entry in enumerate(value):
+            if entry.split(":", 1)[0] not in RULE_KINDS:
+                raise ValueError(f"entry {index} is neither a rule kind ({', '.join(RULE_KINDS)}) nor a rule id "
+                                 "starting with one")
+        return value
+
+
 class DatasetSpec(_Strict):
     name: str
     description: str = ""
@@ -275,6 +295,7 @@ class DatasetSpec(_Strict):
     utility: UtilitySpec = UtilitySpec()
     constraints: list[ConstraintSpec] = Field(
         default_factory=list, description="rules every sampled row obeys (positive, range, unique, ...); see constraints.py")
+    rules: RulesSpec = RulesSpec()
     schedule: str | None = Field(default=None, description="cron string for periodic regeneration")
     drift: DriftSpec = DriftSpec()
 

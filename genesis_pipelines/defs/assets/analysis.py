@@ -10,7 +10,7 @@ from genesis_pipelines.defs.assets.common import (
 )
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine import pii
+from genesis_pipelines.engine import pii, rules
 from genesis_pipelines.engine.io import read_table, source_table_names, write_json
 from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import DatasetSpec
@@ -34,7 +34,10 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         description="Semantic types, keys, the foreign-key graph (declared or inferred) and the generation order.",
     )
     def schema(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        result = analyse(spec, read_source_tables(spec, warehouse))
+        frames = read_source_tables(spec, warehouse)
+        result = analyse(spec, frames)
+        # the data's own rules (aggregates: kind, columns, share), before PII policies; the model keeps them
+        found = [r.describe() for r in rules.select(rules.discover(frames, result, seed=spec.seed), spec.rules)]
         write_json(storage.analysis_file(spec.name, "schema"), result.model_dump(mode="json"))
         fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
         type_rows = [[t, m.row_count, "+".join(m.primary_key) + (f" (inferred: {m.primary_key_evidence})" if m.primary_key_inferred else "")
@@ -54,6 +57,11 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
                 ["column", "type", "exceptions", "impossible dates"], exception_rows) if exception_rows else "none"),
             "impossible_dates": sum(row[3] for row in exception_rows),
             "unresolved_fk_candidates": dg.MetadataValue.md("\n".join(f"- {u}" for u in result.unresolved_fk_candidates) or "none"),
+            "data_rules": len(found),
+            "data_rules_by_kind": dict(Counter(r["kind"] for r in found)),
+            "data_rule_list": dg.MetadataValue.md(markdown_table(
+                ["rule", "kind", "columns", "share of real rows"],
+                [[r["id"], r["kind"], ", ".join(r["columns"]), f"{r['share']:.4f}"] for r in found]) if found else "none"),
         })
 
     @dg.asset(
