@@ -403,7 +403,7 @@ def rows_per_person(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], p
         for fk in schema.fks_of(name):
             if fk.is_self_reference or fk.deferred or fk.parent_table not in out:
                 continue
-            values = tables[name][fk.child_column].dropna()
+            values = child_keys(fk, tables[name]).dropna()
             if len(values):
                 out[name] = out[fk.parent_table] * len(values) / values.nunique()
                 break

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, TableMeta
+from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, TableMeta, key_values
 from genesis_pipelines.engine.spec import RulesSpec
 ORDER_MIN_SHARE = 0.95  # an ordering that holds on this share of real rows ...
 ORDER_MIN_LIFT = 0.05  # ... and on this much more than independent rows would is a rule (share 1.0: exact)
@@ -130,13 +130,20 @@ def _sample(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     return df.sample(MAX_FIT_ROWS, random_state=seed) if len(df) > MAX_FIT_ROWS else df
 
 
-def _positions(parent: pd.DataFrame, key: str, fk_values: pd.Series) -> np.ndarray:
+def _key(df: pd.DataFrame, name: str) -> pd.Series | None:
+    """A key column, or a composite key named by its columns joined with '+' (ForeignKey.child_column), as one
+    comparable value per row; None when the frame lacks it."""
+    parts = [name] if name in df.columns else name.split("+")
+    return key_values(df.reset_index(drop=True), parts) if all(p in df.columns for p in parts) else None
+
+
+def _positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: str) -> np.ndarray:
     """Row of the parent each child row points at (-1 where null or unresolved)."""
-    def comparable(values: pd.Series) -> pd.Series:
-        return values.astype("float64") if pd.api.types.is_numeric_dtype(values) else values.astype(str)
-    index = pd.Index(comparable(parent[key].reset_index(drop=True)).to_numpy())
-    out = index.get_indexer(comparable(fk_values.reset_index(drop=True)).to_numpy())
-    out[fk_values.isna().to_numpy()] = -1
+    theirs, ours = _key(parent, key), _key(child, fk_column)
+    if theirs is None or ours is None:
+        return np.full(len(child), -1)
+    out = pd.Index(theirs.to_numpy()).get_indexer(ours.to_numpy())
+    out[ours.isna().to_numpy()] = -1
     return out
 
 
@@ -231,7 +238,7 @@ def find_parent_orders(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
         return []
     child = _sample(child, seed).reset_index(drop=True)
     name, meta = fk.child_table, schema.tables[fk.child_table]
-    positions = _positions(parent, fk.parent_column, child[fk.child_column])
+    positions = _positions(parent, fk.parent_column, child, fk.child_column)
     own = _sortable_columns(child, meta, schema.key_columns(name))
     theirs = _sortable_columns(parent, schema.tables[fk.parent_table], schema.key_columns(fk.parent_table))
     rules: list[Rule] = []
@@ -273,7 +280,7 @@ def find_parent_equals(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
         return []
     child = _sample(child, seed).reset_index(drop=True)
     name, meta, parent_meta = fk.child_table, schema.tables[fk.child_table], schema.tables[fk.parent_table]
-    positions = _positions(parent, fk.parent_column, child[fk.child_column])
+    positions = _positions(parent, fk.parent_column, child, fk.child_column)
     child_keys, parent_keys = schema.key_columns(name), schema.key_columns(fk.parent_table)
 
     def group(sdtype: str) -> str:
@@ -362,7 +369,7 @@ def find_min_children(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame)
     """Every real parent has at least one child (no order without lines): generation keeps that minimum."""
     if fk.is_self_reference or fk.deferred or parent.empty:
         return []
-    positions = _positions(parent, fk.parent_column, child[fk.child_column])
+    positions = _positions(parent, fk.parent_column, child, fk.child_column)
     counts = np.bincount(positions[positions >= 0], minlength=len(parent))
     if counts.min() < 1:
         return []
@@ -429,9 +436,9 @@ def _sides(rule: Rule, body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) 
             return None
         return _numbers(body[rule.columns[0]]), _numbers(body[rule.columns[1]])
     parent = parents.get(rule.parent_table)
-    if parent is None or rule.fk_column not in body or rule.columns[0] not in body or rule.parent_column not in parent:
+    if parent is None or _key(body, rule.fk_column) is None or rule.columns[0] not in body or rule.parent_column not in parent:
         return None
-    theirs = _numbers(_joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body[rule.fk_column])))
+    theirs = _numbers(_joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column)))
     mine = _numbers(body[rule.columns[0]])
     return (theirs, mine) if rule.parent_is_low else (mine, theirs)
 
@@ -503,9 +510,9 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
     for rule in rules:
         parent = parents.get(rule.parent_table)
         column = rule.columns[0]
-        if rule.kind != "parent_equal" or parent is None or column not in body or rule.fk_column not in body:
+        if rule.kind != "parent_equal" or parent is None or column not in body or _key(body, rule.fk_column) is None:
             continue
-        theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body[rule.fk_column]))
+        theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
         equal, present = _equal(body[column], theirs)
         need = int(round(rule.share * present.sum())) - int(equal.sum())
         merged = body[column].astype(object).to_numpy().copy()
@@ -627,9 +634,9 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = broken if rule.share >= 1 else max(0, broken - int(np.floor((1 - rule.share) * total + 1e-9)))
         elif rule.kind == "parent_equal":
             parent = tables.get(rule.parent_table)
-            if parent is None or rule.columns[0] not in body or rule.fk_column not in body:
+            if parent is None or rule.columns[0] not in body or _key(body, rule.fk_column) is None:
                 continue
-            theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body[rule.fk_column]))
+            theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
             equal, present = _equal(body[rule.columns[0]], theirs)
             total = int(present.sum())
             share = float(equal.sum() / total) if total else 1.0
@@ -646,9 +653,9 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = max(0, int(np.ceil(rule.share * total - 1e-9)) - kept)
         else:  # min_children
             parent = tables.get(rule.parent_table)
-            if parent is None or rule.columns[0] not in body:
+            if parent is None or _key(body, rule.columns[0]) is None:
                 continue
-            positions = _positions(parent, rule.parent_column, body[rule.columns[0]])
+            positions = _positions(parent, rule.parent_column, body, rule.columns[0])
             counts = np.bincount(positions[positions >= 0], minlength=len(parent))
             total = len(parent)
             count = int((counts < rule.min_count).sum())
