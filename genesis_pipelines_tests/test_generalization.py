@@ -43,3 +43,18 @@ def test_rows_per_person_follows_the_first_key_into_people():
     schema = DatasetSchema(dataset="d", tables=metas, foreign_keys=fks,
                            generation_order=["customers", "shops", "orders", "lines"])
     assert rows_per_person(schema, tables, {"customers"}) == {"customers": 1.0, "orders": 4.0, "lines": 12.0}
+
+
+def test_numbers_modelled_as_categories_come_back_as_numbers():
+    from genesis_pipelines.engine.relational import _storage_types
+
+    meta = TableMeta(name="t", row_count=3, columns={
+        "flag": ColumnMeta(name="flag", sdtype="categorical", dtype="int64", null_rate=0.0, cardinality=2),
+        "code": ColumnMeta(name="code", sdtype="categorical", dtype="str", null_rate=0.0, cardinality=2),
+        "mixed": ColumnMeta(name="mixed", sdtype="categorical", dtype="int64", null_rate=0.0, cardinality=2)})
+    body = pd.DataFrame({"flag": pd.Series(["1", "0", None], dtype="string"), "code": pd.Series(["1", "2", "3"], dtype="string"),
+                         "mixed": pd.Series(["1", "n/a", "2"], dtype="string")})
+    out = _storage_types(body.copy(), meta)
+    assert str(out["flag"].dtype) == "Int64" and out["flag"].tolist()[:2] == [1, 0] and pd.isna(out["flag"].iloc[2])
+    assert str(out["code"].dtype) == "string"  # stored as text in the real table: stays text
+    assert str(out["mixed"].dtype) == "string"  # a value that is no number: nothing is coerced away

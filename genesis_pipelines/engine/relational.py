@@ -872,6 +872,35 @@ def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFram
     return body
 
 
+def _storage_types(body: pd.DataFrame, meta: TableMeta) -> pd.DataFrame:
+    """Numbers modelled as categories (a 0/1 flag, a code like 20 / 40 / 50) come back as numbers, as stored in
+    the real table, whenever every value parses: output reads like input, and compares equal to it."""
+    for column in body.columns:
+        cmeta = meta.columns.get(column)
+        real = cmeta.dtype.lower() if cmeta else ""
+        if not real.startswith(("int", "uint", "float")) or pd.api.types.is_numeric_dtype(body[column]):
+            continue
+        parsed = pd.to_numeric(body[column], errors="coerce")
+        if int(parsed.isna().sum()) == int(body[column].isna().sum()):
+            body[column] = parsed.astype("Int64" if real.startswith(("int", "uint")) and (parsed.dropna() % 1 == 0).all()
+                                          else "float64")
+    return body
+
+
+def _copies_after_rules(out: pd.DataFrame, table_rules: list, parents: Mapping[str, pd.DataFrame], columns: list[str],
+                        meta: TableMeta, salt: str, digests: set[str], swappable: list[str],
+                        rng: np.random.Generator) -> pd.DataFrame:
+    """Rows the rule repair turned into copies of unique real records: exchange a value no rule reads; else any
+    value, then repair again (a few rounds: the repair keeps the rules, the exchange breaks the copy)."""
+    ruled = {c for r in table_rules for c in r.columns}
+    out = _swap_copies(out, columns, meta, salt, digests, [c for c in swappable if c not in ruled], rng)
+    for _ in range(3):
+        if not record_guard.row_keys(out, columns, meta).map(lambda k: record_guard.digest(salt, k) in digests).any():
+            break
+        out = rules.enforce(table_rules, _swap_copies(out, columns, meta, salt, digests, swappable, rng), parents, rng)
+    return out
+
+
 def _inherit(relations: list[RelationStats], body: pd.DataFrame, conditions: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
     for relation in relations:
         for column, (feature, share) in relation.inherited.items():
@@ -1208,7 +1237,7 @@ def generate_table_chunks(
 
     def draw(k: int, cond: pd.DataFrame | None, draw_seed: int) -> pd.DataFrame:
         """Rows from the generator, then parent values copied in and dependent columns restored."""
-        body = generator.sample(k, conditions=cond, seed=draw_seed).reset_index(drop=True)
+        body = _storage_types(generator.sample(k, conditions=cond, seed=draw_seed).reset_index(drop=True), meta)
         post = np.random.default_rng(draw_seed)
         if cond is not None:
             body = _inherit(model.relations_of(table), body, cond, post)
@@ -1241,6 +1270,9 @@ def generate_table_chunks(
         out = redraw_forbidden(out, token_columns, forbidden,
                                lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
         out = rules.enforce(tm.rules, out, parents, rng)
+        if copy_guard:  # a repaired value can complete a copy of a unique real record
+            out = _copies_after_rules(out, tm.rules, parents, guard_columns, meta, model.pii_guard_salt, copy_guard,
+                                      swappable, rng)
         if pk and out.duplicated(subset=pk).any():
             out = out.drop_duplicates(subset=pk).reset_index(drop=True)
         yield out
