@@ -119,16 +119,23 @@ def _sample_shape(spec: dict, shape: dict, n: int, rng: np.random.Generator) -> 
     return out
 
 
+def distinct_draws(values: np.ndarray, draw, rounds: int = REDRAW_ROUNDS) -> np.ndarray:
+    """Repeated values redrawn (`draw(k)` gives k fresh ones) until all differ or the rounds run out: a column unique
+    in the real table stays unique."""
+    for _ in range(rounds):
+        duplicated = pd.Series(values).duplicated().to_numpy()
+        if not duplicated.any():
+            break
+        values[duplicated] = draw(int(duplicated.sum()))
+    return values
+
+
 def sample_code(spec: dict, n: int, rng: np.random.Generator) -> pd.Series:
     if not spec["shapes"]:
         return pd.Series([None] * n, dtype="string")
     values = _sample_rows(spec, n, rng)
     if spec.get("unique"):
-        for _ in range(REDRAW_ROUNDS):
-            duplicated = pd.Series(values).duplicated().to_numpy()
-            if not duplicated.any():
-                break
-            values[duplicated] = _sample_rows(spec, int(duplicated.sum()), rng)
+        values = distinct_draws(values, lambda k: _sample_rows(spec, k, rng))
     series = pd.Series(values, dtype="string")
     return series.mask(rng.random(n) < spec["null_rate"])
 

@@ -14,9 +14,10 @@ from collections import Counter
 import numpy as np
 import pandas as pd
 
+from genesis_pipelines.engine.generators.codes import distinct_draws
+
 MAX_VOCABULARY = 5000  # words kept per place (first, middle, last), most frequent first
 MAX_WORDS = 40
-REDRAW_ROUNDS = 20
 _WORD = re.compile(r"[^\W\d_]{3,}")
 
 
@@ -95,11 +96,7 @@ def sample_name(spec: dict, n: int, rng: np.random.Generator) -> pd.Series:
         spec = {**spec, "last": spec["first"], "middle": spec["middle"] if spec["middle"]["values"] else spec["first"]}
     values = _sample_rows(spec, n, rng)
     if spec.get("unique"):
-        for _ in range(REDRAW_ROUNDS):
-            duplicated = pd.Series(values).duplicated().to_numpy()
-            if not duplicated.any():
-                break
-            values[duplicated] = _sample_rows(spec, int(duplicated.sum()), rng)
+        values = distinct_draws(values, lambda k: _sample_rows(spec, k, rng))
     return pd.Series(values, dtype="string").mask(rng.random(n) < spec["null_rate"])
 
 
