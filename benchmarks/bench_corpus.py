@@ -71,12 +71,14 @@ def corpus_dir() -> Path:
 
 
 def declared_foreign_keys(schema: dict) -> list[dict]:
-    """Consecutive single-column entries with the same child and parent table are one (composite) FK."""
+    """Consecutive single-column entries with the same child and parent table are one (composite) FK, unless they
+    point at a parent column already taken: film.language_id and film.original_language_id are two FKs."""
     groups: list[dict] = []
     for entry in schema.get("foreign_keys") or []:
         last = groups[-1] if groups else None
         if last and (last["child"], last["parent"]) == (entry["child_table"], entry["parent_table"]) \
-                and entry["child_column"] not in last["child_columns"]:
+                and entry["child_column"] not in last["child_columns"] \
+                and entry["parent_column"] not in last["parent_columns"]:
             last["child_columns"].append(entry["child_column"])
             last["parent_columns"].append(entry["parent_column"])
         else:
