@@ -156,6 +156,7 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
 
         job = build_definitions().resolve_job_def(f"{name}_synthetic_twin")
         instance = dg.DagsterInstance.ephemeral()
+        marks = timed_steps(instance)
         result = job.execute_in_process(instance=instance, raise_on_error=False)
     except Exception as exc:  # the code location itself did not load: that is the first-try result
         cause = root_cause(exc)
@@ -174,24 +175,39 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
     out["blocking_failed"] = sorted({f"{e.asset_key.path[-1]}:{e.check_name}" for e in checks if not e.passed})
     privacy = [e for e in checks if e.check_name == "privacy_gates"]
     out["privacy_gates"] = bool(privacy) and all(e.passed for e in privacy)
-    out.update(step_seconds(instance, result.run_id, name))
+    out.update(step_costs(marks, name))
     return out
 
 
-def step_seconds(instance, run_id: str, name: str) -> dict:
-    """Wall seconds of the model step (fit) and of every synthetic-table step (sample), from the event log."""
-    starts, durations = {}, {}
-    for entry in instance.all_logs(run_id):
-        event = entry.dagster_event
-        if event is None or event.step_key is None:
-            continue
-        if event.event_type_value == "STEP_START":
-            starts[event.step_key] = entry.timestamp
-        elif event.event_type_value in ("STEP_SUCCESS", "STEP_FAILURE") and event.step_key in starts:
-            durations[event.step_key] = entry.timestamp - starts[event.step_key]
-    fit = durations.get(f"{name}__model")
-    sample = [s for k, s in durations.items() if k.startswith(f"{name}__synthetic__")]
-    return {"fit_s": fit, "sample_s": sum(sample) if sample else None}
+def timed_steps(instance) -> list[tuple]:
+    """(step, event, wall, CPU) at each step start and end: the in-process executor runs steps one after another in
+    this process and logs their events synchronously, so the CPU time between two marks is that step's."""
+    marks: list[tuple] = []
+    handle = instance.handle_new_event
+
+    def mark(event, *args, **kwargs):
+        step = event.dagster_event
+        if step is not None and step.step_key and step.event_type_value in ("STEP_START", "STEP_SUCCESS", "STEP_FAILURE"):
+            marks.append((step.step_key, step.event_type_value, time.perf_counter(), time.process_time()))
+        return handle(event, *args, **kwargs)
+
+    instance.handle_new_event = mark
+    return marks
+
+
+def step_costs(marks: list[tuple], name: str) -> dict:
+    """Wall and CPU seconds of the model step (fit) and of every synthetic-table step (sample)."""
+    starts, costs = {}, {}
+    for step, kind, wall, cpu in marks:
+        if kind == "STEP_START":
+            starts[step] = (wall, cpu)
+        elif step in starts:
+            costs[step] = (wall - starts[step][0], cpu - starts[step][1])
+    fit = costs.get(f"{name}__model")
+    sample = [c for k, c in costs.items() if k.startswith(f"{name}__synthetic__")]
+    if fit is None or not sample:
+        return {"fit_s": None, "sample_s": None, "cpu_s": None}
+    return {"fit_s": fit[0], "sample_s": sum(c[0] for c in sample), "cpu_s": fit[1] + sum(c[1] for c in sample)}
 
 
 def warehouse_tables(data_dir: Path, name: str, tables) -> dict[str, pd.DataFrame]:
@@ -347,8 +363,11 @@ def _scores(row: dict, side: str) -> tuple[float | None, float | None]:
     return (quality["a"]["score"], quality["b"]["score"]) if quality else (None, None)
 
 
-def speedup(row: dict) -> float | None:
+def speedup(row: dict, kind: str = "wall") -> float | None:
+    """HMA's fit + sample seconds over ours: wall clock, or CPU (steadier when other work shares the machine)."""
     d, hma = row.get("dagster") or {}, (row.get("sdv") or {}).get("hma") or {}
+    if kind == "cpu":
+        return hma["cpu_s"] / max(d["cpu_s"], 1e-9) if d.get("cpu_s") is not None and hma.get("cpu_s") is not None else None
     if d.get("fit_s") is None or d.get("sample_s") is None or "fit_s" not in hma:
         return None
     return (hma["fit_s"] + hma["sample_s"]) / max(d["fit_s"] + d["sample_s"], 1e-9)
@@ -356,7 +375,8 @@ def speedup(row: dict) -> float | None:
 
 def print_report(rows: list[dict]) -> bool:
     header = ["database", "rows", "first try", "blocking checks", "FK %", "rules found/broken", "quality (a) ours/HMA",
-              "quality (b) ours/HMA", "ours fit+sample s (job CPU s)", "HMA fit+sample s (CPU s)", "HMA FK %", "speed-up"]
+              "quality (b) ours/HMA", "ours fit+sample s (CPU s)", "HMA fit+sample s (CPU s)", "HMA FK %",
+              "speed-up wall (CPU)"]
     lines = []
     for row in rows:
         if "missing" in row:
@@ -371,9 +391,9 @@ def print_report(rows: list[dict]) -> bool:
             row["database"], f"{row['rows']:,}", "yes" if d["success"] else "no",
             f"{d['blocking_passed']}/{d['blocking_total']}" if "blocking_total" in d else "-",
             _f(row["fk_pct"], 2), row["rules"], f"{_f(oa)}/{_f(ha)}", f"{_f(ob)}/{_f(hb)}",
-            f"{_f(ours_s, 1)} ({_f(d.get('job_cpu_s'), 1)})",
+            f"{_f(ours_s, 1)} ({_f(d.get('cpu_s'), 1)})" if d.get("cpu_s") is not None else f"{_f(ours_s, 1)} (job {_f(d.get('job_cpu_s'), 1)})",
             (f"{_f(hma_s, 1)} ({_f(hma.get('cpu_s'), 1)})" + (" cached" if hma.get("cached") else "")) if hma_s else hma.get("error", "-"),
-            _f(hma.get("fk_pct"), 2), _f(speedup(row), 1),
+            _f(hma.get("fk_pct"), 2), f"{_f(speedup(row), 1)} ({_f(speedup(row, 'cpu'), 1)})",
         ])
     widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
     for r in [header, ["-" * w for w in widths], *lines]:
@@ -420,13 +440,15 @@ def print_report(rows: list[dict]) -> bool:
         ("quality (b) >= HMA's", every(lambda r: compare(r, 1))),
         ("quality (b) >= 0.80", every(lambda r: None if _scores(r, "ours")[1] is None else _scores(r, "ours")[1] >= 0.80)),
         (">= 20x faster than HMA (fit + sample wall)", every(lambda r: None if speedup(r) is None else speedup(r) >= 20)),
+        (">= 20x less CPU than HMA (fit + sample)", every(lambda r: None if speedup(r, "cpu") is None else speedup(r, "cpu") >= 20)),
     ]
     print("\ntargets:")
     for label, verdict in targets:
         print(f"  {label:<44} {verdict}")
     print("\nQuality: SDMetrics multi-table QualityReport (mean of " + ", ".join(p.lower() for p in PROPERTIES) + ").")
-    print("ours fit+sample: wall seconds of the model step and the synthetic-table steps of the Dagster run (trained on "
-          "its 80% split); job CPU s: the whole job (all steps, reports included). HMA fits every row.")
+    print("ours fit+sample: wall and CPU seconds of the model step and the synthetic-table steps of the Dagster run "
+          "(trained on its 80% split; 'job' CPU: the whole job, reports included, from runs before per-step CPU); "
+          "HMA fits every row. Wall time moves with other load on the machine; CPU time much less.")
     return all(v == "MET" for _, v in targets)
 
 
