@@ -152,8 +152,12 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
     out: dict = {"success": False}
     started, cpu = time.perf_counter(), time.process_time()
     try:
+        from genesis_pipelines.defs.factory import build_dataset_defs
         from genesis_pipelines.definitions import build_definitions
+        from genesis_pipelines.engine.spec import load_spec
 
+        # the code location leaves a broken dataset out with a warning: build it alone first to name the problem
+        build_dataset_defs(load_spec(specs / "dataset.yaml"))
         job = build_definitions().resolve_job_def(f"{name}_synthetic_twin")
         instance = dg.DagsterInstance.ephemeral()
         marks = timed_steps(instance)

@@ -175,3 +175,19 @@ def test_empty_parquet_tables_keep_their_dtypes_through_train_and_generate(tmp_p
     for table in ("shops", "refunds"):
         assert out[table].empty and out[table].dtypes.to_dict() == real[table].dtypes.to_dict()
     assert len(out["sales"]) == 200 and out["sales"]["shop_id"].isna().all()
+
+
+# ---------------------------------------------------------------- one broken dataset
+
+
+def test_a_broken_spec_is_left_out_and_the_others_still_load(tmp_path: Path, monkeypatch, caplog):
+    from genesis_pipelines.definitions import build_definitions
+
+    write_odd_names(tmp_path / "odd")
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "dataset.yaml").write_text("name: broken\nsource: {kind: csv_folder, path: nowhere}\n")
+    monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path))
+    jobs = {job.name for job in build_definitions().resolve_all_job_defs()}
+    assert "odd_synthetic_twin" in jobs and "broken_synthetic_twin" not in jobs
+    assert any("broken" in r.getMessage() and "SourceError" in r.getMessage() for r in caplog.records)
