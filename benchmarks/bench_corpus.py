@@ -176,11 +176,17 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
                         else "run failed without a step failure")
     checks = [e for e in result.get_asset_check_evaluations() if e.check_name in BLOCKING_CHECKS]
     out["blocking_passed"], out["blocking_total"] = sum(e.passed for e in checks), len(checks)
-    out["blocking_failed"] = sorted({f"{e.asset_key.path[-1]}:{e.check_name}" for e in checks if not e.passed})
+    out["blocking_failed"] = sorted({f"{e.asset_key.path[-1]}:{e.check_name}" + failed_gates(e) for e in checks if not e.passed})
     privacy = [e for e in checks if e.check_name == "privacy_gates"]
     out["privacy_gates"] = bool(privacy) and all(e.passed for e in privacy)
     out.update(step_costs(marks, name))
     return out
+
+
+def failed_gates(evaluation) -> str:
+    """The privacy gates that failed, from the check's metadata (`gate_<name>`: false)."""
+    names = [k[len("gate_"):] for k, v in (evaluation.metadata or {}).items() if k.startswith("gate_") and v.value is False]
+    return f" ({', '.join(sorted(names))})" if names else ""
 
 
 def timed_steps(instance) -> list[tuple]:
