@@ -219,13 +219,13 @@ def test_malformed_file_fails_clearly_and_keeps_previous_tables(shop):
     assert (data_dir / "shop" / "models" / "LATEST.json").read_text() == latest
 
 
-def test_empty_table_and_missing_file_fail_naming_the_table(shop):
+def test_header_only_table_loads_empty_and_missing_file_fails_naming_the_table(shop):
     spec, instance, data_dir = shop
-    before = _counts(data_dir)
     orders = spec.parent / "data" / "orders.csv"
     orders.write_text(orders.read_text().splitlines()[0] + "\n")
     result = materialize_all(spec, instance, selection=[dg.AssetKey(["shop", "source", "orders"])])
-    assert not result.success and "table 'orders'" in _failure_text(result) and "no rows" in _failure_text(result)
+    assert result.success  # an empty table is a table (test_names_and_empty.py runs one through the whole graph)
+    before = _counts(data_dir)
     orders.unlink()
     result = materialize_all(spec, instance, selection=[dg.AssetKey(["shop", "source", "orders"])])
     assert not result.success and "does not exist" in _failure_text(result)

@@ -126,7 +126,6 @@ BAD_FILES = {
     "ragged": (b"id,name\n1,a\n2,b,extra\n3,c\n", "line 3 has 3 fields"),
     "unclosed_quote": (b'id,name\n1,"open\n', "not well-formed CSV"),
     "latin1": ("id,name\n1,caf\u00e9\n".encode("latin-1"), "not UTF-8"),
-    "header_only": (b"id,name\n", "no rows"),
     "empty": (b"", "empty"),
     "nameless_column": (b"id,,name\n1,2,3\n", "no header name"),
 }

@@ -311,10 +311,12 @@ def test_self_reference_is_not_a_cycle():
     assert generation_order(["Node"], fks) == ["Node"]
 
 
-def test_empty_table():
+def test_empty_table_is_analysed_with_its_columns():
     tables = _shop()
     tables["Order"] = tables["Order"].iloc[0:0]
-    _raises(_spec(SHOP_TABLES), tables, "'Order'", "empty")
+    meta = analyse(_spec(SHOP_TABLES), tables).tables["Order"]
+    assert meta.row_count == 0 and list(meta.columns) == list(tables["Order"].columns)
+    assert all(c.null_rate == 0.0 for c in meta.columns.values())
 
 
 # ---------------------------------------------------------------- semantic types

@@ -1,13 +1,17 @@
 """A Component that turns every dataset spec in a folder into a synthetic-twin pipeline."""
 
 
+import logging
 import os
 from pathlib import Path
 
 import dagster as dg
 
 from genesis_pipelines.defs.factory import build_dataset_defs
+from genesis_pipelines.engine.errors import GenesisError
 from genesis_pipelines.engine.spec import discover_specs, load_spec
+
+log = logging.getLogger(__name__)
 
 
 class SyntheticTwinComponent(dg.Component, dg.Model, dg.Resolvable):
@@ -23,5 +27,12 @@ class SyntheticTwinComponent(dg.Component, dg.Model, dg.Resolvable):
         return discover_specs(root if root.is_absolute() else project_root / root)
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
-        specs = [load_spec(path) for path in self.spec_paths(context.project_root)]
-        return dg.Definitions.merge(*[build_dataset_defs(spec) for spec in specs]) if specs else dg.Definitions()
+        """One broken dataset (a bad spec, a missing source, an FK cycle it cannot break) is left out with a warning
+        naming its spec and the problem (messages name tables and columns, never values); the others still load."""
+        built = []
+        for path in self.spec_paths(context.project_root):
+            try:
+                built.append(build_dataset_defs(load_spec(path)))
+            except GenesisError as exc:
+                log.warning("dataset spec %s left out of the code location: %s: %s", path, exc.__class__.__name__, exc)
+        return dg.Definitions.merge(*built) if built else dg.Definitions()

@@ -42,12 +42,13 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
         return boto3.client("s3", endpoint_url=self.endpoint_url, region_name=self.region_name,
                             config=Config(retries={"total_max_attempts": self.max_attempts, "mode": "standard"}))
 
-    def location(self, asset_key: dg.AssetKey) -> tuple[str, str]:
+    def location(self, asset_key: dg.AssetKey, table: str | None = None) -> tuple[str, str]:
+        """`table`: the real table name from the asset's metadata (the key's last part may be sanitised)."""
         bucket, prefix = parse_s3_uri(self.uri)
-        return bucket, s3_table_key(prefix, asset_key.path[0], asset_key.path[-1])
+        return bucket, s3_table_key(prefix, asset_key.path[0], table or asset_key.path[-1])
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
-        bucket, key = self.location(context.asset_key)
+        bucket, key = self.location(context.asset_key, (context.definition_metadata or {}).get("table"))
         try:
             size = write_s3_parquet(obj, self._client(), bucket, key)
         except TransientExportError:
@@ -58,7 +59,8 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
                                      "dagster/row_count": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
-        bucket, key = self.location(context.asset_key)
+        upstream = context.upstream_output
+        bucket, key = self.location(context.asset_key, (upstream.definition_metadata or {}).get("table") if upstream else None)
         try:
             return read_s3_parquet(self._client(), bucket, key)
         except TransientExportError:

@@ -106,13 +106,18 @@ def relation_drift(relation: RelationStats, tables: Mapping[str, pd.DataFrame], 
     per_parent = child_values.dropna().value_counts()
     current = per_parent.reindex(parent_keys(fk, parent).dropna().unique(), fill_value=0).to_numpy(dtype="float64")
     counts, probs = np.asarray(relation.counts, dtype="float64"), np.asarray(relation.probs, dtype="float64")
+    null_share_now = float(child_values.isna().mean()) if len(child) else 0.0
+    if not len(counts):  # the parent was empty at training: still empty is no drift, rows since then are
+        return {"psi": float("inf") if len(current) else 0.0, "mean_trained": 0.0,
+                "mean_current": float(current.mean()) if len(current) else 0.0,
+                "null_share_delta": null_share_now - relation.null_share}
     cumulative = np.cumsum(probs)
     quantiles = np.linspace(0, 1, bins + 1)[1:-1]
     edges = np.unique(counts[np.minimum(np.searchsorted(cumulative, quantiles), len(counts) - 1)])
     trained = np.bincount(np.searchsorted(edges, counts, side="right"), weights=probs, minlength=len(edges) + 1)
     return {"psi": psi(trained, _binned_shares(current, edges)), "mean_trained": relation.mean,
             "mean_current": float(current.mean()) if len(current) else 0.0,
-            "null_share_delta": float(child_values.isna().mean() - relation.null_share)}
+            "null_share_delta": null_share_now - relation.null_share}
 
 
 def dataset_drift(model: RelationalModel, train: Mapping[str, pd.DataFrame], current: Mapping[str, pd.DataFrame],

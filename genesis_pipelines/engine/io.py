@@ -253,16 +253,13 @@ def read_source_table(spec: DatasetSpec, table: str) -> pd.DataFrame:
                 return con.execute(f'select * from "{schema}"."{table}"').df()
             except duckdb.CatalogException:
                 raise SourceError(f"table {table!r}: not found in DuckDB file {path.name} (schema {schema})") from None
+    # a header without rows is an empty table (a lookup not yet filled): it stays empty, with its columns, downstream
     if spec.source.is_s3:
-        df, path = _read_s3_table(spec, table), Path(s3_key(spec, table))
-    else:
-        path = source_file(spec, table)
-        if not path.is_file():
-            raise SourceError(f"table {table!r}: source file {path} does not exist")
-        df = _read_csv(path, table, spec.null_values) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
-    if df.empty:
-        raise SourceError(f"table {table!r}: file {path.name} has a header but no rows")
-    return df
+        return _read_s3_table(spec, table)
+    path = source_file(spec, table)
+    if not path.is_file():
+        raise SourceError(f"table {table!r}: source file {path} does not exist")
+    return _read_csv(path, table, spec.null_values) if spec.source.kind == "csv_folder" else _read_parquet(path, table)
 
 
 # ---------------------------------------------------------------- DuckDB warehouse

@@ -33,6 +33,7 @@ from genesis_pipelines.engine.spec import DatasetSpec
 FORMAT = "genesis.relational/1"
 MIN_ROWS_FOR_HOLDOUT = 20
 CHUNK_ROWS = 100_000  # rows sampled at once: bounds memory on big child tables
+EMPTY_METHOD = "empty"  # a table with no real rows: nothing is fitted, it is generated empty with its columns
 FEATURE_PREFIX = "__parent."
 COUNT_COLUMN = "__children"
 FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
@@ -228,7 +229,8 @@ def learn_relation(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame,
     if fk.is_self_reference:
         depth_hist = np.bincount(_depths(fk, child))
         depth_probs = (depth_hist / depth_hist.sum()).tolist()
-    return RelationStats(fk=fk, null_share=float(values.isna().mean()), counts=distinct.astype(int).tolist(),
+    # an empty child has no nulls to learn (its share would be 0/0); an empty parent leaves every child key null
+    return RelationStats(fk=fk, null_share=float(values.isna().mean()) if len(values) else 0.0, counts=distinct.astype(int).tolist(),
                          probs=(freq / freq.sum()).tolist(), unique=bool(len(counts) and counts.max() <= 1 and values.notna().any()),
                          features=features or [], depth_probs=depth_probs)
 
@@ -470,8 +472,10 @@ def train(
                               follow_parents=spec.holdout_by_parent,
                               people=pii_engine.person_tables(findings))
         per_person = rows_per_person(schema, tables, pii_engine.person_tables(findings))
+        # an empty parent has no features to condition on; an empty child has no children per parent to model
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
-                                    select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table]))
+                                    select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table])
+                                    if len(tables[fk.parent_table]) and len(tables[fk.child_table]) else [])
                      for fk in schema.foreign_keys]
         private = {t: {f.column for f in findings if f.table == t and f.policy != "keep"} for t in tables}
         found = rules.select(rules.discover(tables, schema, private=private, seed=spec.seed, dependencies=False), spec.rules)
@@ -480,6 +484,8 @@ def train(
                                          and r.columns[0] == relation.fk.child_column], default=0)
         for index, relation in enumerate(relations):
             fk = relation.fk
+            if not len(tables[fk.parent_table]) or not len(tables[fk.child_table]):
+                continue
             lookup = _lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
             if lookup and not fk.is_self_reference and not fk.deferred:
                 counts = _children_counts(fk, tables[fk.child_table], tables[fk.parent_table])
@@ -493,6 +499,11 @@ def train(
         for index, name in enumerate(schema.generation_order):
             df, meta = tables[name], schema.tables[name]
             train_df, holdout_df = splits[name]
+            if df.empty:
+                log(f"table {name} is empty: generated empty, with its {df.shape[1]} columns")
+                copy_guard[name] = []
+                table_models[name] = _empty_table_model(name, df, meta, findings)
+                continue
             keys = schema.key_columns(name)
             learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key, tables=tables)
             learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
@@ -563,6 +574,13 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return model, splits
+
+
+def _empty_table_model(name: str, df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.PiiFinding]) -> TableModel:
+    dropped = {f.column for f in findings if f.table == name and f.policy == "drop"}
+    return TableModel(table=name, method=EMPTY_METHOD, row_count=0, train_rows=0, holdout_rows=0,
+                      columns=[c for c in df.columns if c not in dropped], key_stats={},
+                      describe={"method": EMPTY_METHOD, "rows": 0, "columns_modelled": 0})
 
 
 # ---------------------------------------------------------------- loading
@@ -734,7 +752,7 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
     if len(parent_keys) == 0:
         if present:
             raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
-        return pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)
+        return pd.Series([None] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)  # None: NaN for float keys
     weights = parents.weights(rng)
     is_null = rules.enough_present(is_null, relation.min_children * len(parent_keys), rng)
     present = int((~is_null).sum())
@@ -802,7 +820,15 @@ def _self_reference(relation: RelationStats, keys: pd.Series, rng: np.random.Gen
 
 
 def table_size(model: RelationalModel, table: str, scale: float) -> int:
-    return max(1, int(round(model.tables[table].row_count * scale)))
+    """At least one row at any scale, except for a table that had none."""
+    rows = model.tables[table].row_count
+    return max(1, int(round(rows * scale))) if rows else 0
+
+
+def empty_table(model: RelationalModel, table: str) -> pd.DataFrame:
+    """The table with no rows: its output columns, each with the real column's dtype."""
+    columns = model.db_schema.tables[table].columns
+    return pd.DataFrame({c: pd.Series(dtype=columns[c].dtype) for c in model.tables[table].columns})
 
 
 def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
@@ -1222,6 +1248,9 @@ def generate_table_chunks(
     for parent in schema.parents_of(table):
         if parent not in parents:
             raise GenesisError(f"table {table!r} needs its parent table {parent!r} generated first")
+    if tm.method == EMPTY_METHOD:
+        yield empty_table(model, table)
+        return
     raw_generator = load_generator(Path(model_dir) / "tables" / table)
     keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)
     # constrained: the body and any row resampled below obey the spec's constraints

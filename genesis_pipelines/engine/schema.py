@@ -256,8 +256,6 @@ def column_exceptions(series: pd.Series, sdtype: str) -> tuple[int, int]:
 
 def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: frozenset[str] = frozenset(),
                   shared_columns: frozenset[str] = frozenset()) -> TableMeta:
-    if df.empty:
-        raise SchemaError(f"table {name!r} is empty: a generator cannot learn from zero rows")
     declared = spec.tables.get(name)
     overrides = {ref.split(".", 1)[1]: t for ref, t in spec.column_types.items() if ref.split(".", 1)[0] == name}
     for column in overrides:
@@ -272,7 +270,7 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: f
             name=column,
             sdtype=sdtype,
             dtype=str(series.dtype),
-            null_rate=float(series.isna().mean()),
+            null_rate=float(series.isna().mean()) if len(series) else 0.0,  # an empty table has no nulls
             cardinality=int(series.nunique(dropna=True)),
             datetime_format=_datetime_format(series) if sdtype == "datetime" else None,
             exceptions=exceptions,

@@ -1,7 +1,10 @@
 """Asset keys, warehouse schema names and metadata helpers shared by the asset factories."""
 
 
+import hashlib
 import json
+import re
+import unicodedata
 from pathlib import Path
 
 import dagster as dg
@@ -10,12 +13,35 @@ import pandas as pd
 from genesis_pipelines.engine.schema import DatasetSchema
 
 
+_DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
+
+
+def key_name(table: str) -> str:
+    """A table name as a Dagster asset-key part: unchanged when Dagster takes it, else sanitised and made unique.
+
+    Dagster derives op and check names from the key, and those take only `[A-Za-z0-9_]`, so `Commandes clients`
+    becomes `Commandes_clients_<hash>`: accents folded to ASCII, other characters to `_`, and 8 hex digits of the
+    real name's SHA-256, so two names that sanitise alike (`order-lines`, `order lines`) keep distinct keys, the
+    same on every load. The real name stays in each asset's metadata (`table`) and in every output.
+    """
+    if _DAGSTER_NAME.match(table):
+        return table
+    folded = unicodedata.normalize("NFKD", table).encode("ascii", "ignore").decode("ascii")
+    base = re.sub(r"_+", "_", re.sub(r"[^A-Za-z0-9_]", "_", folded)).strip("_") or "table"
+    return f"{base}_{hashlib.sha256(table.encode('utf-8')).hexdigest()[:8]}"
+
+
 def source_key(dataset: str, table: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "source", table])
+    return dg.AssetKey([dataset, "source", key_name(table)])
 
 
 def synthetic_key(dataset: str, table: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "synthetic", table])
+    return dg.AssetKey([dataset, "synthetic", key_name(table)])
+
+
+def table_definition_metadata(schema: str, table: str) -> dict:
+    """The real table name beside its (possibly sanitised) key: `table`, and the warehouse's quoted qualified name."""
+    return {"table": table, "dagster/table_name": f'{schema}."{table.replace(chr(34), chr(34) * 2)}"'}
 
 
 def dataset_key(dataset: str, name: str) -> dg.AssetKey:

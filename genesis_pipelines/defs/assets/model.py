@@ -52,7 +52,7 @@ def build_model_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         save_suites(storage.model_root(spec.name) / trained.version, suites)
         table_rows = [[t, m.method + (f" -> {m.describe['auto']['chosen_method']}" if "auto" in m.describe else ""),
                        m.train_rows, m.holdout_rows, m.describe.get("columns_modelled", "-")] for t, m in trained.tables.items()]
-        relation_rows = [[r.fk.label, f"{r.mean:.2f}", max(r.counts), f"{r.null_share:.2f}"] for r in trained.relations]
+        relation_rows = [[r.fk.label, f"{r.mean:.2f}", max(r.counts, default=0), f"{r.null_share:.2f}"] for r in trained.relations]
         return dg.MaterializeResult(
             metadata={
                 "model_version": trained.version,

@@ -6,7 +6,7 @@ the generation or the warehouse write; present only when GENESIS_EXPORT_S3_URI i
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import synthetic_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import key_name, synthetic_key, table_metadata, warehouse_schema
 from genesis_pipelines.defs.io_managers import IO_MANAGER_KEY, S3_RETRY_POLICY, s3_export_enabled
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine.io import read_table
@@ -14,7 +14,7 @@ from genesis_pipelines.engine.spec import DatasetSpec
 
 
 def s3_export_key(dataset: str, table: str) -> dg.AssetKey:
-    return dg.AssetKey([dataset, "synthetic_s3", table])
+    return dg.AssetKey([dataset, "synthetic_s3", key_name(table)])
 
 
 def s3_export_keys(spec: DatasetSpec, tables) -> list[dg.AssetKey]:
@@ -29,6 +29,7 @@ def _s3_export_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=s3_export_key(spec.name, table),
         group_name=spec.name,
+        metadata={"table": table},  # the real name: the IO manager writes <dataset>/<table>.parquet with it
         deps=[synthetic_key(spec.name, table)],
         kinds={"s3", "parquet"},
         io_manager_key=IO_MANAGER_KEY,

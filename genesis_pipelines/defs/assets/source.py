@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import source_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, table_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
@@ -22,6 +22,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=source_key(spec.name, table),
         group_name=spec.name,
+        metadata=table_definition_metadata(warehouse_schema("source", spec.name), table),
         kinds={*kinds, "duckdb"},
         pool="duckdb",
         code_version=CODE_VERSION,

@@ -3,7 +3,9 @@
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import (
+    dataset_key, synthetic_key, table_definition_metadata, table_metadata, warehouse_schema,
+)
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.io import export_warehouse_table, read_table, write_table
@@ -27,6 +29,7 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
     @dg.asset(
         key=synthetic_key(spec.name, table),
         group_name=spec.name,
+        metadata=table_definition_metadata(warehouse_schema("synthetic", spec.name), table),
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in parents],
         kinds={"duckdb", "parquet"},
         pool="duckdb",
