@@ -14,7 +14,7 @@ import pandas as pd
 from genesis_pipelines.engine import pii
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, to_float
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.evaluation.privacy import MIN_RECORD_COLUMNS
+from genesis_pipelines.engine.evaluation.privacy import MIN_RECORD_COLUMNS, tells_records_apart
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
 
 MAX_RESAMPLE_ROUNDS = 25
@@ -47,10 +47,12 @@ def comparison_exclusions(schema: DatasetSchema, findings: list[pii.PiiFinding])
 
 
 def record_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
-    """The columns that make up a 'record' for the copy gate; fewer than two make no record."""
+    """The columns that make up a 'record' for the copy gate; fewer than two that tell records apart make no record
+    (guarding single values would steer the output away from every value one training row holds, and that very gap
+    would tell an attacker which rows were trained on)."""
     # sorted: the model's JSON stores columns alphabetically, so source order would not survive a reload
     columns = sorted(evaluable_columns(meta, exclude))
-    return columns if len(columns) >= MIN_RECORD_COLUMNS else []
+    return columns if sum(tells_records_apart(meta, c) for c in columns) >= MIN_RECORD_COLUMNS else []
 
 
 def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series:

@@ -248,6 +248,13 @@ def _reference_frames(train, holdout, synth, seed) -> list[pd.DataFrame]:
             sample_rows(synth, MAX_REFERENCE, seed + 5)]
 
 
+def tells_records_apart(meta: TableMeta, column: str) -> bool:
+    """A column with more than one value (nulls count as one): a constant, such as a lookup table's load timestamp
+    or an address line nobody filled, tells no record apart."""
+    cmeta = meta.columns[column]
+    return cmeta.cardinality >= 2 or (cmeta.cardinality == 1 and 0.0 < cmeta.null_rate < 1.0)
+
+
 def _pooled_real(frames: list[pd.DataFrame]) -> pd.DataFrame:
     """Train and holdout together: the scales distances are measured in.
 
@@ -664,8 +671,7 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
                              group_column=holdout_group_column(train, holdout, schema, name))
         entry["columns_missing_from_synthetic"] = len(missing)
         entry["quasi_identifiers"] = {"count": len(qis), "source": qi_source}
-        # a column holding one value (a load timestamp of a lookup table) tells no record apart
-        informative = [c for c in columns if train[c].nunique(dropna=False) > 1]
+        informative = [c for c in columns if tells_records_apart(meta, c)]
         entry["in_copy_gate"] = len(informative) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
         tables[name] = entry
 
