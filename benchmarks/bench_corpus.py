@@ -20,7 +20,6 @@ with its fit + sample time. SDV and SDMetrics are BUSL: they run only in benchma
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
 import os
 import subprocess
@@ -97,7 +96,7 @@ def primary_keys(schema: dict) -> dict[str, list[str]]:
 
 def spec_document(name: str, data_dir: Path, schema: dict | None) -> dict:
     """Only the source and the keys: everything else is left to the pipeline's defaults."""
-    spec: dict = {"name": name, "source": {"kind": "csv_folder", "path": str(data_dir)}}
+    spec: dict = {"name": name, "source": {"kind": "csv_folder", "path": str(data_dir), "allowed_roots": [str(data_dir)]}}
     if schema is None:
         return spec
     spec["tables"] = {t: ({"primary_key": k[0] if len(k) == 1 else k} if k else {}) for t, k in primary_keys(schema).items()}
@@ -253,22 +252,18 @@ def _comparable(df: pd.DataFrame) -> pd.DataFrame:
                          for c in df.columns})
 
 
-def rule_counts(real: dict, synthetic: dict) -> str:
-    """`found/broken` from the rules engine when it exists, else "-"."""
-    try:
-        rules = importlib.import_module("genesis_pipelines.engine.rules")
-    except ModuleNotFoundError:
-        return "-"
-    if not hasattr(rules, "violations"):
-        return "-"
-    try:
-        result = rules.violations(real, synthetic)
-    except Exception as exc:
-        return f"error ({exc.__class__.__name__})"
-    if isinstance(result, dict) and {"found", "broken"} <= set(result):
-        found, broken = result["found"], result["broken"]
-        return f"{len(found) if isinstance(found, (list, dict)) else found}/{len(broken) if isinstance(broken, (list, dict)) else broken}"
-    return str(len(result)) + " broken" if hasattr(result, "__len__") else str(result)
+def rule_counts(model_root: Path, synthetic: dict) -> str:
+    """`found/broken` over the rules the trained model keeps (an exact rule is broken by any violation, an approximate
+    one when its synthetic share is more than 5 points off), with the broken kinds."""
+    from genesis_pipelines.engine import rules
+    from genesis_pipelines.engine.relational import load_model
+
+    model, _ = load_model(model_root)
+    kept = [r for t in model.tables.values() for r in t.rules]
+    broken = [v for v in rules.violations(kept, synthetic)
+              if (v["real_share"] >= 1.0 and v["violations"] > 0) or abs(v["synthetic_share"] - v["real_share"]) > 0.05]
+    kinds = sorted({v["kind"] for v in broken})
+    return f"{len(kept)}/{len(broken)}" + (f" ({', '.join(kinds)})" if kinds else "")
 
 
 def worker(python: Path, *args: str, timeout: float | None = None) -> dict:
@@ -351,7 +346,7 @@ def bench_database(name: str, args, python: Path | None) -> dict:
         ours = warehouse_tables(work / "data", name, real)
         ours = ours if len(ours) == len(real) else {}
         row["fk_pct"] = fk_integrity(ours, fks) if ours else None
-        row["rules"] = rule_counts(real, ours) if ours else "-"
+        row["rules"] = rule_counts(work / "data" / name / "models", ours) if ours else "-"
         if python is not None:
             try:
                 row["sdv"] = sdv_side(name, real, ours, fks, pks, work, args, python)

@@ -30,41 +30,9 @@ bench = _bench_corpus()
 CORPUS = bench.corpus_dir()
 
 
-def _composite_fks_supported() -> bool:
-    from genesis_pipelines.engine.spec import parse_spec
-
-    try:
-        parse_spec({"name": "probe", "tables": {"p": {"primary_key": ["a", "b"]}, "c": {}},
-                    "foreign_keys": [{"child": ["c.a", "c.b"], "parent": ["p.a", "p.b"]}]})
-    except Exception:
-        return False
-    return True
-
-
-def _non_nullable_cycles_supported() -> bool:
-    import pandas as pd
-
-    from genesis_pipelines.engine.schema import analyse
-    from genesis_pipelines.engine.spec import parse_spec
-
-    spec = parse_spec({"name": "probe", "tables": {"a": {"primary_key": "id"}, "b": {"primary_key": "id"}},
-                       "foreign_keys": [{"child": "a.b_id", "parent": "b.id"}, {"child": "b.a_id", "parent": "a.id"}]})
-    tables = {"a": pd.DataFrame({"id": [1, 2], "b_id": [1, 2]}), "b": pd.DataFrame({"id": [1, 2], "a_id": [2, 1]})}
-    try:
-        analyse(spec, tables)
-    except Exception:
-        return False
-    return True
-
-
-@pytest.mark.parametrize("database", [
-    pytest.param("sakila", marks=pytest.mark.xfail(  # junction tables, dates, and a non-nullable cycle store <-> staff
-        not _non_nullable_cycles_supported(), strict=False,
-        reason="a cycle of non-nullable FKs (sakila's store <-> staff) is refused by this branch's schema analysis")),
-    pytest.param("bakeoff", marks=pytest.mark.xfail(
-        not _composite_fks_supported(), strict=False,
-        reason="composite foreign keys are not supported by this branch's spec (another branch adds them)")),
-])
+# sakila: junction tables, dates, two FKs to one parent, and a cycle of required keys (store <-> staff);
+# bakeoff: composite primary and foreign keys, two composite FKs of one table sharing a column
+@pytest.mark.parametrize("database", ["sakila", "bakeoff"])
 def test_database_first_time_through_dagster(database: str, tmp_path: Path, monkeypatch):
     folder = CORPUS / database
     if not folder.is_dir():
