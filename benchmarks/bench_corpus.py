@@ -296,9 +296,9 @@ def sdv_side(name: str, real: dict, ours: dict, fks: list[dict], pks: dict, work
     if ours:
         write_parquet(ours, work / "ours")
         out["ours_quality"] = quality(work / "ours")
-    if args.skip_hma:
-        return out
     cache = Path(args.hma_cache) / name if args.hma_cache else None
+    if args.skip_hma and not (cache and (cache / "timings.json").is_file()):
+        return out
     try:
         if cache and (cache / "timings.json").is_file():
             hma, hma_dir = {**json.loads((cache / "timings.json").read_text()), "cached": True}, cache
