@@ -499,6 +499,36 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             broken_exact |= rule.share >= 1
         if not broken_exact:
             break
+    return _clamp_between_bounds(rules, body, parents)
+
+
+def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+    """Rows an exact ordering still breaks after the redraws (a column bounded from both sides, such as a bake's
+    rank between its baker's best and worst): the column is clipped into the interval every exact rule allows,
+    where that interval is not empty."""
+    exact = [r for r in rules if r.share >= 1]
+    for column in {r.columns[0] if r.kind == "parent_order" else c for r in exact for c in r.columns}:
+        if column not in body:
+            continue
+        lower, upper = np.full(len(body), -np.inf), np.full(len(body), np.inf)
+        for rule in exact:
+            sides = _sides(rule, body, parents)
+            if sides is None:
+                continue
+            low, high = sides
+            step = (rule.step or 0.0) if rule.strict else 0.0
+            gap = max(rule.min_gap, step)
+            own_high = rule.columns[1] == column if rule.kind == "order" else (rule.columns[0] == column and rule.parent_is_low)
+            own_low = rule.columns[0] == column if rule.kind == "order" else (rule.columns[0] == column and not rule.parent_is_low)
+            if own_high:
+                lower = np.fmax(lower, low + gap)
+            elif own_low:
+                upper = np.fmin(upper, high - gap)
+        values = _numbers(body[column])
+        fixable = ~np.isnan(values) & (lower <= upper) & ((values < lower) | (values > upper))
+        if fixable.any():
+            rows = np.flatnonzero(fixable)
+            _set_numbers(body, column, rows, np.clip(values[rows], lower[rows], upper[rows]))
     return body
 
 
