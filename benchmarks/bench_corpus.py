@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from bench_relational import PROPERTIES, SDV_VENV, WORKER, make_sdv_venv, read_parquet, write_parquet  # noqa: E402
+from bench_relational import PROPERTIES, SDV_VENV, WORKER, read_parquet, sdv_python, write_parquet  # noqa: E402
 
 DATABASES = ("sakila", "bakeoff", "chinook", "adult", "nycflights13")
 BLOCKING_CHECKS = ("keys_valid", "no_pii_leak", "privacy_gates")
@@ -474,15 +474,9 @@ def main() -> int:
     args = parser.parse_args()
     if args.report:
         return 0 if print_report([row for path in args.report for row in json.loads(Path(path).read_text())]) else 1
-    python = None
-    if not args.skip_sdv:
-        venv = Path(args.sdv_venv)
-        if not (venv / "bin" / "python").exists():
-            if not args.make_sdv_venv:
-                print(f"no SDV virtualenv at {venv}: pass --make-sdv-venv, --sdv-venv PATH or --skip-sdv", file=sys.stderr)
-                return 2
-            make_sdv_venv(venv)
-        python = venv / "bin" / "python"
+    python = sdv_python(args)
+    if python == 2:
+        return 2
     names = args.only.split(",") if args.only else list(DATABASES)
     print(f"bench_corpus: corpus {corpus_dir()}; Python {sys.version.split()[0]}; {os.cpu_count()} CPUs")
     rows = []

@@ -118,6 +118,19 @@ def make_sdv_venv(venv: Path) -> None:
     subprocess.run([str(pip), "install", "-q", "sdv==2.0.0", "pyarrow"], check=True)
 
 
+def sdv_python(args) -> Path | None | int:
+    """The SDV venv's interpreter (made with --make-sdv-venv when missing), None with --skip-sdv, 2 when absent."""
+    if args.skip_sdv:
+        return None
+    venv = Path(args.sdv_venv)
+    if not (venv / "bin" / "python").exists():
+        if not args.make_sdv_venv:
+            print(f"no SDV virtualenv at {venv}: pass --make-sdv-venv, --sdv-venv PATH or --skip-sdv", file=sys.stderr)
+            return 2
+        make_sdv_venv(venv)
+    return venv / "bin" / "python"
+
+
 def bench_dataset(name: str, args, python: Path | None) -> dict:
     spec_path = Path(name) if name.endswith(".yaml") else ROOT / "resources" / "datasets" / name / "dataset.yaml"
     # HMA fits every real row, so ours does too: the pipeline's holdout is for its privacy report, not this contest
@@ -247,15 +260,9 @@ def main() -> int:
     parser.add_argument("--details", action="store_true", help="also print per-table scores and the lowest column "
                                                                 "pairs of this project's quality report")
     args = parser.parse_args()
-    python = None
-    if not args.skip_sdv:
-        venv = Path(args.sdv_venv)
-        if not (venv / "bin" / "python").exists():
-            if not args.make_sdv_venv:
-                print(f"no SDV virtualenv at {venv}: pass --make-sdv-venv, --sdv-venv PATH or --skip-sdv", file=sys.stderr)
-                return 2
-            make_sdv_venv(venv)
-        python = venv / "bin" / "python"
+    python = sdv_python(args)
+    if python == 2:
+        return 2
     print(f"bench_relational: Python {sys.version.split()[0]}, pandas {pd.__version__}; {os.cpu_count()} CPUs")
     status = 0
     for name in args.dataset or ["chinook", "nycflights"]:
