@@ -104,6 +104,13 @@ def _split_ref(ref: str, field: str) -> tuple[str, str]:
     return table, column
 
 
+def _refs(values: list[str], field: str) -> list[str]:
+    """Every entry looks like 'Table.Column' (else a ValueError naming the field)."""
+    for ref in values:
+        _split_ref(ref, field)
+    return values
+
+
 class ForeignKeySpec(_Strict):
     """`child: Table.col -> parent: Parent.key`, or a composite key as equal-length lists of refs, all of one table
     per side: `{child: [T.a, T.b], parent: [P.a, P.b]}`."""
@@ -230,9 +237,7 @@ class UtilitySpec(_Strict):
     @field_validator("public_columns")
     @classmethod
     def _public_are_refs(cls, value: list[str]) -> list[str]:
-        for ref in value:
-            _split_ref(ref, "utility.public_columns entry")
-        return value
+        return _refs(value, "utility.public_columns entry")
 
 
 class DriftSpec(_Strict):
@@ -330,9 +335,7 @@ class DatasetSpec(_Strict):
     @field_validator("pii_leak_exempt")
     @classmethod
     def _valid_exempt_refs(cls, value: list[str]) -> list[str]:
-        for ref in value:
-            _split_ref(ref, "pii_leak_exempt entry")
-        return value
+        return _refs(value, "pii_leak_exempt entry")
 
     @field_validator("schedule")
     @classmethod
