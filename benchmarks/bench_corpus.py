@@ -219,14 +219,15 @@ def step_costs(marks: list[tuple], name: str) -> dict:
     return {"fit_s": fit[0], "sample_s": sum(c[0] for c in sample), "cpu_s": fit[1] + sum(c[1] for c in sample)}
 
 
-def warehouse_tables(data_dir: Path, name: str, tables) -> dict[str, pd.DataFrame]:
+def warehouse_tables(data_dir: Path, name: str, tables, kind: str = "synthetic") -> dict[str, pd.DataFrame]:
+    """The run's `synthetic` tables, or its `train` / `holdout` split, from the warehouse."""
     path = data_dir / "warehouse.duckdb"
     if not path.is_file():
         return {}
     with duckdb.connect(str(path), read_only=True) as con:
         present = {r[0] for r in con.execute("select table_name from information_schema.tables where table_schema = ?",
-                                              [f"synthetic_{name}"]).fetchall()}
-        return {t: con.execute(f'select * from "synthetic_{name}"."{t}"').df() for t in tables if t in present}
+                                              [f"{kind}_{name}"]).fetchall()}
+        return {t: con.execute(f'select * from "{kind}_{name}"."{t}"').df() for t in tables if t in present}
 
 
 # ---------------------------------------------------------------- measures
@@ -273,8 +274,14 @@ def worker(python: Path, *args: str, timeout: float | None = None) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-def sdv_side(name: str, real: dict, ours: dict, fks: list[dict], pks: dict, work: Path, args, python: Path) -> dict:
-    """Metadata (a) and (b), both quality scores for us and for HMA, and HMA's own fit + sample."""
+def sdv_side(name: str, real: dict, ours: dict, fks: list[dict], pks: dict, work: Path, args, python: Path,
+             split: list[dict] | None = None) -> dict:
+    """Metadata (a) and (b), both quality scores for us and for HMA, and HMA's own fit + sample.
+
+    With the run's train/holdout `split`, also the reference: the real holdout rows (never trained on) scored against
+    the real training rows as if they were a synthetic twin. It is what a generator that makes new records of the same
+    population, copying none, can expect: a unique column (titles, postal codes) shares no value between two real
+    samples, so its shape and every pair holding it score near 0 for fresh real data too."""
     out: dict = {}
     write_parquet(real, work / "real")
     (work / "keys.json").write_text(json.dumps({"primary_keys": pks, "foreign_keys": fks}))
@@ -289,13 +296,18 @@ def sdv_side(name: str, real: dict, ours: dict, fks: list[dict], pks: dict, work
     for label, meta in (("fit", detected["fit"]), ("a", detected["scored"]), ("b", without)):
         (work / f"metadata_{label}.json").write_text(json.dumps(meta))
 
-    def quality(folder: Path) -> dict:
-        return {label: worker(python, "quality", "--real", str(work / "real"), "--synth", str(folder),
-                              "--metadata", str(work / f"metadata_{label}.json")) for label in ("a", "b")}
+    def quality(folder: Path, real_folder: Path = work / "real") -> dict:
+        return {label: worker(python, "quality", "--real", str(real_folder), "--synth", str(folder),
+                              "--metadata", str(work / f"metadata_{label}.json"), *(["--details"] if args.details else []))
+                for label in ("a", "b")}
 
     if ours:
         write_parquet(ours, work / "ours")
         out["ours_quality"] = quality(work / "ours")
+    if split:
+        write_parquet(split[0], work / "train")
+        write_parquet(split[1], work / "holdout")
+        out["reference_quality"] = quality(work / "holdout", work / "train")
     cache = Path(args.hma_cache) / name if args.hma_cache else None
     if args.skip_hma and not (cache and (cache / "timings.json").is_file()):
         return out
@@ -345,11 +357,13 @@ def bench_database(name: str, args, python: Path | None) -> dict:
         row["rows"], row["tables"] = sum(len(df) for df in real.values()), len(real)
         ours = warehouse_tables(work / "data", name, real)
         ours = ours if len(ours) == len(real) else {}
+        split = [warehouse_tables(work / "data", name, real, kind) for kind in ("train", "holdout")]
+        split = split if all(len(s) == len(real) for s in split) else None
         row["fk_pct"] = fk_integrity(ours, fks) if ours else None
         row["rules"] = rule_counts(work / "data" / name / "models", ours) if ours else "-"
         if python is not None:
             try:
-                row["sdv"] = sdv_side(name, real, ours, fks, pks, work, args, python)
+                row["sdv"] = sdv_side(name, real, ours, fks, pks, work, args, python, split)
             except Exception as exc:  # the scoring side must not hide the Dagster figures
                 row["sdv"] = {"error": f"{exc.__class__.__name__}: {first_line(exc)}"}
     return row
@@ -364,7 +378,8 @@ def _f(value, digits: int = 3) -> str:
 
 def _scores(row: dict, side: str) -> tuple[float | None, float | None]:
     sdv = row.get("sdv") or {}
-    quality = sdv.get("ours_quality") if side == "ours" else (sdv.get("hma") or {}).get("quality")
+    quality = {"ours": sdv.get("ours_quality"), "reference": sdv.get("reference_quality")}.get(side) \
+        if side != "hma" else (sdv.get("hma") or {}).get("quality")
     return (quality["a"]["score"], quality["b"]["score"]) if quality else (None, None)
 
 
@@ -380,7 +395,7 @@ def speedup(row: dict, kind: str = "wall") -> float | None:
 
 def print_report(rows: list[dict]) -> bool:
     header = ["database", "rows", "first try", "blocking checks", "FK %", "rules found/broken", "quality (a) ours/HMA",
-              "quality (b) ours/HMA", "ours fit+sample s (CPU s)", "HMA fit+sample s (CPU s)", "HMA FK %",
+              "quality (b) ours/HMA", "fresh real (a)/(b)", "ours fit+sample s (CPU s)", "HMA fit+sample s (CPU s)", "HMA FK %",
               "speed-up wall (CPU)"]
     lines = []
     for row in rows:
@@ -389,13 +404,13 @@ def print_report(rows: list[dict]) -> bool:
             continue
         d, sdv = row["dagster"], row.get("sdv") or {}
         hma = sdv.get("hma") or {}
-        (oa, ob), (ha, hb) = _scores(row, "ours"), _scores(row, "hma")
+        (oa, ob), (ha, hb), (ra, rb) = _scores(row, "ours"), _scores(row, "hma"), _scores(row, "reference")
         ours_s = d["fit_s"] + d["sample_s"] if d.get("fit_s") is not None and d.get("sample_s") is not None else None
         hma_s = hma["fit_s"] + hma["sample_s"] if "fit_s" in hma else None
         lines.append([
             row["database"], f"{row['rows']:,}", "yes" if d["success"] else "no",
             f"{d['blocking_passed']}/{d['blocking_total']}" if "blocking_total" in d else "-",
-            _f(row["fk_pct"], 2), row["rules"], f"{_f(oa)}/{_f(ha)}", f"{_f(ob)}/{_f(hb)}",
+            _f(row["fk_pct"], 2), row["rules"], f"{_f(oa)}/{_f(ha)}", f"{_f(ob)}/{_f(hb)}", f"{_f(ra)}/{_f(rb)}",
             f"{_f(ours_s, 1)} ({_f(d.get('cpu_s'), 1)})" if d.get("cpu_s") is not None else f"{_f(ours_s, 1)} (job {_f(d.get('job_cpu_s'), 1)})",
             (f"{_f(hma_s, 1)} ({_f(hma.get('cpu_s'), 1)})" + (" cached" if hma.get("cached") else "")) if hma_s else hma.get("error", "-"),
             _f(hma.get("fk_pct"), 2), f"{_f(speedup(row), 1)} ({_f(speedup(row, 'cpu'), 1)})",
@@ -450,7 +465,9 @@ def print_report(rows: list[dict]) -> bool:
     print("\ntargets:")
     for label, verdict in targets:
         print(f"  {label:<44} {verdict}")
-    print("\nQuality: SDMetrics multi-table QualityReport (mean of " + ", ".join(p.lower() for p in PROPERTIES) + ").")
+    print("\nQuality: SDMetrics multi-table QualityReport (mean of " + ", ".join(p.lower() for p in PROPERTIES) + "). "
+          "'fresh real': the run's real holdout rows (never trained on) scored against its real training rows as if "
+          "they were the twin: what new records of the same population score when nothing is copied.")
     print("ours fit+sample: wall and CPU seconds of the model step and the synthetic-table steps of the Dagster run "
           "(trained on its 80% split; 'job' CPU: the whole job, reports included, from runs before per-step CPU); "
           "HMA fits every row. Wall time moves with other load on the machine; CPU time much less.")
@@ -469,6 +486,8 @@ def main() -> int:
     parser.add_argument("--sdv-venv", default=str(SDV_VENV), help="virtualenv with sdv==2.0.0 (never the project's)")
     parser.add_argument("--make-sdv-venv", action="store_true", help="create --sdv-venv if it does not exist")
     parser.add_argument("--json", help="also write the rows as JSON here")
+    parser.add_argument("--details", action="store_true", help="keep SDMetrics' per-table, per-column and per-pair "
+                                                               "scores (no values) in the --json rows")
     parser.add_argument("--report", nargs="+", metavar="JSON", help="print the table and targets of earlier --json "
                                                                      "files (runs split over several processes); run nothing")
     args = parser.parse_args()

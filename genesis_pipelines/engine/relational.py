@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine import pii as pii_engine
-from genesis_pipelines.engine import constraints, record_guard, rules
+from genesis_pipelines.engine import constraints, record_guard, reference_tables, rules
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_generator, load_generator
 from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
@@ -472,6 +472,11 @@ def train(
                               follow_parents=spec.holdout_by_parent,
                               people=pii_engine.person_tables(findings))
         per_person = rows_per_person(schema, tables, pii_engine.person_tables(findings))
+        reference = reference_tables.find_reference_tables(
+            schema, tables, findings, {t: s.reference for t, s in spec.tables.items()})
+        schema = _with_reference_labels(schema, tables, reference)
+        for name in reference:  # kept whole: no rows are held out of what is copied by design
+            splits[name] = (tables[name], tables[name].iloc[0:0])
         # an empty parent has no features to condition on; an empty child has no children per parent to model
         relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
                                     select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table])
@@ -487,6 +492,8 @@ def train(
             if not len(tables[fk.parent_table]) or not len(tables[fk.child_table]):
                 continue
             lookup = _lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
+            if fk.parent_table in reference and not fk.composite and not fk.is_self_reference and not fk.deferred:
+                lookup = fk.parent_column  # the kept rows keep their keys: each gets its own real children count
             if lookup and not fk.is_self_reference and not fk.deferred:
                 counts = _children_counts(fk, tables[fk.child_table], tables[fk.parent_table])
                 relation.count_key = lookup
@@ -503,6 +510,17 @@ def train(
                 log(f"table {name} is empty: generated empty, with its {df.shape[1]} columns")
                 copy_guard[name] = []
                 table_models[name] = _empty_table_model(name, df, meta, findings)
+                continue
+            if name in reference:
+                log(f"table {name} is reference data ({reference[name]}): kept as it is")
+                reference_tables.save_rows(df, staging / "tables" / name)
+                copy_guard[name] = []
+                table_models[name] = TableModel(
+                    table=name, method=reference_tables.REFERENCE_METHOD, row_count=len(df), train_rows=len(df),
+                    holdout_rows=0, columns=list(df.columns), key_stats={},
+                    rules=[r for r in found if r.table == name],
+                    describe={"method": reference_tables.REFERENCE_METHOD, "rows": len(df), "columns_modelled": 0,
+                              "reference": reference[name]})
                 continue
             keys = schema.key_columns(name)
             learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key, tables=tables)
@@ -574,6 +592,20 @@ def train(
         shutil.rmtree(staging, ignore_errors=True)
         raise
     return model, splits
+
+
+def _with_reference_labels(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], reference: Mapping[str, str]) -> DatasetSchema:
+    """A reference table's text columns are categories (genre names), whatever their count: children are conditioned
+    on them and the quality report compares them as categories."""
+    if not reference:
+        return schema
+    schema = schema.model_copy(deep=True)
+    for name in reference:
+        keys = schema.key_columns(name)
+        for column, cmeta in schema.tables[name].columns.items():
+            if column not in keys and cmeta.sdtype in ("name", "code", "text") and column in tables[name].columns:
+                cmeta.sdtype = "categorical"
+    return schema
 
 
 def _empty_table_model(name: str, df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.PiiFinding]) -> TableModel:
@@ -820,8 +852,10 @@ def _self_reference(relation: RelationStats, keys: pd.Series, rng: np.random.Gen
 
 
 def table_size(model: RelationalModel, table: str, scale: float) -> int:
-    """At least one row at any scale, except for a table that had none."""
+    """At least one row at any scale, except for a table that had none; reference data keeps its size."""
     rows = model.tables[table].row_count
+    if model.tables[table].method == reference_tables.REFERENCE_METHOD:
+        return rows
     return max(1, int(round(rows * scale))) if rows else 0
 
 
@@ -1250,6 +1284,9 @@ def generate_table_chunks(
             raise GenesisError(f"table {table!r} needs its parent table {parent!r} generated first")
     if tm.method == EMPTY_METHOD:
         yield empty_table(model, table)
+        return
+    if tm.method == reference_tables.REFERENCE_METHOD:  # reference data: the real rows, at any scale
+        yield reference_tables.load_rows(Path(model_dir) / "tables" / table)[tm.columns]
         return
     raw_generator = load_generator(Path(model_dir) / "tables" / table)
     keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)

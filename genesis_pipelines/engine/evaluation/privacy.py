@@ -22,6 +22,7 @@ from genesis_pipelines.engine.evaluation import attacks
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
 
 MIN_HOLDOUT_ROWS = 20
 # A "record" of one column is a single value: sampling a learned category repeats it by design, so
@@ -673,6 +674,10 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
         entry["quasi_identifiers"] = {"count": len(qis), "source": qi_source}
         informative = [c for c in columns if tells_records_apart(meta, c)]
         entry["in_copy_gate"] = len(informative) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
+        if (model_describe.get(name) or {}).get("method") == REFERENCE_METHOD:
+            # kept as it is by design (engine/reference_tables.py): copies of it are the point, not a leak
+            entry["in_copy_gate"] = False
+            entry["reference_table"] = model_describe[name].get("reference", True)
         tables[name] = entry
 
     gated = [t for t in tables.values() if t["in_copy_gate"]]
