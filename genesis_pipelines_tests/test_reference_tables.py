@@ -1,5 +1,6 @@
 """Reference tables (genres, languages, airlines): found from the data, kept as they are, children generated against
-them; switched on or off in the spec; never in the copy gate; tables with personal data never qualify."""
+them; switched on or off in the spec; never in the copy gate; tables with personal data never qualify. And a key part
+that numbers rows within the rest of its composite key (episodes within a series) is numbered so again."""
 
 from __future__ import annotations
 
@@ -117,3 +118,33 @@ def test_a_reference_table_is_reported_and_left_out_of_the_copy_gate(music):
     genre = report["tables"]["genre"]
     assert genre["in_copy_gate"] is False and "rows of track.genre_id" in genre["reference_table"]
     assert genre["exact_copies"]["copies"] == len(GENRES)  # every row is a copy, by design, and counted as one
+
+
+def test_a_key_part_numbering_rows_within_the_rest_of_the_key_is_numbered_so_again(tmp_path):
+    """Episodes are 1..k within their series (a composite key): synthetic ones too, not 1..n over the table, and the
+    composite FK from their ratings still resolves."""
+    rng = np.random.default_rng(4)
+    per_series = rng.integers(6, 11, 12)
+    episodes = pd.DataFrame({"series": np.repeat(np.arange(1, 13), per_series),
+                             "episode": np.concatenate([np.arange(1, k + 1) for k in per_series])})
+    episodes["viewers"] = np.round(rng.gamma(5.0, 1.0, len(episodes)) + episodes["episode"] * 0.3, 2)
+    tables = {"series": pd.DataFrame({"series": np.arange(1, 13), "channel": rng.choice(["BBC Two", "BBC One"], 12)}),
+              "episodes": episodes,
+              "ratings": episodes[["series", "episode"]].assign(share=np.round(rng.uniform(5, 30, len(episodes)), 1))}
+    document = {"name": "show", "seed": 0,
+                "tables": {"series": {"primary_key": "series"}, "episodes": {"primary_key": ["series", "episode"]},
+                           "ratings": {"primary_key": ["series", "episode"]}},
+                "foreign_keys": [{"child": "episodes.series", "parent": "series.series"},
+                                 {"child": ["ratings.series", "ratings.episode"],
+                                  "parent": ["episodes.series", "episodes.episode"]}]}
+    spec, schema, findings = _analysed(document, tables)
+    relational.train(spec, schema, tables, findings, tmp_path)
+    model, model_dir = relational.load_model(tmp_path)
+    assert model.tables["episodes"].key_stats["episode"].within == ["series"]
+    synth = relational.generate_all(model, model_dir, seed=0)
+    numbers = synth["episodes"].groupby("series")["episode"]
+    assert (numbers.min() == 1).all() and (numbers.max() == numbers.size()).all()
+    assert synth["episodes"]["episode"].max() <= 2 * episodes["episode"].max()
+    assert not synth["episodes"].duplicated(["series", "episode"]).any()
+    pairs = set(map(tuple, synth["episodes"][["series", "episode"]].astype("int64").to_numpy().tolist()))
+    assert all(p in pairs for p in map(tuple, synth["ratings"][["series", "episode"]].astype("int64").to_numpy().tolist()))

@@ -53,6 +53,8 @@ class KeyStats(BaseModel):
     start: int = 1
     templates: list[str] = Field(default_factory=list)
     template_probs: list[float] = Field(default_factory=list)
+    # numbered within the other columns of a composite key (an episode's number within its series): start, start+1, ..
+    within: list[str] = Field(default_factory=list)
 
 
 class ParentFeature(BaseModel):
@@ -189,12 +191,30 @@ def fingerprint_tables(tables: Mapping[str, pd.DataFrame]) -> str:
 # ---------------------------------------------------------------- learning the structure
 
 
-def _key_stats(series: pd.Series) -> KeyStats:
+def _key_stats(series: pd.Series, df: pd.DataFrame | None = None, primary_key: list[str] | tuple = ()) -> KeyStats:
     if pd.api.types.is_integer_dtype(series) or pd.api.types.is_float_dtype(series):
-        return KeyStats(kind="integer", start=1)
+        others = [c for c in primary_key if c != series.name]
+        start = _numbered_within(df, str(series.name), others) if df is not None and others else None
+        return KeyStats(kind="integer", start=1 if start is None else start, within=others if start is not None else [])
     shapes = series.astype(str).str.replace(r"[A-Z]", "U", regex=True).str.replace(r"[a-z]", "L", regex=True).str.replace(r"[0-9]", "D", regex=True)
     freq = shapes.value_counts(normalize=True)
     return KeyStats(kind="string", templates=freq.index.tolist(), template_probs=freq.to_numpy().tolist())
+
+
+def _numbered_within(df: pd.DataFrame, column: str, others: list[str]) -> int | None:
+    """The common start when `column` numbers the rows of every group of `others` consecutively (1, 2, .. k in each
+    series), else None: regenerated the same way, synthetic episodes are numbered within their series, not 1..94."""
+    values = pd.to_numeric(df[column], errors="coerce")
+    if values.isna().any() or len(df) < 2 or df[others].isna().any().any():
+        return None
+    groups = values.groupby([df[c] for c in others], sort=False)
+    low, high, size = groups.transform("min"), groups.transform("max"), groups.transform("size")
+    starts = low.unique()
+    if len(starts) != 1 or groups.ngroups == len(df) or not bool(((high - low + 1) == size).all()):
+        return None
+    if int(pd.DataFrame({"g": groups.ngroup(), "v": values}).duplicated().sum()):
+        return None
+    return int(starts[0])
 
 
 def _children_counts(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame) -> pd.Series:
@@ -564,7 +584,7 @@ def train(
             table_models[name] = TableModel(
                 table=name, method=method, row_count=len(df), train_rows=len(train_df), holdout_rows=len(holdout_df),
                 columns=[c for c in df.columns if c not in dropped],
-                key_stats={c: _key_stats(df[c]) for c in meta.primary_key
+                key_stats={c: _key_stats(df[c], df, meta.primary_key) for c in meta.primary_key
                            if not any(c in fk.child_columns for fk in schema.fks_of(name))},
                 unique_columns=[c for c in learnable.columns if _is_lookup(df, meta, findings, c)],
                 dependencies=dependencies,
@@ -1147,7 +1167,12 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
     for relation in relations:
         _expand_key(relation, keys, placed[id(relation)].frame)
     for column, stats in tm.key_stats.items():
-        keys[column] = _generate_keys(stats, n, rng)
+        if stats.within and all(c in keys for c in stats.within):
+            groups = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in stats.within})
+            keys[column] = pd.Series(groups.groupby(stats.within, dropna=False, sort=False).cumcount().to_numpy()
+                                     + stats.start, dtype="Int64")
+        else:
+            keys[column] = _generate_keys(stats, n, rng)
     for relation in model.relations_of(table):
         if relation.fk.deferred:  # filled once its parent table exists (fill_deferred_keys)
             for child_column, parent_column in zip(relation.fk.child_columns, relation.fk.parent_columns):
