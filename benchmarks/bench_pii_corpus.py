@@ -36,6 +36,8 @@ PII = {
     "bakeoff": {"bakers": "baker_full baker_last baker_first",
                 "series_raw": "winner runner_up_1 runner_up_2",
                 "episodes": "sb_name winner_name eliminated"},
+    "adult": {},  # no personal data: every finding is a false positive
+    "nycflights13": {},
 }
 
 
@@ -46,7 +48,8 @@ def _corpus() -> Path:
 def _dataset(database: str, renamed: bool):
     """The tables (headers as-is or c1..cn), their schema (keys from schema.yaml) and a header -> column map."""
     folder = _corpus() / database
-    declared = yaml.safe_load((folder / "schema.yaml").read_text())
+    schema_file = folder / "schema.yaml"  # adult has none: one table, no keys
+    declared = yaml.safe_load(schema_file.read_text()) if schema_file.is_file() else {"tables": {}}
     tables, headers = {}, {}
     for path in sorted(folder.glob("*.csv")):
         df = coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
@@ -67,6 +70,7 @@ def _dataset(database: str, renamed: bool):
 
 
 def score(database: str, renamed: bool) -> tuple[int, int, int, list[str], list[str]]:
+    """TP, FP, FN over the non-key columns; a personal-data column without any value counts neither way."""
     tables, schema, spec, headers = _dataset(database, renamed)
     found = {(f.table, f.column) for f in scan_tables(tables, schema, spec) if f.kind != "city"}
     tp = fp = fn = 0
@@ -78,6 +82,8 @@ def score(database: str, renamed: bool) -> tuple[int, int, int, list[str], list[
             if header in keys:
                 continue
             flagged, pii = (table, header) in found, column in truth
+            if pii and not flagged and not tables[table][header].notna().any():
+                continue  # a column with no values (sakila's address2) holds nothing to find or to leak
             tp += flagged and pii
             fp += flagged and not pii
             fn += pii and not flagged

@@ -73,6 +73,29 @@ def test_a_surname_column_beside_first_names_is_found_though_faker_knows_few_of_
     assert "P.c4" not in by_ref
 
 
+def test_bare_phones_postcodes_and_birth_dates_are_found_beside_a_persons_record_and_nowhere_else():
+    """Headerless columns that values alone cannot tell from amounts, codes and event dates: an unformatted phone
+    read as a float, a 5-digit postcode and a birth date, found because the row also holds a name and an address;
+    the same shapes in a table of orders (no person, no address) are left alone."""
+    rng = np.random.default_rng(7)
+    n = 60
+    people = _people(n, seed=3).rename(columns={"first": "c2", "last": "c3"})
+    people["c4"] = [f"{rng.integers(1, 999)} {rng.choice(['Oak', 'Elm', 'Mill'])} Street" for _ in range(n)]
+    people["c5"] = rng.integers(10_000_000_000, 99_999_999_999, n).astype("float64")  # 1.403334e+10
+    people["c6"] = rng.integers(10_000, 99_999, n).astype("float64")
+    people["c7"] = pd.to_datetime("1950-01-01") + pd.to_timedelta(rng.integers(0, 40 * 365, n), unit="D")
+    people["c8"] = pd.to_datetime("2019-01-01") + pd.to_timedelta(rng.integers(0, 3 * 365, n), unit="D")  # signed up
+    orders = pd.DataFrame({"id": np.arange(1, n + 1), "c2": rng.integers(10_000_000_000, 99_999_999_999, n),
+                           "c3": rng.integers(10_000, 99_999, n),
+                           "c4": pd.to_datetime("1950-01-01") + pd.to_timedelta(rng.integers(0, 40 * 365, n), unit="D")})
+    findings, _ = _scan({"P": people, "O": orders}, {"P": "id", "O": "id"})
+    by_ref = _refs(findings)
+    assert {r: by_ref[r].kind for r in ("P.c5", "P.c6", "P.c7")} == {"P.c5": "phone", "P.c6": "postal_code",
+                                                                      "P.c7": "birth_date"}
+    assert "P.c8" not in by_ref  # recent dates a few years apart: an event, not a birth
+    assert not [f for f in findings if f.table == "O"]
+
+
 # ---------------------------------------------------------------- 2. derived PII, faked with the row's fakes
 
 

@@ -690,6 +690,78 @@ def _company_rate(sample: pd.Series) -> float:
     return _rate(rest.str.contains(_company_suffix_pattern()) & ~first.str.fullmatch(_company_suffix_pattern()))
 
 
+BIRTH_MIN_YEARS = 15  # a birth date lies this many years or more before the newest date of its record
+BIRTH_MIN_SPREAD_YEARS = 10  # and the people of a table were not all born in the same decade
+
+
+def _digit_strings(series: pd.Series) -> pd.Series:
+    """Values as digit strings: whole numbers read as floats (1.403334e+10) lose no digit."""
+    values = series.dropna()
+    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+        numbers = values.to_numpy(dtype="float64")
+        whole = np.isfinite(numbers) & (np.mod(numbers, 1) == 0) & (np.abs(numbers) < 1e17)
+        if not whole.all():
+            return pd.Series([], dtype=object)
+        return pd.Series(numbers.astype("int64").astype(str), dtype=object)
+    return _text_sample(series)
+
+
+def _years(stamps: pd.Series) -> pd.Series:
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    return stamps.dt.year + stamps.dt.day_of_year / 366.0
+
+
+def _birth_dates_in_row(df: pd.DataFrame, column: str) -> float:
+    """Share of a person table's date values that read as birth dates: plausible (1900 to now), spread over
+    decades, and many years before the row's other dates (hired, created) or before today when it has none."""
+    if not pd.api.types.is_datetime64_any_dtype(df[column]) or _birth_rate(df[column]) < 0.95:
+        return 0.0
+    years = _years(df[column])
+    present = years.dropna()
+    if len(present) < 5 or present.quantile(0.95) - present.quantile(0.05) < BIRTH_MIN_SPREAD_YEARS:
+        return 0.0
+    others = [c for c in df.columns if c != column and pd.api.types.is_datetime64_any_dtype(df[c])]
+    later = pd.concat([_years(df[c]) for c in others], axis=1).max(axis=1) if others else \
+        pd.Series(pd.Timestamp.now().year, index=df.index, dtype="float64")
+    gap = (later - years)[years.notna() & later.notna()]
+    return float((gap >= BIRTH_MIN_YEARS).mean()) if len(gap) else 0.0
+
+
+def _address_context_finding(table: str, column: str, df: pd.DataFrame, kinds: set[str],
+                             is_person_table: bool) -> PiiFinding | None:
+    """PII that bare values only reveal beside the rest of a person's or an address's record: unformatted phone
+    numbers (digit runs of 7 to 15, almost all distinct), postcodes (codes of a postal shape beside a street address
+    or a city) and birth dates (see _birth_dates_in_row). Values alone would flag amounts, codes and event dates."""
+    address = bool({"street_address", "city"} & kinds)
+    series = df[column]
+
+    def finding(kind: str, rate: float, weight: float) -> PiiFinding:
+        return PiiFinding(table=table, column=column, kind=kind, method="values", confidence=round(weight * rate, 4),
+                          policy=DEFAULT_POLICY[kind], match_rate=round(rate, 4))
+
+    if is_person_table and "birth_date" not in kinds:
+        rate = _birth_dates_in_row(df, column)
+        if rate >= 0.95:
+            return finding("birth_date", rate, 0.75)
+    if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_bool_dtype(series) or not (is_person_table or address):
+        return None
+    digits = _digit_strings(series)
+    if len(digits) < 5:
+        return None
+    distinct = float(digits.nunique() / len(digits))
+    core = digits.str.replace(r"[\s().\-+/]", "", regex=True)
+    if "phone" not in kinds and distinct >= 0.9:
+        rate = _rate(core.str.fullmatch(r"\d{7,15}") & _phone_loose(digits))
+        if rate >= 0.9 and core.str.len().median() >= 9:
+            return finding("phone", rate, 0.7)
+    if address and "postal_code" not in kinds and (distinct >= 0.3 or digits.nunique() >= 20):  # repeat per person
+        rate = _rate(digits.str.fullmatch(_POSTAL_ANY) & (digits.str.len() >= 3))
+        if rate >= 0.9:
+            return finding("postal_code", rate, 0.6)
+    return None
+
+
 def _context_findings(table: str, df: pd.DataFrame, found: list[PiiFinding], candidates: list[str],
                       is_person_table: bool) -> list[PiiFinding]:
     """Findings that need the rest of the row: a surname column beside a first-name column (Faker knows fewer
@@ -697,7 +769,13 @@ def _context_findings(table: str, df: pd.DataFrame, found: list[PiiFinding], can
     context) or whose values carry legal-form suffixes and surnames (Smith & Sons)."""
     out = []
     has_first = any(f.kind == "first_name" for f in found)
+    kinds = {f.kind for f in found}
     for column in candidates:
+        contextual = _address_context_finding(table, column, df, kinds, is_person_table)
+        if contextual is not None:
+            out.append(contextual)
+            kinds.add(contextual.kind)
+            continue
         sample = _text_sample(df[column])
         if not len(sample) or pd.api.types.is_numeric_dtype(df[column]) or pd.api.types.is_datetime64_any_dtype(df[column]):
             continue
