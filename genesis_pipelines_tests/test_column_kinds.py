@@ -178,3 +178,34 @@ def test_filler_scores_badly_and_shape_preserving_output_well():
     columns = report["tables"]["t"]["columns"]
     assert {"voucher", "title", "note"} <= set(columns)  # every column the output holds is scored
     assert columns["voucher"]["score"] < 0.6 and columns["title"]["score"] < 0.7
+
+
+def test_dates_written_as_text_come_back_in_their_own_layout_and_keep_their_order():
+    """"August 4, 2017" in, "August 4, 2017"-shaped out (day unpadded, as written), never ISO or epoch seconds, also
+    where the ordering rule between two such columns repairs a row."""
+    from genesis_pipelines.engine import pii, relational
+
+    rng = np.random.default_rng(5)
+    n = 200
+    start = pd.Timestamp("2015-06-01") + pd.to_timedelta(rng.integers(0, 900, n), unit="D")
+    end = start + pd.to_timedelta(rng.integers(1, 60, n), unit="D")
+    layout = "%B %-d, %Y"
+    shows = pd.DataFrame({"show_id": np.arange(1, n + 1), "uk_airdate": start.strftime(layout),
+                          "us_airdate": pd.Series(end.strftime(layout)).where(rng.random(n) > 0.3).to_numpy(),
+                          "viewers": np.round(rng.gamma(4.0, 2.0, n), 2)})
+    tables = {"shows": coerce_types(shows.astype(str).replace("nan", np.nan))}
+    spec = parse_spec({"name": "dates", "tables": {"shows": {"primary_key": "show_id"}}})
+    schema = analyse(spec, tables)
+    assert schema.tables["shows"].columns["us_airdate"].text_layout == layout
+    import tempfile
+    with tempfile.TemporaryDirectory() as root:
+        model, _ = relational.train(spec, schema, tables, pii.scan_tables(tables, schema, spec), Path(root))
+        assert any(r.kind == "order" for r in model.tables["shows"].rules)
+        model, model_dir = relational.load_model(Path(root))
+        synth = relational.generate_all(model, model_dir, seed=0)["shows"]
+    pattern = r"(January|February|March|April|May|June|July|August|September|October|November|December) [1-9]\d?, 20\d\d"
+    for column in ("uk_airdate", "us_airdate"):
+        assert synth[column].dropna().str.fullmatch(pattern).all(), column
+    both = synth.dropna(subset=["us_airdate"])
+    assert (pd.to_datetime(both["uk_airdate"], format="%B %d, %Y")
+            <= pd.to_datetime(both["us_airdate"], format="%B %d, %Y")).all()

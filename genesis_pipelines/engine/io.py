@@ -59,6 +59,41 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None, int]:
     return best, best_format, impossible
 
 
+def date_layout(values: pd.Series) -> str | None:
+    """The strftime layout of a column of dates written as text: the layout most values parse in ("%B %d, %Y"
+    for "June 22, 2018"), ISO as "%Y-%m-%d" or with its time of day; None when no value parses."""
+    present = values.dropna()
+    if present.empty:
+        return None
+    stamps, layout, _ = parse_dates(present)
+    if layout is None or stamps.notna().sum() == 0:
+        return None
+    if layout != "ISO8601":
+        # "August 4, 2017": day and month unpadded when that is how the values are written (glibc's %-d)
+        parsed = stamps.notna()
+        text = present.astype(str).str.strip()[parsed]
+        variants = {layout, layout.replace("%d", "%-d"), layout.replace("%m", "%-m"),
+                    layout.replace("%d", "%-d").replace("%m", "%-m")}
+        return max(sorted(variants), key=lambda v: int((stamps[parsed].dt.strftime(v) == text).sum()))
+    stamps = stamps.dropna()
+    timed = bool(((stamps.dt.hour != 0) | (stamps.dt.minute != 0) | (stamps.dt.second != 0)).any())
+    return "%Y-%m-%d %H:%M:%S" if timed else "%Y-%m-%d"
+
+
+def dates_as_text(values: pd.Series, layout: str | None) -> pd.Series:
+    """Dates (timestamps, or ISO text as generators write it) in a text column's own layout; a value that is no
+    date (an exception kept as it is, "TBD") stays as it was."""
+    if pd.api.types.is_datetime64_any_dtype(values):
+        stamps = values
+    else:
+        stamps = pd.to_datetime(values.astype("string"), format="ISO8601", errors="coerce")
+    if getattr(stamps.dt, "tz", None) is not None:
+        stamps = stamps.dt.tz_convert(None)
+    text = stamps.dt.strftime(layout or "%Y-%m-%d").astype(object)
+    out = values.astype(object).where(stamps.isna(), text)
+    return pd.Series(out.where(pd.notna(out), None).to_numpy(), index=values.index, dtype="string")
+
+
 def majority_kind(values: pd.Series) -> tuple[str | None, pd.Series]:
     """The kind most of a text column's values parse as ("integer", "numeric", "datetime"; None: neither) and
     the mask of its exceptions, the values that do not: numbers with a few codes, dates in several layouts."""

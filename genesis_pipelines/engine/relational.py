@@ -24,7 +24,7 @@ from genesis_pipelines.engine import constraints, record_guard, reference_tables
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_generator, load_generator
 from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
-from genesis_pipelines.engine.io import write_json
+from genesis_pipelines.engine.io import dates_as_text, write_json
 from genesis_pipelines.engine.lineage import engine_code_version
 from genesis_pipelines.engine.rules import Dependency, Rule
 from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys, key_values, parent_keys
@@ -954,10 +954,14 @@ def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFram
 
 def _storage_types(body: pd.DataFrame, meta: TableMeta) -> pd.DataFrame:
     """Numbers modelled as categories (a 0/1 flag, a code like 20 / 40 / 50) come back as numbers, as stored in
-    the real table, whenever every value parses: output reads like input, and compares equal to it."""
+    the real table, whenever every value parses; dates stored as text come back in the real column's layout:
+    output reads like input, and compares equal to it."""
     for column in body.columns:
         cmeta = meta.columns.get(column)
         real = cmeta.dtype.lower() if cmeta else ""
+        if cmeta is not None and cmeta.sdtype == "datetime" and cmeta.text_layout:  # "June 22, 2018" stays so
+            body[column] = dates_as_text(body[column], cmeta.text_layout)
+            continue
         if not real.startswith(("int", "uint", "float")) or pd.api.types.is_numeric_dtype(body[column]):
             continue
         parsed = pd.to_numeric(body[column], errors="coerce")

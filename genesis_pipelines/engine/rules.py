@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
+from genesis_pipelines.engine.io import date_layout, dates_as_text, parse_dates
 from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, TableMeta, key_values
 from genesis_pipelines.engine.spec import RulesSpec
 ORDER_MIN_SHARE = 0.95  # an ordering that holds on this share of real rows ...
@@ -88,7 +89,8 @@ class Dependency(BaseModel):
 def _numbers(series: pd.Series) -> np.ndarray:
     """Sortable values as float64 (datetimes in seconds), NaN where missing or unparseable."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
-        parsed = pd.to_datetime(series, errors="coerce")
+        # text dates in the layout most of them are written in ("June 22, 2018"), not guessed value by value
+        parsed = series if pd.api.types.is_datetime64_any_dtype(series) else parse_dates(series)[0]
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_localize(None)
         out = parsed.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64") / 1e9
@@ -106,6 +108,9 @@ def _set_numbers(body: pd.DataFrame, column: str, rows: np.ndarray, values: np.n
         fresh = fresh.dt.tz_localize(like.dt.tz) if like.dt.tz is not None else fresh.astype(like.dtype)
     elif pd.api.types.is_integer_dtype(like):
         fresh = pd.Series(np.round(values)).astype(like.dtype)
+    elif pd.api.types.is_object_dtype(like) or pd.api.types.is_string_dtype(like):  # dates written as text
+        stamps = pd.Series(pd.to_datetime(np.round(np.nan_to_num(values) * 1e6).astype("int64"), unit="us"))
+        fresh = dates_as_text(stamps.where(~np.isnan(values)), date_layout(like)).astype(like.dtype)
     else:
         fresh = pd.Series(values).astype(like.dtype)
     merged = like.copy()

@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field, model_validator
 
 from genesis_pipelines.engine.constraints import check_columns as check_constraint_columns
 from genesis_pipelines.engine.errors import SchemaError
-from genesis_pipelines.engine.io import majority_kind, parse_dates, parse_numbers
+from genesis_pipelines.engine.io import date_layout, majority_kind, parse_dates, parse_numbers
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -23,6 +23,7 @@ class ColumnMeta(BaseModel):
     null_rate: float
     cardinality: int
     datetime_format: str | None = None  # "date" or "datetime" for datetime columns
+    text_layout: str | None = None  # a datetime column stored as text: the strftime layout of its values
     exceptions: int = 0  # values outside the column's type (codes among numbers, +-inf, other date layouts)
     impossible_dates: int = 0  # date-shaped values naming no real day (2021-02-30): counted, kept as exceptions
     pii_kind: str | None = None  # filled by the PII scan
@@ -273,6 +274,7 @@ def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: f
             null_rate=float(series.isna().mean()) if len(series) else 0.0,  # an empty table has no nulls
             cardinality=int(series.nunique(dropna=True)),
             datetime_format=_datetime_format(series) if sdtype == "datetime" else None,
+            text_layout=date_layout(series) if sdtype == "datetime" and not pd.api.types.is_datetime64_any_dtype(series) else None,
             exceptions=exceptions,
             impossible_dates=impossible,
         )
