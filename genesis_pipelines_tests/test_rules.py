@@ -234,3 +234,36 @@ def test_schema_asset_lists_the_rules_without_values(tmp_path):
     assert "order:orders.ordered<orders.shipped" in listing and "| order | orders.ordered, orders.shipped | 1.0000 |" in listing
     assert metadata["data_rules_by_kind"].value.get("parent_equal") == 1 and "min_children" not in listing
     assert "k0" not in listing and "c1" not in listing and "2020" not in listing  # no real value
+
+
+def test_min_children_holds_where_the_child_picks_among_parents_agreeing_on_a_shared_key(tmp_path):
+    """Results of (series, episode, baker) pick their baker among the bakers of the episode's series, distinct within
+    the episode: every baker still gets at least one result, as in the real data."""
+    from genesis_pipelines.engine import pii
+
+    rng = np.random.default_rng(2)
+    bakers, episodes, results = [], [], []
+    for series in range(1, 9):
+        names = [f"B{series}x{i}" for i in range(int(rng.integers(8, 13)))]
+        bakers += [{"series": series, "baker": b, "age": int(rng.integers(20, 70))} for b in names]
+        left = list(names)
+        for episode in range(1, len(names) - 1):
+            episodes.append({"series": series, "episode": episode, "viewers": round(float(rng.gamma(5.0, 1.0)), 2)})
+            results += [{"series": series, "episode": episode, "baker": b, "score": int(rng.integers(1, 10))} for b in left]
+            left.pop(int(rng.integers(0, len(left))))
+    tables = {"bakers": pd.DataFrame(bakers), "episodes": pd.DataFrame(episodes), "results": pd.DataFrame(results)}
+    spec = parse_spec({"name": "bake", "seed": 0,
+                       "tables": {"bakers": {"primary_key": ["series", "baker"]}, "episodes": {"primary_key": ["series", "episode"]},
+                                  "results": {"primary_key": ["series", "episode", "baker"]}},
+                       "foreign_keys": [{"child": ["results.series", "results.episode"], "parent": ["episodes.series", "episodes.episode"]},
+                                        {"child": ["results.series", "results.baker"], "parent": ["bakers.series", "bakers.baker"]}]})
+    schema = analyse(spec, tables)
+    relational.train(spec, schema, tables, pii.scan_tables(tables, schema, spec), tmp_path)
+    model, model_dir = relational.load_model(tmp_path)
+    assert any(r.kind == "min_children" and r.table == "results" for r in model.tables["results"].rules)
+    for seed in range(3):
+        synth = relational.generate_all(model, model_dir, seed=seed)
+        per_baker = synth["results"].groupby(["series", "baker"]).size()
+        keys = pd.MultiIndex.from_frame(synth["bakers"][["series", "baker"]])
+        assert per_baker.reindex(keys, fill_value=0).min() >= 1, seed
+        assert not synth["results"].duplicated(["series", "episode", "baker"]).any()

@@ -1242,12 +1242,22 @@ def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[s
             continue
         if subgroup is None:
             p = weights[pool] / weights[pool].sum()
-            position[rows] = pool[rng.choice(len(pool), size=len(rows), p=p)]
+            picked = rng.choice(len(pool), size=len(rows), p=p)
+            # rows may share a parent here: any row can move to a parent short of its fewest children
+            picked = rules.cover(np.arange(len(rows)), picked, len(pool), relation.min_children, rng)
+            position[rows] = pool[picked]
             continue
         for _, members in pd.Series(rows).groupby(subgroup[rows]).groups.items():
             members = rng.permutation(rows[np.asarray(members)])
             take = min(len(members), len(pool))
             position[members[:take]] = pool[_weighted_distinct(weights[pool], take, rng)]
+        placed_rows = rows[position[rows] >= 0]
+        if relation.min_children > 0 and len(placed_rows):
+            # every parent of the group keeps its fewest children (each baker of a series has results), taking rows
+            # from parents above it in subgroups it is not in yet
+            local = pd.Index(pool).get_indexer(position[placed_rows])
+            labels = pd.factorize(pd.Series(subgroup[placed_rows], dtype=object))[0]
+            position[placed_rows] = pool[rules.cover(labels, local, len(pool), relation.min_children, rng)]
     missing = wanted & (position < 0)
     if not fk.nullable:
         keep &= ~missing
