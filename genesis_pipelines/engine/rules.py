@@ -90,13 +90,21 @@ def _numbers(series: pd.Series) -> np.ndarray:
     """Sortable values as float64 (datetimes in seconds), NaN where missing or unparseable."""
     if pd.api.types.is_datetime64_any_dtype(series) or pd.api.types.is_object_dtype(series) or pd.api.types.is_string_dtype(series):
         # text dates in the layout most of them are written in ("June 22, 2018"), not guessed value by value
-        parsed = series if pd.api.types.is_datetime64_any_dtype(series) else parse_dates(series)[0]
+        parsed = series if pd.api.types.is_datetime64_any_dtype(series) else _text_dates(series)
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_localize(None)
         out = parsed.to_numpy(dtype="datetime64[ns]").astype("int64").astype("float64") / 1e9
         out[parsed.isna().to_numpy()] = np.nan
         return out
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
+
+
+def _text_dates(series: pd.Series) -> pd.Series:
+    """ISO text at once (the common case, as generators write it); another layout through io.parse_dates."""
+    iso = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    if int(iso.notna().sum()) == int(series.notna().sum()):
+        return iso
+    return parse_dates(series)[0]
 
 
 def _set_numbers(body: pd.DataFrame, column: str, rows: np.ndarray, values: np.ndarray) -> None:
