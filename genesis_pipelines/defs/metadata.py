@@ -198,15 +198,44 @@ def gates_table(rows: list[dict]) -> dg.MetadataValue:
                         ("result", "string")])
 
 
+def table_rows(report: dict, kind: str) -> dg.MetadataValue:
+    """One row per table: rows and scores (quality) or copies and closeness to train, gated or not (privacy)."""
+    rows = []
+    for name, t in (report.get("tables") or {}).items():
+        if kind.startswith("quality"):
+            rows.append({"table": name, "rows real": t.get("row_count_real"), "rows synthetic": t.get("row_count_synthetic"),
+                         "column shapes": readable(t.get("column_shapes")), "pair trends": readable(t.get("pair_trends")),
+                         "note": t.get("skipped") or ""})
+            continue
+        ec, dcr = t.get("exact_copies") or {}, t.get("dcr") or {}
+        rows.append({"table": name, "columns compared": t.get("columns_compared"), "copies": ec.get("copies"),
+                     "unique-record copies": ec.get("unique_record_copies"),
+                     "in copies gate": bool(t.get("in_copy_gate", False)),
+                     "share closer to train": readable(dcr.get("share_closer_to_train")),
+                     "share gated": bool(dcr.get("gated", False)) if dcr.get("share_closer_to_train") is not None else False,
+                     "note": ec.get("skipped") or dcr.get("skipped") or ""})
+    if kind.startswith("quality"):
+        columns = [("table", "string"), ("rows real", "int"), ("rows synthetic", "int"), ("column shapes", "float"),
+                   ("pair trends", "float"), ("note", "string")]
+    else:
+        columns = [("table", "string"), ("columns compared", "int"), ("copies", "int"), ("unique-record copies", "int"),
+                   ("in copies gate", "bool"), ("share closer to train", "float"), ("share gated", "bool"), ("note", "string")]
+    return table(rows, columns)
+
+
 def report_metadata(report: dict, kind: str, *, html_path: str, data_dir, quality_min: float | None = None,
-                    headline: str) -> dict:
-    """The link to the HTML report (a clickable URL and the path), its plain-language headline and its gates."""
+                    headline: str, verdict: dict) -> dict:
+    """The link to the HTML report (a clickable URL and the path), its verdict as one line of text, the headline
+    as markdown (what passed, what to look at, top recommendations), its gates and one row per table."""
     rows = gate_rows(report, kind, quality_min)
     return {
         "report": dg.MetadataValue.url(report_url(html_path, data_dir)),
         "report_path": dg.MetadataValue.path(html_path),
+        "verdict": dg.MetadataValue.text(verdict["headline"]),
+        "look_at": dg.MetadataValue.text("; ".join(verdict["look"] + verdict["advice"]) or "nothing"),
         "headline": dg.MetadataValue.md(headline),
         "gates": gates_table(rows),
+        "tables": table_rows(report, kind),
     }
 
 

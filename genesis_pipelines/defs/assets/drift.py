@@ -8,14 +8,16 @@ from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine.catalog import readable
 from genesis_pipelines.engine.drift import dataset_drift
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
 def _finite(value: float) -> float:
-    """Metadata floats must plot; an infinite PSI (a vanished column or table) is shown as a large number."""
-    return float(min(value, 1e6))
+    """Metadata floats must plot; an infinite PSI (a vanished column or table) is shown as a large number, and
+    numerical noise (2e-32 for unchanged data) as 0."""
+    return float(readable(float(min(value, 1e6))))
 
 
 def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
@@ -45,7 +47,7 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
             "max_psi": dg.MetadataValue.float(_finite(report["max_psi"])),
             "max_column_psi": dg.MetadataValue.float(_finite(report["max_column_psi"])),
             "max_relation_psi": dg.MetadataValue.float(_finite(report["max_relation_psi"])),
-            "max_ks": dg.MetadataValue.float(float(report["max_ks"])),
+            "max_ks": dg.MetadataValue.float(_finite(report["max_ks"])),
             **{f"psi/{t}": dg.MetadataValue.float(_finite(v["max_psi"])) for t, v in report["tables"].items()},
             "threshold": dg.MetadataValue.float(spec.drift.psi_threshold),
             "drifted": report["drifted"],

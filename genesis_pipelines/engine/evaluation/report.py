@@ -458,7 +458,7 @@ def summary_markdown(report: dict, kind: str) -> str:
             f"**Overall {_cell(report.get('overall_score'))} (grade {report.get('grade') or 'n/a'})** · column shapes "
             f"{_cell(report.get('column_shapes'))} · pair trends {_cell(report.get('pair_trends'))} · cardinality "
             f"{_cell(report.get('cardinality'))} · parent-child trends {_cell(report.get('parent_child_trends'))} · "
-            f"utility ratio {_cell(utility.get('utility_ratio'), 2)}",
+            f"utility ratio {percent(utility.get('utility_ratio')) if utility.get('utility_ratio') is not None else 'n/a'}",
             "",
             "| table | rows real | rows synthetic | column shapes | pair trends |",
             "|---|---:|---:|---:|---:|",
@@ -472,7 +472,7 @@ def summary_markdown(report: dict, kind: str) -> str:
         return "\n".join(lines)
     gates = ", ".join(f"{g} {'passed' if ok else 'FAILED'}" for g, ok in report.get("passed", {}).items()) or "none evaluated"
     lines = [
-        f"**Unique-record copies {report.get('unique_record_copies', 0)}** · copy rate {_cell(report.get('copy_rate'), 4)} · "
+        f"**Unique-record copies {report.get('unique_record_copies', 0)}** · copy rate {percent(report.get('copy_rate'))} · "
         f"max share closer to train {_cell(report.get('max_share_closer_to_train'), 3)} · gates: {gates}",
         "",
         "| table | synthetic rows | copies | unique-record copies | holdout copy rate | share closer to train |",
@@ -482,5 +482,5 @@ def summary_markdown(report: dict, kind: str) -> str:
         ec, dcr = t.get("exact_copies", {}), t.get("dcr", {})
         unique = f"{ec.get('unique_record_copies')}" + ("" if t.get("in_copy_gate", True) else " (not gated)")
         lines.append(f"| {_escape(name)} | {ec.get('synthetic_rows')} | {ec.get('copies')} | {unique} | "
-                     f"{_cell(ec.get('holdout_baseline_rate'), 4)} | {_cell(dcr.get('share_closer_to_train'), 3)} |")
+                     f"{percent(ec.get('holdout_baseline_rate'))} | {_cell(dcr.get('share_closer_to_train'), 3)} |")
     return "\n".join(lines)
