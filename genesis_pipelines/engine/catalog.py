@@ -14,6 +14,7 @@ from collections.abc import Iterable, Mapping
 import pandas as pd
 
 from genesis_pipelines.engine import pii
+from genesis_pipelines.engine.errors import GenesisError
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta, profile_table
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -141,8 +142,15 @@ def _entry(meta: TableMeta, column: str, roles: dict[str, str], finding) -> dict
 
 def source_columns(spec: DatasetSpec, table: str, df: pd.DataFrame) -> list[dict]:
     """Per column of a real table, as loaded: semantic type, role, null rate, distinct count, PII found by the
-    column's header and values (the scan's first pass; the `pii_scan` asset adds what needs the other tables)."""
-    meta = profile_table(table, df, spec)
+    column's header and values (the scan's first pass; the `pii_scan` asset adds what needs the other tables).
+
+    A table the schema step will reject (a declared key that is missing, null or repeated) is described by its
+    storage types only, so loading it still works and the schema step reports the error where it always has."""
+    try:
+        meta = profile_table(table, df, spec)
+    except GenesisError as exc:
+        return [{"name": str(c), "dtype": str(t), "semantic_type": "unknown", "description": f"not profiled: {exc}"}
+                for c, t in df.dtypes.items()]
     roles = _roles(None, meta, table, spec)
     declared = {ref.split(".", 1)[1]: policy for ref, policy in spec.pii.items() if ref.split(".", 1)[0] == table}
     out = []

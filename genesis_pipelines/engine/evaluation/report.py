@@ -92,7 +92,7 @@ def _distribution_grid(distributions: dict[str, dict]) -> str | None:
     ncols = min(2, len(items))
     nrows = -(-len(items) // ncols)
     height = 3.8
-    fig = Figure(figsize=(6.4 * ncols, height * nrows))
+    fig = Figure(figsize=(6.4 * ncols, height * nrows), layout="constrained")  # labels never clipped
     axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
     for ax, (column, d) in zip(axes, items):
         if d.get("kind") == "numeric":
@@ -119,8 +119,6 @@ def _distribution_grid(distributions: dict[str, dict]) -> str | None:
         ax.legend(fontsize=FONT - 2)
     for ax in axes[len(items):]:
         ax.set_visible(False)
-    fig.subplots_adjust(left=0.06, right=0.98, top=1 - 0.45 / (height * nrows), bottom=1.3 / (height * nrows),
-                        hspace=0.85, wspace=0.22)
     return _png(fig, tight=False, dpi=80)
 
 
@@ -358,13 +356,24 @@ def _privacy_verdict(report: dict) -> dict:
     tables = report.get("tables") or {}
     copies, rate = report.get("copies"), report.get("copy_rate")
     if copies:
-        few = [f"{n} ({t.get('columns_compared', 0)} column{'s' if t.get('columns_compared', 0) != 1 else ''})"
-               for n, t in tables.items() if (t.get("exact_copies") or {}).get("copies") and not t.get("in_copy_gate", True)]
-        notes.append(f"{copies} synthetic rows ({percent(rate)}) equal some real row in every compared column. That is "
-                     "expected where a table has fewer than two columns that tell records apart"
-                     + (f": {', '.join(few)}" if few else "")
-                     + "; the same combination recurs among real rows too, so such a match says nothing about a person. "
-                       "Only copies of records unique in the training rows are gated.")
+        def columns(t: dict) -> str:
+            n = t.get("columns_compared", 0)
+            return f"{n} column{'s' if n != 1 else ''}"
+
+        copying = {n: t for n, t in tables.items() if (t.get("exact_copies") or {}).get("copies")}
+        few = [f"{n} ({columns(t)})" for n, t in copying.items() if not t.get("in_copy_gate", True)]
+        shared = [f"{n} ({t['exact_copies']['copies']} rows, {columns(t)})" for n, t in copying.items()
+                  if t.get("in_copy_gate", True) and not t["exact_copies"].get("unique_record_copies")]
+        why = []
+        if few:
+            why.append("in a table where fewer than two columns tell records apart, the same values recur among real "
+                       f"rows too: {', '.join(few)}")
+        if shared:
+            why.append(f"the matches of {', '.join(shared)} are combinations that several real records share")
+        notes.append(f"{copies} synthetic rows ({percent(rate)}) equal some real row in every compared column. "
+                     + (f"That is expected: {'; '.join(why)}. " if why else "")
+                     + "Such a match says nothing about one person; only copies of records unique in the training rows "
+                       "are gated.")
     for name, t in tables.items():
         k = t.get("k_anonymity") or {}
         below, real_below = k.get("share_rows_below_k_target"), (k.get("real") or {}).get("share_rows_below_k_target")
