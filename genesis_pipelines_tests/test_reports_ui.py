@@ -218,10 +218,10 @@ def test_both_reports_lead_with_a_visible_summary_in_chromium(shop):
             assert "#summary" in layout["nav"] and layout["broken_links"] == 0, (kind, layout)
             assert layout["broken_images"] == 0 and layout["sections"] >= 1, (kind, layout)
             assert browser.console_errors() == [], kind
-            # a link to a collapsed table section opens it
-            first = browser.evaluate('document.querySelector("details.block[id^=\\"table-\\"], details.block[id^=\\"ptable-\\"]").id')
-            browser.call("Runtime.evaluate", expression=f'location.hash = "#{first}"')
-            assert browser.evaluate(f'document.getElementById("{first}").open') is True
+            # a per-table section starts collapsed and opens with a click on its title
+            opened = browser.evaluate("""(() => { const d = [...document.querySelectorAll("details.block")].find(d => !d.open);
+                                          const before = d.open; d.querySelector("summary").click(); return [before, d.open]; })()""")
+            assert opened == [False, True], kind
             assert browser.console_errors() == [], kind
     finally:
         browser.close()
@@ -289,3 +289,24 @@ def test_webserver_shows_the_report_link(tmp_path):
             server.wait(timeout=30)
         except subprocess.TimeoutExpired:
             server.kill()
+
+
+def test_single_bin_plots_and_empty_cells_are_left_out():
+    from genesis_pipelines.engine.evaluation.report import informative, render_html
+
+    assert not informative({"real": [1.0], "synthetic": [1.0]})
+    assert not informative({"real": [1.0, 0.0], "synthetic": [1.0, 0.0]})  # one bin holds every row
+    assert informative({"real": [0.5, 0.5], "synthetic": [1.0, 0.0]})
+    privacy = {"tables": {"t": {"columns_compared": 2, "exact_copies": {"copies": 0, "copy_rate": 0.0},
+                                "dcr": {"share_closer_to_train": 0.5, "histogram": {"edges": [0.0, 0.1, 0.2], "synthetic": [9, 0],
+                                                                                    "holdout": [9, 0]}},
+                                "k_anonymity": {"k": 6, "l_diversity": {}}, "mia": {"distance": {"skipped": "too few rows"}}}},
+               "gates": {"mia_auc_max": {"value": None, "threshold": 0.6, "passed": None}}}
+    page = render_html(privacy, title="p", kind="privacy")
+    assert "DCR histogram of t" not in page  # the histogram has a single filled bin
+    assert "l-diversity" not in page and "Membership inference</th>" not in page and "k = 6" in page
+    quality = {"overall_score": 90.0, "grade": "A", "tables": {"t": {"column_shapes": 90.0, "columns": {
+        "a": {"metric": "tv_complement", "score": 0.9, "real_null_rate": 0.0, "synthetic_null_rate": 0.0}}}}}
+    page = render_html(quality, title="q", kind="quality", charts=False)
+    assert "Wasserstein" not in page and "JS distance" not in page  # n/a for every column: no such table column
+    assert "Grade A" in page and 'id="summary"' in page

@@ -71,7 +71,7 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
                           sensors=sensors)
 
 
-def _trigger_job(spec: DatasetSpec, name: str, keys: list[dg.AssetKey], what: str) -> dg.UnresolvedAssetJobDefinition:
+def _trigger_job(spec: DatasetSpec, name: str, keys: list[dg.AssetKey], what: str):
     """A job of exactly what a schedule or sensor requests, with the twin job's executor and dataset tag."""
     return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*keys), description=f"{what} for {spec.name}.",
                                executor_def=genesis_executor(), tags={"dataset": spec.name})

@@ -4,7 +4,7 @@ The inputs are the dicts from `quality_report` / `privacy_report`, which carry a
 whatever is rendered here is safe to publish; charts are drawn from those same dicts: scores, k-suppressed
 histograms (categories labelled by frequency rank unless the spec marks a column public), association
 matrices, children-per-parent shares, DCR histograms and ROC curves. Static matplotlib PNGs inlined as
-base64 keep the file self-contained (no network; one line of script opens a collapsed section a link points at).
+base64 keep the file self-contained (no script, no network).
 The page leads with its verdict (`verdict`): what passed, what to look at, and why expected things (copies in a
 table with one or two columns) are expected; plots with a single bin and table columns that are n/a everywhere
 are left out.
