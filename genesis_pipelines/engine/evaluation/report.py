@@ -330,12 +330,17 @@ def _privacy_verdict(report: dict) -> dict:
     ok = bool(gates) and not failed
     names = {"exact_copies_max": "copies of unique real records", "dcr_share_max": "closeness to training rows",
              "mia_auc_max": "membership inference", "singling_out_max": "singling out", "linkability_max": "linkability"}
+    skipped_gates = list(report.get("skipped_gates") or {})
     if not gates:
         headline = "No privacy gate could be evaluated."
     elif ok:
-        headline = f"All {len(gates)} privacy gates passed: " + ", ".join(names.get(g, g) for g in gates) + "."
+        headline = ("The one privacy gate that could be evaluated passed: " if len(gates) == 1 else
+                    f"All {len(gates)} privacy gates passed: ") + ", ".join(names.get(g, g) for g in gates) + "."
     else:
         headline = f"{len(failed)} of {len(gates)} privacy gates FAILED: " + ", ".join(names.get(g, g) for g in failed) + "."
+    if skipped_gates:
+        headline += (f" {len(skipped_gates)} not evaluated (too little data): "
+                     + ", ".join(names.get(g, g) for g in skipped_gates) + ".")
     good, look, notes = [], [], []
     unique = report.get("unique_record_copies")
     if unique == 0:
