@@ -245,8 +245,9 @@ _REPORT_QUERY = """query ($path: [String!]!) {
 
 @pytest.mark.slow
 def test_webserver_shows_the_report_link(tmp_path):
-    """`dagster job execute` a dataset into a real instance, serve it with the webserver on 127.0.0.1 and find each
-    report's URL on its asset through GraphQL, the way the UI's asset page reads it."""
+    """Launch a dataset's job as `scripts/demo.sh` does (through the workspace, so the run has an origin), serve the
+    instance with the webserver on 127.0.0.1 and find each report's URL on its asset through GraphQL, the way the
+    UI's asset page reads it."""
     home, data_dir, specs = tmp_path / "home", tmp_path / "data", tmp_path / "specs"
     home.mkdir()
     shutil.copy(PROJECT_ROOT / "dagster.yaml", home / "dagster.yaml")
@@ -256,8 +257,13 @@ def test_webserver_shows_the_report_link(tmp_path):
     env.pop("GENESIS_WAREHOUSE", None)
     env.pop("GENESIS_REPORTS_URL", None)
     bin_dir = Path(sys.executable).parent
-    subprocess.run([str(bin_dir / "dagster"), "job", "execute", "-m", "genesis_pipelines.definitions", "-j", "shop_synthetic_twin"],
-                   env=env, cwd=tmp_path, check=True, capture_output=True)
+    launched = subprocess.run([sys.executable, str(PROJECT_ROOT / "scripts" / "launch_run.py"), "shop_synthetic_twin"],
+                              env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert launched.returncode == 0, launched.stdout[-3000:] + launched.stderr[-3000:]
+    with dg.DagsterInstance.from_config(str(home)) as instance:
+        (run,) = instance.get_runs()
+        assert run.remote_job_origin is not None and run.remote_job_origin.location_name == "genesis_pipelines"
+        assert run.tags.get("dataset") == "shop"
     port = _free_port()
     server = subprocess.Popen([str(bin_dir / "dagster-webserver"), "-m", "genesis_pipelines.definitions", "-h", "127.0.0.1",
                                "-p", str(port)], env=env, cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
