@@ -233,6 +233,8 @@ def report_metadata(report: dict, kind: str, *, html_path: str, data_dir, qualit
         "report_path": dg.MetadataValue.path(html_path),
         "verdict": dg.MetadataValue.text(verdict["headline"]),
         "look_at": dg.MetadataValue.text("; ".join(verdict["look"] + verdict["advice"]) or "nothing"),
+        # e.g. why copies are expected in a table with one or two columns, next to `copies`
+        "notes": dg.MetadataValue.text(" ".join(verdict["notes"]) or "none"),
         "headline": dg.MetadataValue.md(headline),
         "gates": gates_table(rows),
         "tables": table_rows(report, kind),
