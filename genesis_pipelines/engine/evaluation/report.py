@@ -298,10 +298,10 @@ def _quality_verdict(report: dict, quality_min: float | None) -> dict:
     if score is None:
         headline, ok = "Not scored: no table had rows to compare.", False
     elif quality_min is None:
-        headline, ok = f"Grade {grade_}: fidelity {number_text(score)} of 100.", score >= 70
+        headline, ok = f"Grade {grade_}: fidelity {number_text(score, 3)} of 100.", score >= 70
     else:
         ok = score >= quality_min
-        headline = (f"Grade {grade_}: fidelity {number_text(score)} of 100, "
+        headline = (f"Grade {grade_}: fidelity {number_text(score, 3)} of 100, "
                     f"{'above' if ok else 'below'} the quality minimum of {number_text(quality_min)}.")
     good, look = [], []
     for key, label, what in _COMPONENTS:
