@@ -77,7 +77,7 @@ def test_report_assets_link_their_html_and_lead_with_the_headline(shop):
         assert Path(unquote(urlparse(url.url).path)) == (data_dir / "shop" / "reports" / f"{kind}.html").resolve()
         assert Path(unquote(urlparse(url.url).path)).is_file()
         headline = m["headline"].value
-        assert headline.startswith("**") and ("Grade" in headline or "privacy gates" in headline)
+        assert headline.startswith("**") and ("Grade" in headline or "privacy gate" in headline)
         gates = [r.data for r in m["gates"].value.records]
         assert gates and all({"gate", "value", "threshold", "result"} <= set(g) for g in gates)
     privacy = metadata["shop/privacy_report"]
