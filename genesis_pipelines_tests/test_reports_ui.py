@@ -316,3 +316,15 @@ def test_single_bin_plots_and_empty_cells_are_left_out():
     page = render_html(quality, title="q", kind="quality", charts=False)
     assert "Wasserstein" not in page and "JS distance" not in page  # n/a for every column: no such table column
     assert "Grade A" in page and 'id="summary"' in page
+
+
+def test_model_kinds_follow_what_each_generator_trains_with():
+    from genesis_pipelines.engine.generators import available_methods, create_generator
+
+    for method in available_methods():
+        if method == "auto":
+            continue
+        cls = type(create_generator(method))
+        uses_torch = any(hasattr(sys.modules.get(c.__module__), "torch") for c in cls.__mro__)
+        assert ("torch" in catalog.generator_families([method])) == uses_torch, method
+    assert catalog.generator_families(["auto"]) == {"scipy", "torch"}
