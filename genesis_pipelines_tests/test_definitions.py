@@ -30,6 +30,9 @@ def test_asset_keys_groups_and_kinds(defs):
     node = graph.get(dg.AssetKey(["chinook", "synthetic", "Track"]))
     assert node.group_name == "chinook"
     assert "duckdb" in node.kinds
+    # chinook's Track trains the autoregressive network: the model says torch, and scipy for the copulas
+    assert {"torch", "scipy"} <= set(graph.get(dg.AssetKey(["chinook", "model"])).kinds)
+    assert "html" in graph.get(dg.AssetKey(["chinook", "quality_report"])).kinds
 
 
 def test_synthetic_deps_follow_the_fk_graph(defs):

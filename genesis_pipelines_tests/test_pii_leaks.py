@@ -100,7 +100,9 @@ def test_checks_ran_and_passed(shop_run):
         expectations = evaluations[(f"shop/synthetic/{table}", "expectations")]
         assert expectations.metadata["expectations_evaluated"].value > 5
     privacy = evaluations[("shop/privacy_report", "privacy_gates")]
-    assert privacy.metadata["exact_copies_max_threshold"].value == 0.0
+    gates = {r.data["gate"]: r.data for r in privacy.metadata["gates"].value.records}
+    assert gates["exact_copies_max"]["threshold"] == "0" and gates["exact_copies_max"]["result"] == "passed"
+    assert "exact_copies_max at most 0" in privacy.metadata["thresholds"].value
 
 
 def test_nothing_real_escapes_anywhere(shop_run):

@@ -54,10 +54,11 @@ def shop_sensor(tmp_path, isolated_data):
     return spec, defs, Ticker(sensor, dg.DagsterInstance.ephemeral())
 
 
-def test_sensor_is_registered_stopped_and_targets_the_twin_job(shop_sensor):
+def test_sensor_is_registered_stopped_and_targets_what_it_requests(shop_sensor):
     _, defs, ticker = shop_sensor
     assert ticker.sensor.default_status == dg.DefaultSensorStatus.STOPPED
-    assert ticker.sensor.job_name == twin_job_name("shop")
+    assert ticker.sensor.job_name == "shop_refresh"  # the sources and the drift asset, not the whole twin
+    assert defs.resolve_sensor_def("shop_drift_retrain").job_name == "shop_retrain"
     assert ticker.sensor.minimum_interval_seconds == 60
     assert {s.name for s in defs.sensors} == {"shop_new_data", "shop_drift_retrain"}
 
@@ -72,8 +73,9 @@ def test_files_trigger_once_when_stable_then_not_again(shop_sensor):
     # new data is loaded and measured; retraining is the drift sensor's call (test_drift)
     assert keys == {"shop/source/customers", "shop/source/orders", "shop/drift"}
     assert request.run_key.startswith("shop-new-data-")
-    job_keys = {k.to_user_string() for k in defs.resolve_job_def(twin_job_name("shop")).asset_layer.selected_asset_keys}
-    assert keys <= job_keys, "the sensor requests a subset of the twin job"
+    job_keys = {k.to_user_string() for k in defs.resolve_job_def("shop_refresh").asset_layer.selected_asset_keys}
+    assert keys <= job_keys, "the sensor requests a subset of its job"
+    assert job_keys < {k.to_user_string() for k in defs.resolve_job_def(twin_job_name("shop")).asset_layer.selected_asset_keys}
     assert not ticker.tick().run_requests
     assert not ticker.tick().run_requests
 

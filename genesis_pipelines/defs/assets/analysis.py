@@ -9,8 +9,10 @@ from genesis_pipelines.defs.assets.common import (
     dataset_key, load_schema, markdown_table, source_key, warehouse_schema,
 )
 from genesis_pipelines.defs.lineage import CODE_VERSION
+from genesis_pipelines.defs.metadata import pii_findings, schema_columns
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pii, rules
+from genesis_pipelines.engine.catalog import percent
 from genesis_pipelines.engine.io import read_table, source_table_names, write_json
 from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import DatasetSpec
@@ -52,6 +54,7 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             "generation_order": " -> ".join(result.generation_order),
             "foreign_key_graph": dg.MetadataValue.md(markdown_table(["foreign key", "source", "evidence", "nullable"], fk_rows)),
             "column_types": dg.MetadataValue.md(markdown_table(["table", "rows", "primary key", "columns"], type_rows)),
+            "columns": schema_columns(result),  # semantic type, null rate, cardinality per column
             # values outside a column's type (codes among numbers, +-inf, other date layouts): counts only
             "column_exceptions": dg.MetadataValue.md(markdown_table(
                 ["column", "type", "exceptions", "impossible dates"], exception_rows) if exception_rows else "none"),
@@ -61,7 +64,7 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
             "data_rules_by_kind": dict(Counter(r["kind"] for r in found)),
             "data_rule_list": dg.MetadataValue.md(markdown_table(
                 ["rule", "kind", "columns", "share of real rows"],
-                [[r["id"], r["kind"], ", ".join(r["columns"]), f"{r['share']:.4f}"] for r in found]) if found else "none"),
+                [[r["id"], r["kind"], ", ".join(r["columns"]), percent(r["share"])] for r in found]) if found else "none"),
         })
 
     @dg.asset(
@@ -77,12 +80,6 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         db_schema = load_schema(storage.analysis_file(spec.name, "schema"))
         findings = pii.scan_tables(read_source_tables(spec, warehouse), db_schema, spec)
         write_json(storage.analysis_file(spec.name, "pii_scan"), [f.model_dump(mode="json") for f in findings])
-        rows = [[f"{f.table}.{f.column}", f.kind, f.method, f"{f.confidence:.2f}", f.policy] for f in findings]
-        return dg.MaterializeResult(metadata={
-            "pii_columns": len(findings),
-            "by_kind": dict(Counter(f.kind for f in findings)),
-            "by_policy": dict(Counter(f.policy for f in findings)),
-            "findings": dg.MetadataValue.md(markdown_table(["column", "kind", "detected by", "confidence", "policy"], rows)),
-        })
+        return dg.MaterializeResult(metadata=pii_findings(findings))
 
     return [schema, pii_scan]

@@ -8,14 +8,17 @@ from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine.catalog import NOISE, readable
 from genesis_pipelines.engine.drift import dataset_drift
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
-def _finite(value: float) -> float:
-    """Metadata floats must plot; an infinite PSI (a vanished column or table) is shown as a large number."""
-    return float(min(value, 1e6))
+def _finite(value: float, digits: int | None = 4) -> float:
+    """Metadata floats must plot; an infinite PSI (a vanished column or table) is shown as a large number, numerical
+    noise (2e-32 for unchanged data) as 0, the rest to `digits` significant digits (None: unrounded)."""
+    value = float(min(value, 1e6))
+    return float(readable(value, digits)) if digits else (0.0 if abs(value) < NOISE else value)
 
 
 def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
@@ -42,12 +45,13 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
         rows = [[t, f"{v['max_psi']:.3f}", len(v["columns"])] for t, v in report["tables"].items()]
         rows += [[label, f"{r['psi']:.3f}", "children per parent"] for label, r in report["relations"].items()]
         return dg.MaterializeResult(metadata={
-            "max_psi": dg.MetadataValue.float(_finite(report["max_psi"])),
+            # unrounded (noise aside): the drift sensor compares it with the threshold
+            "max_psi": dg.MetadataValue.float(_finite(report["max_psi"], None)),
             "max_column_psi": dg.MetadataValue.float(_finite(report["max_column_psi"])),
             "max_relation_psi": dg.MetadataValue.float(_finite(report["max_relation_psi"])),
-            "max_ks": dg.MetadataValue.float(float(report["max_ks"])),
+            "max_ks": dg.MetadataValue.float(_finite(report["max_ks"])),
             **{f"psi/{t}": dg.MetadataValue.float(_finite(v["max_psi"])) for t, v in report["tables"].items()},
-            "threshold": dg.MetadataValue.float(spec.drift.psi_threshold),
+            "threshold": dg.MetadataValue.text(f"max PSI above {readable(spec.drift.psi_threshold)} retrains"),  # a constant: not plotted
             "drifted": report["drifted"],
             "drifted_items": len(report["drifted_items"]),
             "model_version": model.version,

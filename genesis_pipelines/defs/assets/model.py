@@ -8,6 +8,7 @@ import dagster as dg
 from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, load_schema, markdown_table
 from genesis_pipelines.defs.lineage import CODE_VERSION
+from genesis_pipelines.defs.metadata import generators, model_kinds
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
 from genesis_pipelines.engine.device import forward_training_log, measure_training
 from genesis_pipelines.engine.pii import PiiFinding
@@ -29,7 +30,7 @@ def build_model_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         key=dataset_key(spec.name, "model"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "pii_scan")],
-        kinds={"python", "scipy"},
+        kinds=model_kinds(spec),  # what trains: torch for the neural generators, scipy for the copulas
         # GPU training is serialised by this pool (limit 1, see dagster.yaml); its short DuckDB reads and writes
         # retry on a lock (DuckDBResource's backoff), so it need not hold the "duckdb" pool while training
         pool="gpu",
@@ -59,7 +60,7 @@ def build_model_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
                 "source_fingerprint": trained.source_fingerprint,
                 "code_version": trained.code_version,
                 **cost.as_metadata(),  # device, training_seconds, peak_memory_mib, peak_memory_kind
-                "generators": dg.MetadataValue.json({t: m.describe for t, m in trained.tables.items()}),  # aggregates only
+                "generators": generators({t: m.describe for t, m in trained.tables.items()}),  # aggregates, no value
                 "tables": dg.MetadataValue.md(markdown_table(["table", "method", "train rows", "holdout rows", "columns modelled"], table_rows)),
                 "children_per_parent": dg.MetadataValue.md(markdown_table(["foreign key", "mean", "max", "null share"], relation_rows)),
                 "model_path": dg.MetadataValue.path(str(storage.model_root(spec.name) / trained.version)),

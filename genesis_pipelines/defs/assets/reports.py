@@ -5,9 +5,11 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
-from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
+from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html, summary_markdown
+from genesis_pipelines.defs.metadata import number, numbers, report_metadata
+from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html
+from genesis_pipelines.engine.evaluation.report import report_context, verdict, verdict_markdown
 from genesis_pipelines.engine.io import atomic_path, read_table, write_json
 from genesis_pipelines.engine.relational import RelationalModel, comparison_exclusions
 from genesis_pipelines.engine.spec import DatasetSpec
@@ -22,6 +24,12 @@ def _write_report(storage: GenesisStorage, dataset: str, kind: str, report: dict
         with atomic_path(directory / f"{kind}.html") as tmp:
             tmp.write_text(html, encoding="utf-8")
     return str(latest / f"{kind}.html")
+
+
+def _context(spec: DatasetSpec, model: RelationalModel, seed: int) -> dict:
+    """The report header: date, model version, seed, source fingerprint, and the quality minimum of the verdict."""
+    return report_context(dataset=spec.name, model_version=model.version, seed=seed,
+                          source_fingerprint=model.source_fingerprint, quality_min=spec.thresholds.quality_min)
 
 
 def _evaluation_tables(spec: DatasetSpec, model: RelationalModel, warehouse: Warehouse) -> tuple[dict, dict, dict]:
@@ -48,18 +56,19 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
         report = quality_report(read_source_tables(spec, warehouse), synthetic, model.db_schema,
                                 exclude=comparison_exclusions(model), seed=spec.seed, public=public,
                                 train_tables=train, holdout_tables=holdout, utility_target=spec.utility.target)
-        report["model_version"] = model.version
+        report["model_version"], report["context"] = model.version, _context(spec, model, run_seed(context, spec))
         path = _write_report(storage, spec.name, "quality_report", report)
         utility = report.get("utility") or {}
         return dg.MaterializeResult(metadata={
-            "overall_score": dg.MetadataValue.float(float(report["overall_score"] or 0.0)),
-            **{k: dg.MetadataValue.float(float(report[k])) for k in ("column_shapes", "pair_trends", "cardinality", "parent_child_trends")
-               if report.get(k) is not None},
+            "overall_score": number(report["overall_score"] or 0.0),
+            **numbers({k: report[k] for k in ("column_shapes", "pair_trends", "cardinality", "parent_child_trends")
+                       if report.get(k) is not None}),
             "grade": report.get("grade") or "n/a",
-            **({"utility_ratio": dg.MetadataValue.float(float(utility["utility_ratio"]))} if utility.get("utility_ratio") is not None else {}),
+            **({"utility_ratio": number(utility["utility_ratio"])} if utility.get("utility_ratio") is not None else {}),
             "model_version": model.version,
-            "summary": dg.MetadataValue.md(summary_markdown(report, "quality")),
-            "report_path": dg.MetadataValue.path(path),
+            **report_metadata(report, "quality", html_path=path, data_dir=storage.data_dir, quality_min=spec.thresholds.quality_min,
+                              headline=verdict_markdown(report, "quality", quality_min=spec.thresholds.quality_min),
+                              verdict=verdict(report, "quality", quality_min=spec.thresholds.quality_min)),
         })
 
     @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"}, pool="duckdb",
@@ -72,16 +81,14 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
                                 thresholds=spec.thresholds, quasi_identifiers=spec.quasi_identifiers,
                                 sensitive_columns=spec.sensitive_columns, seed=spec.seed,
                                 model_describe={t: m.describe for t, m in model.tables.items()})
-        report["model_version"] = model.version
+        report["model_version"], report["context"] = model.version, _context(spec, model, run_seed(context, spec))
         path = _write_report(storage, spec.name, "privacy_report", report)
-        numeric = {k: dg.MetadataValue.float(float(v)) for k, v in report.items()
-                   if isinstance(v, (int, float)) and not isinstance(v, bool)}
         return dg.MaterializeResult(metadata={
-            **numeric,
+            **numbers(report),  # counts as ints, shares and AUCs to 4 significant digits
             "gates_passed": all(report.get("passed", {}).values()),
             "model_version": model.version,
-            "summary": dg.MetadataValue.md(summary_markdown(report, "privacy")),
-            "report_path": dg.MetadataValue.path(path),
+            **report_metadata(report, "privacy", html_path=path, data_dir=storage.data_dir,
+                              headline=verdict_markdown(report, "privacy"), verdict=verdict(report, "privacy")),
         })
 
     return [quality, privacy]

@@ -3,8 +3,9 @@
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, table_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
+from genesis_pipelines.defs.metadata import source_table_metadata
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
 from genesis_pipelines.engine.relational import fingerprint_tables
@@ -37,7 +38,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         snapshot = fingerprint_tables({table: df})
         context.log.info(f"loaded {table}: {len(df)} rows, {df.shape[1]} columns")
         return dg.MaterializeResult(
-            metadata={**table_metadata(df), "content_hash": snapshot},
+            metadata={**source_table_metadata(spec, table, df), "content_hash": snapshot},
             data_version=dg.DataVersion(snapshot),
         )
 

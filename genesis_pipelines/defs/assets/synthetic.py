@@ -4,9 +4,10 @@
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import (
-    dataset_key, synthetic_key, table_definition_metadata, table_metadata, warehouse_schema,
+    dataset_key, source_key, synthetic_key, table_definition_metadata, warehouse_schema,
 )
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
+from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.io import export_warehouse_table, read_table, write_table
 from genesis_pipelines.engine.relational import (
@@ -66,8 +67,9 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
                 export_warehouse_table(con, out_schema, child, storage.synthetic_dir(spec.name))
         return dg.MaterializeResult(
             metadata={
-                **table_metadata(first[0]),
-                "dagster/row_count": dg.MetadataValue.int(rows),
+                **synthetic_table_metadata(model, table, first[0], rows, exports=exports,
+                                           source_key=lambda t: source_key(spec.name, t),
+                                           synthetic_key=lambda t: synthetic_key(spec.name, t)),
                 "model_version": model.version,
                 "seed": seed,
                 "real_row_count": model.tables[table].row_count,

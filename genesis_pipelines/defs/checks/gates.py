@@ -6,7 +6,9 @@ import json
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
+from genesis_pipelines.defs.metadata import gate_check_metadata, number
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine.catalog import number_text
 from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
 from genesis_pipelines.engine.expectations import load_suites
 from genesis_pipelines.engine.expectations import validate as validate_suite
@@ -99,8 +101,9 @@ def _quality_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
         return dg.AssetCheckResult(
             passed=score is not None and score >= spec.thresholds.quality_min,
             severity=dg.AssetCheckSeverity.WARN,
-            metadata={"overall_score": float(score or 0.0), "threshold": spec.thresholds.quality_min,
-                      "grade": report.get("grade") or "n/a"},
+            # the threshold is a constant of the spec: text, so the UI does not plot it as a series
+            metadata={"overall_score": number(score or 0.0), "threshold": dg.MetadataValue.text(
+                          f"at least {number_text(spec.thresholds.quality_min)}"), "grade": report.get("grade") or "n/a"},
         )
 
     return quality_threshold
@@ -113,12 +116,7 @@ def _privacy_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
     def privacy_gates(storage: GenesisStorage) -> dg.AssetCheckResult:
         report = _report(storage, spec.name, "privacy_report")
         gates = report.get("passed", {})
-        metadata: dict = {f"gate_{k}": bool(v) for k, v in gates.items()}
-        for name, gate in report.get("gates", {}).items():  # aggregates only: a count, a share, an AUC, a risk
-            metadata[f"{name}_value"] = float(gate["value"]) if gate.get("value") is not None else None
-            metadata[f"{name}_threshold"] = float(gate["threshold"])
-        metadata["skipped_gates"] = ", ".join(sorted(report.get("skipped_gates", {}))) or "none"
-        return dg.AssetCheckResult(passed=bool(gates) and all(gates.values()),
-                                   metadata={k: v for k, v in metadata.items() if v is not None})
+        # aggregates only (a count, a share, an AUC, a risk); thresholds as text and in the gates table, not plotted
+        return dg.AssetCheckResult(passed=bool(gates) and all(gates.values()), metadata=gate_check_metadata(report))
 
     return privacy_gates
