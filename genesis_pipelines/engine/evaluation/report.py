@@ -366,10 +366,14 @@ def _privacy_verdict(report: dict) -> dict:
             return f"{n} column{'s' if n != 1 else ''}"
 
         copying = {n: t for n, t in tables.items() if (t.get("exact_copies") or {}).get("copies")}
-        few = [f"{n} ({columns(t)})" for n, t in copying.items() if not t.get("in_copy_gate", True)]
+        kept = [n for n, t in copying.items() if t.get("reference_table")]
+        few = [f"{n} ({columns(t)})" for n, t in copying.items() if not t.get("in_copy_gate", True) and n not in kept]
         shared = [f"{n} ({t['exact_copies']['copies']} rows, {columns(t)})" for n, t in copying.items()
                   if t.get("in_copy_gate", True) and not t["exact_copies"].get("unique_record_copies")]
         why = []
+        if kept:
+            why.append("reference tables (categories other tables point at, with no personal data) are kept as they "
+                       f"are: {', '.join(kept)}")
         if few:
             why.append("in a table where fewer than two columns tell records apart, the same values recur among real "
                        f"rows too: {', '.join(few)}")
