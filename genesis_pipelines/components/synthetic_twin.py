@@ -2,13 +2,13 @@
 
 
 import logging
-import os
 from pathlib import Path
 
 import dagster as dg
 
 from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.engine.errors import GenesisError
+from genesis_pipelines.engine.layout import specs_dir
 from genesis_pipelines.engine.spec import discover_specs, load_spec
 
 log = logging.getLogger(__name__)
@@ -23,8 +23,7 @@ class SyntheticTwinComponent(dg.Component, dg.Model, dg.Resolvable):
     specs_dir: str = "resources/datasets"
 
     def spec_paths(self, project_root: Path) -> list[Path]:
-        root = Path(os.environ.get("GENESIS_SPECS_DIR") or self.specs_dir)
-        return discover_specs(root if root.is_absolute() else project_root / root)
+        return discover_specs(specs_dir(self.specs_dir, root=project_root))
 
     def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
         """One broken dataset (a bad spec, a missing source, an FK cycle it cannot break) is left out with a warning

@@ -10,7 +10,7 @@ from genesis_pipelines.defs.assets.model import build_model_asset
 from genesis_pipelines.defs.assets.reports import build_report_assets
 from genesis_pipelines.defs.assets.source import build_source_assets
 from genesis_pipelines.defs.assets.s3_export import build_s3_export_assets, s3_export_keys
-from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets
+from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets, synthetic_files_key
 from genesis_pipelines.defs.checks.gates import build_checks
 from genesis_pipelines.defs.executor import genesis_executor
 from genesis_pipelines.defs.schedules.regeneration import build_regeneration_schedule
@@ -47,7 +47,8 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     )
     # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan, model
     drift = dataset_key(spec.name, "drift")
-    generation = [synthetic_key(spec.name, t) for t in plan] + [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
+    generation = [synthetic_key(spec.name, t) for t in plan] + [synthetic_files_key(spec.name)]
+    generation += [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
     generation += s3_export_keys(spec, plan)
     retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan", "model")] + generation
     sensors = [build_drift_sensor(spec, job, retrain)]

@@ -5,8 +5,9 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, table_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
-from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
+from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.io import source_table_names
 from genesis_pipelines.engine.relational import fingerprint_tables
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -30,10 +31,8 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL) if spec.source.is_s3 else None,
         description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
     )
-    def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        df = read_source_table(spec, table)
-        with warehouse.get_connection() as con:
-            write_table(con, warehouse_schema("source", spec.name), table, df)
+    def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        df = pipeline.load_source(spec, storage.layout(spec.name), warehouse.get_connection, table)
         snapshot = fingerprint_tables({table: df})
         context.log.info(f"loaded {table}: {len(df)} rows, {df.shape[1]} columns")
         return dg.MaterializeResult(
