@@ -297,8 +297,9 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
         analysis = analyse(spec, layout, tables)
         findings = scan(spec, layout, tables, analysis.schema)
         log(f"schema: {len(analysis.schema.foreign_keys)} foreign keys; PII scan: {len(findings)} columns")
-        return train_model(spec, layout, connect, tables, analysis.schema, findings, device=device, hash_key=hash_key,
-                           log=log, wait=wait)
+        # the stored analysis is what the steps hand on (its JSON orders columns by name), as between the assets
+        return train_model(spec, layout, connect, tables, load_schema(layout), load_findings(layout), device=device,
+                           hash_key=hash_key, log=log, wait=wait)
 
 
 # ---------------------------------------------------------------- generation and publication

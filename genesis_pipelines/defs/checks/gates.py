@@ -38,7 +38,7 @@ def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
         with warehouse.get_connection() as con:
             frames = {t: read_table(con, warehouse_schema("synthetic", spec.name), t) for t in checked_tables(schema, table)}
         result = key_integrity(frames, schema, table)
-        return dg.AssetCheckResult(passed=result["passed"], metadata=result["metadata"])
+        return dg.AssetCheckResult(passed=result["passed"], metadata={**result["metadata"], "model_version": model.version})
 
     return keys_valid
 
@@ -59,6 +59,7 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
             "text_snippet_leaks": sum(snippets.values()),
             "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
             "exempt_columns": ", ".join(sorted(r.split(".", 1)[1] for r in exempt if r.split(".", 1)[0] == table)) or "none",
+            "model_version": model.version,
         })
 
     return no_pii_leak
@@ -76,7 +77,8 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
         suites = load_suites(model_dir)
         if table not in suites:
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                       metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table"})
+                                       metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table",
+                                                 "model_version": model.version})
         with warehouse.get_connection() as con:
             out_schema = warehouse_schema("synthetic", spec.name)
             df = read_table(con, out_schema, table)
@@ -85,6 +87,7 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
         return dg.AssetCheckResult(passed=result["success"], severity=dg.AssetCheckSeverity.WARN, metadata={
             "expectations_evaluated": result["evaluated"], "expectations_failed": result["failed"],
             "failed_expectation_types": ", ".join(result["failed_types"]) or "none",
+            "model_version": model.version,
         })
 
     return expectations
