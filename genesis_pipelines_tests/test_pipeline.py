@@ -312,3 +312,77 @@ def test_a_second_writer_fails_or_waits_before_it_trains(tmp_path, isolated_data
     finally:
         short.wait(timeout=30)
     assert (layout.models / "LATEST.json").is_file()
+
+
+# ---------------------------------------------------------------- a code location no dataset can break
+
+
+def _inferred_shop(folder: Path) -> Path:
+    spec = write_shop(folder)
+    text = spec.read_text()
+    spec.write_text(text.replace("foreign_keys:\n  - {child: orders.customer_id, parent: customers.customer_id}\n", ""))
+    assert "foreign_keys" not in spec.read_text()
+    return spec
+
+
+def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path, isolated_data, monkeypatch):
+    from genesis_pipelines.defs.factory import build_dataset_defs
+    from genesis_pipelines.engine import io, schema
+    from genesis_pipelines.engine.spec import load_spec
+
+    spec_path = _inferred_shop(tmp_path / "shop")
+    orders = dg.AssetKey(["shop", "synthetic", "orders"])
+
+    def parents(defs) -> set[str]:
+        node = next(a for a in defs.assets if orders in a.keys)
+        return {k.to_user_string() for k in node.asset_deps[orders]}
+
+    first = build_dataset_defs(load_spec(spec_path))  # no state yet: planned from the source once, and stored
+    assert parents(first) == {"shop/model", "shop/synthetic/customers"}
+    assert (isolated_data / "shop" / "plan.json").is_file()
+
+    def no_reading(*args, **kwargs):
+        raise AssertionError("definitions load read source data")
+
+    with monkeypatch.context() as mp:
+        mp.setattr(io, "read_source_table", no_reading)
+        mp.setattr(schema, "analyse", no_reading)
+        assert parents(build_dataset_defs(load_spec(spec_path))) == parents(first)
+        # a changed spec invalidates the state: planning it again needs the data
+        spec_path.write_text(spec_path.read_text() + "seed: 3\n")
+        with pytest.raises(AssertionError, match="read source data"):
+            build_dataset_defs(load_spec(spec_path))
+    # the schema step stores the plan it analysed: the next load needs no data again
+    (isolated_data / "shop" / "plan.json").unlink()
+    defs = dataset_defs(spec_path)
+    assert _run(defs, dg.DagsterInstance.ephemeral(), dg.AssetSelection.assets(dg.AssetKey(["shop", "schema"])).upstream()).success
+    with monkeypatch.context() as mp:
+        mp.setattr(io, "read_source_table", no_reading)
+        assert parents(build_dataset_defs(load_spec(spec_path))) == {"shop/model", "shop/synthetic/customers"}
+
+
+def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path, isolated_data, monkeypatch):
+    from genesis_pipelines.definitions import build_definitions
+
+    specs = tmp_path / "specs"
+    write_shop(specs / "shop")
+    bad_spec = write_shop(specs / "bad_spec")
+    bad_spec.write_text(bad_spec.read_text().replace("name: shop", "name: bad_spec\nholdout_fraction: 7"))
+    unreadable = _inferred_shop(specs / "unreadable")
+    unreadable.write_text(unreadable.read_text().replace("name: shop", "name: unreadable"))
+    (specs / "unreadable" / "data" / "orders.csv").write_bytes(b"order_id,customer_id\n1,2,3,4\n\xff\xfe secret@x.test\n")
+    monkeypatch.setenv("GENESIS_SPECS_DIR", str(specs))
+    defs = build_definitions()
+    assert {j.name for j in defs.resolve_all_job_defs()} >= {"shop_synthetic_twin"}
+    keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert {"bad_spec/definition_error", "unreadable/definition_error", "shop/synthetic/orders"} <= keys
+    for name in ("bad_spec", "unreadable"):
+        node = defs.resolve_assets_def(dg.AssetKey([name, "definition_error"]))
+        error = node.metadata_by_key[dg.AssetKey([name, "definition_error"])]["error"]
+        assert "secret" not in error and error
+        result = dg.materialize([node], instance=dg.DagsterInstance.ephemeral(), raise_on_error=False)
+        assert not result.success
+        text = "\n".join(str(e.event_specific_data.error) for e in result.all_events if e.is_step_failure)
+        assert str(specs / name / "dataset.yaml") in text and "secret" not in text
+    assert "holdout_fraction" in defs.resolve_assets_def(dg.AssetKey(["bad_spec", "definition_error"])).metadata_by_key[
+        dg.AssetKey(["bad_spec", "definition_error"])]["error"]

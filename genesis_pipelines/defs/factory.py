@@ -16,8 +16,9 @@ from genesis_pipelines.defs.executor import genesis_executor
 from genesis_pipelines.defs.schedules.regeneration import build_regeneration_schedule
 from genesis_pipelines.defs.sensors.drift import build_drift_sensor
 from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import plan_generation
+from genesis_pipelines import paths
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.io import source_table_names
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -27,7 +28,8 @@ def twin_job_name(dataset: str) -> str:
 
 def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     tables = source_table_names(spec)
-    plan = plan_generation(spec, tables, read_table=lambda t: read_source_table(spec, t))
+    # from the declared keys, or the plan the schema step stored: no source data is read at load once it exists
+    plan = pipeline.generation_plan(spec, pipeline.DatasetLayout(paths.data_dir(), spec.name), tables)
     assets = [
         *build_source_assets(spec),
         *build_analysis_assets(spec),

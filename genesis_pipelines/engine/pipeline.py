@@ -227,17 +227,75 @@ def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> 
     result = schema.analyse(spec, tables)
     found = rules.select(rules.discover(tables, result, seed=spec.seed), spec.rules)
     write_json(layout.analysis("schema"), result.model_dump(mode="json"))
+    save_plan(spec, layout, result)
     return Analysis(schema=result, rules=found)
 
 
-def scan(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame], db_schema) -> list:
-    """PII findings with the spec's policies, written to <ds>/pii_scan.json."""
-    from genesis_pipelines.engine import pii
+# ---------------------------------------------------------------- the generation plan (the asset graph's shape)
+
+PLAN_FORMAT = "genesis.plan/1"
+
+
+def spec_digest(spec) -> str:
+    """What a stored plan was computed for: the whole spec (a changed spec plans afresh)."""
+    import hashlib
+
+    return hashlib.sha256(spec.model_dump_json().encode("utf-8")).hexdigest()[:16]
+
+
+def plan_from_schema(db_schema) -> dict[str, list[str]]:
+    """Table -> parent tables in generation order: the FKs that order generation (no self references, no
+    deferred keys), as schema.plan_generation gives them."""
+    return {t: sorted({fk.parent_table for fk in db_schema.foreign_keys
+                       if fk.child_table == t and not fk.is_self_reference and not fk.deferred})
+            for t in db_schema.generation_order}
+
+
+def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
+    """The plan as state (<ds>/plan.json), so loading the definitions needs no source data."""
     from genesis_pipelines.engine.io import write_json
 
-    findings = pii.scan_tables(tables, db_schema, spec)
-    write_json(layout.analysis("pii_scan"), [f.model_dump(mode="json") for f in findings])
-    return findings
+    write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
+                                        "plan": [[t, parents] for t, parents in plan_from_schema(db_schema).items()]})
+
+
+def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str]) -> dict[str, list[str]] | None:
+    """The stored plan when it was made for this spec and these tables, else None."""
+    path = layout.analysis("plan")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        plan = {str(t): [str(p) for p in parents] for t, parents in state["plan"]}
+        fresh = state.get("format") == PLAN_FORMAT and state.get("spec_digest") == spec_digest(spec)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return plan if fresh and set(plan) == set(tables) else None
+
+
+def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: Log = _quiet) -> dict[str, list[str]]:
+    """The plan without reading source data: from the declared FKs, or from the state the schema step stored.
+    Only when the plan depends on the data (inferred keys, or a declared cycle whose deferred key depends on where
+    the data has nulls) and no fresh state exists yet (a new dataset, a changed spec) is it computed from the
+    source, once, and stored: later loads read no data until the schema step plans again."""
+    from genesis_pipelines.engine import schema
+    from genesis_pipelines.engine.io import read_source_table, write_json
+
+    tables = list(tables)
+    plan = stored_plan(spec, layout, tables)
+    if plan is not None:
+        return plan
+    read: list[str] = []
+
+    def read_table(table: str) -> pd.DataFrame:
+        if not read:
+            log(f"dataset {spec.name}: no stored generation plan for this spec yet: planning from the source once")
+        read.append(table)
+        return read_source_table(spec, table)
+
+    plan = schema.plan_generation(spec, tables, read_table=read_table)
+    if read:  # a plan that needed data is kept as state; one from the declared keys alone is recomputed for free
+        write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
+                                            "plan": [[t, parents] for t, parents in plan.items()]})
+    return plan
 
 
 # ---------------------------------------------------------------- training
