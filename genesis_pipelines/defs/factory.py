@@ -18,7 +18,6 @@ from genesis_pipelines.defs.sensors.drift import build_drift_sensor
 from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
 from genesis_pipelines import paths
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.io import source_table_names
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -27,12 +26,13 @@ def twin_job_name(dataset: str) -> str:
 
 
 def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
-    tables = source_table_names(spec)
-    # from the declared keys, or the plan the schema step stored: no source data is read at load once it exists
-    plan = pipeline.generation_plan(spec, pipeline.DatasetLayout(paths.data_dir(), spec.name), tables)
+    layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
+    # from the declared keys, or the plan the schema step stored: no source data (nor S3) is read at load once it exists
+    tables = pipeline.table_names(spec, layout)
+    plan = pipeline.generation_plan(spec, layout, tables)
     assets = [
-        *build_source_assets(spec),
-        *build_analysis_assets(spec),
+        *build_source_assets(spec, tables),
+        *build_analysis_assets(spec, tables),
         build_model_asset(spec),
         *build_synthetic_assets(spec, plan),
         *build_report_assets(spec, list(plan)),

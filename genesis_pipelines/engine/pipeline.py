@@ -231,6 +231,16 @@ def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> 
     return Analysis(schema=result, rules=found)
 
 
+def scan(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame], db_schema) -> list:
+    """PII findings with the spec's policies, written to <ds>/pii_scan.json."""
+    from genesis_pipelines.engine import pii
+    from genesis_pipelines.engine.io import write_json
+
+    findings = pii.scan_tables(tables, db_schema, spec)
+    write_json(layout.analysis("pii_scan"), [f.model_dump(mode="json") for f in findings])
+    return findings
+
+
 # ---------------------------------------------------------------- the generation plan (the asset graph's shape)
 
 PLAN_FORMAT = "genesis.plan/1"
@@ -259,7 +269,18 @@ def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
                                         "plan": [[t, parents] for t, parents in plan_from_schema(db_schema).items()]})
 
 
-def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str]) -> dict[str, list[str]] | None:
+def table_names(spec, layout: DatasetLayout) -> list[str]:
+    """The dataset's tables at definitions load: declared ones, a local folder's file names (a listing, no data),
+    or, for an S3 prefix or a DuckDB file, the names the stored plan recorded (listed once when there is none)."""
+    from genesis_pipelines.engine.io import source_table_names
+
+    if spec.tables or spec.source.kind in ("csv_folder", "parquet_folder"):
+        return source_table_names(spec)
+    stored = stored_plan(spec, layout)
+    return list(stored) if stored is not None else source_table_names(spec)
+
+
+def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str] | None = None) -> dict[str, list[str]] | None:
     """The stored plan when it was made for this spec and these tables, else None."""
     path = layout.analysis("plan")
     try:
@@ -268,7 +289,7 @@ def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str]) -> dict[str,
         fresh = state.get("format") == PLAN_FORMAT and state.get("spec_digest") == spec_digest(spec)
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return plan if fresh and set(plan) == set(tables) else None
+    return plan if fresh and (tables is None or set(plan) == set(tables)) else None
 
 
 def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: Log = _quiet) -> dict[str, list[str]]:
@@ -292,7 +313,8 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
         return read_source_table(spec, table)
 
     plan = schema.plan_generation(spec, tables, read_table=read_table)
-    if read:  # a plan that needed data is kept as state; one from the declared keys alone is recomputed for free
+    listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
+    if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
         write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
                                             "plan": [[t, parents] for t, parents in plan.items()]})
     return plan

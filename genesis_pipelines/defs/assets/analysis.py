@@ -9,12 +9,10 @@ from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, so
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.io import source_table_names
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
-def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    tables = source_table_names(spec)
+def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=dataset_key(spec.name, "schema"),

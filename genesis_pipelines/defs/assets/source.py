@@ -7,13 +7,12 @@ from genesis_pipelines.defs.assets.common import source_key, table_definition_me
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.io import source_table_names
 from genesis_pipelines.engine.relational import fingerprint_tables
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
-def build_source_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    return [_source_asset(spec, table) for table in source_table_names(spec)]
+def build_source_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
+    return [_source_asset(spec, table) for table in tables]
 
 
 def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
