@@ -273,10 +273,17 @@ def test_latest_moves_only_after_the_split_is_committed(tmp_path, isolated_data,
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(splits, "write_splits", disk_full)
-    assert main(["generate", "--spec", str(spec), "--train"]) == 2
+    with monkeypatch.context() as mp:
+        mp.setattr(splits, "write_splits", disk_full)
+        assert main(["generate", "--spec", str(spec), "--train"]) == 2
     assert (layout.models / "LATEST.json").read_text() == latest
     assert sorted(p.name for p in layout.models.iterdir() if p.is_dir()) == versions, "the unpublished model is removed"
+    # what a killed training leaves (its staging folder, a pointer temp file) goes with the next training
+    (layout.models / ".staging-v1-killed" / "tables").mkdir(parents=True)
+    (layout.models / ".LATEST.json.x1y2").write_text("{")
+    assert main(["generate", "--spec", str(spec), "--train"]) == 0
+    assert (layout.models / "LATEST.json").read_text() != latest
+    assert not [p for p in layout.models.iterdir() if p.name.startswith(".")]
 
 
 HOLDER = textwrap.dedent("""

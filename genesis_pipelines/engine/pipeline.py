@@ -343,6 +343,7 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
     from genesis_pipelines.engine.splits import write_splits
 
     with writer_lock(layout, wait=wait, log=log):
+        remove_stale_model_files(layout)
         with measure_training(device) as cost, forward_training_log(log):
             model, splits = relational.train(spec, db_schema, tables, findings, layout.models, device=device,
                                              hash_key=hash_key, log=log, publish=False)
@@ -360,6 +361,20 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
             shutil.rmtree(model_dir, ignore_errors=True)
             raise
     return Trained(model=model, model_dir=model_dir, suites=suites, cost=cost)
+
+
+def remove_stale_model_files(layout: DatasetLayout) -> list[Path]:
+    """What a killed training left under models/: its staging folder and half-written pointer temp files. Safe only
+    under the writer lock (no other training is staging now)."""
+    if not layout.models.is_dir():
+        return []
+    stale = [p for p in layout.models.iterdir() if p.name.startswith(".staging-") or p.name.startswith(".LATEST.json.")]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
 
 
 def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu", hash_key: bytes | None = None,
