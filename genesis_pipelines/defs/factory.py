@@ -1,6 +1,8 @@
 """One dataset spec -> its assets, checks, job, sensors and schedule."""
 
 
+import logging
+
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
@@ -21,6 +23,9 @@ from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
+log = logging.getLogger(__name__)
+
+
 def twin_job_name(dataset: str) -> str:
     return f"{dataset}_synthetic_twin"
 
@@ -29,7 +34,7 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
     # from the declared keys, or the plan the schema step stored: no source data (nor S3) is read at load once it exists
     tables = pipeline.table_names(spec, layout)
-    plan = pipeline.generation_plan(spec, layout, tables)
+    plan = pipeline.generation_plan(spec, layout, tables, log=log.info)
     assets = [
         *build_source_assets(spec, tables),
         *build_analysis_assets(spec, tables),

@@ -315,8 +315,11 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
     plan = schema.plan_generation(spec, tables, read_table=read_table)
     listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
     if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
-        write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
-                                            "plan": [[t, parents] for t, parents in plan.items()]})
+        try:
+            write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
+                                                "plan": [[t, parents] for t, parents in plan.items()]})
+        except OSError as exc:  # a read-only data dir where the definitions load: plan again next time
+            log(f"dataset {spec.name}: cannot store its generation plan ({exc.strerror or exc.__class__.__name__})")
     return plan
 
 
