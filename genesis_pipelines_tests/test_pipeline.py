@@ -393,3 +393,17 @@ def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path,
         assert str(specs / name / "dataset.yaml") in text and "secret" not in text
     assert "holdout_fraction" in defs.resolve_assets_def(dg.AssetKey(["bad_spec", "definition_error"])).metadata_by_key[
         dg.AssetKey(["bad_spec", "definition_error"])]["error"]
+
+
+@pytest.mark.slow  # a fresh interpreter importing Dagster
+def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path):
+    import os
+
+    code = ("import sys; from genesis_pipelines.definitions import build_definitions; build_definitions(); "
+            "heavy = [m for m in ('torch', 'sklearn', 'genesis_pipelines.engine.relational', "
+            "'genesis_pipelines.engine.evaluation') if m in sys.modules]; assert not heavy, heavy")
+    env = {**os.environ, "GENESIS_DATA_DIR": str(tmp_path / "data")}
+    env.pop("GENESIS_SPECS_DIR", None)
+    done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr[-2000:]

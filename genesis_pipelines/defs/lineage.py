@@ -1,4 +1,8 @@
-"""Run tags that steer a run (seed, model version), the code version of every asset, and clear model errors."""
+"""Run tags that steer a run (seed, model version), the code version of every asset, and clear model errors.
+
+Nothing heavy (the relational engine, torch, evaluation) is imported at module level in the Dagster layer: loading
+the definitions needs only specs and plans, the steps import what they run.
+"""
 
 
 import contextlib
@@ -9,7 +13,6 @@ from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.lineage import engine_code_version
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines.engine.relational import RelationalModel
 from genesis_pipelines.engine.spec import DatasetSpec
 
 SEED_TAG = "genesis/seed"  # set by the regeneration schedule: a new seed each tick
@@ -45,13 +48,13 @@ def model_failures():
         raise dg.Failure(description=str(exc)) from None
 
 
-def run_model(context, spec: DatasetSpec, layout: DatasetLayout) -> tuple[RelationalModel, object]:
+def run_model(context, spec: DatasetSpec, layout: DatasetLayout) -> tuple:
     """The model named by the run tag, else the latest; a missing or corrupt one names the way out."""
     with model_failures():
         return pipeline.load_model(layout, run_tags(context).get(MODEL_VERSION_TAG) or None, retrain_hint=retrain_hint(spec))
 
 
-def checked_model(context, spec: DatasetSpec, layout: DatasetLayout, asset_key: dg.AssetKey) -> tuple[RelationalModel, object]:
+def checked_model(context, spec: DatasetSpec, layout: DatasetLayout, asset_key: dg.AssetKey) -> tuple:
     """The model a check judges the checked asset against: the run's model version (the run tag the synthetic
     assets honour); in a run without the tag, the version recorded by the asset's latest materialization (a check
     re-run on its own judges what was made); else the latest model."""
@@ -64,7 +67,7 @@ def checked_model(context, spec: DatasetSpec, layout: DatasetLayout, asset_key: 
         return pipeline.load_model(layout, version, retrain_hint=retrain_hint(spec))
 
 
-def split_rows(spec: DatasetSpec, layout: DatasetLayout, connect, model: RelationalModel) -> tuple[dict, dict]:
+def split_rows(spec: DatasetSpec, layout: DatasetLayout, connect, model) -> tuple[dict, dict]:
     """The model's training and holdout rows from the warehouse; a model whose split is gone names the way out."""
     with model_failures():
         return pipeline.read_splits(layout, connect, model, retrain_hint=retrain_hint(spec))

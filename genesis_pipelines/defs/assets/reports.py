@@ -12,7 +12,6 @@ from genesis_pipelines.defs.checks.gates import privacy_gate_spec, privacy_gates
 from genesis_pipelines.defs.lineage import CODE_VERSION, model_failures, retrain_hint, run_model
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.evaluation import summary_markdown
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -23,6 +22,8 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
               code_version=CODE_VERSION, check_specs=[quality_gate_spec(spec)],
               description="Fidelity of the synthetic twin: column shapes, pair trends, children per parent; 0-100.")
     def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        from genesis_pipelines.engine.evaluation import summary_markdown
+
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)  # the run's model version, else the latest
         with model_failures():
@@ -44,6 +45,8 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
               code_version=CODE_VERSION, check_specs=[privacy_gate_spec(spec)],
               description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        from genesis_pipelines.engine.evaluation import summary_markdown
+
         layout = storage.layout(spec.name)
         model, model_dir = run_model(context, spec, layout)  # the run's model version, else the latest
         with model_failures():

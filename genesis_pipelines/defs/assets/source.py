@@ -7,7 +7,6 @@ from genesis_pipelines.defs.assets.common import source_key, table_definition_me
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.relational import fingerprint_tables
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -31,6 +30,8 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
     )
     def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        from genesis_pipelines.engine.relational import fingerprint_tables
+
         df = pipeline.load_source(spec, storage.layout(spec.name), warehouse.get_connection, table)
         snapshot = fingerprint_tables({table: df})
         context.log.info(f"loaded {table}: {len(df)} rows, {df.shape[1]} columns")

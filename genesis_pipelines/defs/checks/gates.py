@@ -12,12 +12,7 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
 from genesis_pipelines.defs.lineage import checked_model
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
-from genesis_pipelines.engine.expectations import load_suites
-from genesis_pipelines.engine.expectations import validate as validate_suite
 from genesis_pipelines.engine.io import read_table
-from genesis_pipelines.engine.pii import find_leaks, find_text_leaks, read_text_guard
-from genesis_pipelines.engine.relational import load_pii_guard
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
@@ -33,6 +28,8 @@ def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
                     description="Primary key unique and not null; every foreign key value (column tuple) exists in its "
                                 "synthetic parent; keys deferred to close a cycle are checked with their parent.")
     def keys_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
+        from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
+
         model, _ = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         schema = model.db_schema
         with warehouse.get_connection() as con:
@@ -48,6 +45,9 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
                     description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet of real "
                                 "free text appears in the synthetic table.")
     def no_pii_leak(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
+        from genesis_pipelines.engine.pii import find_leaks, find_text_leaks, read_text_guard
+        from genesis_pipelines.engine.relational import load_pii_guard
+
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         with warehouse.get_connection() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
@@ -73,6 +73,9 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
                     description="The Great Expectations suite derived from the real data (types, ranges, value sets, "
                                 "nullability, key uniqueness, FK membership in the synthetic parent); warning only.")
     def expectations(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
+        from genesis_pipelines.engine.expectations import load_suites
+        from genesis_pipelines.engine.expectations import validate as validate_suite
+
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         suites = load_suites(model_dir)
         if table not in suites:
