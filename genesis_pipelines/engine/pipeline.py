@@ -9,6 +9,8 @@
     publish_files    the synthetic tables as Parquet + CSV, published as one versioned folder (export.publish_versioned)
     generate         every table in generation order, then publish_files
     quality_report / privacy_report / write_report   the evidence, and its copies per model version
+    generation_plan  the asset graph's shape at definitions load: declared keys, else the plan analyse stored
+    writer_lock      one writer per dataset: a second one fails (or waits) before it trains
 
 Every step reads and writes the same places (DatasetLayout), so a model trained by one front end is the same model
 as one trained by the other, and both give the same reports for the same model and seed. Errors are GenesisError
