@@ -407,3 +407,29 @@ def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_the_writer_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path):
+    import os
+    import threading
+
+    layout = DatasetLayout(tmp_path, "shop")
+    seen: list[str] = []
+
+    def other() -> None:
+        try:
+            with pipeline.writer_lock(layout, wait=0):
+                seen.append("entered")
+        except pipeline.WriterBusy as exc:
+            seen.append(str(exc))
+
+    with pipeline.writer_lock(layout):
+        with pipeline.writer_lock(layout):  # the CLI's generate holds it around train, which takes it again
+            thread = threading.Thread(target=other)
+            thread.start()
+            thread.join(timeout=30)
+    assert len(seen) == 1 and "another run" in seen[0] and f"pid {os.getpid()}" in seen[0]
+    thread = threading.Thread(target=other)
+    thread.start()
+    thread.join(timeout=30)
+    assert seen[1] == "entered", "released when the outer block ends"

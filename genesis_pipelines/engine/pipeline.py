@@ -84,7 +84,7 @@ class WriterBusy(GenesisError):
     """Another process is training or publishing this dataset."""
 
 
-_held: dict[str, int] = {}  # lock files this process holds -> depth (the lock is re-entrant within a process)
+_held: dict[str, int] = {}  # (lock file, thread) this process holds -> depth
 _held_guard = threading.Lock()
 
 
@@ -92,8 +92,8 @@ _held_guard = threading.Lock()
 def writer_lock(layout: DatasetLayout, *, wait: float | None = 0.0, log: Log = _quiet) -> Iterator[None]:
     """One writer per dataset (training, committing a split, moving LATEST): others wait up to `wait` seconds
     (None: as long as it takes) and then fail with WriterBusy, before they train. The kernel releases the lock
-    when its holder dies, so a killed run never leaves the dataset locked. Re-entrant within one process."""
-    key = str(layout.lock_file.resolve())
+    when its holder dies, so a killed run never leaves the dataset locked. Re-entrant within one thread."""
+    key = f"{layout.lock_file.resolve()}@{threading.get_ident()}"  # re-entrant per thread; other threads wait
     with _held_guard:
         if key in _held:
             _held[key] += 1
