@@ -378,11 +378,13 @@ def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path,
     unreadable = _inferred_shop(specs / "unreadable")
     unreadable.write_text(unreadable.read_text().replace("name: shop", "name: unreadable"))
     (specs / "unreadable" / "data" / "orders.csv").write_bytes(b"order_id,customer_id\n1,2,3,4\n\xff\xfe secret@x.test\n")
+    write_shop(specs / "shop_again")  # a second spec named `shop`
     monkeypatch.setenv("GENESIS_SPECS_DIR", str(specs))
     defs = build_definitions()
     assert {j.name for j in defs.resolve_all_job_defs()} >= {"shop_synthetic_twin"}
     keys = {k.to_user_string() for k in defs.resolve_asset_graph().get_all_asset_keys()}
-    assert {"bad_spec/definition_error", "unreadable/definition_error", "shop/synthetic/orders"} <= keys
+    assert {"bad_spec/definition_error", "unreadable/definition_error", "shop_again/definition_error",
+            "shop/synthetic/orders"} <= keys
     for name in ("bad_spec", "unreadable"):
         node = defs.resolve_assets_def(dg.AssetKey([name, "definition_error"]))
         error = node.metadata_by_key[dg.AssetKey([name, "definition_error"])]["error"]

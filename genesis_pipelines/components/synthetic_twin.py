@@ -31,10 +31,14 @@ class SyntheticTwinComponent(dg.Component, dg.Model, dg.Resolvable):
         """One broken dataset (a bad spec, a missing or unreadable source, an FK cycle it cannot break, a bug) never
         stops the others: it is logged as a warning and shown as its own failing asset, `<folder>/definition_error`,
         whose materialization fails with the problem (messages name files, tables and columns, never values)."""
-        built = []
+        built, names = [], {}
         for path in self.spec_paths(context.project_root):
             try:
-                built.append(build_dataset_defs(load_spec(path)))
+                spec = load_spec(path)
+                if spec.name in names:  # two pipelines of one name would clash and break the whole location
+                    raise GenesisError(f"dataset name {spec.name!r} is already used by {names[spec.name]}")
+                built.append(build_dataset_defs(spec))
+                names[spec.name] = path
             except Exception as exc:  # noqa: BLE001  (any failure stays this dataset's own)
                 problem = describe_problem(exc)
                 log.warning("dataset spec %s left out of the code location: %s", path, problem)
