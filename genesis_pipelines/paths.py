@@ -1,20 +1,5 @@
-"""Where the project keeps its files; every location can be moved with an environment variable."""
+"""Where the project keeps its files: the one spelling lives in genesis_pipelines.engine.layout (re-exported here)."""
 
-from __future__ import annotations
+from genesis_pipelines.engine.layout import PROJECT_ROOT, data_dir, specs_dir, warehouse_path
 
-import os
-from pathlib import Path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-
-
-def specs_dir() -> Path:
-    return Path(os.environ.get("GENESIS_SPECS_DIR", PROJECT_ROOT / "resources" / "datasets"))
-
-
-def data_dir() -> Path:
-    return Path(os.environ.get("GENESIS_DATA_DIR", PROJECT_ROOT / "data"))
-
-
-def warehouse_path() -> Path:
-    return Path(os.environ.get("GENESIS_WAREHOUSE", data_dir() / "warehouse.duckdb"))
+__all__ = ["PROJECT_ROOT", "data_dir", "specs_dir", "warehouse_path"]

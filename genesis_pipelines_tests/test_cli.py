@@ -15,7 +15,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from genesis_pipelines.cli import Layout, main
+from genesis_pipelines.cli import main
+from genesis_pipelines.engine.pipeline import DatasetLayout as Layout
 from genesis_pipelines.engine.export import FORMATS
 from genesis_pipelines_tests.conftest import PROJECT_ROOT
 from genesis_pipelines_tests.test_assets import write_shop
@@ -135,14 +136,15 @@ def test_errors_are_one_line_with_exit_2(shop, tmp_path, capsys):
     assert "corrupt" in err and "--train" in err and "Traceback" not in err
 
 
-def test_layout_matches_the_dagster_storage(tmp_path):
+def test_layout_is_the_one_the_dagster_storage_uses(tmp_path):
     from genesis_pipelines.defs.resources import GenesisStorage
+    from genesis_pipelines.engine.splits import split_schemas
 
     storage, layout = GenesisStorage(data_dir=str(tmp_path)), Layout(tmp_path, "shop")
-    assert storage.model_root("shop") == layout.models
-    assert storage.synthetic_dir("shop") == layout.synthetic
-    assert storage.reports_dir("shop") == layout.reports
-    assert storage.analysis_file("shop", "schema") == layout.analysis("schema")
+    assert storage.layout("shop") == layout
+    assert layout.models == tmp_path / "shop" / "models" and layout.analysis("schema") == tmp_path / "shop" / "schema.json"
+    assert (layout.source_schema, layout.synthetic_schema) == ("source_shop", "synthetic_shop")
+    assert split_schemas("shop") == (layout.train_schema, layout.holdout_schema) == ("train_shop", "holdout_shop")
 
 
 @pytest.mark.slow  # a fresh interpreter importing the engine

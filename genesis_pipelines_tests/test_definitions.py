@@ -9,8 +9,11 @@ from genesis_pipelines.definitions import build_definitions
 
 
 @pytest.fixture(scope="module")
-def defs() -> dg.Definitions:
-    return build_definitions()
+def defs(tmp_path_factory) -> dg.Definitions:
+    with pytest.MonkeyPatch.context() as mp:  # the plans stored at load go to a private data dir, never ./data
+        mp.setenv("GENESIS_DATA_DIR", str(tmp_path_factory.mktemp("definitions_data")))
+        mp.delenv("GENESIS_SPECS_DIR", raising=False)
+        yield build_definitions()
 
 
 def test_definitions_load_and_validate(defs):

@@ -15,7 +15,6 @@ import pandas as pd
 import pytest
 import yaml
 
-from genesis_pipelines.defs.assets import synthetic as synthetic_module
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine import io
 from genesis_pipelines.engine.errors import ModelError
@@ -114,7 +113,7 @@ def _orders(data: Path) -> pd.DataFrame:
 def test_generation_killed_mid_run_keeps_the_previous_synthetic_table(shop_twin, monkeypatch):
     defs, instance, data, _ = shop_twin
     before = _orders(data)
-    real_write = synthetic_module.write_table
+    real_write = io.write_table  # what the pipeline's generate_table streams into
 
     def dies_after_a_chunk(con, schema, table, df):
         source = [df] if isinstance(df, pd.DataFrame) else df
@@ -125,12 +124,12 @@ def test_generation_killed_mid_run_keeps_the_previous_synthetic_table(shop_twin,
                 raise KeyboardInterrupt("run terminated")  # ... then the run is killed
         return real_write(con, schema, table, chunks())
 
-    monkeypatch.setattr(synthetic_module, "write_table", dies_after_a_chunk)
+    monkeypatch.setattr(io, "write_table", dies_after_a_chunk)
     with pytest.raises(KeyboardInterrupt):  # an interrupted run, not a handled failure
         dg.materialize(assets=list(defs.assets), resources=defs.resources, instance=instance, selection=[ORDERS],
                        tags={"genesis/seed": "99"})
     pd.testing.assert_frame_equal(_orders(data), before)
-    monkeypatch.setattr(synthetic_module, "write_table", real_write)
+    monkeypatch.setattr(io, "write_table", real_write)
     assert _run(defs, instance, [ORDERS]).success
     assert len(_orders(data)) > 0
 

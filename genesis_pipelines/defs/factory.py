@@ -1,6 +1,8 @@
 """One dataset spec -> its assets, checks, job, sensors and schedule."""
 
 
+import logging
+
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
@@ -10,15 +12,18 @@ from genesis_pipelines.defs.assets.model import build_model_asset
 from genesis_pipelines.defs.assets.reports import build_report_assets
 from genesis_pipelines.defs.assets.source import build_source_assets
 from genesis_pipelines.defs.assets.s3_export import build_s3_export_assets, s3_export_keys
-from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets
+from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets, synthetic_files_key
 from genesis_pipelines.defs.checks.gates import build_checks
 from genesis_pipelines.defs.executor import genesis_executor
 from genesis_pipelines.defs.schedules.regeneration import build_regeneration_schedule
 from genesis_pipelines.defs.sensors.drift import build_drift_sensor
 from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import plan_generation
+from genesis_pipelines import paths
+from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.spec import DatasetSpec
+
+
+log = logging.getLogger(__name__)
 
 
 def twin_job_name(dataset: str) -> str:
@@ -26,11 +31,13 @@ def twin_job_name(dataset: str) -> str:
 
 
 def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
-    tables = source_table_names(spec)
-    plan = plan_generation(spec, tables, read_table=lambda t: read_source_table(spec, t))
+    layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
+    # from the declared keys, or the plan the schema step stored: no source data (nor S3) is read at load once it exists
+    tables = pipeline.table_names(spec, layout)
+    plan = pipeline.generation_plan(spec, layout, tables, log=log.info)
     assets = [
-        *build_source_assets(spec),
-        *build_analysis_assets(spec),
+        *build_source_assets(spec, tables),
+        *build_analysis_assets(spec, tables),
         build_model_asset(spec),
         *build_synthetic_assets(spec, plan),
         *build_report_assets(spec, list(plan)),
@@ -47,7 +54,8 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     )
     # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan, model
     drift = dataset_key(spec.name, "drift")
-    generation = [synthetic_key(spec.name, t) for t in plan] + [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
+    generation = [synthetic_key(spec.name, t) for t in plan] + [synthetic_files_key(spec.name)]
+    generation += [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
     generation += s3_export_keys(spec, plan)
     retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan", "model")] + generation
     # each trigger targets a job of what it requests, so the UI shows its real target (a run still selects a subset)

@@ -12,29 +12,17 @@ from pydantic import Field
 from genesis_pipelines import paths
 from genesis_pipelines.defs.io_managers import s3_io_manager_resources
 from genesis_pipelines.engine.device import resolve_device
+from genesis_pipelines.engine.pipeline import DatasetLayout
 
 
 class GenesisStorage(dg.ConfigurableResource):
-    """Files that live beside the warehouse: models, synthetic exports, reports, analysis JSON."""
+    """Files that live beside the warehouse (models, synthetic files, reports, analysis JSON): the data dir, laid
+    out per dataset by the engine's DatasetLayout, the same layout the CLI uses."""
 
     data_dir: str = Field(description="root folder for models, exports and reports")
 
-    def dataset_dir(self, dataset: str) -> Path:
-        path = Path(self.data_dir) / dataset
-        path.mkdir(parents=True, exist_ok=True)
-        return path
-
-    def model_root(self, dataset: str) -> Path:
-        return self.dataset_dir(dataset) / "models"
-
-    def synthetic_dir(self, dataset: str) -> Path:
-        return self.dataset_dir(dataset) / "synthetic"
-
-    def reports_dir(self, dataset: str) -> Path:
-        return self.dataset_dir(dataset) / "reports"
-
-    def analysis_file(self, dataset: str, name: str) -> Path:
-        return self.dataset_dir(dataset) / f"{name}.json"
+    def layout(self, dataset: str) -> DatasetLayout:
+        return DatasetLayout(Path(self.data_dir), dataset)
 
 
 class PiiSettings(dg.ConfigurableResource):

@@ -1,15 +1,23 @@
 """Synthetic tables out of the warehouse: files (CSV, Parquet, JSON, Excel, SQL inserts, XML) and S3 Parquet.
 
 Only synthetic tables pass through here; every file is staged and swapped in (atomic_path), and errors name the
-table and column, never a value.
+table and column, never a value. A set of files is published as one version (publish_versioned): written into a
+fresh folder under `<target>.versions/`, then made current by one atomic swap of the link `<target>`, so a reader
+(or a run killed at any moment) sees the old complete set or the new one, never a mix.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import io
 import math
+import os
 import re
-from collections.abc import Iterable, Mapping
+import secrets
+import shutil
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from datetime import datetime, timezone
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
@@ -56,6 +64,120 @@ def export_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path, fmt
     if fmt == "excel":
         return [_write_excel(tables, directory / f"{name}.xlsx")]
     return [write_sql(tables, directory / f"{name}.sql", schema=schema)]
+
+
+# ---------------------------------------------------------------- versioned publication
+
+VERSIONS_SUFFIX = ".versions"
+KEEP_VERSIONS = 3  # the current version and the two before it stay on disk (a reader may still be on one)
+_STAGING_PREFIX = ".staging-"
+
+
+def versions_dir(target: str | Path) -> Path:
+    target = Path(target)
+    return target.parent / f"{target.name}{VERSIONS_SUFFIX}"
+
+
+def current_version(target: str | Path) -> str | None:
+    """The version `target` points at, or None when nothing was published there yet (or it is a plain folder)."""
+    target = Path(target)
+    if not target.is_symlink():
+        return None
+    return Path(os.readlink(target)).name
+
+
+@contextlib.contextmanager
+def publication_lock(target: str | Path) -> Iterator[None]:
+    """One publisher of `target` at a time (others wait); released by the kernel if the holder dies."""
+    folder = versions_dir(target)
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "a+b") as handle:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+
+
+def remove_stale(target: str | Path, *, keep: int = KEEP_VERSIONS) -> list[Path]:
+    """Staging folders and link temp files left by killed publications, and versions beyond the newest `keep`
+    (the current one always stays). Call it holding publication_lock. Returns what was removed."""
+    target = Path(target)
+    folder = versions_dir(target)
+    removed: list[Path] = []
+    current = current_version(target)
+    for path in sorted(folder.glob(f"{_STAGING_PREFIX}*")):
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    for path in target.parent.glob(f".{target.name}.link-*"):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+        removed.append(path)
+    versions = sorted((p for p in folder.iterdir() if p.is_dir() and not p.name.startswith(".")), key=lambda p: p.name)
+    others = [p for p in versions if p.name != current]
+    for path in others[: max(0, len(others) - (keep - 1))]:
+        shutil.rmtree(path, ignore_errors=True)
+        removed.append(path)
+    return removed
+
+
+def _new_version_name() -> str:
+    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+
+
+def _point(target: Path, version: Path, *, adopt_existing: bool) -> None:
+    """Make `target` a link to `version` in one rename (atomic on POSIX)."""
+    link = target.parent / f".{target.name}.link-{secrets.token_hex(4)}"
+    os.symlink(os.path.relpath(version, target.parent), link, target_is_directory=True)
+    try:
+        if target.exists() and not target.is_symlink():
+            if target.is_dir() and not any(target.iterdir()):
+                target.rmdir()
+            elif target.is_dir() and adopt_existing:
+                # a folder written before versioned publication: kept as the oldest version, pruned in turn
+                os.replace(target, versions_dir(target) / f"00000000-legacy-{secrets.token_hex(3)}")
+            else:
+                raise ExportError(f"{target} is an existing folder that is not a published set: give a new or empty path "
+                                  "(it becomes a link to the current complete version)")
+        os.replace(link, target)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            link.unlink()
+
+
+def publish_versioned(target: str | Path, write: Callable[[Path], list[Path]], *, keep: int = KEEP_VERSIONS,
+                      adopt_existing: bool = False) -> list[Path]:
+    """Write a complete set of files with `write(folder)` into a fresh version folder, then make it current.
+
+    `target` becomes (or stays) a link to `<target>.versions/<version>`; the swap is one rename, so `target`
+    shows the previous complete set until the new one is whole. A failure (or a kill) leaves the previous set
+    current; what a killed publication staged is removed by the next one, and old versions beyond `keep` too.
+    `adopt_existing`: a plain folder already at `target` (our own, from before versioning) becomes a version;
+    otherwise a non-empty plain folder there is refused. Returns the written paths as seen through `target`.
+    """
+    target = Path(target)
+    if target.exists() and not target.is_symlink():
+        if not target.is_dir():
+            raise ExportError(f"{target} is a file, not a folder: give a folder path for the export")
+        if not adopt_existing and any(target.iterdir()):
+            raise ExportError(f"{target} is an existing folder that is not a published set: give a new or empty path "
+                              "(it becomes a link to the current complete version)")
+    folder = versions_dir(target)
+    with publication_lock(target):
+        remove_stale(target, keep=keep)
+        name = _new_version_name()
+        staging = folder / f"{_STAGING_PREFIX}{name}"
+        staging.mkdir(parents=True)
+        try:
+            written = write(staging)
+            final = folder / name
+            os.replace(staging, final)
+        except BaseException:
+            shutil.rmtree(staging, ignore_errors=True)
+            raise
+        _point(target, final, adopt_existing=adopt_existing)
+        remove_stale(target, keep=keep)
+    return [target / Path(p).relative_to(staging) for p in written]
 
 
 # ---------------------------------------------------------------- JSON

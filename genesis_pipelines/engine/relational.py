@@ -468,8 +468,12 @@ def train(
     device: str = "cpu",
     hash_key: bytes | None = None,
     log: Callable[[str], None] = lambda message: None,
+    publish: bool = True,
 ) -> tuple[RelationalModel, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
     """Fit every table's generator on its training split and learn the FK structure; save atomically.
+
+    `publish=False` saves the version folder but leaves LATEST alone: the pipeline moves it (set_latest) only
+    once the model's split is committed to the warehouse.
 
     A child's generator also sees its parents' features (see select_parent_features), so at generation it is
     sampled conditioned on the parents its rows were assigned to. Returns the model and each table's (train,
@@ -607,7 +611,8 @@ def train(
         write_json(staging / "model.json", model.model_dump(mode="json"))
         final = model_root / version
         os.replace(staging, final)
-        write_json(model_root / "LATEST.json", {"version": version})
+        if publish:
+            set_latest(model_root, version)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -646,6 +651,11 @@ def latest_version(model_root: Path) -> str:
         return json.loads(pointer.read_text())["version"]
     except (json.JSONDecodeError, KeyError):
         raise ModelError(f"model pointer {pointer} is corrupt: retrain the model") from None
+
+
+def set_latest(model_root: Path, version: str) -> None:
+    """Make `version` the latest model: one atomic write of LATEST.json."""
+    write_json(Path(model_root) / "LATEST.json", {"version": version})
 
 
 def load_model(model_root: Path, version: str | None = None) -> tuple[RelationalModel, Path]:

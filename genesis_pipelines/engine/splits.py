@@ -17,12 +17,13 @@ import pandas as pd
 
 from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.io import quote, read_table, table_exists, write_table
+from genesis_pipelines.engine.layout import warehouse_schema
 
 MARKER = "_genesis_split"  # in the train schema: one row, the model version and split key of the stored split
 
 
 def split_schemas(dataset: str) -> tuple[str, str]:
-    return f"train_{dataset}", f"holdout_{dataset}"
+    return warehouse_schema("train", dataset), warehouse_schema("holdout", dataset)
 
 
 def split_key(model) -> str:

@@ -5,26 +5,16 @@ from collections import Counter
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import (
-    dataset_key, load_schema, markdown_table, source_key, warehouse_schema,
-)
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import pii_findings, schema_columns
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine import pii, rules
+from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.catalog import percent
-from genesis_pipelines.engine.io import read_table, source_table_names, write_json
-from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
-def read_source_tables(spec: DatasetSpec, warehouse: Warehouse) -> dict:
-    with warehouse.get_connection() as con:
-        return {t: read_table(con, warehouse_schema("source", spec.name), t) for t in source_table_names(spec)}
-
-
-def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    tables = source_table_names(spec)
+def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=dataset_key(spec.name, "schema"),
@@ -36,11 +26,10 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         description="Semantic types, keys, the foreign-key graph (declared or inferred) and the generation order.",
     )
     def schema(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        frames = read_source_tables(spec, warehouse)
-        result = analyse(spec, frames)
+        layout = storage.layout(spec.name)
+        analysis = pipeline.analyse(spec, layout, pipeline.read_sources(spec, layout, warehouse.get_connection))
         # the data's own rules (aggregates: kind, columns, share), before PII policies; the model keeps them
-        found = [r.describe() for r in rules.select(rules.discover(frames, result, seed=spec.seed), spec.rules)]
-        write_json(storage.analysis_file(spec.name, "schema"), result.model_dump(mode="json"))
+        result, found = analysis.schema, [r.describe() for r in analysis.rules]
         fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
         type_rows = [[t, m.row_count, "+".join(m.primary_key) + (f" (inferred: {m.primary_key_evidence})" if m.primary_key_inferred else "")
                       or "-", ", ".join(f"{c}:{v.sdtype}" for c, v in m.columns.items())]
@@ -77,9 +66,9 @@ def build_analysis_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
         description="Columns holding personal data (by name and by value patterns) and the policy applied to each.",
     )
     def pii_scan(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        db_schema = load_schema(storage.analysis_file(spec.name, "schema"))
-        findings = pii.scan_tables(read_source_tables(spec, warehouse), db_schema, spec)
-        write_json(storage.analysis_file(spec.name, "pii_scan"), [f.model_dump(mode="json") for f in findings])
+        layout = storage.layout(spec.name)
+        findings = pipeline.scan(spec, layout, pipeline.read_sources(spec, layout, warehouse.get_connection),
+                                 pipeline.load_schema(layout))
         return dg.MaterializeResult(metadata=pii_findings(findings))
 
     return [schema, pii_scan]

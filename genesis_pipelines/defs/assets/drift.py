@@ -4,12 +4,11 @@
 import dagster as dg
 import pandas as pd
 
-from genesis_pipelines.defs.assets.analysis import read_source_tables
 from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.catalog import NOISE, readable
-from genesis_pipelines.engine.drift import dataset_drift
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.spec import DatasetSpec
 
@@ -33,15 +32,17 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
                     f"above {spec.drift.psi_threshold} the drift sensor retrains.",
     )
     def drift(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        model, _ = run_model(context, spec, storage.model_root(spec.name))
-        current = read_source_tables(spec, warehouse)
-        with warehouse.get_connection() as con:
-            train, holdout = split_rows(con, spec, model)
+        from genesis_pipelines.engine.drift import dataset_drift
+
+        layout = storage.layout(spec.name)
+        model, _ = run_model(context, spec, layout)
+        current = pipeline.read_sources(spec, layout, warehouse.get_connection)
+        train, holdout = split_rows(spec, layout, warehouse.get_connection, model)
         # the snapshot the model was made from is train + holdout: against the train split alone, the categories only
         # the holdout holds (a held-out customer's city) would read as drift on unchanged data
         snapshot = {t: pd.concat([train[t], holdout[t]], ignore_index=True) for t in train}
         report = dataset_drift(model, snapshot, current, threshold=spec.drift.psi_threshold, bins=spec.drift.bins)
-        write_json(storage.analysis_file(spec.name, "drift"), report)
+        write_json(layout.analysis("drift"), report)
         rows = [[t, f"{v['max_psi']:.3f}", len(v["columns"])] for t, v in report["tables"].items()]
         rows += [[label, f"{r['psi']:.3f}", "children per parent"] for label, r in report["relations"].items()]
         return dg.MaterializeResult(metadata={

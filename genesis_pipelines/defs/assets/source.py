@@ -6,14 +6,13 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import source_table_metadata
-from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine.io import read_source_table, source_table_names, write_table
-from genesis_pipelines.engine.relational import fingerprint_tables
+from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
+from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.spec import DatasetSpec
 
 
-def build_source_assets(spec: DatasetSpec) -> list[dg.AssetsDefinition]:
-    return [_source_asset(spec, table) for table in source_table_names(spec)]
+def build_source_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
+    return [_source_asset(spec, table) for table in tables]
 
 
 def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
@@ -31,10 +30,10 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL) if spec.source.is_s3 else None,
         description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
     )
-    def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
-        df = read_source_table(spec, table)
-        with warehouse.get_connection() as con:
-            write_table(con, warehouse_schema("source", spec.name), table, df)
+    def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        from genesis_pipelines.engine.relational import fingerprint_tables
+
+        df = pipeline.load_source(spec, storage.layout(spec.name), warehouse.get_connection, table)
         snapshot = fingerprint_tables({table: df})
         context.log.info(f"loaded {table}: {len(df)} rows, {df.shape[1]} columns")
         return dg.MaterializeResult(

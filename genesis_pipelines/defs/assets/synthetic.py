@@ -1,4 +1,5 @@
-"""`<dataset>/synthetic/<table>`: generated after its parents, written to the warehouse and exported."""
+"""`<dataset>/synthetic/<table>`: generated after its parents into the warehouse; `<dataset>/synthetic_files`: the
+synthetic tables as Parquet + CSV, published as one complete versioned folder."""
 
 
 import dagster as dg
@@ -9,20 +10,18 @@ from genesis_pipelines.defs.assets.common import (
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.io import export_warehouse_table, read_table, write_table
-from genesis_pipelines.engine.relational import (
-    deferred_relations,
-    fill_deferred_keys,
-    generate_table_chunks,
-    load_copy_guard,
-    load_pii_guard,
-)
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.export import current_version
 from genesis_pipelines.engine.spec import DatasetSpec
+
+
+def synthetic_files_key(dataset: str) -> dg.AssetKey:
+    return dataset_key(dataset, "synthetic_files")
 
 
 def build_synthetic_assets(spec: DatasetSpec, plan: dict[str, list[str]]) -> list[dg.AssetsDefinition]:
     """`plan` maps each table to its parents in generation order, so the asset graph mirrors the FK graph."""
-    return [_synthetic_asset(spec, table, parents) for table, parents in plan.items()]
+    return [_synthetic_asset(spec, table, parents) for table, parents in plan.items()] + [_files_asset(spec, list(plan))]
 
 
 def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.AssetsDefinition:
@@ -32,50 +31,53 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
         group_name=spec.name,
         metadata=table_definition_metadata(warehouse_schema("synthetic", spec.name), table),
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in parents],
-        kinds={"duckdb", "parquet"},
+        kinds={"duckdb"},
         pool="duckdb",
         code_version=CODE_VERSION,
         description=f"Synthetic {table}: keys point only at generated parents ({', '.join(parents) or 'no parents'}).",
     )
     def synthetic_table(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         # run tags `genesis/model_version` and `genesis/seed` pick an earlier model and a new seed (schedule)
-        model, model_dir = run_model(context, spec, storage.model_root(spec.name))
+        layout = storage.layout(spec.name)
+        model, model_dir = run_model(context, spec, layout)
         seed = run_seed(context, spec)
-        out_schema = warehouse_schema("synthetic", spec.name)
-        first: list = []
-
-        def remember_first(chunks):
-            for chunk in chunks:
-                if not first:
-                    first.append(chunk.head(0))
-                yield chunk
-
-        with warehouse.get_connection() as con:
-            # the model's own FK graph decides which parents are read; the asset deps only order the runs
-            generated_parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
-            chunks = generate_table_chunks(model, model_dir, table, generated_parents, scale=spec.scale, seed=seed,
-                                           locale=spec.pii_locale, forbidden=load_pii_guard(model, model_dir),
-                                           copy_guard=load_copy_guard(model, model_dir, table))
-            rows = write_table(con, out_schema, table, remember_first(chunks))  # streamed: memory bounded by a chunk
-            exports = export_warehouse_table(con, out_schema, table, storage.synthetic_dir(spec.name))
-            # a cycle broken at a nullable FK into this table: its children were generated first, fill their keys now
-            for relation in deferred_relations(model, table):
-                child = relation.fk.child_table
-                filled = fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
-                                            read_table(con, out_schema, table), seed=seed)
-                write_table(con, out_schema, child, filled)
-                export_warehouse_table(con, out_schema, child, storage.synthetic_dir(spec.name))
+        done = pipeline.generate_table(layout, warehouse.get_connection, model, model_dir, table, scale=spec.scale,
+                                       seed=seed, locale=spec.pii_locale)
         return dg.MaterializeResult(
             metadata={
-                **synthetic_table_metadata(model, table, first[0], rows, exports=exports,
+                # the URI is the Parquet file the `synthetic_files` step publishes under the `synthetic` link
+                **synthetic_table_metadata(model, table, done.columns, done.rows,
+                                           exports=[layout.synthetic / f"{table}.parquet"],
                                            source_key=lambda t: source_key(spec.name, t),
                                            synthetic_key=lambda t: synthetic_key(spec.name, t)),
                 "model_version": model.version,
                 "seed": seed,
                 "real_row_count": model.tables[table].row_count,
-                "exports": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in exports)),
             },
             data_version=dg.DataVersion(f"{model.version}-{seed}-{spec.scale}"),
         )
 
     return synthetic_table
+
+
+def _files_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=synthetic_files_key(spec.name),
+        group_name=spec.name,
+        deps=[synthetic_key(spec.name, t) for t in tables],
+        kinds={"parquet", "csv"},
+        pool="duckdb",  # reads the warehouse
+        code_version=CODE_VERSION,
+        description=f"The synthetic tables of {spec.name} as Parquet + CSV in <data dir>/{spec.name}/synthetic: a link "
+                    "to one complete version folder, swapped in one rename, so it never mixes files of two runs.",
+    )
+    def synthetic_files(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        layout = storage.layout(spec.name)
+        files = pipeline.publish_files(layout, warehouse.get_connection, tables)
+        return dg.MaterializeResult(metadata={
+            "path": dg.MetadataValue.path(str(layout.synthetic)),
+            "files_version": current_version(layout.synthetic) or "none",
+            "files": dg.MetadataValue.md("\n".join(f"- `{p}`" for p in files)),
+        })
+
+    return synthetic_files

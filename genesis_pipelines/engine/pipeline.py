@@ -1,0 +1,567 @@
+"""The pipeline steps, written once: the Dagster assets and the `genesis` CLI are thin callers of these.
+
+    load_source      one real table from its file into the warehouse (source_<ds>)
+    analyse          schema: types, keys, the FK graph, the generation order (+ the data's rules, for display)
+    scan             PII findings and their policies
+    train_model      fit the model, commit its train/holdout split, save its expectation suites, then move LATEST
+    train            all of the above, for a front end that runs them in one go (the CLI)
+    generate_table   one synthetic table into the warehouse, then the deferred-key pass of a broken cycle
+    publish_files    the synthetic tables as Parquet + CSV, published as one versioned folder (export.publish_versioned)
+    generate         every table in generation order, then publish_files
+    quality_report / privacy_report / write_report   the evidence, and its copies per model version
+    generation_plan  the asset graph's shape at definitions load: declared keys, else the plan analyse stored
+    writer_lock      one writer per dataset: a second one fails (or waits) before it trains
+
+Every step reads and writes the same places (DatasetLayout), so a model trained by one front end is the same model
+as one trained by the other, and both give the same reports for the same model and seed. Errors are GenesisError
+subclasses whose messages name tables and columns, never values; a step that needs the way out of a missing or
+stale model takes the front end's `retrain_hint`. No Dagster import here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import threading
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import ContextManager
+
+import duckdb
+import pandas as pd
+
+from genesis_pipelines.engine.errors import GenesisError, ModelError
+from genesis_pipelines.engine.layout import (  # noqa: F401  (re-exported: the one layout of the project)
+    PROJECT_ROOT,
+    DatasetLayout,
+    data_dir,
+    specs_dir,
+    warehouse_path,
+    warehouse_schema,
+)
+
+Connect = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
+Log = Callable[[str], None]
+DEFAULT_RETRAIN_HINT = "retrain the model"
+FILE_FORMATS = ("parquet", "csv")
+
+
+def _quiet(message: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------- the warehouse and the writer lock
+
+
+def warehouse_connector(path: str | Path, *, read_only: bool = False) -> Connect:
+    """A `Connect` for a DuckDB file: a locked or unreadable file is a GenesisError naming it, not a traceback."""
+    path = Path(path)
+
+    @contextlib.contextmanager
+    def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+        if read_only and not path.is_file():
+            raise GenesisError(f"warehouse {path} does not exist: generate the synthetic tables first")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            con = duckdb.connect(str(path), read_only=read_only)
+        except duckdb.IOException as exc:
+            raise GenesisError(f"warehouse {path} is locked or unreadable ({exc.__class__.__name__}): "
+                               "is another run writing to it? Try again when it has finished") from None
+        try:
+            yield con
+        finally:
+            con.close()
+
+    return connect
+
+
+class WriterBusy(GenesisError):
+    """Another process is training or publishing this dataset."""
+
+
+_held: dict[str, int] = {}  # (lock file, thread) this process holds -> depth
+_held_guard = threading.Lock()
+
+
+@contextlib.contextmanager
+def writer_lock(layout: DatasetLayout, *, wait: float | None = 0.0, log: Log = _quiet) -> Iterator[None]:
+    """One writer per dataset (training, committing a split, moving LATEST): others wait up to `wait` seconds
+    (None: as long as it takes) and then fail with WriterBusy, before they train. The kernel releases the lock
+    when its holder dies, so a killed run never leaves the dataset locked. Re-entrant within one thread."""
+    key = f"{layout.lock_file.resolve()}@{threading.get_ident()}"  # re-entrant per thread; other threads wait
+    with _held_guard:
+        if key in _held:
+            _held[key] += 1
+            reentered = True
+        else:
+            reentered = False
+    if reentered:
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held[key] -= 1
+        return
+    layout.lock_file.parent.mkdir(parents=True, exist_ok=True)
+    handle = open(layout.lock_file, "a+")
+    try:
+        deadline = None if wait is None else time.monotonic() + max(0.0, wait)
+        announced = False
+        while True:
+            try:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                break
+            except BlockingIOError:
+                holder = _lock_holder(layout)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise WriterBusy(f"dataset {layout.dataset!r} is being written by another run{holder}: try again when it "
+                                     "has finished (the CLI's --wait SECONDS waits for it)") from None
+                if not announced:
+                    log(f"dataset {layout.dataset} is being written by another run{holder}: waiting for it")
+                    announced = True
+                time.sleep(0.2)
+        handle.seek(0)
+        handle.truncate()
+        handle.write(json.dumps({"pid": os.getpid()}))
+        handle.flush()
+        with _held_guard:
+            _held[key] = 1
+        try:
+            yield
+        finally:
+            with _held_guard:
+                _held.pop(key, None)
+            fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    finally:
+        handle.close()
+
+
+def _lock_holder(layout: DatasetLayout) -> str:
+    try:
+        return f" (pid {int(json.loads(layout.lock_file.read_text())['pid'])})"
+    except (OSError, ValueError, KeyError, TypeError):
+        return ""
+
+
+def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
+    from genesis_pipelines.engine.io import read_table
+
+    with connect() as con:
+        return {t: read_table(con, schema, t) for t in tables}
+
+
+def read_sources(spec, layout: DatasetLayout, connect: Connect) -> dict[str, pd.DataFrame]:
+    """The real tables as loaded into the warehouse by load_source (what every later step reads)."""
+    from genesis_pipelines.engine.io import source_table_names
+
+    return read_tables(connect, layout.source_schema, source_table_names(spec))
+
+
+# ---------------------------------------------------------------- stored analysis and models
+
+
+def load_schema(layout: DatasetLayout):
+    from genesis_pipelines.engine.schema import DatasetSchema
+
+    path = layout.analysis("schema")
+    if not path.is_file():
+        raise GenesisError(f"{path.name} is missing: run the schema step first (materialize the schema asset)")
+    return DatasetSchema.model_validate(json.loads(path.read_text(encoding="utf-8")))
+
+
+def load_findings(layout: DatasetLayout):
+    from genesis_pipelines.engine.pii import PiiFinding
+
+    path = layout.analysis("pii_scan")
+    if not path.is_file():
+        raise GenesisError(f"{path.name} is missing: run the PII scan first (materialize the pii_scan asset)")
+    return [PiiFinding.model_validate(f) for f in json.loads(path.read_text(encoding="utf-8"))]
+
+
+def load_model(layout: DatasetLayout, version: str | None = None, *, retrain_hint: str = DEFAULT_RETRAIN_HINT):
+    """(model, its folder): `version`, else the latest; a missing or corrupt one names the way out."""
+    from genesis_pipelines.engine import relational
+
+    try:
+        return relational.load_model(layout.models, version)
+    except ModelError as exc:
+        raise ModelError(f"{exc} ({retrain_hint})") from None
+
+
+def read_splits(layout: DatasetLayout, connect: Connect, model, *, retrain_hint: str = DEFAULT_RETRAIN_HINT):
+    """The model's own training and holdout rows (an error naming the way out if the warehouse no longer has them)."""
+    from genesis_pipelines.engine import splits
+
+    with connect() as con:
+        return splits.read_splits(con, layout.dataset, model, model.tables, retrain_hint=retrain_hint)
+
+
+# ---------------------------------------------------------------- source, schema, PII scan
+
+
+def load_source(spec, layout: DatasetLayout, connect: Connect, table: str) -> pd.DataFrame:
+    """One real table, read from its file (or S3) and swapped into source_<ds>; returns it for its metadata."""
+    from genesis_pipelines.engine.io import read_source_table, write_table
+
+    df = read_source_table(spec, table)
+    with connect() as con:
+        write_table(con, layout.source_schema, table, df)
+    return df
+
+
+@dataclass
+class Analysis:
+    schema: object  # DatasetSchema
+    rules: list = field(default_factory=list)  # the data's own rules (Rule), before PII policies
+
+
+def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> Analysis:
+    """Types, keys and the FK graph, written to <ds>/schema.json; the rules found are returned for display
+    (the model finds them again on its own inputs)."""
+    from genesis_pipelines.engine import rules, schema
+    from genesis_pipelines.engine.io import write_json
+
+    result = schema.analyse(spec, tables)
+    found = rules.select(rules.discover(tables, result, seed=spec.seed), spec.rules)
+    write_json(layout.analysis("schema"), result.model_dump(mode="json"))
+    save_plan(spec, layout, result)
+    return Analysis(schema=result, rules=found)
+
+
+def scan(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame], db_schema) -> list:
+    """PII findings with the spec's policies, written to <ds>/pii_scan.json."""
+    from genesis_pipelines.engine import pii
+    from genesis_pipelines.engine.io import write_json
+
+    findings = pii.scan_tables(tables, db_schema, spec)
+    write_json(layout.analysis("pii_scan"), [f.model_dump(mode="json") for f in findings])
+    return findings
+
+
+# ---------------------------------------------------------------- the generation plan (the asset graph's shape)
+
+PLAN_FORMAT = "genesis.plan/1"
+
+
+def spec_digest(spec) -> str:
+    """What a stored plan was computed for: the whole spec (a changed spec plans afresh)."""
+    import hashlib
+
+    return hashlib.sha256(spec.model_dump_json().encode("utf-8")).hexdigest()[:16]
+
+
+def plan_from_schema(db_schema) -> dict[str, list[str]]:
+    """Table -> parent tables in generation order: the FKs that order generation (no self references, no
+    deferred keys), as schema.plan_generation gives them."""
+    return {t: sorted({fk.parent_table for fk in db_schema.foreign_keys
+                       if fk.child_table == t and not fk.is_self_reference and not fk.deferred})
+            for t in db_schema.generation_order}
+
+
+def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
+    """The plan as state (<ds>/plan.json), so loading the definitions needs no source data."""
+    from genesis_pipelines.engine.io import write_json
+
+    write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
+                                        "plan": [[t, parents] for t, parents in plan_from_schema(db_schema).items()]})
+
+
+def table_names(spec, layout: DatasetLayout) -> list[str]:
+    """The dataset's tables at definitions load: declared ones, a local folder's file names (a listing, no data),
+    or, for an S3 prefix or a DuckDB file, the names the stored plan recorded (listed once when there is none)."""
+    from genesis_pipelines.engine.io import source_table_names
+
+    if spec.tables or spec.source.kind in ("csv_folder", "parquet_folder"):
+        return source_table_names(spec)
+    stored = stored_plan(spec, layout)
+    return list(stored) if stored is not None else source_table_names(spec)
+
+
+def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str] | None = None) -> dict[str, list[str]] | None:
+    """The stored plan when it was made for this spec and these tables, else None."""
+    path = layout.analysis("plan")
+    try:
+        state = json.loads(path.read_text(encoding="utf-8"))
+        plan = {str(t): [str(p) for p in parents] for t, parents in state["plan"]}
+        fresh = state.get("format") == PLAN_FORMAT and state.get("spec_digest") == spec_digest(spec)
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+    return plan if fresh and (tables is None or set(plan) == set(tables)) else None
+
+
+def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: Log = _quiet) -> dict[str, list[str]]:
+    """The plan without reading source data: from the declared FKs, or from the state the schema step stored.
+    Only when the plan depends on the data (inferred keys, or a declared cycle whose deferred key depends on where
+    the data has nulls) and no fresh state exists yet (a new dataset, a changed spec) is it computed from the
+    source, once, and stored: later loads read no data until the schema step plans again."""
+    from genesis_pipelines.engine import schema
+    from genesis_pipelines.engine.io import read_source_table, write_json
+
+    tables = list(tables)
+    plan = stored_plan(spec, layout, tables)
+    if plan is not None:
+        return plan
+    read: list[str] = []
+
+    def read_table(table: str) -> pd.DataFrame:
+        if not read:
+            log(f"dataset {spec.name}: no stored generation plan for this spec yet: planning from the source once")
+        read.append(table)
+        return read_source_table(spec, table)
+
+    plan = schema.plan_generation(spec, tables, read_table=read_table)
+    listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
+    if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
+        try:
+            write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
+                                                "plan": [[t, parents] for t, parents in plan.items()]})
+        except OSError as exc:  # a read-only data dir where the definitions load: plan again next time
+            log(f"dataset {spec.name}: cannot store its generation plan ({exc.strerror or exc.__class__.__name__})")
+    return plan
+
+
+# ---------------------------------------------------------------- training
+
+
+@dataclass
+class Trained:
+    model: object  # RelationalModel
+    model_dir: Path
+    suites: dict
+    cost: object  # device.TrainingCost
+
+
+def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[str, pd.DataFrame], db_schema,
+                findings: list, *, device: str = "cpu", hash_key: bytes | None = None, log: Log = _quiet,
+                wait: float | None = 0.0) -> Trained:
+    """Fit the model (holding the dataset's writer lock), commit its train/holdout split to the warehouse, save its
+    expectation suites beside it, and only then make it LATEST. A failure anywhere leaves LATEST and the previous
+    model as they were, and removes the unpublished version folder."""
+    from genesis_pipelines.engine import relational
+    from genesis_pipelines.engine.device import forward_training_log, measure_training
+    from genesis_pipelines.engine.expectations import build_suites, save_suites
+    from genesis_pipelines.engine.splits import write_splits
+
+    with writer_lock(layout, wait=wait, log=log):
+        remove_stale_model_files(layout)
+        with measure_training(device) as cost, forward_training_log(log):
+            model, splits = relational.train(spec, db_schema, tables, findings, layout.models, device=device,
+                                             hash_key=hash_key, log=log, publish=False)
+        model_dir = layout.models / model.version
+        try:
+            # the holdout stays in the warehouse for evaluation, never exported
+            with connect() as con:
+                write_splits(con, spec.name, model, splits)
+            # the suite travels with the model version: aggregates of the training rows, no PII columns
+            suites = build_suites({t: rows for t, (rows, _) in splits.items()}, model.db_schema,
+                                  relational.comparison_exclusions(model))
+            save_suites(model_dir, suites)
+            relational.set_latest(layout.models, model.version)
+        except BaseException:
+            shutil.rmtree(model_dir, ignore_errors=True)
+            raise
+    return Trained(model=model, model_dir=model_dir, suites=suites, cost=cost)
+
+
+def remove_stale_model_files(layout: DatasetLayout) -> list[Path]:
+    """What a killed training left under models/: its staging folder and half-written pointer temp files. Safe only
+    under the writer lock (no other training is staging now)."""
+    if not layout.models.is_dir():
+        return []
+    stale = [p for p in layout.models.iterdir() if p.name.startswith(".staging-") or p.name.startswith(".LATEST.json.")]
+    for path in stale:
+        if path.is_dir():
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            path.unlink(missing_ok=True)
+    return stale
+
+
+def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu", hash_key: bytes | None = None,
+          log: Log = _quiet, wait: float | None = 0.0) -> Trained:
+    """Source -> schema -> PII scan -> model, in one go, exactly as the Dagster assets run them one by one: the
+    tables are loaded into the warehouse and read back, so both front ends train on the very same frames."""
+    from genesis_pipelines.engine.io import source_table_names
+
+    with writer_lock(layout, wait=wait, log=log):  # before any work: a second writer fails (or waits) here
+        names = source_table_names(spec)
+        log(f"reading {len(names)} source tables of {spec.name}")
+        for table in names:
+            load_source(spec, layout, connect, table)
+        tables = read_sources(spec, layout, connect)
+        analysis = analyse(spec, layout, tables)
+        findings = scan(spec, layout, tables, analysis.schema)
+        log(f"schema: {len(analysis.schema.foreign_keys)} foreign keys; PII scan: {len(findings)} columns")
+        # the stored analysis is what the steps hand on (its JSON orders columns by name), as between the assets
+        return train_model(spec, layout, connect, tables, load_schema(layout), load_findings(layout), device=device,
+                           hash_key=hash_key, log=log, wait=wait)
+
+
+# ---------------------------------------------------------------- generation and publication
+
+
+@dataclass
+class GeneratedTable:
+    table: str
+    rows: int
+    columns: pd.DataFrame  # the first chunk's head(0): the column names and dtypes, no rows
+    deferred_children: list[str] = field(default_factory=list)  # children whose deferred keys were filled here
+
+
+def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Path, table: str, *, scale: float,
+                   seed: int, locale: str = "en_US") -> GeneratedTable:
+    """One synthetic table after its (already generated) parents, streamed into synthetic_<ds> and swapped in;
+    then, for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in."""
+    from genesis_pipelines.engine import relational
+    from genesis_pipelines.engine.io import read_table, write_table
+
+    out_schema = layout.synthetic_schema
+    first: list[pd.DataFrame] = []
+
+    def remember_first(chunks):
+        for chunk in chunks:
+            if not first:
+                first.append(chunk.head(0))
+            yield chunk
+
+    filled: list[str] = []
+    with connect() as con:
+        # the model's own FK graph decides which parents are read
+        parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
+        chunks = relational.generate_table_chunks(
+            model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
+            forbidden=relational.load_pii_guard(model, model_dir),
+            copy_guard=relational.load_copy_guard(model, model_dir, table))
+        rows = write_table(con, out_schema, table, remember_first(chunks))  # memory bounded by a chunk
+        for relation in relational.deferred_relations(model, table):
+            child = relation.fk.child_table
+            done = relational.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
+                                                 read_table(con, out_schema, table), seed=seed)
+            write_table(con, out_schema, child, done)
+            filled.append(child)
+    return GeneratedTable(table=table, rows=rows, columns=first[0] if first else pd.DataFrame(), deferred_children=filled)
+
+
+def publish_files(layout: DatasetLayout, connect: Connect, tables: Sequence[str], *, out: str | Path | None = None,
+                  formats: Sequence[str] = FILE_FORMATS) -> list[Path]:
+    """Every synthetic table as Parquet + CSV, from the committed warehouse tables, in one new version folder made
+    current in one swap: `<ds>/synthetic` (or `out`) always shows one complete set."""
+    from genesis_pipelines.engine.export import publish_versioned
+    from genesis_pipelines.engine.io import export_warehouse_table
+
+    target = Path(out) if out is not None else layout.synthetic
+
+    def write(folder: Path) -> list[Path]:
+        with connect() as con:
+            return [p for t in tables for p in export_warehouse_table(con, layout.synthetic_schema, t, folder, tuple(formats))]
+
+    return publish_versioned(target, write, adopt_existing=out is None)
+
+
+def export(layout: DatasetLayout, connect: Connect, model, fmt: str, *, out: str | Path | None = None) -> list[Path]:
+    """The synthetic tables in another format (export.FORMATS), published as one versioned folder."""
+    from genesis_pipelines.engine.export import export_tables, publish_versioned
+
+    synthetic = read_tables(connect, layout.synthetic_schema, model.db_schema.generation_order)
+    target = Path(out) if out is not None else layout.exports(fmt)
+    return publish_versioned(target, lambda folder: export_tables(synthetic, folder, fmt, name=layout.dataset,
+                                                                  schema=model.db_schema),
+                             adopt_existing=out is None)
+
+
+@dataclass
+class Generated:
+    tables: dict[str, int]  # rows per table, in generation order
+    files: list[Path]
+
+
+def generate(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Path, *, scale: float | None = None,
+             seed: int | None = None, out: str | Path | None = None, log: Log = _quiet,
+             wait: float | None = 0.0) -> Generated:
+    """Every table in generation order (generate_table), then the files (publish_files), as one writer."""
+    scale = spec.scale if scale is None else scale
+    seed = spec.seed if seed is None else seed
+    rows: dict[str, int] = {}
+    with writer_lock(layout, wait=wait, log=log):
+        for table in model.db_schema.generation_order:
+            rows[table] = generate_table(layout, connect, model, model_dir, table, scale=scale, seed=seed,
+                                         locale=spec.pii_locale).rows
+            log(f"{table}: {rows[table]} rows")
+        files = publish_files(layout, connect, model.db_schema.generation_order, out=out)
+    return Generated(tables=rows, files=files)
+
+
+# ---------------------------------------------------------------- reports
+
+
+def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
+                   retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
+    """Fidelity against the real source; utility trains on the model's train split and scores on its holdout."""
+    from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.relational import comparison_exclusions
+
+    synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
+    train_rows, holdout_rows = read_splits(layout, connect, model, retrain_hint=retrain_hint)
+    real = read_tables(connect, layout.source_schema, list(model.tables))
+    public: dict[str, set[str]] = {}
+    for ref in spec.utility.public_columns:
+        public.setdefault(ref.split(".", 1)[0], set()).add(ref.split(".", 1)[1])
+    report = evaluation.quality_report(real, synthetic, model.db_schema, exclude=comparison_exclusions(model),
+                                       seed=spec.seed, public=public, train_tables=train_rows,
+                                       holdout_tables=holdout_rows, utility_target=spec.utility.target)
+    report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
+    return report
+
+
+def _report_context(spec, model, seed: int | None) -> dict:
+    """The report header: date, model version, the seed the synthetic tables were generated with, source
+    fingerprint, and the quality minimum the verdict compares with."""
+    from genesis_pipelines.engine.evaluation.report import report_context
+
+    return report_context(dataset=spec.name, model_version=model.version, seed=spec.seed if seed is None else seed,
+                          source_fingerprint=model.source_fingerprint, quality_min=spec.thresholds.quality_min)
+
+
+def privacy_report(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Path, *,
+                   retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
+    """Attacks against the model's own train/holdout split, the DP budget each generator spent, and real PII
+    found in the synthetic tables (counts per table, never values) as the `no_pii_leak` gate."""
+    from genesis_pipelines.engine import evaluation, pii
+    from genesis_pipelines.engine.relational import comparison_exclusions, load_pii_guard
+
+    synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
+    train_rows, holdout_rows = read_splits(layout, connect, model, retrain_hint=retrain_hint)
+    report = evaluation.privacy_report(train_rows, holdout_rows, synthetic, model.db_schema,
+                                       exclude=comparison_exclusions(model), thresholds=spec.thresholds,
+                                       quasi_identifiers=spec.quasi_identifiers, sensitive_columns=spec.sensitive_columns,
+                                       seed=spec.seed, model_describe={t: m.describe for t, m in model.tables.items()})
+    exempt = spec.pii_leak_exempt
+    leaks = pii.find_leaks(synthetic, load_pii_guard(model, model_dir), exempt, model.pii)
+    snippets = pii.find_text_leaks(synthetic, pii.read_text_guard(model_dir), model.pii_guard_salt, exempt)
+    report["pii_leaks"] = {t: sum(leaks.get(t, {}).values()) for t in synthetic}  # counts only, never the values
+    report["text_snippet_leaks"] = {t: sum(snippets.get(t, {}).values()) for t in synthetic}
+    report["pii_leak_exempt"] = sorted(exempt)  # names only
+    report.setdefault("passed", {})["no_pii_leak"] = not any(report["pii_leaks"].values()) and not any(
+        report["text_snippet_leaks"].values())
+    report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
+    return report
+
+
+def write_report(directory: str | Path, dataset: str, kind: str, report: dict) -> Path:
+    """HTML + JSON as the latest report, and a copy under <directory>/<model version>/ so versions can be compared.
+    Returns the latest HTML's path."""
+    from genesis_pipelines.engine.evaluation import render_html
+    from genesis_pipelines.engine.io import atomic_path, write_json
+
+    directory = Path(directory)
+    html = render_html(report, title=f"{dataset}: {kind.replace('_', ' ')}", kind=kind)
+    for folder in ([directory / report["model_version"]] if report.get("model_version") else []) + [directory]:
+        write_json(folder / f"{kind}.json", report)
+        with atomic_path(folder / f"{kind}.html") as tmp:
+            tmp.write_text(html, encoding="utf-8")
+    return directory / f"{kind}.html"
