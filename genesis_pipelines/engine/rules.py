@@ -99,6 +99,9 @@ def _numbers(series: pd.Series) -> np.ndarray:
     return pd.to_numeric(series, errors="coerce").to_numpy(dtype="float64", na_value=np.nan, copy=True)
 
 
+LAYOUT_SAMPLE = 2000  # values a repaired text date column's layout is read from (each repair reads it again)
+
+
 def _text_dates(series: pd.Series) -> pd.Series:
     """ISO text at once (the common case, as generators write it); another layout through io.parse_dates."""
     iso = pd.to_datetime(series, format="ISO8601", errors="coerce")
@@ -118,7 +121,7 @@ def _set_numbers(body: pd.DataFrame, column: str, rows: np.ndarray, values: np.n
         fresh = pd.Series(np.round(values)).astype(like.dtype)
     elif pd.api.types.is_object_dtype(like) or pd.api.types.is_string_dtype(like):  # dates written as text
         stamps = pd.Series(pd.to_datetime(np.round(np.nan_to_num(values) * 1e6).astype("int64"), unit="us"))
-        fresh = dates_as_text(stamps.where(~np.isnan(values)), date_layout(like)).astype(like.dtype)
+        fresh = dates_as_text(stamps.where(~np.isnan(values)), date_layout(like.dropna().iloc[:LAYOUT_SAMPLE])).astype(like.dtype)
     else:
         fresh = pd.Series(values).astype(like.dtype)
     merged = like.copy()
