@@ -231,7 +231,7 @@ def test_schema_asset_lists_the_rules_without_values(tmp_path):
     metadata = next(e.event_specific_data.materialization.metadata for e in result.get_asset_materialization_events()
                     if e.asset_key == dg.AssetKey(["shop", "schema"]))
     listing = metadata["data_rule_list"].value
-    assert "order:orders.ordered<orders.shipped" in listing and "| order | orders.ordered, orders.shipped | 1.0000 |" in listing
+    assert "order:orders.ordered<orders.shipped" in listing and "| order | orders.ordered, orders.shipped | 100% |" in listing
     assert metadata["data_rules_by_kind"].value.get("parent_equal") == 1 and "min_children" not in listing
     assert "k0" not in listing and "c1" not in listing and "2020" not in listing  # no real value
 
