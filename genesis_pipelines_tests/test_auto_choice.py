@@ -30,3 +30,37 @@ def test_the_fail_safe_says_it_fired():
     info = model.describe()["auto"]
     assert info["stopped_by_wall_clock"] is True
     assert "fail-safe" in info["candidates"]["dp_gaussian_copula"]["skipped"]
+
+
+def test_neural_trials_are_a_step_budget_whatever_the_rows():
+    from genesis_pipelines.engine.generators.auto import neural_trial_settings
+
+    small, large = neural_trial_settings(3_750), neural_trial_settings(15_000)
+    assert small["epochs"] == 30 and large["epochs"] == 10  # 8 x 30 and 30 x 10 optimiser steps
+    assert neural_trial_settings(10_000_000)["epochs"] == 3  # a floor of whole passes, never the clock
+
+
+@pytest.mark.slow
+def test_auto_picks_the_autoregressive_model_on_adult():
+    """On Adult the autoregressive model scores higher than the copula on the whole table; the trial must see it."""
+    import pandas as pd
+
+    import os
+    from pathlib import Path
+
+    corpus = Path(os.environ.get("GENESIS_CORPUS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
+    path = corpus / "adult" / "adult.csv"
+    if not path.is_file():
+        pytest.skip(f"corpus table {path} not found (put the corpus at ../shared/datasets)")
+    from genesis_pipelines.engine.schema import profile_table
+    from genesis_pipelines.engine.spec import DatasetSpec
+
+    df = pd.read_csv(path)
+    spec = DatasetSpec.model_validate({"name": "d", "source": {"kind": "csv_folder", "path": "."}, "tables": {"adult": {}}})
+    meta = profile_table("adult", df, spec)
+    model = create_generator("auto", candidates=["gaussian_copula", "autoregressive"])
+    model.fit(df, meta, seed=0)
+    info = model.describe()["auto"]
+    scores = {m: r["score"] for m, r in info["candidates"].items()}
+    assert scores["autoregressive"] > scores["gaussian_copula"] + 0.01
+    assert info["chosen_method"] == "autoregressive" and info["trial_rows"] == 15_000

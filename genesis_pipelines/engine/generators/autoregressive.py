@@ -117,7 +117,7 @@ class AutoregressiveGenerator:
 
     def __init__(self, max_bins: int = 100, min_count: int = 5, emb_dim: int = 16, hidden: int = 128,
                  dropout: float = 0.0, weight_decay: float = 0.1, lr: float = 3e-3, batch_size: int = 1024,
-                 max_epochs: int | None = None, patience: int = 4, max_training_seconds: float = 3600.0,
+                 max_epochs: int | None = None, max_steps: int = 2000, patience: int = 4, max_training_seconds: float = 3600.0,
                  validation_fraction: float = 0.1, anneal_fraction: float = 0.4, order: str = "cardinality", first_columns: list[str] | None = None,
                  temperature: float = 1.0, top_p: float = 1.0, condition_candidates: int = 16,
                  guard_copies: bool = True, max_fit_rows: int = 1_000_000, threads: int = 1):
@@ -125,7 +125,7 @@ class AutoregressiveGenerator:
             raise GenesisError(f"autoregressive: order must be 'cardinality' or 'table', not {order!r}")
         self.settings = dict(max_bins=int(max_bins), min_count=int(min_count), emb_dim=int(emb_dim), hidden=int(hidden),
                              dropout=float(dropout), weight_decay=float(weight_decay), lr=float(lr),
-                             batch_size=int(batch_size), max_epochs=None if max_epochs is None else int(max_epochs), patience=int(patience),
+                             batch_size=int(batch_size), max_epochs=None if max_epochs is None else int(max_epochs), max_steps=int(max_steps), patience=int(patience),
                              max_training_seconds=float(max_training_seconds),
                              validation_fraction=float(validation_fraction), anneal_fraction=float(anneal_fraction), order=order,
                              first_columns=list(first_columns or []), condition_candidates=int(condition_candidates),
@@ -216,8 +216,10 @@ class AutoregressiveGenerator:
         optimizer = torch.optim.AdamW(_param_groups(model, s["weight_decay"]), lr=s["lr"])
         batch = max(8, min(s["batch_size"], len(train) // 4 or 8))
         steps_per_epoch = max(1, math.ceil(len(train) / batch))
-        # about 500 optimiser steps, at least 15 passes (Adult: 15 epochs of 35 steps)
-        max_epochs = s["max_epochs"] or int(min(300, max(15, math.ceil(500 / steps_per_epoch))))
+        # about 500 optimiser steps, at least 15 passes (Adult: 15 epochs of 35 steps); on large tables the passes are
+        # sized by rows: at most `max_steps` steps (337k flights: 7 epochs of 297 steps), at least one pass
+        passes = max(1, min(15, math.ceil(s["max_steps"] / steps_per_epoch)))
+        max_epochs = s["max_epochs"] or int(min(300, max(passes, math.ceil(500 / steps_per_epoch))))
         warmup = max(1.0, 0.1 * max_epochs)
         patience = max(s["patience"], math.ceil(0.1 * max_epochs))  # small validation sets are noisy
         # learning rate (one-cycle): a linear warm-up, then a cosine decay to ~0 at max_epochs. A model stopped
