@@ -202,3 +202,11 @@ def test_warehouse_steps_share_the_duckdb_pool_limited_to_one(tmp_path):
     # the model holds the "gpu" pool while training; its short warehouse reads and writes retry on the lock
     assert {name for name, pool in pools.items() if pool != "duckdb"} <= {"shop__model"}
     assert pools["shop__model"] in ("duckdb", "gpu")
+
+
+def test_the_embedded_instance_runs_one_run_per_dataset(tmp_path):
+    """Runs launched from the UI queue too: the daemon holds a second run of the same dataset until the first ends."""
+    config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
+    with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}, temp_dir=str(tmp_path)) as instance:
+        limits = instance.get_concurrency_config().run_queue_config.tag_concurrency_limits
+    assert {"key": "dataset", "limit": 1, "value": {"applyLimitPerUniqueValue": True}} in limits
