@@ -564,7 +564,7 @@ class QualityReport(_Report):
         elif utility:
             out.append(f"utility: target {utility['target']} ({utility['task']}, {utility['primary_metric']})")
         for rec in (self.details.get("recommendations") or [])[:5]:
-            out.append(f"- {rec.get('message', rec)}")
+            out.append(f"- {rec.get('text', rec) if isinstance(rec, dict) else rec}")
         return out
 
 
