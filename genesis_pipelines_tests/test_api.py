@@ -214,3 +214,14 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     exec(compile(code, "README.md", "exec"), namespace)
     assert isinstance(namespace["synthetic"], pd.DataFrame) and len(namespace["synthetic"]) == 1000
     assert namespace["report"].fidelity_score is not None
+
+
+def test_docstring_examples_run():
+    import doctest
+
+    from genesis_pipelines import api
+    from genesis_pipelines.engine.generators import base
+
+    for module in (api, base):
+        result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)
+        assert result.attempted > 0 and result.failed == 0, module.__name__
