@@ -138,7 +138,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = argparse.ArgumentParser(prog="genesis", description="A safe synthetic twin of a relational database.")
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--spec", required=True, help="dataset spec (resources/datasets/<name>/dataset.yaml)")
+    common.add_argument("--spec", help="dataset spec (resources/datasets/<name>/dataset.yaml); or -i / -r for plain files")
     common.add_argument("--data-dir", help="models, exports and reports (default: GENESIS_DATA_DIR or ./data)")
     common.add_argument("--warehouse", help="DuckDB warehouse (default: GENESIS_WAREHOUSE or <data dir>/warehouse.duckdb)")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -168,6 +168,11 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--format", required=True, choices=FORMATS)
     ex.add_argument("--out", help="target folder (default: <data dir>/<dataset>/exports/<format>)")
     ex.set_defaults(func=cmd_export)
+    from genesis_pipelines import cli_files  # generate / evaluate / privacy-audit on plain files, and automl
+
+    cli_files.register(sub, {"generate": gen, "evaluate": ev, "privacy-audit": pa, "export": ex},
+                       {"generate": cmd_generate, "evaluate": cmd_evaluate, "privacy-audit": cmd_privacy_audit,
+                        "export": cmd_export}, common)
     return parser
 
 

@@ -402,6 +402,46 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
                            hash_key=hash_key, log=log, wait=wait)
 
 
+def normalise_frames(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Frames as the steps see them: written into DuckDB and read back (load_source then read_sources), so frames
+    handed in by the Python API train on the same types as files loaded by the pipeline."""
+    from genesis_pipelines.engine.io import read_table, write_table
+
+    con = duckdb.connect(":memory:")
+    try:
+        out = {}
+        for name, df in tables.items():
+            try:
+                write_table(con, "source", name, df)
+            except (duckdb.Error, ValueError, TypeError) as exc:
+                raise GenesisError(f"table {name!r}: a column holds values of mixed types DuckDB cannot store "
+                                   f"({exc.__class__.__name__}); give each column one type") from None
+            out[name] = read_table(con, "source", name)
+        return out
+    finally:
+        con.close()
+
+
+def train_frames(spec, tables: Mapping[str, pd.DataFrame], model_root: Path, *, device: str = "cpu",
+                 hash_key: bytes | None = None, log: Log = _quiet):
+    """Schema -> PII scan -> model on frames in memory (the Python API), with the same engine calls as train():
+    schema.analyse, pii.scan_tables, their stored (JSON) form, relational.train. Returns (model, its folder, the
+    train/holdout splits); the model is LATEST under `model_root`."""
+    from genesis_pipelines.engine import pii, relational, schema
+    from genesis_pipelines.engine.pii import PiiFinding
+    from genesis_pipelines.engine.schema import DatasetSchema
+
+    tables = normalise_frames(tables)
+    analysed = schema.analyse(spec, tables)
+    findings = pii.scan_tables(tables, analysed, spec)
+    # what the steps hand on is the stored analysis (its JSON orders columns by name), as between the assets
+    analysed = DatasetSchema.model_validate(json.loads(json.dumps(analysed.model_dump(mode="json"))))
+    findings = [PiiFinding.model_validate(json.loads(json.dumps(f.model_dump(mode="json")))) for f in findings]
+    model, splits = relational.train(spec, analysed, tables, findings, Path(model_root), device=device,
+                                     hash_key=hash_key, log=log, publish=True)
+    return model, Path(model_root) / model.version, splits
+
+
 # ---------------------------------------------------------------- generation and publication
 
 

@@ -1302,6 +1302,23 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
     return conditions
 
 
+def _user_conditions(model: RelationalModel, table: str, planned: pd.DataFrame | None, wanted, n: int) -> pd.DataFrame:
+    """A caller's conditions as one frame of `n` rows beside the planned parent features; a column the table's
+    generator does not model (unknown, a key, PII that is replaced) is an error naming table and column."""
+    frame = wanted if isinstance(wanted, pd.DataFrame) else pd.DataFrame({c: [v] * n for c, v in dict(wanted).items()})
+    if len(frame) != n:
+        raise GenesisError(f"table {table!r}: {len(frame)} condition rows for {n} rows to generate")
+    replaced = {f.column for f in model.pii if f.table == table and f.policy != "keep"}
+    keys = model.db_schema.key_columns(table)
+    for column in frame.columns:
+        if column not in model.tables[table].columns:
+            raise GenesisError(f"table {table!r} has no column {column!r} to condition on")
+        if column in keys or column in replaced:
+            raise GenesisError(f"table {table!r}: column {column!r} is a key or a replaced PII column; it cannot be a condition")
+    frame = frame.reset_index(drop=True)
+    return frame if planned is None else pd.concat([planned.reset_index(drop=True), frame], axis=1)
+
+
 def generate_table_chunks(
     model: RelationalModel,
     model_dir: Path,
@@ -1314,14 +1331,17 @@ def generate_table_chunks(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    conditions: pd.DataFrame | Mapping | None = None,
 ) -> Iterator[pd.DataFrame]:
     """One synthetic table, given its already generated parents, as chunks of at most `chunk_rows` rows.
 
     Keys for all rows are planned first (small integer arrays); the row bodies, the expensive part, are sampled
     and yielded chunk by chunk, so memory stays bounded on big child tables (stream them into DuckDB with
     io.write_table). `forbidden` holds real PII values that fake values must avoid; `copy_guard` the digests of
-    unique real records that sampled rows must not reproduce (see record_guard).
+    unique real records that sampled rows must not reproduce (see record_guard). `conditions` (column -> value, or
+    a frame with one row per generated row) fixes columns through the generator's own conditional sampling.
     """
+    wanted = conditions
     if table not in model.tables:
         raise ModelError(f"model version {model.version} has no table {table!r}: retrain the model")
     tm = model.tables[table]
@@ -1339,6 +1359,8 @@ def generate_table_chunks(
         return
     raw_generator = load_generator(Path(model_dir) / "tables" / table)
     keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)
+    if wanted is not None:
+        conditions = _user_conditions(model, table, conditions, wanted, n)
     # constrained: the body and any row resampled below obey the spec's constraints
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
     guard_columns = record_guard.record_columns(meta, comparison_exclusions(model)[table]) if copy_guard is not None else []
@@ -1405,10 +1427,12 @@ def generate_table(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    conditions: pd.DataFrame | Mapping | None = None,
 ) -> pd.DataFrame:
     """One synthetic table, given its already generated parents (see generate_table_chunks)."""
     chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
-                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows))
+                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows,
+                                        conditions=conditions))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
@@ -1434,13 +1458,16 @@ def fill_deferred_keys(model: RelationalModel, model_dir: Path, relation: Relati
 
 
 def generate_all(model: RelationalModel, model_dir: Path, *, scale: float = 1.0, seed: int = 0, locale: str = "en_US",
-                 chunk_rows: int = CHUNK_ROWS) -> dict[str, pd.DataFrame]:
-    """Every table in generation order: the library entry point outside Dagster."""
+                 chunk_rows: int = CHUNK_ROWS, conditions: Mapping[str, pd.DataFrame | Mapping] | None = None,
+                 ) -> dict[str, pd.DataFrame]:
+    """Every table in generation order: the library entry point outside Dagster (`conditions`: table -> its
+    conditions, see generate_table_chunks)."""
     guard = load_pii_guard(model, model_dir)
     out: dict[str, pd.DataFrame] = {}
     for table in model.db_schema.generation_order:
         out[table] = generate_table(model, model_dir, table, out, scale=scale, seed=seed, locale=locale, forbidden=guard,
-                                    copy_guard=load_copy_guard(model, model_dir, table), chunk_rows=chunk_rows)
+                                    copy_guard=load_copy_guard(model, model_dir, table), chunk_rows=chunk_rows,
+                                    conditions=(conditions or {}).get(table))
         for relation in deferred_relations(model, table):
             out[relation.fk.child_table] = fill_deferred_keys(model, model_dir, relation, out[relation.fk.child_table],
                                                               out[table], seed=seed)

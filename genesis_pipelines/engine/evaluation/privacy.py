@@ -519,6 +519,15 @@ def _k_anonymity(train, synth, meta, qis, sensitive, seed) -> dict:
     return {**synthetic, "real": real, "quasi_identifiers": len(qis)}
 
 
+def table_k_anonymity(frame: pd.DataFrame, meta: TableMeta, qis: list[str], sensitive: list[str] = (),
+                      k_target: int = K_TARGET) -> dict:
+    """k-anonymity and l-diversity of one table's quasi-identifiers, generalised as the privacy report does
+    (categories as they are, numbers in deciles)."""
+    codes = _qi_codes([frame], meta, list(qis))[0]
+    secrets = {c: _joint_column_codes([frame], c, meta.columns[c].sdtype)[0] for c in sensitive if c not in qis}
+    return attacks.k_anonymity(codes, secrets, k_target=k_target)
+
+
 def _name_tokens(column: str) -> str:
     text = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", column)
     return re.sub(r"[^a-z0-9]+", "_", text.lower())

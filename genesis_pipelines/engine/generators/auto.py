@@ -24,7 +24,8 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.errors import GenesisError, ModelError
-from genesis_pipelines.engine.generators.base import available_methods, create_generator, load_generator, register
+from genesis_pipelines.engine.generators.base import (auto_candidates, available_methods, create_generator, load_generator,
+                                                       register)
 from genesis_pipelines.engine.io import write_json
 from genesis_pipelines.engine.schema import TableMeta
 from genesis_pipelines.engine.spec import STRING_KINDS
@@ -84,7 +85,7 @@ class AutoGenerator:
         registered = set(available_methods())
         skipped: dict[str, str] = {}
         modelled = [c for c in table.columns if meta.columns[c].sdtype not in ("id", *STRING_KINDS)]
-        wanted = self.candidates or list(ORDER)
+        wanted = self.candidates or list(ORDER) + [m for m in auto_candidates() if m not in ORDER]  # + plugins that ask
         out = []
         for method in wanted:
             if method not in registered:

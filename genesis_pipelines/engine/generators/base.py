@@ -32,6 +32,9 @@ class Generator(Protocol):
 
 
 _REGISTRY: dict[str, type] = {}
+ENTRY_POINT_GROUP = "genesis_pipelines.generators"
+_plugins_loaded = False
+_plugin_errors: dict[str, str] = {}  # entry point name -> exception class (never a message)
 
 
 def register(cls: type) -> type:
@@ -39,11 +42,69 @@ def register(cls: type) -> type:
     return cls
 
 
+def register_generator(name: str):
+    """Class decorator: make a third-party generator available as method `name` (spec, `auto`, model metadata).
+
+    The class implements the Generator protocol (fit / sample / save / load / describe); a class attribute
+    `auto_candidate = True` adds it to the methods `auto` compares. Another package exposes it through the
+    entry-point group `genesis_pipelines.generators` (`name = "package.module:Class"`), loaded on first use.
+
+    >>> from genesis_pipelines import register_generator
+    >>> from genesis_pipelines.engine.generators import GaussianCopulaGenerator, available_methods
+    >>> @register_generator("my_copula")
+    ... class MyCopula(GaussianCopulaGenerator):
+    ...     pass
+    >>> "my_copula" in available_methods()
+    True
+    """
+    if not isinstance(name, str) or not name.replace("_", "").isalnum():
+        raise SpecError(f"generator name {name!r} must be letters, digits and underscores")
+
+    def decorate(cls: type) -> type:
+        if _REGISTRY.get(name) not in (None, cls) and getattr(_REGISTRY[name], "__module__", "").startswith("genesis_pipelines."):
+            raise SpecError(f"generator {name!r} is built in: choose another name")
+        cls.name = name
+        return register(cls)
+
+    return decorate
+
+
+def load_plugins() -> dict[str, str]:
+    """Import the generators other installed packages declare (entry-point group genesis_pipelines.generators),
+    once; a plugin that fails to import is left out and named in the returned errors, never fatal."""
+    global _plugins_loaded
+    if _plugins_loaded:
+        return dict(_plugin_errors)
+    _plugins_loaded = True
+    from importlib.metadata import entry_points
+
+    for point in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            cls = point.load()
+        except Exception as exc:  # a broken plugin never stops the built-in methods
+            _plugin_errors[point.name] = exc.__class__.__name__
+            continue
+        if isinstance(cls, type) and point.name not in _REGISTRY:
+            if getattr(cls, "name", None) != point.name:
+                cls.name = point.name
+            register(cls)
+    return dict(_plugin_errors)
+
+
+def auto_candidates() -> list[str]:
+    """Registered third-party methods that ask to be compared by `auto` (class attribute auto_candidate = True)."""
+    load_plugins()
+    return sorted(n for n, cls in _REGISTRY.items() if getattr(cls, "auto_candidate", False)
+                  and not getattr(cls, "__module__", "").startswith("genesis_pipelines.engine."))
+
+
 def available_methods() -> list[str]:
+    load_plugins()
     return sorted(_REGISTRY)
 
 
 def create_generator(method: str, **settings) -> Generator:
+    load_plugins()
     if method not in _REGISTRY:
         raise SpecError(f"generator {method!r} is unknown; available: {', '.join(available_methods())}")
     try:
@@ -69,6 +130,7 @@ def load_manifest(directory: Path) -> dict:
 def load_generator(directory: Path) -> Generator:
     manifest = load_manifest(directory)
     method = manifest.get("method")
+    load_plugins()
     if method not in _REGISTRY:
         raise ModelError(f"model in {directory} uses generator {method!r}, which this version does not provide: retrain it")
     return _REGISTRY[method].load(Path(directory))

@@ -1,0 +1,132 @@
+"""`genesis` on plain files (cli_files.py), end to end through subprocess: an adult sample (CSV and Parquet), a
+chinook folder, another tool's output (SDV, where installed), --json, and the exit codes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from genesis_pipelines.cli_files import read_input
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPUS = ROOT.parent / "shared" / "datasets"
+if not CORPUS.is_dir():
+    CORPUS = Path("/work/shared/datasets")
+pytestmark = pytest.mark.skipif(not (CORPUS / "adult").is_dir(), reason="shared corpus not present")
+
+
+def genesis(*args, cwd: Path) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "GENESIS_DATA_DIR": str(cwd / "data")}
+    return subprocess.run([sys.executable, "-m", "genesis_pipelines.cli", *map(str, args)], capture_output=True,
+                          text=True, cwd=cwd, env=env, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def adult_files(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("adult")
+    tables, _, _ = read_input(CORPUS / "adult" / "adult.csv")
+    df = tables["adult"].sample(n=900, random_state=11).reset_index(drop=True)
+    df.iloc[:600].to_csv(folder / "real.csv", index=False)
+    df.iloc[600:].to_csv(folder / "holdout.csv", index=False)
+    df.iloc[:600].to_parquet(folder / "real.parquet", index=False)
+    return folder
+
+
+def test_read_input_names_the_file(tmp_path):
+    from genesis_pipelines.engine.errors import SourceError
+
+    (tmp_path / "bad.csv").write_text("a,b\n1,2\n3\n")
+    with pytest.raises(SourceError, match="bad.csv line 3"):
+        read_input(tmp_path / "bad.csv")
+    (tmp_path / "x.txt").write_text("a\n")
+    with pytest.raises(SourceError, match="not a .csv or .parquet"):
+        read_input(tmp_path / "x.txt")
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    pd.DataFrame({"a": [1]}).to_csv(mixed / "t.csv", index=False)
+    pd.DataFrame({"a": [1]}).to_parquet(mixed / "u.parquet")
+    with pytest.raises(SourceError, match="mixes"):
+        read_input(mixed)
+
+
+@pytest.mark.slow
+def test_generate_evaluate_audit_on_adult(adult_files, tmp_path):
+    done = genesis("generate", "-i", adult_files / "real.csv", "-o", tmp_path / "syn.parquet", "-n", 700, "--json",
+                   cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout)
+    assert result["rows"] == {"real": 700} and result["methods"] == {"real": "gaussian_copula"}
+    synthetic = pd.read_parquet(tmp_path / "syn.parquet")
+    assert len(synthetic) == 700 and list(synthetic.columns) == list(pd.read_csv(adult_files / "real.csv").columns)
+    assert "\r" not in done.stderr  # no progress bar when stderr is not a terminal
+
+    ev = genesis("evaluate", "-r", adult_files / "real.parquet", "-s", tmp_path / "syn.parquet", "--target", "income",
+                 "--holdout", adult_files / "holdout.csv", "--out", tmp_path / "reports", "--json", cwd=tmp_path)
+    assert ev.returncode == 0, ev.stderr[-2000:]
+    scores = json.loads(ev.stdout)
+    assert scores["fidelity_score"] > 70 and scores["utility_score"] > 50 and scores["met"]
+    assert (tmp_path / "reports" / "quality_report.html").is_file()
+    strict = genesis("evaluate", "-r", adult_files / "real.csv", "-s", tmp_path / "syn.parquet", "--strict",
+                     "--quality-min", 99.9, cwd=tmp_path)
+    assert strict.returncode == 1 and "NOT met" in strict.stderr
+
+    audit = genesis("privacy-audit", "-r", adult_files / "real.csv", "-s", tmp_path / "syn.parquet", "--holdout",
+                    adult_files / "holdout.csv", "--sensitive", "income,capital-gain", "--json", cwd=tmp_path)
+    assert audit.returncode == 0, audit.stderr[-2000:]
+    verdict = json.loads(audit.stdout)
+    assert verdict["passed"] and "mia_auc_max" in verdict["gates"] and verdict["copies"] == 0
+    copied = genesis("privacy-audit", "-r", adult_files / "real.csv", "-s", adult_files / "real.csv", "--json",
+                     cwd=tmp_path)
+    assert copied.returncode == 1 and "exact_copies_max" in json.loads(copied.stdout)["failed_gates"]
+
+
+@pytest.mark.slow
+def test_generate_a_chinook_folder_and_automl(tmp_path):
+    done = genesis("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin", "--scale", 0.5, "--json", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    names = {p.stem for p in (CORPUS / "chinook").glob("*.csv")}
+    assert {p.stem for p in (tmp_path / "twin").glob("*.csv")} == names
+    album, artist = (pd.read_csv(tmp_path / "twin" / f"{t}.csv") for t in ("Album", "Artist"))
+    assert album["ArtistId"].isin(artist["ArtistId"]).all()
+    again = genesis("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin", cwd=tmp_path)
+    assert again.returncode == 2 and "not empty" in again.stderr
+    auto = genesis("automl", "-i", CORPUS / "chinook" / "Genre.csv", "-o", tmp_path / "genre.csv", "--json",
+                   cwd=tmp_path)
+    assert auto.returncode == 0, auto.stderr[-2000:]
+    assert (tmp_path / "genre.csv").is_file()
+
+
+def test_usage_and_bad_input_exit_2(tmp_path):
+    assert genesis("generate", cwd=tmp_path).returncode == 2
+    missing = genesis("evaluate", "-r", tmp_path / "nope.csv", "-s", tmp_path / "nope.csv", cwd=tmp_path)
+    assert missing.returncode == 2 and "nope.csv does not exist" in missing.stderr
+    both = genesis("generate", "--spec", "x.yaml", "-i", "y.csv", "-o", "z.csv", cwd=tmp_path)
+    assert both.returncode == 2 and "either --spec" in both.stderr
+    pd.DataFrame({"a": [1, 2, 3]}).to_csv(tmp_path / "t.csv", index=False)
+    suffix = genesis("generate", "-i", tmp_path / "t.csv", "-o", tmp_path / "out.txt", cwd=tmp_path)
+    assert suffix.returncode == 2 and ".csv or .parquet" in suffix.stderr
+    assert genesis("export", "--format", "csv", cwd=tmp_path).returncode == 2
+
+
+@pytest.mark.slow
+def test_audit_sdv_output(adult_files, tmp_path):
+    sdv = pytest.importorskip("sdv", reason="the optional extra genesis-pipelines[sdv] is not installed")
+    from sdv.metadata import SingleTableMetadata
+    from sdv.single_table import GaussianCopulaSynthesizer
+
+    real = pd.read_csv(adult_files / "real.csv")
+    metadata = SingleTableMetadata()
+    metadata.detect_from_dataframe(real)
+    model = GaussianCopulaSynthesizer(metadata)
+    model.fit(real)
+    model.sample(600).to_csv(tmp_path / "sdv.csv", index=False)
+    audit = genesis("privacy-audit", "-r", adult_files / "real.csv", "-s", tmp_path / "sdv.csv", "--holdout",
+                    adult_files / "holdout.csv", "--json", cwd=tmp_path)
+    assert audit.returncode in (0, 1), audit.stderr[-2000:]
+    assert "privacy_score" in json.loads(audit.stdout) and sdv
