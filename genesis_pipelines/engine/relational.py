@@ -1314,8 +1314,13 @@ def generate_table_chunks(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    rows: int | None = None,
+    conditions: pd.DataFrame | None = None,
 ) -> Iterator[pd.DataFrame]:
     """One synthetic table, given its already generated parents, as chunks of at most `chunk_rows` rows.
+
+    `rows` replaces the table's size at `scale`; `conditions` (conditions.plan) gives each row values of some of
+    its columns, on top of its parent's features (the rows are then drawn through conditions.ConditionedGenerator).
 
     Keys for all rows are planned first (small integer arrays); the row bodies, the expensive part, are sampled
     and yielded chunk by chunk, so memory stays bounded on big child tables (stream them into DuckDB with
@@ -1338,7 +1343,15 @@ def generate_table_chunks(
         yield reference_tables.load_rows(Path(model_dir) / "tables" / table)[tm.columns]
         return
     raw_generator = load_generator(Path(model_dir) / "tables" / table)
-    keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)
+    given = conditions
+    size = table_size(model, table, scale) if rows is None else max(0, int(rows))
+    keys, conditions, n = _plan_keys(model, model_dir, table, parents, size, rng, raw_generator)
+    if given is not None and len(given) and len(given.columns):
+        from genesis_pipelines.engine.conditions import ConditionedGenerator
+
+        given = given.iloc[np.arange(n) % len(given)].reset_index(drop=True)  # n may differ (a junction's pairs)
+        conditions = given if conditions is None else pd.concat([conditions.reset_index(drop=True), given], axis=1)
+        raw_generator = ConditionedGenerator(raw_generator, list(given.columns), table)
     # constrained: the body and any row resampled below obey the spec's constraints
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
     guard_columns = record_guard.record_columns(meta, comparison_exclusions(model)[table]) if copy_guard is not None else []
