@@ -1418,10 +1418,11 @@ def generate_table(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    rows: int | None = None,
 ) -> pd.DataFrame:
     """One synthetic table, given its already generated parents (see generate_table_chunks)."""
     chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
-                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows))
+                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows, rows=rows))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 
