@@ -106,5 +106,10 @@ def test_cli_exits_2_past_the_budget(tmp_path, isolated_data, capsys):
 
     spec_path = _dp_shop(tmp_path)
     assert cli.main(["generate", "--spec", str(spec_path)]) == 0
+    assert cli.main(["privacy-audit", "--spec", str(spec_path)]) in (0, 1)  # 1: a gate failed on this tiny shop
+    reports = isolated_data / "shop" / "reports"
+    ledger = json.loads((reports / "privacy_report.json").read_text())["privacy_budget"]
+    assert len(ledger["entries"]) == 1 and ledger["cumulative"]["epsilon"] <= 1.0 and ledger["budget"]["epsilon"] == 1.5
+    assert "Privacy budget" in (reports / "privacy_report.html").read_text()
     assert cli.main(["generate", "--spec", str(spec_path), "--train"]) == 2
     assert "would exceed privacy_budget" in capsys.readouterr().err
