@@ -77,9 +77,29 @@ def cmd_generate(args) -> int:
                                      hash_key=pii.hash_key_from_env(), log=_progress, wait=args.wait)
             _progress(f"trained model {trained.model.version} in {time.perf_counter() - started:.1f}s")
         model, model_dir = pipeline.load_model(layout, args.model_version, retrain_hint=RETRAIN_HINT)
+        if args.table or args.condition or args.rebalance or args.rows is not None:
+            return _augment(args, spec, layout, connect, model, model_dir, seed)
         _progress(f"generating {len(model.tables)} tables from model {model.version} (scale {scale}, seed {seed})")
         done = pipeline.generate(spec, layout, connect, model, model_dir, scale=scale, seed=seed, out=args.out,
                                  log=_progress, wait=args.wait)
+    _print_paths(done.files)
+    return EXIT_OK
+
+
+def _augment(args, spec, layout, connect, model, model_dir, seed: int) -> int:
+    """`generate --table T --condition COL=VALUE ... [--rebalance COL[=VALUE:SHARE,...]] [--rows N]`: conditioned
+    rows beside the twin (augmented_<ds>, <ds>/augmented/<T>/), logic in engine.pipeline.augment."""
+    from genesis_pipelines.engine import pipeline
+
+    table = args.table or (next(iter(model.tables)) if len(model.tables) == 1 else None)
+    if table is None:
+        raise GenesisError("--condition / --rebalance / --rows need --table (the dataset has several tables)")
+    if not args.condition and not args.rebalance:
+        raise GenesisError("--table and --rows generate conditioned rows: give --condition COL=VALUE or --rebalance COL")
+    done = pipeline.augment(spec, layout, connect, model, model_dir, table, conditions=args.condition or None,
+                            rows=args.rows, rebalance=args.rebalance, seed=seed, log=_progress, wait=args.wait)
+    for group in done.summary["groups"]:
+        _progress(f"{group['rows']} rows with " + ", ".join(f"{c}={v}" for c, v in group["condition"].items()))
     _print_paths(done.files)
     return EXIT_OK
 
@@ -151,6 +171,12 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--train", action="store_true", help="train a new model first, even if one exists")
     gen.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
                      help="wait this long for another run writing the same dataset (default: fail at once, exit 2)")
+    gen.add_argument("--table", help="generate conditioned rows of this table (with its children) beside the twin")
+    gen.add_argument("--condition", action="append", metavar="COL=VALUE",
+                     help="rows with this value (repeatable: all hold); e.g. income=>50K")
+    gen.add_argument("--rebalance", metavar="COL[=VALUE:SHARE,...]",
+                     help="spread the rows over a category column's classes: uniform, or the shares given")
+    gen.add_argument("--rows", type=int, help="conditioned rows to generate (default: the real table's size)")
     gen.set_defaults(func=cmd_generate)
 
     ev = sub.add_parser("evaluate", parents=[common], help="quality report (HTML + JSON) of the synthetic tables")

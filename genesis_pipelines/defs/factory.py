@@ -6,6 +6,7 @@ import logging
 import dagster as dg
 
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
+from genesis_pipelines.defs.assets.augmented import augmented_keys, build_augmented_assets
 from genesis_pipelines.defs.assets.common import dataset_key, source_key, synthetic_key
 from genesis_pipelines.defs.assets.drift import build_drift_asset
 from genesis_pipelines.defs.assets.model import build_model_asset
@@ -43,10 +44,11 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         *build_report_assets(spec, list(plan)),
         build_drift_asset(spec, tables),
         *build_s3_export_assets(spec, list(plan)),  # only with GENESIS_EXPORT_S3_URI
+        *build_augmented_assets(spec, plan),  # on request, with run config: not in the twin's jobs
     ]
     job = dg.define_asset_job(
         twin_job_name(spec.name),
-        selection=dg.AssetSelection.groups(spec.name),
+        selection=dg.AssetSelection.groups(spec.name) - dg.AssetSelection.assets(*augmented_keys(spec, plan)),
         description=f"Source tables to synthetic twin and reports for {spec.name}.",
         # one process: the DuckDB file takes a single writer, and steps are short
         executor_def=genesis_executor(),  # in-process unless GENESIS_EXECUTOR says otherwise

@@ -14,7 +14,7 @@ from pathlib import Path
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_SPECS_DIR = "resources/datasets"
 SPECS_DIR_ENV, DATA_DIR_ENV, WAREHOUSE_ENV = "GENESIS_SPECS_DIR", "GENESIS_DATA_DIR", "GENESIS_WAREHOUSE"
-WAREHOUSE_KINDS = ("source", "synthetic", "train", "holdout")
+WAREHOUSE_KINDS = ("source", "synthetic", "train", "holdout", "augmented")
 
 
 def specs_dir(default: str | Path | None = None, *, root: Path | None = None) -> Path:
@@ -36,7 +36,7 @@ def warehouse_path(data: Path | None = None) -> Path:
 
 
 def warehouse_schema(kind: str, dataset: str) -> str:
-    """`source_chinook`, `synthetic_chinook`, `train_chinook`, `holdout_chinook`."""
+    """`source_chinook`, `synthetic_chinook`, `train_chinook`, `holdout_chinook`, `augmented_chinook`."""
     if kind not in WAREHOUSE_KINDS:
         raise ValueError(f"unknown warehouse schema kind {kind!r}: one of {', '.join(WAREHOUSE_KINDS)}")
     return f"{kind}_{dataset}"
@@ -69,6 +69,15 @@ class DatasetLayout:
     @property
     def reports(self) -> Path:
         return self.root / "reports"
+
+    def augmented(self, table: str) -> Path:
+        """Conditioned rows of one table (and their children): a link to one complete version, like `synthetic`."""
+        return self.root / "augmented" / table
+
+    @property
+    def privacy_ledger(self) -> Path:
+        """Every DP training's spend, append-only (privacy_ledger.py)."""
+        return self.root / "privacy_ledger.json"
 
     def exports(self, fmt: str) -> Path:
         return self.root / "exports" / fmt
@@ -103,3 +112,7 @@ class DatasetLayout:
     @property
     def holdout_schema(self) -> str:
         return self.schema("holdout")
+
+    @property
+    def augmented_schema(self) -> str:
+        return self.schema("augmented")

@@ -347,7 +347,12 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
     from genesis_pipelines.engine.expectations import build_suites, save_suites
     from genesis_pipelines.engine.splits import write_splits
 
+    from genesis_pipelines.engine import privacy_ledger
+
     with writer_lock(layout, wait=wait, log=log):
+        # refused before any training when the new DP model would exceed the spec's privacy_budget
+        train_share = 1.0 - spec.holdout_fraction
+        privacy_ledger.check(spec, layout, {t: max(1, int(len(df) * train_share)) for t, df in tables.items()})
         remove_stale_model_files(layout)
         with measure_training(device) as cost, forward_training_log(log):
             model, splits = relational.train(spec, db_schema, tables, findings, layout.models, device=device,
@@ -361,6 +366,7 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
             suites = build_suites({t: rows for t, (rows, _) in splits.items()}, model.db_schema,
                                   relational.comparison_exclusions(model))
             save_suites(model_dir, suites)
+            privacy_ledger.record(layout, model)  # before LATEST moves: a published DP model is always counted
             relational.set_latest(layout.models, model.version)
         except BaseException:
             shutil.rmtree(model_dir, ignore_errors=True)
@@ -536,6 +542,79 @@ def generate(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     return Generated(tables=rows, files=files)
 
 
+@dataclass
+class Augmented:
+    table: str
+    tables: dict[str, int]  # warehouse table in augmented_<ds> -> rows: "<table>", then "<table>__<descendant>"
+    files: list[Path]
+    summary: dict  # which rows were conditioned and on what (conditions.ConditionPlan.summary + generated rows)
+
+
+def augmented_name(table: str, descendant: str | None = None) -> str:
+    """Warehouse name of an augmentation's table: the conditioned table itself, or `<table>__<descendant>`."""
+    return table if descendant is None or descendant == table else f"{table}__{descendant}"
+
+
+def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Path, table: str, *,
+            conditions=None, rows: int | None = None, rebalance=None, seed: int | None = None,
+            log: Log = _quiet, wait: float | None = 0.0) -> Augmented:
+    """Rows of `table` under conditions (a list of "COL=VALUE" strings or Condition objects, a {column: value}
+    mapping, or a frame of condition rows) and/or a rebalance ("COL" or "COL=VALUE:SHARE,..." or a Rebalance),
+    `rows` of them (default: the real table's size), written to augmented_<ds> beside the twin, never over it.
+    Parents come from the twin (synthetic_<ds>); the conditioned rows' descendants are generated from them as usual
+    (children per parent as learned). Files: <ds>/augmented/<table>/ (one versioned folder, + conditions.json)."""
+    from genesis_pipelines.engine import conditions as cond
+    from genesis_pipelines.engine import relational
+    from genesis_pipelines.engine.export import publish_versioned
+    from genesis_pipelines.engine.io import export_warehouse_table, read_table, write_json, write_table
+
+    seed = spec.seed if seed is None else seed
+    if isinstance(rebalance, str):
+        rebalance = cond.parse_rebalance(rebalance, model, table)
+    if conditions is not None and not isinstance(conditions, (pd.DataFrame, Mapping)):
+        conditions = [cond.parse_condition(c, model, table) if isinstance(c, str) else c for c in conditions]
+    plan = cond.plan(model, model_dir, table, conditions=conditions, rows=rows, rebalance=rebalance, seed=seed)
+    schema = model.db_schema
+    order = schema.generation_order
+    affected = [table]
+    for t in order[order.index(table) + 1:]:
+        if any(p in affected for p in schema.parents_of(t)):
+            affected.append(t)
+    guard = relational.load_pii_guard(model, model_dir)
+    made: dict[str, pd.DataFrame] = {}
+    with writer_lock(layout, wait=wait, log=log):
+        with connect() as con:
+            def parent_rows(t: str) -> dict[str, pd.DataFrame]:
+                return {p: made[p] if p in made else read_table(con, layout.synthetic_schema, p) for p in schema.parents_of(t)}
+
+            out, summary = cond.generate_rows(model, model_dir, table, parent_rows(table), plan, seed=seed,
+                                              locale=spec.pii_locale, forbidden=guard,
+                                              copy_guard=relational.load_copy_guard(model, model_dir, table))
+            made[table] = out
+            log(f"{table}: {len(out)} conditioned rows")
+            for t in affected[1:]:
+                # as many children as the learned children-per-parent gives the conditioned parents
+                n = max((r.mean * len(made[r.fk.parent_table]) for r in model.relations_of(t)
+                         if r.fk.parent_table in made and not r.fk.deferred and not r.fk.is_self_reference), default=0.0)
+                made[t] = relational.generate_table(model, model_dir, t, parent_rows(t), seed=seed, locale=spec.pii_locale,
+                                                    forbidden=guard, copy_guard=relational.load_copy_guard(model, model_dir, t),
+                                                    rows=int(round(n)))
+                log(f"{t}: {len(made[t])} rows under the conditioned {table} rows")
+            names = {t: augmented_name(table, t) for t in affected}
+            counts = {names[t]: write_table(con, layout.augmented_schema, names[t], made[t]) for t in affected}
+        summary = {**summary, "dataset": spec.name, "model_version": model.version, "seed": seed,
+                   "descendants": {t: len(made[t]) for t in affected[1:]}}
+
+        def write(folder: Path) -> list[Path]:
+            with connect() as con:
+                written = [p for t in affected for p in export_warehouse_table(con, layout.augmented_schema, names[t], folder)]
+            write_json(folder / "conditions.json", summary)
+            return written + [folder / "conditions.json"]
+
+        files = publish_versioned(layout.augmented(table), write)
+    return Augmented(table=table, tables=counts, files=files, summary=summary)
+
+
 # ---------------------------------------------------------------- reports
 
 
@@ -588,8 +667,16 @@ def privacy_report(spec, layout: DatasetLayout, connect: Connect, model, model_d
     report["pii_leak_exempt"] = sorted(exempt)  # names only
     report.setdefault("passed", {})["no_pii_leak"] = not any(report["pii_leaks"].values()) and not any(
         report["text_snippet_leaks"].values())
+    report["privacy_budget"] = privacy_ledger_summary(spec, layout)
     report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
     return report
+
+
+def privacy_ledger_summary(spec, layout: DatasetLayout) -> dict:
+    """The dataset's DP spend over all its models (privacy_ledger.summary): for the privacy report."""
+    from genesis_pipelines.engine import privacy_ledger
+
+    return privacy_ledger.summary(spec, layout)
 
 
 def write_report(directory: str | Path, dataset: str, kind: str, report: dict) -> Path:

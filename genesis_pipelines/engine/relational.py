@@ -1302,21 +1302,16 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
     return conditions
 
 
-def _user_conditions(model: RelationalModel, table: str, planned: pd.DataFrame | None, wanted, n: int) -> pd.DataFrame:
-    """A caller's conditions as one frame of `n` rows beside the planned parent features; a column the table's
-    generator does not model (unknown, a key, PII that is replaced) is an error naming table and column."""
-    frame = wanted if isinstance(wanted, pd.DataFrame) else pd.DataFrame({c: [v] * n for c, v in dict(wanted).items()})
-    if len(frame) != n:
-        raise GenesisError(f"table {table!r}: {len(frame)} condition rows for {n} rows to generate")
+def _check_condition_columns(model: RelationalModel, table: str, columns) -> None:
+    """A column the table's generator does not model (unknown, a key, PII that is replaced) cannot be a condition:
+    the error names table and column."""
     replaced = {f.column for f in model.pii if f.table == table and f.policy != "keep"}
     keys = model.db_schema.key_columns(table)
-    for column in frame.columns:
+    for column in columns:
         if column not in model.tables[table].columns:
             raise GenesisError(f"table {table!r} has no column {column!r} to condition on")
         if column in keys or column in replaced:
             raise GenesisError(f"table {table!r}: column {column!r} is a key or a replaced PII column; it cannot be a condition")
-    frame = frame.reset_index(drop=True)
-    return frame if planned is None else pd.concat([planned.reset_index(drop=True), frame], axis=1)
 
 
 def generate_table_chunks(
@@ -1331,17 +1326,20 @@ def generate_table_chunks(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
 ) -> Iterator[pd.DataFrame]:
     """One synthetic table, given its already generated parents, as chunks of at most `chunk_rows` rows.
 
+    `rows` replaces the table's size at `scale`; `conditions` (column -> value, or a frame such as conditions.plan
+    makes, cycled to the rows) gives each row values of some of its columns, on top of its parent's features (the
+    rows are then drawn through conditions.ConditionedGenerator).
+
     Keys for all rows are planned first (small integer arrays); the row bodies, the expensive part, are sampled
     and yielded chunk by chunk, so memory stays bounded on big child tables (stream them into DuckDB with
     io.write_table). `forbidden` holds real PII values that fake values must avoid; `copy_guard` the digests of
-    unique real records that sampled rows must not reproduce (see record_guard). `conditions` (column -> value, or
-    a frame with one row per generated row) fixes columns through the generator's own conditional sampling.
+    unique real records that sampled rows must not reproduce (see record_guard).
     """
-    wanted = conditions
     if table not in model.tables:
         raise ModelError(f"model version {model.version} has no table {table!r}: retrain the model")
     tm = model.tables[table]
@@ -1358,9 +1356,18 @@ def generate_table_chunks(
         yield reference_tables.load_rows(Path(model_dir) / "tables" / table)[tm.columns]
         return
     raw_generator = load_generator(Path(model_dir) / "tables" / table)
-    keys, conditions, n = _plan_keys(model, model_dir, table, parents, table_size(model, table, scale), rng, raw_generator)
-    if wanted is not None:
-        conditions = _user_conditions(model, table, conditions, wanted, n)
+    given = conditions
+    size = table_size(model, table, scale) if rows is None else max(0, int(rows))
+    keys, conditions, n = _plan_keys(model, model_dir, table, parents, size, rng, raw_generator)
+    if given is not None and not isinstance(given, pd.DataFrame):  # values: the same for every row
+        given = pd.DataFrame({c: [v] * n for c, v in dict(given).items()})
+    if given is not None and len(given) and len(given.columns):
+        _check_condition_columns(model, table, given.columns)
+        from genesis_pipelines.engine.conditions import ConditionedGenerator
+
+        given = given.iloc[np.arange(n) % len(given)].reset_index(drop=True)  # n may differ (a junction's pairs)
+        conditions = given if conditions is None else pd.concat([conditions.reset_index(drop=True), given], axis=1)
+        raw_generator = ConditionedGenerator(raw_generator, list(given.columns), table)
     # constrained: the body and any row resampled below obey the spec's constraints
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
     guard_columns = record_guard.record_columns(meta, comparison_exclusions(model)[table]) if copy_guard is not None else []
@@ -1427,11 +1434,12 @@ def generate_table(
     forbidden=frozenset(),
     copy_guard: set[str] | None = None,
     chunk_rows: int = CHUNK_ROWS,
+    rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
 ) -> pd.DataFrame:
     """One synthetic table, given its already generated parents (see generate_table_chunks)."""
     chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
-                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows,
+                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows, rows=rows,
                                         conditions=conditions))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 

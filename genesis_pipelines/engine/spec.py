@@ -250,6 +250,14 @@ class DriftSpec(_Strict):
     bins: int = Field(default=10, ge=2, le=100, description="quantile bins of the training data for numeric PSI")
 
 
+class PrivacyBudgetSpec(_Strict):
+    """Cumulative (epsilon, delta) all DP models of the dataset may spend (privacy_ledger.py): once a new model would
+    exceed it, the model step refuses to train and the drift sensor skips."""
+
+    epsilon: float = Field(gt=0, description="total epsilon over every DP model trained on the dataset's people")
+    delta: float | None = Field(default=None, gt=0, lt=1, description="total delta; unset: not limited")
+
+
 RULE_KINDS = ("order", "parent_order", "parent_equal", "dependency", "min_children")
 
 
@@ -306,6 +314,8 @@ class DatasetSpec(_Strict):
     rules: RulesSpec = RulesSpec()
     schedule: str | None = Field(default=None, description="cron string for periodic regeneration")
     drift: DriftSpec = DriftSpec()
+    privacy_budget: PrivacyBudgetSpec | None = Field(
+        default=None, description="cumulative DP budget {epsilon, delta} over all models (see privacy_ledger.py)")
 
     # where the spec file lives; set by load_spec, not part of the YAML
     spec_dir: Path | None = Field(default=None, exclude=True)

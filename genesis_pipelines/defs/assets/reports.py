@@ -59,9 +59,22 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
         return dg.MaterializeResult(metadata={
             **numbers(report),  # counts as ints, shares and AUCs to 4 significant digits
             "gates_passed": all(report.get("passed", {}).values()),
+            **_ledger_metadata(report.get("privacy_budget") or {}),
             "model_version": model.version,
             **report_metadata(report, "privacy", html_path=path, data_dir=storage.data_dir,
                               headline=verdict_markdown(report, "privacy"), verdict=verdict(report, "privacy")),
         }, check_results=[privacy_gates(spec, report)])
 
     return [quality, privacy]
+
+
+def _ledger_metadata(ledger: dict) -> dict:
+    """The dataset's cumulative DP spend over all its models (privacy_ledger.summary), when it has any."""
+    total = ledger.get("cumulative") or {}
+    if not ledger.get("entries"):
+        return {}
+    out = {"privacy_budget/epsilon_spent": number(total["epsilon"]), "privacy_budget/delta_spent": number(total["delta"]),
+           "privacy_budget/composition": total.get("method", ""), "privacy_budget/dp_trainings": len(ledger["entries"])}
+    if ledger.get("budget"):
+        out["privacy_budget/epsilon_left"] = number(ledger["budget"]["epsilon_left"])
+    return out

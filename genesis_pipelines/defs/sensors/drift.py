@@ -22,6 +22,17 @@ def _latest(instance: dg.DagsterInstance, key: dg.AssetKey) -> dg.EventLogRecord
     return records[0] if records else None
 
 
+def _budget_refusal(spec: DatasetSpec) -> str | None:
+    """Why retraining would break the spec's privacy_budget (the model step would refuse it), else None."""
+    if spec.privacy_budget is None:
+        return None
+    from genesis_pipelines import paths
+    from genesis_pipelines.engine import pipeline, privacy_ledger
+
+    layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
+    return privacy_ledger.refusal(spec, layout, privacy_ledger.retraining_rows(spec, layout))
+
+
 def build_drift_sensor(spec: DatasetSpec, job,
                        retrain: list[dg.AssetKey]) -> dg.SensorDefinition:
     drift_key, model_key = dataset_key(spec.name, "drift"), dataset_key(spec.name, "model")
@@ -48,6 +59,9 @@ def build_drift_sensor(spec: DatasetSpec, job,
         model_event = _latest(context.instance, model_key)
         if model_event is not None and model_event.storage_id > event.storage_id:
             return dg.SensorResult(skip_reason="the model was retrained after this drift measurement", cursor=cursor)
+        budget = _budget_refusal(spec)
+        if budget:  # cursor not advanced: once the budget is raised, the next tick retrains on this measurement
+            return dg.SensorResult(skip_reason=dg.SkipReason(budget))
         if context.instance.get_run_records(dg.RunsFilter(tags=tags, statuses=PENDING), limit=1):
             # cursor not advanced: once that run has retrained, the model is newer than this measurement
             return dg.SensorResult(skip_reason="a retraining run is already queued or running")

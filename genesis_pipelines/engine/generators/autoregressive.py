@@ -571,7 +571,11 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
         self.model = model._module.eval() if hasattr(model, "_module") else model.eval()
         spent = engine.get_epsilon(self.stats["dp_delta"]) + s["epsilon"] * s["discretization_share"]
         self.stats.update(epochs=s["max_epochs"], train_loss=round(loss_value, 4), val_loss=None,
-                          epsilon_spent=round(float(spent), 3), train_seconds=round(time.perf_counter() - started, 2))
+                          epsilon_spent=round(float(spent), 3), train_seconds=round(time.perf_counter() - started, 2),
+                          # for the privacy ledger's RDP composition: DP-SGD's history, and the pure-DP discretization
+                          rdp_history=[[float(x) for x in step] for step in getattr(engine.accountant, "history", [])],
+                          rdp_delta=self.stats["dp_delta"], rdp_epsilon_other=s["epsilon"] * s["discretization_share"],
+                          rdp_delta_other=0.0)
 
 
 def _numeric_bound(value, sdtype: str) -> float:

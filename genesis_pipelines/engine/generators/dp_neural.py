@@ -98,6 +98,8 @@ class DifferentialPrivacy:
             "epsilon_spent": round(spent_sgd + self.privacy["epsilon_preprocessing"], 6),
             "delta_spent": self.privacy["delta_sgd"] + self.privacy["delta_preprocessing"],
             "accountant": "rdp (opacus)", "max_grad_norm": self.max_grad_norm,
+            # (noise multiplier, sample rate, steps): lets the privacy ledger compose several trainings by RDP
+            "rdp_history": [[float(x) for x in step] for step in getattr(engine.accountant, "history", [])],
         })
         if self.privacy["epsilon_spent"] > self.epsilon + 1e-9:
             raise ModelError(f"table {table_name!r}: total epsilon above the target; the model is discarded")
