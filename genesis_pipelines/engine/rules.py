@@ -333,42 +333,81 @@ def find_parent_equals(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
     return rules
 
 
+def _purity_and_mode(source: np.ndarray, n_source: int, target: np.ndarray, n_target: int) -> tuple[float, float]:
+    """Share of rows whose target code is the commonest one of their source code (purity), and the share of the
+    commonest target code overall, from integer codes (a contingency table by np.bincount on combined codes)."""
+    rows = len(source)
+    if n_source * n_target <= max(4 * rows, 1 << 16):
+        table = np.bincount(source * n_target + target, minlength=n_source * n_target).reshape(n_source, n_target)
+        return float(table.max(axis=1).sum() / rows), float(table.sum(axis=0).max() / rows)
+    pairs, counts = np.unique(source.astype(np.int64) * n_target + target, return_counts=True)
+    starts = np.flatnonzero(np.r_[True, np.diff(pairs // n_target) != 0])  # pairs are sorted by source code
+    return float(np.maximum.reduceat(counts, starts).sum() / rows), float(np.bincount(target).max() / rows)
+
+
+def _commonest_per_source(source: pd.Series, target: pd.Series) -> dict[str, str]:
+    """Each source value's commonest target value (ties: the one seen first), keyed in sorted source order."""
+    a_codes, a_values = pd.factorize(source)
+    b_codes, b_values = pd.factorize(target)
+    n_b = max(len(b_values), 1)
+    pairs, first, counts = np.unique(a_codes.astype(np.int64) * n_b + b_codes, return_index=True, return_counts=True)
+    a_of, b_of = pairs // n_b, pairs % n_b
+    order = np.lexsort((first, -counts, a_of))
+    top = order[np.r_[True, np.diff(a_of[order]) != 0]]
+    mapping = dict(zip(np.asarray(a_values, dtype=object)[a_of[top]].tolist(), np.asarray(b_values, dtype=object)[b_of[top]].tolist()))
+    return {a: mapping[a] for a in sorted(mapping)}
+
+
 def find_dependencies(df: pd.DataFrame, meta: TableMeta, private: set[str], seed: int = 0) -> dict[str, Dependency]:
     """Category columns functionally determined by another (city -> state -> country; a lookup table's name ->
     its description): a generator mixes them up, so generation restores the learned mapping (or, when the
     dependent column came from the parent, draws a source value that fits it). A dependency counts when it is
-    nearly exact (DEPENDENCY_MIN_PURITY) and errs at most half as often as guessing the commonest value."""
+    nearly exact (DEPENDENCY_MIN_PURITY) and errs at most half as often as guessing the commonest value.
+
+    Every pair is scored on integer codes (one bincount per pair, no pandas group-by), so the cost is
+    columns^2 x rows with a small constant; sources with fewer values than the target are skipped unscored."""
     df = _sample(df, seed).reset_index(drop=True)
-    columns = [c for c in df.columns if c not in private and c in meta.columns and meta.columns[c].sdtype in _CATEGORY
-               and 2 <= df[c].nunique() <= MAX_DEPENDENCY_VALUES]
+    distinct = {c: int(df[c].nunique()) for c in df.columns if c not in private and c in meta.columns
+                and meta.columns[c].sdtype in _CATEGORY}
+    columns = [c for c, n in distinct.items() if 2 <= n <= MAX_DEPENDENCY_VALUES]
     # a missing target is a value too (a city without a state), a missing source determines nothing
     text = {c: df[c].astype(str).where(df[c].notna(), NULL_TOKEN) for c in columns}
-    codes = {c: pd.factorize(text[c])[0] for c in columns}
+    codes, sizes = {}, {}
+    for c in columns:
+        codes[c], uniques = pd.factorize(text[c])
+        sizes[c] = len(uniques)
     present = {c: df[c].notna().to_numpy() for c in columns}
+    subsets: dict[str, dict[str, np.ndarray]] = {}  # source -> every column's codes on the rows where it is present
     out: dict[str, Dependency] = {}
     for target in columns:
         best = None
-        target_codes = codes[target]
         for source in columns:
-            if source == target or df[source].nunique() < df[target].nunique():
+            if source == target or distinct[source] < distinct[target]:
                 continue
             both = present[source]
-            if both.sum() < 2 * MIN_ROWS:
+            n_both = int(both.sum())
+            if n_both < 2 * MIN_ROWS:
                 continue
-            pairs = pd.DataFrame({"a": codes[source][both], "b": target_codes[both]})
-            counts = pairs.value_counts()
-            purity = float(counts.groupby(level="a").max().sum() / both.sum())
-            mode_share = float(pairs["b"].value_counts(normalize=True).iloc[0])
+            if n_both == len(both):
+                source_codes, target_codes = codes[source], codes[target]
+            else:
+                cached = subsets.setdefault(source, {})
+                if target not in cached:
+                    cached[target] = codes[target][both]
+                if source not in cached:
+                    cached[source] = codes[source][both]
+                source_codes, target_codes = cached[source], cached[target]
+            purity, mode_share = _purity_and_mode(source_codes, sizes[source], target_codes, sizes[target])
             if purity < DEPENDENCY_MIN_PURITY or 1 - purity > 0.5 * (1 - mode_share):
                 continue
-            score = (purity, both.mean(), df[source].nunique())
+            score = (purity, float(both.mean()), distinct[source])
             if best is None or score > best[0]:
                 best = (score, source, both)
         if best is None:
             continue
         source, both = best[1], best[2]
         pairs = pd.DataFrame({"a": text[source][both], "b": text[target][both]})
-        mapping = pairs.groupby("a")["b"].agg(lambda v: v.value_counts().index[0])
+        mapping = _commonest_per_source(pairs["a"], pairs["b"])
         shares = pairs[pairs["b"] != NULL_TOKEN].groupby("b")["a"].value_counts(normalize=True)
         reverse = {b: {a: float(v) for (_, a), v in group.items()} for b, group in shares.groupby(level=0)}
         out[target] = Dependency(source=source, mapping={a: None if b == NULL_TOKEN else b for a, b in mapping.items()},
