@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from genesis_pipelines.engine import pii
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, to_float
@@ -77,10 +79,10 @@ def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series
         parts.append(values.reset_index(drop=True))
     if not parts:
         return pd.Series([""] * len(df), dtype=object)
-    joined = parts[0].astype(str)
-    for part in parts[1:]:
-        joined = joined + "\x1f" + part.astype(str)
-    return joined
+    # one pass over all the columns (joining pairwise would copy the growing key once per column)
+    arrays = [pa.array(part.astype(object).to_numpy(), type=pa.large_string()) for part in parts]
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("\x1f", type=pa.large_string()))
+    return pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object)
 
 
 def digests_of(keys: pd.Series, salt: str) -> np.ndarray:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import json
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -32,6 +34,13 @@ class Generator(Protocol):
 
 
 _REGISTRY: dict[str, type] = {}
+# built-in methods by module, imported on first use: torch, sklearn and SDV load only when a step needs them
+_BUILT_IN = {
+    "gaussian_copula": "gaussian_copula", "dp_gaussian_copula": "dp_copula", "auto": "auto",
+    "autoregressive": "autoregressive", "dp_autoregressive": "autoregressive", "ctgan": "ctgan", "tvae": "tvae",
+    "dp_ctgan": "dp_neural", "dp_tvae": "dp_neural",
+    "sdv_gaussian_copula": "sdv_backend", "sdv_ctgan": "sdv_backend", "sdv_tvae": "sdv_backend",
+}
 
 
 def register(cls: type) -> type:
@@ -39,15 +48,22 @@ def register(cls: type) -> type:
     return cls
 
 
+def _registered(method: object) -> type | None:
+    if method not in _REGISTRY and method in _BUILT_IN:
+        importlib.import_module(f"genesis_pipelines.engine.generators.{_BUILT_IN[method]}")
+    return _REGISTRY.get(method)
+
+
 def available_methods() -> list[str]:
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILT_IN))
 
 
 def create_generator(method: str, **settings) -> Generator:
-    if method not in _REGISTRY:
+    cls = _registered(method)
+    if cls is None:
         raise SpecError(f"generator {method!r} is unknown; available: {', '.join(available_methods())}")
     try:
-        return _REGISTRY[method](**settings)
+        return cls(**settings)
     except TypeError as exc:
         raise SpecError(f"generator {method!r}: bad settings ({exc})") from None
 
@@ -69,6 +85,7 @@ def load_manifest(directory: Path) -> dict:
 def load_generator(directory: Path) -> Generator:
     manifest = load_manifest(directory)
     method = manifest.get("method")
-    if method not in _REGISTRY:
+    cls = _registered(method)
+    if cls is None:
         raise ModelError(f"model in {directory} uses generator {method!r}, which this version does not provide: retrain it")
-    return _REGISTRY[method].load(Path(directory))
+    return cls.load(Path(directory))
