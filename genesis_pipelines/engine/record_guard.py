@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from genesis_pipelines.engine import pii
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, to_float
@@ -55,23 +57,52 @@ def record_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
     return columns if sum(tells_records_apart(meta, c) for c in columns) >= MIN_RECORD_COLUMNS else []
 
 
+def _number_texts(values: np.ndarray) -> pd.Series:
+    """repr(float) of each value ('\x00null' for NaN), formatted once per distinct value (by bit pattern, so
+    -0.0 keeps its own text) and spread to the rows by index."""
+    bits = np.ascontiguousarray(values, dtype="float64").view(np.int64)
+    uniques, inverse = np.unique(bits, return_inverse=True)
+    texts = np.asarray(["\x00null" if np.isnan(v) else repr(float(v)) for v in uniques.view("float64")], dtype=object)
+    return pd.Series(texts[inverse.reshape(-1)] if len(values) else np.empty(0, dtype=object), dtype=object)
+
+
 def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series:
     """One canonical text per row, equal exactly when the evaluation counts two rows as equal."""
     parts = []
     for column in columns:
         sdtype = meta.columns[column].sdtype
         if sdtype in NUMERIC_LIKE:
-            values = pd.Series(to_float(df[column], sdtype)).map(lambda v: "\x00null" if np.isnan(v) else repr(float(v)))
+            values = _number_texts(to_float(df[column], sdtype))
         else:
             # nulls spelled out: under pandas 3, astype(str) keeps a float NaN, which would poison the joined key
             values = category_keys(df[column])[0].astype("string").fillna("\x00null").astype(str)
         parts.append(values.reset_index(drop=True))
     if not parts:
         return pd.Series([""] * len(df), dtype=object)
-    joined = parts[0]
-    for part in parts[1:]:
-        joined = joined + "\x1f" + part
-    return joined
+    # one pass over all the columns (joining pairwise would copy the growing key once per column)
+    arrays = [pa.array(part.astype(object).to_numpy(), type=pa.large_string()) for part in parts]
+    joined = pc.binary_join_element_wise(*arrays, pa.scalar("\x1f", type=pa.large_string()))
+    return pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object)
+
+
+def digests_of(keys: pd.Series, salt: str) -> np.ndarray:
+    """digest(salt, key) per row, hashed once per distinct key; a missing key gets '' (it matches no digest)."""
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    prefix = salt + "\x00"
+    hashed = np.asarray([hashlib.sha256((prefix + k).encode("utf-8")).hexdigest()[:20] if isinstance(k, str) else ""
+                         for k in uniques] + [""], dtype=object)
+    return hashed[codes]  # the sentinel -1 takes the trailing ''
+
+
+def copies(keys: pd.Series, salt: str, digests: set[str]) -> np.ndarray:
+    """Boolean mask of the rows whose key is one of the stored unique-record digests."""
+    if not digests or not len(keys):
+        return np.zeros(len(keys), dtype=bool)
+    codes, uniques = pd.factorize(keys, use_na_sentinel=True)
+    prefix = salt + "\x00"
+    hit = np.asarray([isinstance(k, str) and hashlib.sha256((prefix + k).encode("utf-8")).hexdigest()[:20] in digests
+                      for k in uniques] + [False], dtype=bool)
+    return hit[codes]
 
 
 def unique_record_digests(train: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str) -> list[str]:
@@ -79,7 +110,7 @@ def unique_record_digests(train: pd.DataFrame, columns: list[str], meta: TableMe
         return []
     keys = row_keys(train, columns, meta)
     counts = keys.value_counts()
-    return sorted(digest(salt, k) for k in counts.index[counts.to_numpy() == 1])
+    return sorted(digests_of(pd.Series(counts.index[counts.to_numpy() == 1], dtype=object), salt).tolist())
 
 
 def resample_copies(
@@ -91,12 +122,12 @@ def resample_copies(
         return body, 0
     body = body.reset_index(drop=True)
     for round_ in range(MAX_RESAMPLE_ROUNDS):
-        hits = np.flatnonzero(row_keys(body, columns, meta).map(lambda k: digest(salt, k) in digests).to_numpy(dtype=bool))
+        hits = np.flatnonzero(copies(row_keys(body, columns, meta), salt, digests))
         if not len(hits):
             return body, 0
         fresh = sample(len(hits), seed + round_ + 1)[list(body.columns)].set_axis(hits)
         body = pd.concat([body.drop(index=hits), fresh]).sort_index()
-    remaining = int(row_keys(body, columns, meta).map(lambda k: digest(salt, k) in digests).sum())
+    remaining = int(copies(row_keys(body, columns, meta), salt, digests).sum())
     return body, remaining
 
 

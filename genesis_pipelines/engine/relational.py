@@ -910,8 +910,7 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         frame = body.iloc[rows].copy()
         for column in swappable:
             frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
-        keys = record_guard.row_keys(frame, columns, meta)
-        return keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool)
+        return record_guard.copies(record_guard.row_keys(frame, columns, meta), salt, digests)
 
     every = np.arange(len(body))
     hit = every[copies(every)]
@@ -949,11 +948,11 @@ def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFram
         return body
     for round_ in range(record_guard.MAX_RESAMPLE_ROUNDS):
         keys = record_guard.row_keys(body, columns, meta)
-        hits = np.flatnonzero(keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool))
+        hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
         if len(hits) and round_ == 0 and swappable:
             body = _swap_copies(body, columns, meta, salt, digests, swappable, np.random.default_rng(seed))
             keys = record_guard.row_keys(body, columns, meta)
-            hits = np.flatnonzero(keys.map(lambda k: record_guard.digest(salt, k) in digests).to_numpy(dtype=bool))
+            hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
         if not len(hits):
             break
         cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None
@@ -989,7 +988,7 @@ def _copies_after_rules(out: pd.DataFrame, table_rules: list, parents: Mapping[s
     ruled = {c for r in table_rules for c in r.columns}
     out = _swap_copies(out, columns, meta, salt, digests, [c for c in swappable if c not in ruled], rng)
     for _ in range(3):
-        if not record_guard.row_keys(out, columns, meta).map(lambda k: record_guard.digest(salt, k) in digests).any():
+        if not record_guard.copies(record_guard.row_keys(out, columns, meta), salt, digests).any():
             break
         out = rules.enforce(table_rules, _swap_copies(out, columns, meta, salt, digests, swappable, rng), parents, rng)
     return out

@@ -3,19 +3,24 @@
 Every result is an aggregate (score, count, rate, distance): nothing here returns a real row or value.
 """
 
-from genesis_pipelines.engine.evaluation.fidelity import (
-    cardinality_scores,
-    column_shape_scores,
-    evaluable_columns,
-    grade,
-    pair_trend_scores,
-    parent_child_trends,
-    quality_report,
-    recommendations,
-)
-from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, exact_copies, privacy_report
-from genesis_pipelines.engine.evaluation.report import render_html, summary_markdown
-from genesis_pipelines.engine.evaluation.utility import utility_report
+import importlib
+
+# names by submodule, imported on first access: the copy guard needs only _prep and fidelity's column lists,
+# not matplotlib (report) or sklearn (utility, attacks)
+_NAMES = {
+    "cardinality_scores": "fidelity", "column_shape_scores": "fidelity", "evaluable_columns": "fidelity",
+    "grade": "fidelity", "pair_trend_scores": "fidelity", "parent_child_trends": "fidelity",
+    "quality_report": "fidelity", "recommendations": "fidelity",
+    "distance_to_closest_record": "privacy", "exact_copies": "privacy", "privacy_report": "privacy",
+    "render_html": "report", "summary_markdown": "report", "utility_report": "utility",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "cardinality_scores",

@@ -12,17 +12,31 @@ distances and curves; no real value. Large tables are sampled deterministically 
 
 from __future__ import annotations
 
+import importlib
 import re
 from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.evaluation import attacks
 from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
+
+
+class _LazyModule:
+    """The attacks module (sklearn), imported on first use: the copy guard imports this module for its column
+    rules only, and a CLI command or step that never audits privacy should not pay for sklearn."""
+
+    def __init__(self, name: str):
+        self._name = name
+
+    def __getattr__(self, attr: str):
+        return getattr(importlib.import_module(self._name), attr)
+
+
+attacks = _LazyModule("genesis_pipelines.engine.evaluation.attacks")
 
 MIN_HOLDOUT_ROWS = 20
 # A "record" of one column is a single value: sampling a learned category repeats it by design, so

@@ -1,15 +1,24 @@
-"""Generators behind one interface; importing this package registers the built-in methods."""
+"""Generators behind one interface. Built-in methods are imported on first use (create_generator, load_generator),
+so importing this package loads neither torch nor sklearn; their classes are still importable from here."""
+
+import importlib
 
 from genesis_pipelines.engine.generators.base import (Generator, available_methods, create_generator, load_generator,
                                                        register_generator)
 from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator
-from genesis_pipelines.engine.generators.autoregressive import AutoregressiveGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.dp_copula import DPGaussianCopulaGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.auto import AutoGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.ctgan import CTGANGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.tvae import TVAEGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.dp_neural import DPCTGANGenerator, DPTVAEGenerator  # noqa: F401
-from genesis_pipelines.engine.generators.sdv_backend import SdvGaussianCopula  # noqa: F401  (SDV itself loads at fit only)
+
+_CLASSES = {
+    "AutoregressiveGenerator": "autoregressive", "DPGaussianCopulaGenerator": "dp_copula", "AutoGenerator": "auto",
+    "CTGANGenerator": "ctgan", "TVAEGenerator": "tvae", "DPCTGANGenerator": "dp_neural", "DPTVAEGenerator": "dp_neural",
+    "SdvGaussianCopula": "sdv_backend",
+}
+
+
+def __getattr__(name: str):
+    if name in _CLASSES:
+        return getattr(importlib.import_module(f"{__name__}.{_CLASSES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = ["Generator", "GaussianCopulaGenerator", "available_methods", "create_generator", "load_generator",
            "register_generator"]

@@ -314,8 +314,7 @@ class AutoregressiveGenerator:
             return np.zeros(0, dtype=np.int64)
         keys = record_guard.row_keys(df, self.guard_columns, self._guard_meta())
         # a NaN key (record_guard.row_keys on a nullable boolean under pandas 3) can match no digest
-        return np.flatnonzero(keys.map(lambda k: isinstance(k, str) and record_guard.digest(self.guard_salt, k) in self.guard_digests)
-                              .to_numpy(bool))
+        return np.flatnonzero(record_guard.copies(keys, self.guard_salt, self.guard_digests))
 
     # -------------------------------------------------------------- sample
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import importlib
+
 import json
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -35,6 +37,13 @@ _REGISTRY: dict[str, type] = {}
 ENTRY_POINT_GROUP = "genesis_pipelines.generators"
 _plugins_loaded = False
 _plugin_errors: dict[str, str] = {}  # entry point name -> exception class (never a message)
+# built-in methods by module, imported on first use: torch, sklearn and SDV load only when a step needs them
+_BUILT_IN = {
+    "gaussian_copula": "gaussian_copula", "dp_gaussian_copula": "dp_copula", "auto": "auto",
+    "autoregressive": "autoregressive", "dp_autoregressive": "autoregressive", "ctgan": "ctgan", "tvae": "tvae",
+    "dp_ctgan": "dp_neural", "dp_tvae": "dp_neural",
+    "sdv_gaussian_copula": "sdv_backend", "sdv_ctgan": "sdv_backend", "sdv_tvae": "sdv_backend",
+}
 
 
 def register(cls: type) -> type:
@@ -61,7 +70,8 @@ def register_generator(name: str):
         raise SpecError(f"generator name {name!r} must be letters, digits and underscores")
 
     def decorate(cls: type) -> type:
-        if _REGISTRY.get(name) not in (None, cls) and getattr(_REGISTRY[name], "__module__", "").startswith("genesis_pipelines."):
+        if name in _BUILT_IN or (_REGISTRY.get(name) not in (None, cls)
+                                 and getattr(_REGISTRY[name], "__module__", "").startswith("genesis_pipelines.")):
             raise SpecError(f"generator {name!r} is built in: choose another name")
         cls.name = name
         return register(cls)
@@ -84,7 +94,7 @@ def load_plugins() -> dict[str, str]:
         except Exception as exc:  # a broken plugin never stops the built-in methods
             _plugin_errors[point.name] = exc.__class__.__name__
             continue
-        if isinstance(cls, type) and point.name not in _REGISTRY:
+        if isinstance(cls, type) and point.name not in _REGISTRY and point.name not in _BUILT_IN:
             if getattr(cls, "name", None) != point.name:
                 cls.name = point.name
             register(cls)
@@ -98,17 +108,26 @@ def auto_candidates() -> list[str]:
                   and not getattr(cls, "__module__", "").startswith("genesis_pipelines.engine."))
 
 
+def _registered(method: object) -> type | None:
+    """The class of `method`: a built-in module is imported on first use, plugins are looked up once."""
+    if method not in _REGISTRY and method in _BUILT_IN:
+        importlib.import_module(f"genesis_pipelines.engine.generators.{_BUILT_IN[method]}")
+    if method not in _REGISTRY:
+        load_plugins()
+    return _REGISTRY.get(method)
+
+
 def available_methods() -> list[str]:
     load_plugins()
-    return sorted(_REGISTRY)
+    return sorted(set(_REGISTRY) | set(_BUILT_IN))
 
 
 def create_generator(method: str, **settings) -> Generator:
-    load_plugins()
-    if method not in _REGISTRY:
+    cls = _registered(method)
+    if cls is None:
         raise SpecError(f"generator {method!r} is unknown; available: {', '.join(available_methods())}")
     try:
-        return _REGISTRY[method](**settings)
+        return cls(**settings)
     except TypeError as exc:
         raise SpecError(f"generator {method!r}: bad settings ({exc})") from None
 
@@ -130,7 +149,7 @@ def load_manifest(directory: Path) -> dict:
 def load_generator(directory: Path) -> Generator:
     manifest = load_manifest(directory)
     method = manifest.get("method")
-    load_plugins()
-    if method not in _REGISTRY:
+    cls = _registered(method)
+    if cls is None:
         raise ModelError(f"model in {directory} uses generator {method!r}, which this version does not provide: retrain it")
-    return _REGISTRY[method].load(Path(directory))
+    return cls.load(Path(directory))

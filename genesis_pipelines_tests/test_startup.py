@@ -1,0 +1,34 @@
+"""Start-up cost: the CLI and the engine modules a training or generation step imports load no heavy library they
+do not use (torch, Dagster, Great Expectations, plotting, sklearn). Checked by module presence, not by timing."""
+
+import subprocess
+import sys
+
+import pytest
+
+HEAVY = ("torch", "dagster", "great_expectations", "matplotlib", "plotly", "sklearn")
+
+
+def _loaded_after(statement: str) -> list[str]:
+    code = f"import sys\n{statement}\nprint(' '.join(m for m in {HEAVY!r} if m in sys.modules))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_cli_import_loads_no_heavy_library():
+    assert _loaded_after("import genesis_pipelines.cli") == []
+
+
+@pytest.mark.parametrize("module", ["genesis_pipelines.engine.relational", "genesis_pipelines.engine.pipeline",
+                                    "genesis_pipelines.engine.generators", "genesis_pipelines.engine.evaluation"])
+def test_engine_modules_load_no_heavy_library(module):
+    assert _loaded_after(f"import {module}") == []
+
+
+def test_generators_load_on_first_use():
+    """A method's module (and torch) loads when the method is asked for; the list of methods needs neither."""
+    code = ("from genesis_pipelines.engine.generators import available_methods, create_generator\n"
+            "assert 'tvae' in available_methods() and 'sdv_gaussian_copula' in available_methods()\n"
+            "create_generator('tvae')")
+    assert "torch" in _loaded_after(code)
+    assert _loaded_after("from genesis_pipelines.engine.evaluation import render_html") == ["matplotlib"]
