@@ -4,6 +4,7 @@ from genesis_pipelines.engine.generators.base import Generator, available_method
 from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator
 from genesis_pipelines.engine.generators.autoregressive import AutoregressiveGenerator  # noqa: F401
 from genesis_pipelines.engine.generators.dp_copula import DPGaussianCopulaGenerator  # noqa: F401
+from genesis_pipelines.engine.generators.dp_marginals import DPMarginalsGenerator  # noqa: F401
 from genesis_pipelines.engine.generators.auto import AutoGenerator  # noqa: F401
 from genesis_pipelines.engine.generators.ctgan import CTGANGenerator  # noqa: F401
 from genesis_pipelines.engine.generators.tvae import TVAEGenerator  # noqa: F401
