@@ -23,7 +23,9 @@ def dp_quantile(values: np.ndarray, q: float, epsilon: float, rng: np.random.Gen
 
 
 def dp_bounds(values: np.ndarray, epsilon: float, rng: np.random.Generator, tail: float = 0.01) -> tuple[float, float]:
-    """Low and high quantile (tail, 1 - tail), epsilon/2 each; always a non-empty interval."""
+    """Low and high quantile (tail, 1 - tail), epsilon/2 each; always a non-empty interval. Not used by the DP
+    generators any more: on small tables at small epsilon it picks candidates far outside the data (1e9-1e17);
+    they use dp_domain.dp_octave_bounds."""
     lo = dp_quantile(values, tail, epsilon / 2, rng)
     hi = dp_quantile(values, 1 - tail, epsilon / 2, rng)
     if hi <= lo:
