@@ -145,6 +145,11 @@ class DPMarginalsGenerator:
         for column in modelled:
             size = self.domains[column]["fine_size"]
             noisy = np.bincount(codes[column], minlength=size) + rng.normal(0.0, sigma1, size)
+            if "edges" in self.domains[column] and size > 2:
+                # value slots below 2 sigma are read as empty (post-processing): noise alone would put values in
+                # slots beyond the real range, most of all at the ends of the bounds
+                value = noisy[:-1]
+                value[value < 2.0 * sigma1] = np.where(value.max() == value[value < 2.0 * sigma1], value.max(), 0.0)
             self.fine[column] = _project(noisy, n)
             self._coarsen(column)
         coarse_codes = {c: np.asarray(self.domains[c]["coarse_of"])[codes[c]] for c in modelled}
