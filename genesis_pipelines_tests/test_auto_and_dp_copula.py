@@ -91,7 +91,10 @@ def test_auto_compares_candidates_and_explains_its_choice(people, tmp_path):
     info = model.describe()["auto"]
     assert info["chosen_method"] == "gaussian_copula"  # the noisy DP trial cannot beat it
     assert set(info["candidates"]) == {"gaussian_copula", "dp_gaussian_copula"}
-    assert all(0 <= r["score"] <= 1 and r["fit_s"] >= 0 for r in info["candidates"].values())
+    assert 0 <= info["candidates"]["gaussian_copula"]["score"] <= 1
+    # at epsilon 0.05 a small table cannot pay for private bounds: the DP trial says so instead of scoring garbage
+    dp_trial = info["candidates"]["dp_gaussian_copula"]
+    assert ("score" in dp_trial and 0 <= dp_trial["score"] <= 1) or "declare" in dp_trial["error"]
     assert info["trial_rows"] + info["holdout_rows"] == len(df) and "holdout score" in info["reason"]
     assert model.describe()["method"] == "auto"
     model.save(tmp_path)

@@ -175,14 +175,19 @@ def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
 
 
 def test_dp_estimates_missing_bounds_with_a_budget_share(table, meta):
-    generator = create_generator("dp_tvae", epsilon=1.0, epochs=1, batch_size=100, progress=False,
+    # 1,000 rows at epsilon 0.025 per column cannot pay for private bounds: a clear error, not exploded bounds
+    too_small = create_generator("dp_tvae", epsilon=1.0, epochs=1, batch_size=100, progress=False,
+                                 categories=PUBLIC["categories"])
+    with pytest.raises(GenesisError, match="column '(x|count|price|when)'.*declare"):
+        too_small.fit(table, meta, seed=0)
+    generator = create_generator("dp_tvae", epsilon=8.0, epochs=1, batch_size=100, progress=False,
                                  categories=PUBLIC["categories"])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         generator.fit(table, meta, seed=0)
     info = generator.describe()
     assert set(info["dp_estimated_columns"]) == {"x", "count", "price", "when"}
-    assert info["epsilon_preprocessing"] == pytest.approx(0.1) and info["epsilon_spent"] <= 1.0
+    assert info["epsilon_preprocessing"] == pytest.approx(0.8) and info["epsilon_spent"] <= 8.0
 
 
 def test_bad_settings_name_the_column(table, meta):

@@ -151,7 +151,8 @@ def test_dp_epsilon_is_read_from_the_generator(data):
                             thresholds=ThresholdSpec(), model_describe=describe)
     dp = report["tables"]["people"]["dp"]
     assert dp == {"epsilon_spent": 1.0, "delta": 1e-6, "guarantee": "(1.0, 1e-06)-DP for each training row",
-                  "budget": {"marginals": 0.5, "correlation": 0.5}}
+                  "budget": {"marginals": 0.5, "correlation": 0.5}, "accountant": "basic composition"}
+    assert report["dp"]["dataset_epsilon"] == 1.0 and "row-level" in report["dp"]["statement"]
     plain = privacy_report({"people": train}, {"people": holdout}, {"people": fresh}, schema, exclude={},
                            thresholds=ThresholdSpec())["tables"]["people"]["dp"]
     assert plain["epsilon_spent"] is None

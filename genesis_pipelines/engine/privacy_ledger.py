@@ -27,7 +27,7 @@ from genesis_pipelines.engine.errors import GenesisError
 
 FORMAT = "genesis.privacy_ledger/1"
 FILE_NAME = "privacy_ledger.json"
-DP_METHODS = ("dp_gaussian_copula", "dp_ctgan", "dp_tvae", "dp_autoregressive")
+DP_METHODS = ("dp_marginals", "dp_gaussian_copula", "dp_ctgan", "dp_tvae", "dp_autoregressive")
 RDP_ORDERS = [1 + x / 10.0 for x in range(1, 100)] + list(range(12, 64)) + [128, 256, 512]
 
 
@@ -122,8 +122,10 @@ def cumulative(entries: list[dict]) -> dict:
 
 def planned_spend(spec, rows: Mapping[str, int]) -> list[dict]:
     """What training the spec's DP tables would spend at most (their target epsilon and delta), before training.
-    `rows`: training rows per table (for the default delta of 1/(10 n)); a table missing there counts epsilon only."""
-    from genesis_pipelines.engine.generators.base import _REGISTRY
+    `rows`: training rows per table (for the default delta, dp_domain.default_delta); a table missing there counts
+    epsilon only."""
+    from genesis_pipelines.engine.generators.base import _registered
+    from genesis_pipelines.engine.generators.dp_domain import default_delta
 
     out = []
     for table in rows:
@@ -131,11 +133,12 @@ def planned_spend(spec, rows: Mapping[str, int]) -> list[dict]:
         if method not in DP_METHODS:
             continue
         settings = spec.generator.settings.get(method, {})
-        params = inspect.signature(_REGISTRY[method].__init__).parameters if method in _REGISTRY else {}
+        cls = _registered(method)
+        params = inspect.signature(cls.__init__).parameters if cls is not None else {}
         eps = settings.get("epsilon", params["epsilon"].default if "epsilon" in params else 1.0)
         delta = settings.get("delta", params["delta"].default if "delta" in params else None)
         if delta is None:
-            delta = 1.0 / (10 * rows[table]) if rows.get(table) else 0.0
+            delta = default_delta(rows[table]) if rows.get(table) else 0.0
         out.append({"table": table, "method": method, "epsilon": float(eps), "delta": float(delta)})
     return out
 

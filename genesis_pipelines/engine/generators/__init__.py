@@ -10,7 +10,7 @@ from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGe
 _CLASSES = {
     "AutoregressiveGenerator": "autoregressive", "DPGaussianCopulaGenerator": "dp_copula", "AutoGenerator": "auto",
     "CTGANGenerator": "ctgan", "TVAEGenerator": "tvae", "DPCTGANGenerator": "dp_neural", "DPTVAEGenerator": "dp_neural",
-    "SdvGaussianCopula": "sdv_backend",
+    "SdvGaussianCopula": "sdv_backend", "DPMarginalsGenerator": "dp_marginals",
 }
 
 

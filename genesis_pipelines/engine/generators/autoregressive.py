@@ -37,6 +37,7 @@ from genesis_pipelines.engine.generators._ar_codec import CategoricalCodec, Nume
 from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.transform import has_exceptions
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.generators.dp_domain import default_delta
 from genesis_pipelines.engine.io import atomic_path
 from genesis_pipelines.engine.schema import ColumnMeta, TableMeta
 
@@ -510,7 +511,7 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
     def _dp_codecs(self, table: pd.DataFrame, meta: TableMeta, rng: np.random.Generator) -> None:
         s = self.settings
         n = len(table)
-        delta = s["delta"] or 1.0 / max(n, 2) ** 1.1
+        delta = s["delta"] or default_delta(n)  # min(1e-6, 1/(10 n)): well below 1/n
         discrete = [c for c in self.codecs if isinstance(self.codecs[c], CategoricalCodec) and c not in s["categories"]]
         eps_col = s["epsilon"] * s["discretization_share"] / max(len(discrete), 1)
         for column, codec in list(self.codecs.items()):
@@ -529,7 +530,11 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
                 noisy = counts.to_numpy() + rng.laplace(0.0, 1.0 / eps_col, len(counts))
                 threshold = 1.0 + np.log(1.0 / delta) / eps_col  # stability-based histogram: rare labels never surface
                 kept = [str(c) for c, v in zip(counts.index, noisy) if v >= threshold]
-                self.codecs[column] = CategoricalCodec(cmeta.sdtype, kept or ["other"], [], True)
+                if not kept:  # every label too rare to release: say so instead of an all-"other" column
+                    raise GenesisError(f"dp_autoregressive: table {meta.name!r} column {column!r}: no category has enough "
+                                       f"rows to pass the DP selection (about {threshold:.0f} needed at this epsilon); "
+                                       f"declare its categories in the settings, categories: {{{column}: [...]}}, or raise epsilon")
+                self.codecs[column] = CategoricalCodec(cmeta.sdtype, kept, [], True)
         self.stats["dp_delta"] = delta
 
     def _fit_codecs(self, table: pd.DataFrame, meta: TableMeta, seed: int) -> None:

@@ -41,7 +41,7 @@ _plugin_errors: dict[str, str] = {}  # entry point name -> exception class (neve
 _BUILT_IN = {
     "gaussian_copula": "gaussian_copula", "dp_gaussian_copula": "dp_copula", "auto": "auto",
     "autoregressive": "autoregressive", "dp_autoregressive": "autoregressive", "ctgan": "ctgan", "tvae": "tvae",
-    "dp_ctgan": "dp_neural", "dp_tvae": "dp_neural",
+    "dp_ctgan": "dp_neural", "dp_tvae": "dp_neural", "dp_marginals": "dp_marginals",
     "sdv_gaussian_copula": "sdv_backend", "sdv_ctgan": "sdv_backend", "sdv_tvae": "sdv_backend",
 }
 

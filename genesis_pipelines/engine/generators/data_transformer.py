@@ -22,7 +22,8 @@ from sklearn.mixture import BayesianGaussianMixture
 from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds, dp_categories
+from genesis_pipelines.engine.generators.dp_domain import dp_octave_bounds
+from genesis_pipelines.engine.generators.dp_mechanisms import dp_categories
 from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, public_text_spec, sample_text
 from genesis_pipelines.engine.schema import TableMeta
 from genesis_pipelines.engine.transform import DISCRETE_NUMERIC_MAX, _as_numbers, _decimals, _restore, has_exceptions
@@ -140,7 +141,7 @@ class DataTransformer:
             if not lo < hi:
                 raise GenesisError(f"table {table!r}: bounds of column {column!r} must have low < high")
         elif private:
-            lo, hi = dp_bounds(values, epsilon, rng) if len(values) else dp_bounds(np.zeros(1), epsilon, rng)
+            lo, hi = dp_octave_bounds(values, sdtype, rng, epsilon=epsilon, table=table, column=column)  # cannot explode
         else:
             lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
         integer = sdtype == "integer" or (sdtype == "numeric" and not private and len(values) > 0 and bool(np.all(values % 1 == 0)))

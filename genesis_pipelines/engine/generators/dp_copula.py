@@ -3,13 +3,14 @@
 Every statistic of the real rows that the model keeps goes through a DP mechanism; the budget (epsilon, delta) is
 split by basic composition (the epsilons and the deltas add up):
 
-- numeric bounds (`selection`, default 30 % when a numeric column has no bounds in the settings): a DP quantile
-  pair (exponential mechanism, dp_mechanisms.dp_bounds), eps split evenly over those columns;
+- numeric bounds (`selection`, default 30 % when a numeric column has no bounds in the settings): a Laplace
+  histogram over a clamped grid of signed octaves (dp_domain.dp_octave_bounds: bins that hold no rows pass with
+  probability <= 1e-3, so the bounds cannot explode; too few rows -> an error naming the column), eps split evenly;
 - marginals (default 35 %, or 50 % without selection), eps split evenly over the columns: per numeric column a
   histogram over public slots (point masses at each integer of a short range, else at the bounds and 0, plus
   equal-width bins) and a null slot, with Laplace(1/eps) noise (a row falls in one slot: L1 sensitivity 1); per
   categorical column the same over the categories of the settings, or, without them, a stability-based histogram
-  (Laplace counts kept above 1 + ln(1/delta_c)/eps: (eps, delta_c)-DP, delta/2 shared by those columns);
+  (Laplace counts kept above 1 + ln(1/delta_c)/eps: (eps, delta_c)-DP, delta/2 shared by those columns; no category kept -> an error naming the column);
 - correlation (default 35 %, or 50 %): normal scores z of each row (through the noisy marginals), clipped to the
   ball ||z|| <= r, their sum of outer products S = sum z z^T released with the Gaussian mechanism (L2 sensitivity
   r^2), its noise calibrated through zero-concentrated DP to (eps, delta)-DP at any eps (see _gaussian_sigma).
@@ -32,7 +33,7 @@ from scipy.stats import chi2
 
 from genesis_pipelines.engine.errors import SpecError
 from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
-from genesis_pipelines.engine.generators.dp_mechanisms import dp_bounds
+from genesis_pipelines.engine.generators.dp_domain import DomainTooSmall, check_domain, default_delta, dp_octave_bounds
 from genesis_pipelines.engine.generators.free_text import STRING_KINDS, public_text_spec
 from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator, _nearest_correlation
 from genesis_pipelines.engine.schema import TableMeta
@@ -80,17 +81,19 @@ def _quantile_function(atoms: np.ndarray, atom_probs: np.ndarray, edges: np.ndar
 class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
     name: ClassVar[str] = "dp_gaussian_copula"
 
-    def __init__(self, epsilon: float = 1.0, delta: float = 1e-6, bins: int = 32,
+    def __init__(self, epsilon: float = 1.0, delta: float | None = None, bins: int = 32,
                  bounds: dict[str, list[float]] | None = None, categories: dict[str, list] | None = None,
                  decimals: dict[str, int] | None = None, budget_split: dict[str, float] | None = None,
                  bounds_tail: float = 0.05, max_fit_rows: int = 500_000):
         super().__init__(max_fit_rows=max_fit_rows)
-        if not epsilon > 0 or not 0 < delta < 1:
+        if not epsilon > 0 or (delta is not None and not 0 < delta < 1):
             raise SpecError(f"generator {self.name!r}: epsilon must be > 0 and delta in (0, 1)")
         if budget_split is not None and (set(budget_split) - {"selection", "marginals", "correlation"}
                                          or any(v < 0 for v in budget_split.values()) or sum(budget_split.values()) <= 0):
             raise SpecError(f"generator {self.name!r}: budget_split takes non-negative selection, marginals, correlation")
-        self.epsilon, self.delta, self.bins = float(epsilon), float(delta), int(bins)
+        self.epsilon, self.bins = float(epsilon), int(bins)
+        self.delta_setting = None if delta is None else float(delta)
+        self.delta = self.delta_setting or 1e-6  # set at fit: the setting, else min(1e-6, 1/(10 n))
         self.public_bounds = {c: [float(v) for v in b] for c, b in (bounds or {}).items()}
         self.public_categories = dict(categories or {})
         self.decimals = dict(decimals or {})
@@ -116,6 +119,8 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
 
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         table, rng = self._fit_rows(table, meta, seed)
+        self.delta = self.delta_setting if self.delta_setting is not None else default_delta(len(table))
+        self.table_name = meta.name
         for column in list(self.public_bounds) + list(self.public_categories) + list(self.decimals):
             if column not in table.columns:
                 raise SpecError(f"generator {self.name!r} settings name column {column!r}, which table {meta.name!r} does not have")
@@ -167,7 +172,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         if cmeta.name in self.public_bounds:
             lo, hi = self.public_bounds[cmeta.name]
         else:
-            lo, hi = dp_bounds(values, eps_select, rng, tail=self.bounds_tail) if len(values) else (0.0, 1.0)
+            lo, hi = dp_octave_bounds(values, cmeta.sdtype, rng, epsilon=eps_select, table=self.table_name, column=cmeta.name)
         integer = cmeta.sdtype == "integer"
         if integer:
             lo, hi = math.floor(lo), math.ceil(hi)
@@ -209,8 +214,11 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
             kept = noisy > 1.0 + np.log(1.0 / delta) / eps
             order = np.argsort(-noisy[kept], kind="stable")
             values, noisy = [str(v) for v in uniques[kept][order]], noisy[kept][order]
-            if not values:
-                values, noisy = ["(rare)"], np.array([1.0])  # every category was too rare to release
+            if not values:  # every category too rare to release: no silent "(rare)" column
+                raise DomainTooSmall(
+                    f"table {self.table_name!r} column {cmeta.name!r}: no category has enough rows to pass the DP "
+                    f"selection (about {1.0 + np.log(1.0 / delta) / eps:.0f} rows needed at this epsilon); declare its "
+                    f"categories in the generator settings, categories: {{{cmeta.name}: [...]}}, or raise epsilon")
         noisy = np.clip(noisy, 0.0, None)
         nulls = max(nulls, 0.0)
         total = noisy.sum() + nulls
@@ -247,6 +255,21 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         outer = outer + noise + np.triu(noise, 1).T
         scale = np.sqrt(np.maximum(np.diag(outer), 1.0))
         self.corr = _nearest_correlation(outer / np.outer(scale, scale))
+
+    def sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
+        frame = super().sample(n, conditions=conditions, seed=seed)
+        check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
+        return frame
+
+    def domain(self) -> dict:
+        """What the model may output: numeric columns within their quantile range, categories among those kept."""
+        out = {}
+        for column, t in self.transforms.items():
+            if isinstance(t, ContinuousTransform):
+                out[column] = {"bounds": [float(np.min(t.quantiles)), float(np.max(t.quantiles))]}
+            elif isinstance(t, DiscreteTransform) and t.sdtype != "boolean":
+                out[column] = {"categories": [str(v) for v in t.values]}
+        return out
 
     # -------------------------------------------------------------- persistence and description
 

@@ -1,4 +1,4 @@
-"""Differentially private estimates of the public parts of a model: numeric bounds and category sets.
+"""Differentially private category sets for the pure-epsilon DP generators (numeric bounds: dp_domain).
 
 Used where the spec gives no bounds / categories for a DP generator, so that nothing outside DP-SGD reads the
 real values without a privacy guarantee. Neighbouring tables differ by one added or removed row.
@@ -7,28 +7,6 @@ real values without a privacy guarantee. Neighbouring tables differ by one added
 from __future__ import annotations
 
 import numpy as np
-
-# candidate bounds: 0 and +-2^(k/8), from 2^-20 to 2^63 (about 9% apart): data-independent, covers dates in microseconds
-_MAGNITUDES = 2.0 ** (np.arange(-20 * 8, 63 * 8 + 1) / 8.0)
-CANDIDATES = np.concatenate([-_MAGNITUDES[::-1], [0.0], _MAGNITUDES])
-
-
-def dp_quantile(values: np.ndarray, q: float, epsilon: float, rng: np.random.Generator) -> float:
-    """Exponential mechanism over a fixed grid, utility -|rank - q n| (sensitivity 1): epsilon-DP."""
-    ordered = np.sort(np.asarray(values, dtype="float64"))
-    ranks = np.searchsorted(ordered, CANDIDATES, side="left")
-    utility = -np.abs(ranks - q * len(ordered))
-    scores = epsilon * utility / 2.0 + rng.gumbel(size=len(CANDIDATES))  # Gumbel-max = exponential mechanism
-    return float(CANDIDATES[int(np.argmax(scores))])
-
-
-def dp_bounds(values: np.ndarray, epsilon: float, rng: np.random.Generator, tail: float = 0.01) -> tuple[float, float]:
-    """Low and high quantile (tail, 1 - tail), epsilon/2 each; always a non-empty interval."""
-    lo = dp_quantile(values, tail, epsilon / 2, rng)
-    hi = dp_quantile(values, 1 - tail, epsilon / 2, rng)
-    if hi <= lo:
-        lo, hi = min(lo, hi), CANDIDATES[min(np.searchsorted(CANDIDATES, max(lo, hi), side="right"), len(CANDIDATES) - 1)]
-    return lo, float(hi)
 
 
 def dp_categories(keys: np.ndarray, epsilon: float, delta: float, rng: np.random.Generator) -> list:

@@ -28,6 +28,7 @@ from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators.base import register
 from genesis_pipelines.engine.generators.ctgan import CTGANGenerator, Discriminator
 from genesis_pipelines.engine.generators.data_transformer import DataTransformer
+from genesis_pipelines.engine.generators.dp_domain import default_delta
 from genesis_pipelines.engine.generators.neural import LOG
 from genesis_pipelines.engine.generators.tvae import TVAEGenerator
 from genesis_pipelines.engine.schema import TableMeta
@@ -56,7 +57,7 @@ class DifferentialPrivacy:
                 "bounds": self.bounds, "categories": self.categories, "preprocessing_share": self.preprocessing_share}
 
     def _fit_transformer(self, table, meta: TableMeta, seed: int) -> DataTransformer:
-        delta = self.delta if self.delta is not None else 1.0 / (10 * len(table))
+        delta = self.delta if self.delta is not None else default_delta(len(table))
         columns = [c for c in table.columns if c in meta.columns and meta.columns[c].sdtype != "id"]
         need = DataTransformer.columns_needing_dp(meta, columns, self.bounds, self.categories)
         needs_delta = any(DataTransformer.is_discrete(c, meta, None, True, self.categories) for c in need)
