@@ -16,7 +16,6 @@ the model is the same either way (version and timings aside). No Dagster import 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import shutil
 import time
@@ -73,6 +72,9 @@ class TableResult(BaseModel):
     copy_guard: list[str] = Field(default_factory=list)  # salted digests of unique training records
     relation_updates: dict[str, dict] = Field(default_factory=dict)  # relation index -> inherited / constant
     seconds: float = 0.0
+    device: str = "cpu"  # where it trained, and the step's peak memory (device.measure_training)
+    peak_memory_bytes: int = 0
+    memory_kind: str = ""
 
 
 def spec_digest(spec: DatasetSpec) -> str:
@@ -218,14 +220,28 @@ def train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mappi
     """Fit one table's generator (its constraints, copy guard and FK-learned columns) from the plan; `tables` holds at
     least tables_needed(plan, findings, table). Written into the plan's staging folder: the table's folder swapped
     in whole, then its result JSON, so a table trained again replaces its earlier attempt."""
+
+    from genesis_pipelines.engine.device import measure_training
+
+    with measure_training(device) as cost:
+        result = _train_table(spec, plan, table, tables, findings, model_root, device=device, hash_key=hash_key, log=log)
+    result.seconds, result.device = round(cost.seconds, 3), device
+    result.peak_memory_bytes, result.memory_kind = cost.peak_memory_bytes, cost.memory_kind
+    from genesis_pipelines.engine.io import write_json
+
+    index = plan.db_schema.generation_order.index(table)
+    write_json(staging_dir(model_root, plan.version) / RESULTS_DIR / f"{index:04d}.json", result.model_dump(mode="json"))
+    return result
+
+
+def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapping[str, pd.DataFrame],
+                 findings: list[pii_engine.PiiFinding], model_root: Path, *, device: str, hash_key: bytes | None,
+                 log: Log) -> TableResult:
     from genesis_pipelines.engine import constraints, record_guard, reference_tables, rules
     from genesis_pipelines.engine import relational as rel
     from genesis_pipelines.engine.generators import create_generator
     from genesis_pipelines.engine.generators.free_text import excluded_words
-    from genesis_pipelines.engine.io import write_json
     from genesis_pipelines.engine.schema import child_keys
-
-    started = time.perf_counter()
     staging = staging_dir(model_root, plan.version)
     schema, relations, found = plan.db_schema, relations_of_plan(plan), plan.rules
     if table not in schema.tables:
@@ -304,10 +320,8 @@ def train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mappi
     shutil.rmtree(folder, ignore_errors=True)
     if work.exists():
         os.replace(work, folder)
-    result = TableResult(table=table, table_model=table_model.model_dump(mode="json"), copy_guard=copy_guard,
-                         relation_updates=updates, seconds=round(time.perf_counter() - started, 3))
-    write_json(staging / RESULTS_DIR / f"{index:04d}.json", result.model_dump(mode="json"))
-    return result
+    return TableResult(table=table, table_model=table_model.model_dump(mode="json"), copy_guard=copy_guard,
+                       relation_updates=updates)
 
 
 # ---------------------------------------------------------------- 3. the model
@@ -358,5 +372,16 @@ def assemble(spec: DatasetSpec, plan: TrainingPlan, findings: list[pii_engine.Pi
     return model
 
 
-def read_result_json(path: Path) -> dict:
-    return json.loads(Path(path).read_text(encoding="utf-8"))
+def training_cost(model_root: Path, plan: TrainingPlan):
+    """The tables' training cost together: seconds summed (plan included), the highest step's peak memory, the
+    devices used."""
+    from genesis_pipelines.engine.device import TrainingCost
+
+    results = [TableResult.model_validate_json(p.read_text(encoding="utf-8"))
+               for p in sorted((staging_dir(model_root, plan.version) / RESULTS_DIR).glob("*.json"))]
+    cost = TrainingCost(device=",".join(sorted({r.device for r in results})) or "cpu")
+    cost.seconds = plan.plan_seconds + sum(r.seconds for r in results)
+    top = max(results, key=lambda r: r.peak_memory_bytes, default=None)
+    if top is not None:
+        cost.peak_memory_bytes, cost.memory_kind = top.peak_memory_bytes, top.memory_kind
+    return cost
