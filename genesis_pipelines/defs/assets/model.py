@@ -8,6 +8,7 @@ Each step reads what it needs as data (the plan in the staging folder, source ta
 multiprocess executor here and the k8s executor in production train independent tables at the same time, and a
 failed table retrains alone (re-execute the run from failure). Only a table whose generator will train on CUDA holds
 the `gpu` pool; nothing here holds the `duckdb` pool (reads are read-only, the split commit is one short write).
+`<dataset>/model` materialized alone (no plan in progress) trains every table itself, through the same functions.
 """
 
 
@@ -125,9 +126,17 @@ def _model_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
         description="The model version: every table's generator and the children-per-parent distributions, with its "
                     "train/holdout split committed to the warehouse and its expectation suites; LATEST moves last.",
     )
-    def model(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        layout = storage.layout(spec.name)
-        done = pipeline.finish_training(spec, layout, warehouse.get_connection, log=context.log.info, wait=None)
+    def model(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage,
+              pii_settings: PiiSettings, device: DeviceResource) -> dg.MaterializeResult:
+        layout, connect = storage.layout(spec.name), warehouse.get_connection
+        if pipeline.building_version(layout) is not None:  # the plan and table steps ran: assemble what they trained
+            done = pipeline.finish_training(spec, layout, connect, log=context.log.info, wait=None)
+        else:  # materialized alone (the retrain hint, a drift retrain of this key only): every step here, in one go
+            context.log.info("no training in progress: planning and training every table in this step")
+            done = pipeline.train_model(spec, layout, connect, pipeline.read_sources(spec, layout, warehouse.read_connection()),
+                                        pipeline.load_schema(layout), pipeline.load_findings(layout),
+                                        device=device.resolve(), hash_key=pii_settings.key_bytes(),
+                                        log=context.log.info, wait=None)
         trained, suites = done.model, done.suites
         table_rows = [[t, m.method + (f" -> {m.describe['auto']['chosen_method']}" if "auto" in m.describe else ""),
                        m.train_rows, m.holdout_rows, m.describe.get("columns_modelled", "-")] for t, m in trained.tables.items()]
