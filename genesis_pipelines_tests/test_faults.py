@@ -1,4 +1,4 @@
-"""Faults: a run killed mid-write, a corrupt model, two writers racing on the warehouse, the duckdb pool."""
+"""Faults: a run killed mid-write, a corrupt model, two writers racing on the warehouse, no duckdb pool."""
 
 from __future__ import annotations
 
