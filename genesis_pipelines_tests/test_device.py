@@ -76,11 +76,18 @@ def _tiny_dataset(folder):
     return spec
 
 
-def test_model_asset_runs_in_the_gpu_pool_and_records_its_cost(tmp_path, isolated_data, monkeypatch):
+def test_training_steps_hold_the_gpu_pool_only_on_cuda_and_record_their_cost(tmp_path, isolated_data, monkeypatch):
+    spec = load_spec(_tiny_dataset(tmp_path))
+    torch_spec = spec.model_copy(update={"generator": spec.generator.model_copy(update={"tables": {"sales": "autoregressive"}})})
+    monkeypatch.setenv("GENESIS_DEVICE", "cuda")
+    on_cuda = {k.to_user_string(): a.op.pool for a in build_dataset_defs(torch_spec).assets for k in a.keys}
+    # only the table whose generator trains with torch on CUDA; the copula table, plan and assembly run beside it
+    assert on_cuda["tiny/model/sales"] == "gpu" and on_cuda["tiny/model/shops"] is None
+    assert on_cuda["tiny/model"] is None and on_cuda["tiny/training_plan"] is None
     monkeypatch.setenv("GENESIS_DEVICE", "cpu")
-    defs = build_dataset_defs(load_spec(_tiny_dataset(tmp_path)))
+    assert {a.op.pool for a in build_dataset_defs(torch_spec).assets} == {None}
+    defs = build_dataset_defs(spec)
     model = next(a for a in defs.assets if dg.AssetKey(["tiny", "model"]) in a.keys)
-    assert model.op.pool == "gpu"
     result = dg.materialize(assets=list(defs.assets), resources=default_resources(), instance=dg.DagsterInstance.ephemeral(),
                             selection=dg.AssetSelection.assets(dg.AssetKey(["tiny", "model"])).upstream())
     assert result.success
@@ -88,3 +95,5 @@ def test_model_asset_runs_in_the_gpu_pool_and_records_its_cost(tmp_path, isolate
     assert metadata["device"].value == "cpu" and metadata["peak_memory_kind"].value == "process_peak_rss"
     assert metadata["training_seconds"].value >= 0 and metadata["peak_memory_mib"].value > 0
     assert metadata["generators"].value["sales"]["method"] == "gaussian_copula"
+    table = result.asset_materializations_for_node("tiny__model__sales")[0].metadata
+    assert table["device"].value == "cpu" and table["train_rows"].value > 0 and table["method"].value == "gaussian_copula"

@@ -1,4 +1,4 @@
-"""Faults: a run killed mid-write, a corrupt model, two writers racing on the warehouse, the duckdb pool."""
+"""Faults: a run killed mid-write, a corrupt model, two writers racing on the warehouse, no duckdb pool."""
 
 from __future__ import annotations
 
@@ -190,7 +190,7 @@ def test_two_runs_racing_on_the_warehouse_do_not_corrupt_it(tmp_path):
         assert _tables(con, "synthetic_race") == {"a", "b"}
 
 
-def test_warehouse_steps_share_the_duckdb_pool_limited_to_one(tmp_path):
+def test_warehouse_steps_hold_no_pool_and_queue_for_the_writer(tmp_path):
     config = yaml.safe_load((PROJECT_ROOT / "dagster.yaml").read_text())
     assert config["concurrency"]["pools"]["default_limit"] == 1
     with dg.instance_for_test(overrides={"concurrency": config["concurrency"]}, temp_dir=str(tmp_path)) as instance:
@@ -198,10 +198,10 @@ def test_warehouse_steps_share_the_duckdb_pool_limited_to_one(tmp_path):
     defs = dataset_defs(write_shop(tmp_path / "shop"))
     pools = {a.node_def.name: a.op.pool for a in [*defs.assets, *defs.asset_checks]
              if "warehouse" in {r.key for r in a.get_resource_requirements()}}
-    assert len(pools) >= 10
-    # the model holds the "gpu" pool while training; its short warehouse reads and writes retry on the lock
-    assert {name for name, pool in pools.items() if pool != "duckdb"} <= {"shop__model"}
-    assert pools["shop__model"] in ("duckdb", "gpu")
+    assert len(pools) >= 10 and {"shop__model__orders", "shop__training_plan"} <= set(pools)
+    # reads open the file read-only and writes are short commits that wait for the lock: no step is serialised
+    # by a pool on a CPU machine (the "gpu" pool is only for a torch table on CUDA, see test_device)
+    assert set(pools.values()) == {None}
 
 
 def test_the_embedded_instance_runs_one_run_per_dataset(tmp_path):

@@ -6,7 +6,8 @@ Chosen by GENESIS_EXECUTOR so the same code runs on a laptop and in a cluster by
   k8s                   dagster-k8s k8s_job_executor: a Kubernetes Job per step (image, env, resources from the
                         Helm chart's run launcher config, or per asset via the `dagster-k8s/config` tag)
   ecs                   dagster-aws ecs_executor: an ECS task per step
-Pools ("duckdb" limit 1, "gpu" limit 1 in resources/deploy/dagster.yaml) still serialise steps across pods.
+Independent steps run at once (each table's training, generation, the reports); only the "gpu" pool (limit 1 in
+resources/deploy/dagster.yaml, held by a table training with torch on CUDA) serialises steps across pods.
 """
 
 import os

@@ -9,7 +9,7 @@ from genesis_pipelines.defs.assets.analysis import build_analysis_assets
 from genesis_pipelines.defs.assets.augmented import augmented_keys, build_augmented_assets
 from genesis_pipelines.defs.assets.common import dataset_key, source_key, synthetic_key
 from genesis_pipelines.defs.assets.drift import build_drift_asset
-from genesis_pipelines.defs.assets.model import build_model_asset
+from genesis_pipelines.defs.assets.model import build_model_assets, training_keys
 from genesis_pipelines.defs.assets.reports import build_report_assets
 from genesis_pipelines.defs.assets.source import build_source_assets
 from genesis_pipelines.defs.assets.s3_export import build_s3_export_assets, s3_export_keys
@@ -39,7 +39,7 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
     assets = [
         *build_source_assets(spec, tables),
         *build_analysis_assets(spec, tables),
-        build_model_asset(spec),
+        *build_model_assets(spec, list(plan)),  # training_plan, model/<table> per table, model
         *build_synthetic_assets(spec, plan),
         *build_report_assets(spec, list(plan)),
         build_drift_asset(spec, tables),
@@ -50,16 +50,17 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         twin_job_name(spec.name),
         selection=dg.AssetSelection.groups(spec.name) - dg.AssetSelection.assets(*augmented_keys(spec, plan)),
         description=f"Source tables to synthetic twin and reports for {spec.name}.",
-        # one process: the DuckDB file takes a single writer, and steps are short
+        # in process by default; multiprocess / k8s run independent steps (tables' training, reads) at once
         executor_def=genesis_executor(),  # in-process unless GENESIS_EXECUTOR says otherwise
         tags={"dataset": spec.name},
     )
-    # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan, model
+    # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan and the
+    # training steps (training_plan, model/<table>, model)
     drift = dataset_key(spec.name, "drift")
     generation = [synthetic_key(spec.name, t) for t in plan] + [synthetic_files_key(spec.name)]
     generation += [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
     generation += s3_export_keys(spec, plan)
-    retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan", "model")] + generation
+    retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan")] + training_keys(spec.name, list(plan)) + generation
     # each trigger targets a job of what it requests, so the UI shows its real target (a run still selects a subset)
     retrain_job = _trigger_job(spec, f"{spec.name}_retrain", retrain, "Retrain the model, then regenerate the twin and reports")
     jobs = [job, retrain_job]

@@ -12,7 +12,10 @@ from pydantic import Field
 from genesis_pipelines import paths
 from genesis_pipelines.defs.io_managers import s3_io_manager_resources
 from genesis_pipelines.engine.device import resolve_device
+from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.pipeline import DatasetLayout
+
+READ_WAIT_S = 600.0  # fail-safe: a reader gives up after waiting this long behind writers
 
 
 class GenesisStorage(dg.ConfigurableResource):
@@ -43,13 +46,25 @@ class Warehouse(DuckDBResource):
 
     @contextmanager
     def get_connection(self):
-        if self.database != ":memory:":
-            Path(self.database).parent.mkdir(parents=True, exist_ok=True)
-        with super().get_connection() as conn:
-            try:
-                yield conn
-            finally:
-                conn.close()
+        """Read-write; while another process holds the file (its short commit, or readers), wait for it up to
+        READ_WAIT_S (a fail-safe), so steps without a pool queue for the single writer instead of failing."""
+        if self.database == ":memory:":
+            with super().get_connection() as conn:
+                try:
+                    yield conn
+                finally:
+                    conn.close()
+            return
+        with pipeline.warehouse_connector(self.database, wait=READ_WAIT_S)() as conn:
+            yield conn
+
+
+    def read_connection(self):
+        """A `Connect` that opens the warehouse read-only, waiting while another process writes: steps that only
+        read (schema, PII scan, per-table training) run in parallel processes. In-memory: the shared connection."""
+        if self.database == ":memory:" or not Path(self.database).is_file():
+            return self.get_connection
+        return pipeline.warehouse_connector(self.database, read_only=True, wait=READ_WAIT_S)
 
 
 class DeviceResource(dg.ConfigurableResource):

@@ -106,3 +106,17 @@ def forward_training_log(emit) -> Iterator[None]:
     finally:
         logger.removeHandler(handler)
         logger.setLevel(previous)
+
+
+def may_use_cuda(device: str = "auto") -> bool:
+    """Whether training on this `device` setting may land on a GPU, without importing torch (for definitions load,
+    where it decides the `gpu` pool): an explicit cuda device, or auto on a machine with an NVIDIA driver."""
+    import os
+    from pathlib import Path
+
+    device = (device or "auto").strip().lower()
+    if device.startswith("cuda"):
+        return True
+    if device != "auto" or os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    return Path("/dev/nvidiactl").exists() or any(Path("/proc/driver/nvidia/gpus").glob("*"))

@@ -3,9 +3,11 @@
     load_source      one real table from its file into the warehouse (source_<ds>)
     analyse          schema: types, keys, the FK graph, the generation order (+ the data's rules, for display)
     scan             PII findings and their policies
-    train_model      fit the model, commit its train/holdout split, save its expectation suites, then move LATEST
+    train_model      fit the model, commit its train/holdout split, save its expectation suites, then move LATEST:
+                     plan_training, train_table per table, finish_training (the steps Dagster runs apart)
     train            all of the above, for a front end that runs them in one go (the CLI)
-    generate_table   one synthetic table into the warehouse, then the deferred-key pass of a broken cycle
+    generate_table   one synthetic table, staged in its own file, committed into the warehouse in one short
+                     transaction with the deferred-key pass of a broken cycle
     publish_files    the synthetic tables as Parquet + CSV, published as one versioned folder (export.publish_versioned)
     generate         every table in generation order, then publish_files
     quality_report / privacy_report / write_report   the evidence, and its copies per model version
@@ -58,8 +60,10 @@ def _quiet(message: str) -> None:
 # ---------------------------------------------------------------- the warehouse and the writer lock
 
 
-def warehouse_connector(path: str | Path, *, read_only: bool = False) -> Connect:
-    """A `Connect` for a DuckDB file: a locked or unreadable file is a GenesisError naming it, not a traceback."""
+def warehouse_connector(path: str | Path, *, read_only: bool = False, wait: float = 0.0) -> Connect:
+    """A `Connect` for a DuckDB file: a locked or unreadable file is a GenesisError naming it, not a traceback.
+    `wait`: seconds to keep retrying while another process holds the file (a writer's short commit), so steps in
+    separate processes read in parallel and queue only behind a write (a fail-safe, not a budget)."""
     path = Path(path)
 
     @contextlib.contextmanager
@@ -67,11 +71,17 @@ def warehouse_connector(path: str | Path, *, read_only: bool = False) -> Connect
         if read_only and not path.is_file():
             raise GenesisError(f"warehouse {path} does not exist: generate the synthetic tables first")
         path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            con = duckdb.connect(str(path), read_only=read_only)
-        except duckdb.IOException as exc:
-            raise GenesisError(f"warehouse {path} is locked or unreadable ({exc.__class__.__name__}): "
-                               "is another run writing to it? Try again when it has finished") from None
+        deadline, pause = time.monotonic() + max(0.0, wait), 0.05
+        while True:
+            try:
+                con = duckdb.connect(str(path), read_only=read_only)
+                break
+            except duckdb.IOException as exc:
+                if time.monotonic() >= deadline:
+                    raise GenesisError(f"warehouse {path} is locked or unreadable ({exc.__class__.__name__}): "
+                                       "is another run writing to it? Try again when it has finished") from None
+                time.sleep(pause)
+                pause = min(pause * 2, 1.0)
         try:
             yield con
         finally:
@@ -340,25 +350,114 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
                 findings: list, *, device: str = "cpu", hash_key: bytes | None = None, log: Log = _quiet,
                 wait: float | None = 0.0) -> Trained:
     """Fit the model (holding the dataset's writer lock), commit its train/holdout split to the warehouse, save its
-    expectation suites beside it, and only then make it LATEST. A failure anywhere leaves LATEST and the previous
-    model as they were, and removes the unpublished version folder."""
-    from genesis_pipelines.engine import relational
+    expectation suites beside it, and only then make it LATEST: plan_training, train_table for every table, then
+    finish_training, in one process (the Dagster assets run them as separate steps). A failure anywhere leaves
+    LATEST and the previous model as they were, and removes the unpublished version folder."""
+    from genesis_pipelines.engine import training
     from genesis_pipelines.engine.device import forward_training_log, measure_training
+
+    with writer_lock(layout, wait=wait, log=log):
+        with measure_training(device) as cost, forward_training_log(log):
+            plan = plan_training(spec, layout, tables, db_schema, findings, log=log, wait=wait)
+            try:
+                for table in plan.db_schema.generation_order:
+                    train_table(spec, layout, None, table, device=device, hash_key=hash_key, log=log, tables=tables,
+                                findings=findings, plan=plan)
+            except BaseException:
+                shutil.rmtree(training.staging_dir(layout.models, plan.version), ignore_errors=True)
+                _clear_build(layout, plan.version)
+                raise
+        done = finish_training(spec, layout, connect, log=log, wait=wait, tables=tables, findings=findings)
+    return Trained(model=done.model, model_dir=done.model_dir, suites=done.suites, cost=cost)
+
+
+# the training a scheduler spreads: models/BUILDING.json names the plan the per-table steps train against
+
+def _build_pointer(layout: DatasetLayout) -> Path:
+    return layout.models / "BUILDING.json"
+
+
+def _clear_build(layout: DatasetLayout, version: str) -> None:
+    if building_version(layout) == version:
+        _build_pointer(layout).unlink(missing_ok=True)
+
+
+def building_version(layout: DatasetLayout) -> str | None:
+    try:
+        return str(json.loads(_build_pointer(layout).read_text(encoding="utf-8"))["version"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame], db_schema, findings: list, *,
+                  log: Log = _quiet, wait: float | None = 0.0):
+    """Step 1 of training (under the writer lock): the plan every table trains against (training.prepare_training),
+    in a new staging folder that models/BUILDING.json points at. A training left unfinished by an earlier run is
+    abandoned: one build per dataset at a time (production runs one run per dataset, see dagster.yaml)."""
+    from genesis_pipelines.engine import privacy_ledger, training
+    from genesis_pipelines.engine.io import write_json
+
+    with writer_lock(layout, wait=wait, log=log):
+        # refused before any table trains when the new DP model would exceed the spec's privacy_budget
+        train_share = 1.0 - spec.holdout_fraction
+        privacy_ledger.check(spec, layout, {t: max(1, int(len(df) * train_share)) for t, df in tables.items()})
+        _build_pointer(layout).unlink(missing_ok=True)
+        remove_stale_model_files(layout)
+        plan = training.prepare_training(spec, db_schema, tables, findings, layout.models, log=log)
+        write_json(_build_pointer(layout), {"version": plan.version})
+    return plan
+
+
+def _current_plan(spec, layout: DatasetLayout):
+    from genesis_pipelines.engine import training
+
+    version = building_version(layout)
+    if version is None:
+        raise ModelError(f"dataset {spec.name!r} has no training in progress: plan the training first "
+                         "(materialize the training_plan asset, or retrain the model)")
+    return training.load_plan(layout.models, version, spec)
+
+
+def train_table(spec, layout: DatasetLayout, connect: Connect | None, table: str, *, device: str = "cpu",
+                hash_key: bytes | None = None, log: Log = _quiet, tables: Mapping[str, pd.DataFrame] | None = None,
+                findings: list | None = None, plan=None):
+    """Step 2 of training, for one table and against the current plan: reads only the source tables it needs
+    (training.tables_needed) through `connect` (read-only is enough), so tables train in parallel processes; a
+    table trained again replaces its earlier attempt."""
+    from genesis_pipelines.engine import training
+
+    plan = plan if plan is not None else _current_plan(spec, layout)
+    findings = findings if findings is not None else load_findings(layout)
+    if tables is None:
+        tables = read_tables(connect, layout.source_schema, training.tables_needed(plan, findings, table))
+    return training.train_table(spec, plan, table, tables, findings, layout.models, device=device, hash_key=hash_key,
+                                log=log)
+
+
+def finish_training(spec, layout: DatasetLayout, connect: Connect, *, log: Log = _quiet, wait: float | None = 0.0,
+                    tables: Mapping[str, pd.DataFrame] | None = None, findings: list | None = None) -> Trained:
+    """Step 3 of training (under the writer lock): assemble the model from every table's result, commit its split to
+    the warehouse, save its expectation suites, and only then make it LATEST. A failure after assembly removes the
+    version folder and leaves LATEST as it was; before it (a table not trained yet), the plan stays for a retry."""
+    from genesis_pipelines.engine import privacy_ledger, relational, training
     from genesis_pipelines.engine.expectations import build_suites, save_suites
     from genesis_pipelines.engine.splits import write_splits
 
-    from genesis_pipelines.engine import privacy_ledger
-
     with writer_lock(layout, wait=wait, log=log):
-        # refused before any training when the new DP model would exceed the spec's privacy_budget
-        train_share = 1.0 - spec.holdout_fraction
-        privacy_ledger.check(spec, layout, {t: max(1, int(len(df) * train_share)) for t, df in tables.items()})
-        remove_stale_model_files(layout)
-        with measure_training(device) as cost, forward_training_log(log):
-            model, splits = relational.train(spec, db_schema, tables, findings, layout.models, device=device,
-                                             hash_key=hash_key, log=log, publish=False)
+        plan = _current_plan(spec, layout)
+        findings = findings if findings is not None else load_findings(layout)
+        missing = training.pending_tables(layout.models, plan)
+        if missing:
+            raise ModelError(f"dataset {spec.name!r}: tables {', '.join(missing)} of training {plan.version} are not "
+                             "trained yet: materialize their model/<table> assets (or retrain the model)")
+        cost = training.training_cost(layout.models, plan)
+        model = training.assemble(spec, plan, findings, layout.models, publish=False)
         model_dir = layout.models / model.version
         try:
+            _clear_build(layout, plan.version)
+            if tables is None:
+                tables = read_sources(spec, layout, connect)
+            splits = training.splits_from_plan(plan, tables)
             # the holdout stays in the warehouse for evaluation, never exported
             with connect() as con:
                 write_splits(con, spec.name, model, splits)
@@ -371,6 +470,7 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
         except BaseException:
             shutil.rmtree(model_dir, ignore_errors=True)
             raise
+    log(f"model {model.version}: {len(model.tables)} tables assembled")
     return Trained(model=model, model_dir=model_dir, suites=suites, cost=cost)
 
 
@@ -379,7 +479,8 @@ def remove_stale_model_files(layout: DatasetLayout) -> list[Path]:
     under the writer lock (no other training is staging now)."""
     if not layout.models.is_dir():
         return []
-    stale = [p for p in layout.models.iterdir() if p.name.startswith(".staging-") or p.name.startswith(".LATEST.json.")]
+    stale = [p for p in layout.models.iterdir() if p.name.startswith(".staging-") or p.name.startswith(".LATEST.json.")
+             or p.name.startswith(".BUILDING.json.")]
     for path in stale:
         if path.is_dir():
             shutil.rmtree(path, ignore_errors=True)
@@ -460,9 +561,12 @@ class GeneratedTable:
 
 
 def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Path, table: str, *, scale: float,
-                   seed: int, locale: str = "en_US") -> GeneratedTable:
-    """One synthetic table after its (already generated) parents, streamed into synthetic_<ds> and swapped in;
-    then, for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in."""
+                   seed: int, locale: str = "en_US", read: Connect | None = None) -> GeneratedTable:
+    """One synthetic table after its (already generated) parents: the parents are read (through `read`, read-only is
+    enough), the rows are generated chunk by chunk into a staging DuckDB file of this step alone (memory bounded by a
+    chunk, no lock held), and then committed into synthetic_<ds> in one short transaction through `connect`, where,
+    for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
+    generate in parallel processes and queue only for their commit."""
     from genesis_pipelines.engine import relational
     from genesis_pipelines.engine.io import read_table, write_table
 
@@ -475,22 +579,74 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
                 first.append(chunk.head(0))
             yield chunk
 
-    filled: list[str] = []
-    with connect() as con:
+    with (read or connect)() as con:
         # the model's own FK graph decides which parents are read
         parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
-        chunks = relational.generate_table_chunks(
-            model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
-            forbidden=relational.load_pii_guard(model, model_dir),
-            copy_guard=relational.load_copy_guard(model, model_dir, table))
-        rows = write_table(con, out_schema, table, remember_first(chunks))  # memory bounded by a chunk
-        for relation in relational.deferred_relations(model, table):
-            child = relation.fk.child_table
-            done = relational.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
-                                                 read_table(con, out_schema, table), seed=seed)
-            write_table(con, out_schema, child, done)
-            filled.append(child)
+    chunks = relational.generate_table_chunks(
+        model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
+        forbidden=relational.load_pii_guard(model, model_dir),
+        copy_guard=relational.load_copy_guard(model, model_dir, table))
+    staging_dir = layout.root / ".staging"
+    staging_dir.mkdir(parents=True, exist_ok=True)
+    staged = staging_dir / f"synthetic-{_file_token(table)}-{os.getpid()}-{threading.get_ident()}.duckdb"
+    staged.unlink(missing_ok=True)
+    filled: list[str] = []
+    try:
+        scratch = duckdb.connect(str(staged))
+        try:
+            rows = write_table(scratch, "main", STAGED_TABLE, remember_first(chunks))
+        finally:
+            scratch.close()
+        with connect() as con:
+            commit_staged(con, out_schema, table, staged)
+            for relation in relational.deferred_relations(model, table):
+                child = relation.fk.child_table
+                done = relational.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
+                                                     read_table(con, out_schema, table), seed=seed)
+                write_table(con, out_schema, child, done)
+                filled.append(child)
+    finally:
+        for path in (staged, staged.with_name(staged.name + ".wal")):
+            path.unlink(missing_ok=True)
     return GeneratedTable(table=table, rows=rows, columns=first[0] if first else pd.DataFrame(), deferred_children=filled)
+
+
+STAGED_TABLE = "staged"
+
+
+def _file_token(name: str) -> str:
+    import hashlib
+    import re
+
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)[:40] + "-" + hashlib.sha256(name.encode("utf-8")).hexdigest()[:8]
+
+
+def commit_staged(con: duckdb.DuckDBPyConnection, schema: str, table: str, staged: Path) -> None:
+    """A table staged in its own DuckDB file, copied into the warehouse's scratch table and swapped in within one
+    transaction (same column types as a direct write); a failure leaves the old table."""
+    from genesis_pipelines.engine.io import quote
+
+    alias = "__genesis_staged"
+    target, scratch = f"{quote(schema)}.{quote(table)}", f"{quote(schema)}.{quote('__staging_' + table)}"
+    con.execute(f"attach '{str(staged).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
+    try:
+        con.execute(f"create schema if not exists {quote(schema)}")
+        con.execute(f"drop table if exists {scratch}")
+        con.execute(f"create table {scratch} as select * from {alias}.main.{quote(STAGED_TABLE)}")
+        try:
+            con.execute("begin transaction")
+            con.execute(f"drop table if exists {target}")
+            con.execute(f"alter table {scratch} rename to {quote(table)}")
+            con.execute("commit")
+        except BaseException:
+            try:
+                con.execute("rollback")
+            except duckdb.Error:
+                pass
+            con.execute(f"drop table if exists {scratch}")
+            raise
+    finally:
+        con.execute(f"detach {alias}")
 
 
 def publish_files(layout: DatasetLayout, connect: Connect, tables: Sequence[str], *, out: str | Path | None = None,

@@ -470,7 +470,9 @@ def train(
     log: Callable[[str], None] = lambda message: None,
     publish: bool = True,
 ) -> tuple[RelationalModel, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
-    """Fit every table's generator on its training split and learn the FK structure; save atomically.
+    """Fit every table's generator on its training split and learn the FK structure; save atomically. The three
+    steps of engine/training.py in one process (plan, each table, assemble): the same model as when a scheduler
+    runs them as separate steps.
 
     `publish=False` saves the version folder but leaves LATEST alone: the pipeline moves it (set_latest) only
     once the model's split is committed to the warehouse.
@@ -479,144 +481,17 @@ def train(
     sampled conditioned on the parents its rows were assigned to. Returns the model and each table's (train,
     holdout) split, so the caller can keep the holdout for evaluation.
     """
-    started = time.perf_counter()
-    fingerprint = fingerprint_tables(tables)
-    created = datetime.now(timezone.utc)
-    version = created.strftime("v%Y%m%dT%H%M%S%fZ") + "-" + fingerprint[:8]
-    model_root = Path(model_root)
-    staging = model_root / f".staging-{version}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    salt = os.urandom(16).hex()
-    exclusions = record_guard.comparison_exclusions(schema, findings)
-    copy_guard: dict[str, list[str]] = {}
-    table_models: dict[str, TableModel] = {}
+    from genesis_pipelines.engine import training
+
+    plan = training.prepare_training(spec, schema, tables, findings, model_root, log=log)
     try:
-        splits = split_tables(schema, tables, spec.holdout_fraction, spec.seed,
-                              follow_parents=spec.holdout_by_parent,
-                              people=pii_engine.person_tables(findings))
-        per_person = rows_per_person(schema, tables, pii_engine.person_tables(findings))
-        reference = reference_tables.find_reference_tables(
-            schema, tables, findings, {t: s.reference for t, s in spec.tables.items()})
-        schema = _with_reference_labels(schema, tables, reference)
-        for name in reference:  # kept whole: no rows are held out of what is copied by design
-            splits[name] = (tables[name], tables[name].iloc[0:0])
-        # an empty parent has no features to condition on; an empty child has no children per parent to model
-        relations = [learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
-                                    select_parent_features(fk, tables[fk.parent_table], schema, findings, tables[fk.child_table])
-                                    if len(tables[fk.parent_table]) and len(tables[fk.child_table]) else [])
-                     for fk in schema.foreign_keys]
-        private = {t: {f.column for f in findings if f.table == t and f.policy != "keep"} for t in tables}
-        found = rules.select(rules.discover(tables, schema, private=private, seed=spec.seed, dependencies=False), spec.rules)
-        for relation in relations:
-            relation.min_children = max([r.min_count for r in found if r.kind == "min_children" and r.table == relation.fk.child_table
-                                         and r.columns[0] == relation.fk.child_column], default=0)
-        for index, relation in enumerate(relations):
-            fk = relation.fk
-            if not len(tables[fk.parent_table]) or not len(tables[fk.child_table]):
-                continue
-            lookup = _lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
-            if fk.parent_table in reference and not fk.composite and not fk.is_self_reference and not fk.deferred:
-                lookup = fk.parent_column  # the kept rows keep their keys: each gets its own real children count
-            if lookup and not fk.is_self_reference and not fk.deferred:
-                counts = _children_counts(fk, tables[fk.child_table], tables[fk.parent_table])
-                relation.count_key = lookup
-                relation.count_by_value = counts.groupby(tables[fk.parent_table][lookup].astype(str)).mean().to_dict()
-            parent_train = splits[fk.parent_table][0]
-            relation.count_model = _fit_count_model(
-                relation, parent_train, _children_counts(fk, tables[fk.child_table], parent_train).to_numpy(),
-                schema.tables[fk.parent_table], staging / "relations" / str(index), spec.seed + index)
-        real_pii = pii_engine.forbidden_values(tables, findings)
-        for index, name in enumerate(schema.generation_order):
-            df, meta = tables[name], schema.tables[name]
-            train_df, holdout_df = splits[name]
-            if df.empty:
-                log(f"table {name} is empty: generated empty, with its {df.shape[1]} columns")
-                copy_guard[name] = []
-                table_models[name] = _empty_table_model(name, df, meta, findings)
-                continue
-            if name in reference:
-                log(f"table {name} is reference data ({reference[name]}): kept as it is")
-                reference_tables.save_rows(df, staging / "tables" / name)
-                copy_guard[name] = []
-                table_models[name] = TableModel(
-                    table=name, method=reference_tables.REFERENCE_METHOD, row_count=len(df), train_rows=len(df),
-                    holdout_rows=0, columns=list(df.columns), key_stats={},
-                    rules=[r for r in found if r.table == name],
-                    describe={"method": reference_tables.REFERENCE_METHOD, "rows": len(df), "columns_modelled": 0,
-                              "reference": reference[name]})
-                continue
-            keys = schema.key_columns(name)
-            learnable = pii_engine.prepare_for_training(name, train_df, findings, hash_key=hash_key, tables=tables)
-            learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
-            training_meta = _training_meta(meta, findings)
-            training_meta.rows_per_person = per_person.get(name, 1.0)
-            dependencies = rules.find_dependencies(learnable, training_meta, private[name], spec.seed)
-            table_rules = [r for r in found if r.table == name] + rules.select(rules.dependency_rules(name, dependencies), spec.rules)
-            dependencies = {t: d for t, d in dependencies.items() if any(r.kind == "dependency" and r.columns[1] == t for r in table_rules)}
-            joined = [learnable]
-            for relation in relations:
-                if relation.fk.child_table != name or not relation.features:
-                    continue
-                parent = tables[relation.fk.parent_table]
-                frame = _join_parent_features(relation, child_keys(relation.fk, train_df), parent,
-                                              _children_counts(relation.fk, df, parent).to_numpy())
-                training_meta.columns.update(_feature_meta(relation.features, schema.tables[relation.fk.parent_table], frame))
-                relation.inherited = _inherited_columns(relation, table_rules, {
-                    c for r in relations if r.fk.child_table == name for c in r.inherited})
-                joined.append(frame)
-            for relation in relations:
-                # drawn per parent given that parent only: sound when no other parent of the row carries values
-                # (a track's price is one per album, but also follows its media type, assigned track by track)
-                others = [r for r in relations if r.fk.child_table == name and r is not relation
-                          and any(f.kind == "value" for f in r.features)]
-                if relation.fk.child_table == name and relation.features and not relation.fk.is_self_reference and not others:
-                    relation.constant = _constant_columns(relation.fk, train_df, learnable, training_meta, {
-                        c for r in relations if r.fk.child_table == name for c in [*r.inherited, *r.constant]})
-            method = spec.generator.method_for(name)
-            generator = create_generator(method, **spec.generator.settings.get(method, {}))
-            fit_frame = pd.concat(joined[1:] + joined[:1], axis=1) if len(joined) > 1 else learnable
-            log(f"fitting {method} on table {name}: {len(fit_frame)} rows x {fit_frame.shape[1]} columns "
-                f"({fit_frame.shape[1] - learnable.shape[1]} parent features)")
-            with excluded_words(real_pii):  # code and name vocabularies keep no word of real PII
-                generator.fit(fit_frame, training_meta, device=device, seed=spec.seed + index)
-            generator.save(staging / "tables" / name)
-            constraints.fit_table(spec, name, learnable, staging / "tables" / name)
-            copy_guard[name] = record_guard.unique_record_digests(
-                train_df, record_guard.record_columns(meta, exclusions[name]), meta, salt)
-            dropped = {f.column for f in findings if f.table == name and f.policy == "drop"}
-            table_models[name] = TableModel(
-                table=name, method=method, row_count=len(df), train_rows=len(train_df), holdout_rows=len(holdout_df),
-                columns=[c for c in df.columns if c not in dropped],
-                key_stats={c: _key_stats(df[c], df, meta.primary_key) for c in meta.primary_key
-                           if not any(c in fk.child_columns for fk in schema.fks_of(name))},
-                unique_columns=[c for c in learnable.columns if _is_lookup(df, meta, findings, c)],
-                dependencies=dependencies,
-                rules=table_rules,
-                describe=generator.describe(),
-            )
-        model = RelationalModel(
-            dataset=spec.name, version=version, created_at=created.isoformat(), source_fingerprint=fingerprint,
-            seed=spec.seed, db_schema=schema, tables=table_models, relations=relations, pii=findings, pii_guard_salt=salt,
-            code_version=engine_code_version(),
-            settings={"generator": spec.generator.model_dump(mode="json"), "seed": spec.seed, "scale": spec.scale,
-                      "holdout_fraction": spec.holdout_fraction, "holdout_by_parent": spec.holdout_by_parent},
-            metrics={"training_seconds": round(time.perf_counter() - started, 3),
-                     "rows": {t: m.row_count for t, m in table_models.items()},
-                     "train_rows": sum(m.train_rows for m in table_models.values())},
-        )
-        write_json(staging / "pii_guard.json", record_guard.pii_guard(tables, findings, salt))
-        write_json(staging / "text_guard.json", pii_engine.text_shingle_digests(tables, schema, findings, salt))
-        write_json(staging / "record_guard.json", copy_guard)
-        write_json(staging / "model.json", model.model_dump(mode="json"))
-        final = model_root / version
-        os.replace(staging, final)
-        if publish:
-            set_latest(model_root, version)
+        for name in plan.db_schema.generation_order:
+            training.train_table(spec, plan, name, tables, findings, model_root, device=device, hash_key=hash_key, log=log)
+        model = training.assemble(spec, plan, findings, model_root, publish=publish)
     except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+        shutil.rmtree(training.staging_dir(model_root, plan.version), ignore_errors=True)
         raise
-    return model, splits
+    return model, training.splits_from_plan(plan, tables)
 
 
 def _with_reference_labels(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], reference: Mapping[str, str]) -> DatasetSchema:

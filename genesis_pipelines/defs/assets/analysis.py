@@ -21,13 +21,13 @@ def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.Asset
         group_name=spec.name,
         deps=[source_key(spec.name, t) for t in tables],
         kinds={"python"},
-        pool="duckdb",  # reads open the warehouse read-write too: one step at a time
+        # reads open the warehouse read-only (waiting out a writer's commit): no pool, other reads run beside it
         code_version=CODE_VERSION,
         description="Semantic types, keys, the foreign-key graph (declared or inferred) and the generation order.",
     )
     def schema(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         layout = storage.layout(spec.name)
-        analysis = pipeline.analyse(spec, layout, pipeline.read_sources(spec, layout, warehouse.get_connection))
+        analysis = pipeline.analyse(spec, layout, pipeline.read_sources(spec, layout, warehouse.read_connection()))
         # the data's own rules (aggregates: kind, columns, share), before PII policies; the model keeps them
         result, found = analysis.schema, [r.describe() for r in analysis.rules]
         fk_rows = [[fk.label, "inferred" if fk.inferred else "declared", fk.evidence, fk.nullable] for fk in result.foreign_keys]
@@ -61,13 +61,13 @@ def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.Asset
         group_name=spec.name,
         deps=[schema],
         kinds={"python"},
-        pool="duckdb",  # reads open the warehouse read-write too: one step at a time
+        # reads open the warehouse read-only (waiting out a writer's commit): no pool, other reads run beside it
         code_version=CODE_VERSION,
         description="Columns holding personal data (by name and by value patterns) and the policy applied to each.",
     )
     def pii_scan(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         layout = storage.layout(spec.name)
-        findings = pipeline.scan(spec, layout, pipeline.read_sources(spec, layout, warehouse.get_connection),
+        findings = pipeline.scan(spec, layout, pipeline.read_sources(spec, layout, warehouse.read_connection()),
                                  pipeline.load_schema(layout))
         return dg.MaterializeResult(metadata=pii_findings(findings))
 

@@ -26,7 +26,7 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [source_key(spec.name, t) for t in tables],
         kinds={"python", "scipy"},
-        pool="duckdb",
+        # reads only (read-only connections, waiting out a writer's commit): no pool
         code_version=CODE_VERSION,
         description=f"PSI, KS and chi-squared of the current source against the training snapshot; "
                     f"above {spec.drift.psi_threshold} the drift sensor retrains.",
@@ -36,8 +36,8 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
 
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)
-        current = pipeline.read_sources(spec, layout, warehouse.get_connection)
-        train, holdout = split_rows(spec, layout, warehouse.get_connection, model)
+        current = pipeline.read_sources(spec, layout, warehouse.read_connection())
+        train, holdout = split_rows(spec, layout, warehouse.read_connection(), model)
         # the snapshot the model was made from is train + holdout: against the train split alone, the categories only
         # the holdout holds (a held-out customer's city) would read as drift on unchanged data
         snapshot = {t: pd.concat([train[t], holdout[t]], ignore_index=True) for t in train}

@@ -19,7 +19,7 @@ from genesis_pipelines.engine.spec import DatasetSpec
 def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
     deps = [synthetic_key(spec.name, t) for t in tables]
 
-    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"}, pool="duckdb",
+    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"},
               code_version=CODE_VERSION, check_specs=[quality_gate_spec(spec)],
               description="Fidelity of the synthetic twin: column shapes, pair trends, children per parent; 0-100.")
     def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
@@ -28,7 +28,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)  # the run's model version, else the latest
         with model_failures():
-            report = pipeline.quality_report(spec, layout, warehouse.get_connection, model, retrain_hint=retrain_hint(spec),
+            report = pipeline.quality_report(spec, layout, warehouse.read_connection(), model, retrain_hint=retrain_hint(spec),
                                              seed=run_seed(context, spec))
         path = pipeline.write_report(layout.reports, spec.name, "quality_report", report)
         utility = report.get("utility") or {}
@@ -44,7 +44,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
                               verdict=verdict(report, "quality", quality_min=spec.thresholds.quality_min)),
         }, check_results=[quality_threshold(spec, report)])
 
-    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"}, pool="duckdb",
+    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"},
               code_version=CODE_VERSION, check_specs=[privacy_gate_spec(spec)],
               description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
@@ -53,7 +53,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
         layout = storage.layout(spec.name)
         model, model_dir = run_model(context, spec, layout)  # the run's model version, else the latest
         with model_failures():
-            report = pipeline.privacy_report(spec, layout, warehouse.get_connection, model, model_dir,
+            report = pipeline.privacy_report(spec, layout, warehouse.read_connection(), model, model_dir,
                                              retrain_hint=retrain_hint(spec), seed=run_seed(context, spec))
         path = pipeline.write_report(layout.reports, spec.name, "privacy_report", report)
         return dg.MaterializeResult(metadata={

@@ -34,11 +34,11 @@ def _s3_export_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         kinds={"s3", "parquet"},
         io_manager_key=IO_MANAGER_KEY,
         retry_policy=S3_RETRY_POLICY,
-        pool="duckdb",  # reads the warehouse
+        # reads the warehouse read-only: no pool
         description=f"Synthetic {table} as Parquet in S3 (GENESIS_EXPORT_S3_URI/{spec.name}/{table}.parquet).",
     )
     def synthetic_s3(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output:
-        with warehouse.get_connection() as con:
+        with warehouse.read_connection()() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
         return dg.Output(df, metadata=table_metadata(df))
 

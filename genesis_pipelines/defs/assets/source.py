@@ -24,7 +24,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         group_name=spec.name,
         metadata=table_definition_metadata(warehouse_schema("source", spec.name), table),
         kinds={*kinds, "duckdb"},
-        pool="duckdb",
+        # the CSV is parsed outside any lock; its write is one short swap that waits for another writer
         code_version=CODE_VERSION,
         # S3 reads can fail transiently (throttling, resets): retry with backoff; a missing bucket still fails clearly
         retry_policy=dg.RetryPolicy(max_retries=3, delay=2, backoff=dg.Backoff.EXPONENTIAL) if spec.source.is_s3 else None,

@@ -32,7 +32,7 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
         metadata=table_definition_metadata(warehouse_schema("synthetic", spec.name), table),
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in parents],
         kinds={"duckdb"},
-        pool="duckdb",
+        # no pool: generated into the step's own staging file, then one short commit that waits for another writer
         code_version=CODE_VERSION,
         description=f"Synthetic {table}: keys point only at generated parents ({', '.join(parents) or 'no parents'}).",
     )
@@ -42,7 +42,7 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
         model, model_dir = run_model(context, spec, layout)
         seed = run_seed(context, spec)
         done = pipeline.generate_table(layout, warehouse.get_connection, model, model_dir, table, scale=spec.scale,
-                                       seed=seed, locale=spec.pii_locale)
+                                       seed=seed, locale=spec.pii_locale, read=warehouse.read_connection())
         return dg.MaterializeResult(
             metadata={
                 # the URI is the Parquet file the `synthetic_files` step publishes under the `synthetic` link
@@ -66,14 +66,14 @@ def _files_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
         group_name=spec.name,
         deps=[synthetic_key(spec.name, t) for t in tables],
         kinds={"parquet", "csv"},
-        pool="duckdb",  # reads the warehouse
+        # reads the warehouse read-only (COPY to files): no pool
         code_version=CODE_VERSION,
         description=f"The synthetic tables of {spec.name} as Parquet + CSV in <data dir>/{spec.name}/synthetic: a link "
                     "to one complete version folder, swapped in one rename, so it never mixes files of two runs.",
     )
     def synthetic_files(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
         layout = storage.layout(spec.name)
-        files = pipeline.publish_files(layout, warehouse.get_connection, tables)
+        files = pipeline.publish_files(layout, warehouse.read_connection(), tables)
         return dg.MaterializeResult(metadata={
             "path": dg.MetadataValue.path(str(layout.synthetic)),
             "files_version": current_version(layout.synthetic) or "none",

@@ -26,7 +26,7 @@ def build_checks(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetChecksDef
 
 
 def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="keys_valid", blocking=True, pool="duckdb",
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="keys_valid", blocking=True,
                     description="Primary key unique and not null; every foreign key value (column tuple) exists in its "
                                 "synthetic parent; keys deferred to close a cycle are checked with their parent.")
     def keys_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
@@ -34,7 +34,7 @@ def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
 
         model, _ = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         schema = model.db_schema
-        with warehouse.get_connection() as con:
+        with warehouse.read_connection()() as con:
             frames = {t: read_table(con, warehouse_schema("synthetic", spec.name), t) for t in checked_tables(schema, table)}
         result = key_integrity(frames, schema, table)
         return dg.AssetCheckResult(passed=result["passed"], metadata={**result["metadata"], "model_version": model.version})
@@ -43,7 +43,7 @@ def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
 
 
 def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="no_pii_leak", blocking=True, pool="duckdb",
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="no_pii_leak", blocking=True,
                     description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet of real "
                                 "free text appears in the synthetic table.")
     def no_pii_leak(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
@@ -51,7 +51,7 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
         from genesis_pipelines.engine.relational import load_pii_guard
 
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
-        with warehouse.get_connection() as con:
+        with warehouse.read_connection()() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
         exempt = spec.pii_leak_exempt
         leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt, model.pii).get(table, {})
@@ -71,7 +71,7 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
     # WARN, not blocking: the suite's ranges and value sets come from the real training rows, and a good generator
     # may legitimately stray a little (a rare category, a tail value); the hard guarantees (keys, FKs, PII, copies)
     # are blocking checks of their own.
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="expectations", pool="duckdb",
+    @dg.asset_check(asset=synthetic_key(spec.name, table), name="expectations",
                     description="The Great Expectations suite derived from the real data (types, ranges, value sets, "
                                 "nullability, key uniqueness, FK membership in the synthetic parent); warning only.")
     def expectations(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
@@ -84,7 +84,7 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
             return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
                                        metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table",
                                                  "model_version": model.version})
-        with warehouse.get_connection() as con:
+        with warehouse.read_connection()() as con:
             out_schema = warehouse_schema("synthetic", spec.name)
             df = read_table(con, out_schema, table)
             parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table) if p != table}
