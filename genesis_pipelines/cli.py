@@ -176,7 +176,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="rows with this value (repeatable: all hold); e.g. income=>50K")
     gen.add_argument("--rebalance", metavar="COL[=VALUE:SHARE,...]",
                      help="spread the rows over a category column's classes: uniform, or the shares given")
-    gen.add_argument("--rows", type=int, help="conditioned rows to generate (default: the real table's size)")
+    gen.add_argument("-n", "--rows", type=int, help="rows to generate: with -i for one table (default: as many as the "
+                     "input); with --spec --table the conditioned rows (default: the real table's size)")
     gen.set_defaults(func=cmd_generate)
 
     ev = sub.add_parser("evaluate", parents=[common], help="quality report (HTML + JSON) of the synthetic tables")

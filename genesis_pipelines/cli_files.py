@@ -267,12 +267,14 @@ def _routed(spec_cmd, file_cmd, file_flag: str):
     return run
 
 
-def _generate_options(parser, *, method: bool) -> None:
+def _generate_options(parser, *, method: bool, rows: bool = True) -> None:
+    """The file options; `rows=False` where the parser has -n/--rows already (spec generate: conditioned rows)."""
     parser.add_argument("-i", "--input", help="CSV / Parquet file, or a folder of them (several tables), instead of --spec")
     parser.add_argument("-o", "--output", help="with -i: output file (.csv / .parquet) or folder")
     if method:
         parser.add_argument("-m", "--method", help="with -i: generator method (default gaussian_copula)")
-    parser.add_argument("-n", "--rows", type=int, help="with -i: rows to generate for one table (default: as many as the input)")
+    if rows:
+        parser.add_argument("-n", "--rows", type=int, help="with -i: rows to generate for one table (default: as many as the input)")
     parser.add_argument("--format", choices=("csv", "parquet"), help="with -i and a folder: output file format (default: the input's)")
     parser.add_argument("--settings", help="with -i: the method's settings as a JSON object, e.g. '{\"epochs\": 50}'")
     parser.add_argument("--epsilon", type=float, help="with -i: train the method's differentially private variant")
@@ -282,7 +284,7 @@ def _generate_options(parser, *, method: bool) -> None:
 def register(sub, parsers: dict, spec_commands: dict, common) -> None:
     """Add the file options to the spec commands' parsers, route each by mode, and add `automl`."""
     gen, ev, pa = parsers["generate"], parsers["evaluate"], parsers["privacy-audit"]
-    _generate_options(gen, method=True)
+    _generate_options(gen, method=True, rows=False)
     gen.set_defaults(func=_routed(spec_commands["generate"], cmd_generate, "input"))
     for parser in (ev, pa):
         parser.add_argument("-r", "--real", help="real data: CSV / Parquet file or folder, instead of --spec")

@@ -63,7 +63,9 @@ def _dp_shop(tmp_path):
     spec_path = write_shop(tmp_path / "shop")
     spec_path.write_text(spec_path.read_text() + (
         "generator: {default: gaussian_copula, tables: {customers: dp_gaussian_copula},\n"
-        "            settings: {dp_gaussian_copula: {epsilon: 1.0, delta: 1.0e-6}}}\n"
+        # public domain: 48 training rows are too few to find categories and bounds privately at epsilon 1
+        "            settings: {dp_gaussian_copula: {epsilon: 1.0, delta: 1.0e-6,\n"
+        "                       categories: {segment: [retail, wholesale, online]}, bounds: {age: [18, 80]}}}}\n"
         "privacy_budget: {epsilon: 1.5}\n"))
     return spec_path
 

@@ -120,7 +120,8 @@ def _model_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(spec.name, "model"),
         group_name=spec.name,
-        deps=[table_model_key(spec.name, t) for t in tables],
+        # pii_scan too: materialized without the table steps it trains from the schema and scan itself
+        deps=[dataset_key(spec.name, "pii_scan"), *(table_model_key(spec.name, t) for t in tables)],
         kinds=model_kinds(spec),  # what trains: torch for the neural generators, scipy for the copulas
         code_version=CODE_VERSION,
         description="The model version: every table's generator and the children-per-parent distributions, with its "
