@@ -59,6 +59,10 @@ def _augmented_asset(spec: DatasetSpec, table: str, plan: dict[str, list[str]]) 
     )
     def augmented(context: dg.AssetExecutionContext, config: AugmentConfig, warehouse: Warehouse,
                   storage: GenesisStorage) -> dg.MaterializeResult:
+        if not config.conditions and not config.rebalance:  # e.g. "materialize all": nothing asked, nothing written
+            context.log.info(f"{spec.name}/augmented/{table}: no conditions or rebalance in the run config: nothing generated")
+            return dg.MaterializeResult(metadata={"dagster/row_count": dg.MetadataValue.int(0),
+                                                  "conditioned": "nothing requested (run config: conditions or rebalance)"})
         layout = storage.layout(spec.name)
         model, model_dir = run_model(context, spec, layout)
         seed = config.seed if config.seed is not None else run_seed(context, spec)
