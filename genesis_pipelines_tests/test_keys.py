@@ -428,7 +428,7 @@ def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
     tables, spec = (_stores(), STORE_SPEC) if case == "cycle" else (_show(), SHOW_SPEC)
     path = _write_dataset(tmp_path / spec["name"], tables, spec)
     defs = build_dataset_defs(load_spec(path))
-    stages = {"source", "schema", "pii_scan", "model", "synthetic"}
+    stages = {"source", "schema", "pii_scan", "training_plan", "model", "synthetic"}
     keys = [key for asset in defs.assets for key in asset.keys if key.path[1] in stages]
     result = dg.materialize(assets=[*defs.assets, *defs.asset_checks], resources=default_resources(),
                             instance=dg.DagsterInstance.ephemeral(), selection=dg.AssetSelection.assets(*keys),

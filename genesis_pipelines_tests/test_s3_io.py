@@ -46,7 +46,7 @@ def shop_generated(tmp_path_factory, s3_endpoint):
         for k in ("GENESIS_WAREHOUSE", EXPORT_URI_ENV, "AWS_PROFILE", "AWS_SESSION_TOKEN"):
             mp.delenv(k, raising=False)
         defs = build_dataset_defs(load_spec(spec_path))
-        selection = [k for a in defs.assets for k in a.keys if k.path[1] in ("source", "schema", "pii_scan", "model", "synthetic")]
+        selection = [k for a in defs.assets for k in a.keys if k.path[1] in ("source", "schema", "pii_scan", "training_plan", "model", "synthetic")]
         result = dg.materialize(assets=list(defs.assets), resources=default_resources(), selection=selection,
                                 instance=dg.DagsterInstance.ephemeral())
         assert result.success

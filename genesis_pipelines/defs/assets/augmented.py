@@ -51,7 +51,6 @@ def _augmented_asset(spec: DatasetSpec, table: str, plan: dict[str, list[str]]) 
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in _read_parents(table, plan)],
         kinds={"duckdb", "parquet"},
-        pool="duckdb",
         code_version=CODE_VERSION,
         metadata={"table": table},
         description=f"Conditioned rows of {table} (and their children) from run config: conditions, rebalance, rows; "

@@ -19,7 +19,7 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from genesis_pipelines.engine.errors import GenesisError, ModelError
-from genesis_pipelines.engine.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.generators.base import PARENT_FEATURE_PREFIX, load_manifest, register, save_manifest
 from genesis_pipelines.engine.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.schema import TableMeta
 from genesis_pipelines.engine.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
@@ -108,10 +108,14 @@ class GaussianCopulaGenerator:
 
     def _choose_class_columns(self, table: pd.DataFrame) -> list[str]:
         """Few-class category columns (2..MAX_CLASSES classes, each of at least MIN_CLASS_ROWS rows), at most
-        MAX_CLASS_COLUMNS of them, fewest classes first: a label such as Adult's income."""
+        MAX_CLASS_COLUMNS of them, fewest classes first: a label such as Adult's income. The relational layer's
+        parent features are left out: a child drawn given its parent keeps the whole table's smoothed copula (a
+        copula per parent class learnt sakila's payments closely enough to lift membership inference to 0.60)."""
         found = []
         for column, transform in self.transforms.items():
             if transform.kind != "discrete" or transform.sdtype not in ("categorical", "boolean"):
+                continue
+            if column.startswith(PARENT_FEATURE_PREFIX):
                 continue
             counts = table[column].value_counts(dropna=True)
             if 2 <= len(counts) <= MAX_CLASSES and counts.min() >= MIN_CLASS_ROWS:
