@@ -307,8 +307,8 @@ def quote(identifier: str) -> str:
 def write_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, df: pd.DataFrame | Iterator[pd.DataFrame]) -> int:
     """Stage into a scratch table, then swap it in within one transaction; a failure leaves the old table."""
     chunks = [df] if isinstance(df, pd.DataFrame) else df
-    staging = f"__staging_{table}"
-    target, scratch = f"{quote(schema)}.{quote(table)}", f"{quote(schema)}.{quote(staging)}"
+    staging = staging_name(table)
+    scratch = f"{quote(schema)}.{quote(staging)}"
     con.execute(f"create schema if not exists {quote(schema)}")
     con.execute(f"drop table if exists {scratch}")
     rows = 0
@@ -325,6 +325,23 @@ def write_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, df: pd.
             rows += len(chunk)
         if rows == 0 and not table_exists(con, schema, staging):
             raise SourceError(f"table {table!r}: nothing to write (no chunks); the previous version is kept")
+    except BaseException:
+        con.execute(f"drop table if exists {scratch}")
+        raise
+    swap_in_staged(con, schema, table)
+    return rows
+
+
+def staging_name(table: str) -> str:
+    """The scratch table a write of `table` is staged in, in the same schema."""
+    return f"__staging_{table}"
+
+
+def swap_in_staged(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> None:
+    """Replace `schema.table` by its staged scratch table in one transaction; a failure drops the scratch table and
+    leaves the old one."""
+    target, scratch = f"{quote(schema)}.{quote(table)}", f"{quote(schema)}.{quote(staging_name(table))}"
+    try:
         con.execute("begin transaction")
         con.execute(f"drop table if exists {target}")
         con.execute(f"alter table {scratch} rename to {quote(table)}")
@@ -336,7 +353,6 @@ def write_table(con: duckdb.DuckDBPyConnection, schema: str, table: str, df: pd.
             pass
         con.execute(f"drop table if exists {scratch}")
         raise
-    return rows
 
 
 def read_table(con: duckdb.DuckDBPyConnection, schema: str, table: str) -> pd.DataFrame:

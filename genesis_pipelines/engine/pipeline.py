@@ -624,27 +624,16 @@ def _file_token(name: str) -> str:
 def commit_staged(con: duckdb.DuckDBPyConnection, schema: str, table: str, staged: Path) -> None:
     """A table staged in its own DuckDB file, copied into the warehouse's scratch table and swapped in within one
     transaction (same column types as a direct write); a failure leaves the old table."""
-    from genesis_pipelines.engine.io import quote
+    from genesis_pipelines.engine.io import quote, staging_name, swap_in_staged
 
     alias = "__genesis_staged"
-    target, scratch = f"{quote(schema)}.{quote(table)}", f"{quote(schema)}.{quote('__staging_' + table)}"
+    scratch = f"{quote(schema)}.{quote(staging_name(table))}"
     con.execute(f"attach '{str(staged).replace(chr(39), chr(39) * 2)}' as {alias} (read_only)")
     try:
         con.execute(f"create schema if not exists {quote(schema)}")
         con.execute(f"drop table if exists {scratch}")
         con.execute(f"create table {scratch} as select * from {alias}.main.{quote(STAGED_TABLE)}")
-        try:
-            con.execute("begin transaction")
-            con.execute(f"drop table if exists {target}")
-            con.execute(f"alter table {scratch} rename to {quote(table)}")
-            con.execute("commit")
-        except BaseException:
-            try:
-                con.execute("rollback")
-            except duckdb.Error:
-                pass
-            con.execute(f"drop table if exists {scratch}")
-            raise
+        swap_in_staged(con, schema, table)
     finally:
         con.execute(f"detach {alias}")
 
