@@ -58,6 +58,60 @@ def test_octave_bounds_cannot_explode():
         dp_octave_bounds(np.array([5.0, 6.0]), "numeric", np.random.default_rng(0), epsilon=0.1, table="t", column="x")
 
 
+def _made_up(n: int = 1000, seed: int = 0) -> pd.DataFrame:
+    """Edges of every kind: a dense integer minimum, a long sparse tail, a constant, three prices, a wide spread,
+    negative reals, nulls and a category."""
+    rng = np.random.default_rng(seed)
+    return pd.DataFrame({
+        "age": np.clip(np.round(10 + rng.gamma(2.0, 9.0, n)), 17, 90).astype("int64"),
+        "gain": np.where(rng.random(n) < 0.1, rng.choice([3103, 7688, 99999], n), 0).astype("int64"),
+        "year": np.full(n, 2006, dtype="int64"),
+        "price": rng.choice([0.99, 2.99, 4.99], n),
+        "length": rng.integers(46, 186, n).astype("int64"),
+        "temp": np.where(rng.random(n) < 0.1, np.nan, rng.normal(-40.0, 15.0, n)),
+        "colour": rng.choice(["red", "green", "blue"], n, p=[0.5, 0.3, 0.2]),
+    })
+
+
+def _outside_real_domain(real: pd.DataFrame, synth: pd.DataFrame) -> dict:
+    out = {}
+    for c in real.columns:
+        if pd.api.types.is_numeric_dtype(real[c]):
+            x = pd.to_numeric(synth[c], errors="coerce")
+            out[c] = int(((x < real[c].min()) | (x > real[c].max())).sum())
+        else:
+            out[c] = int((~synth[c].dropna().astype(str).isin(set(real[c].dropna().astype(str)))).sum())
+    return out
+
+
+def test_octave_bounds_stay_inside_the_real_range():
+    """The second (zoom) histogram puts bounds inside the real min..max: exact at a dense edge, inward at a sparse one."""
+    df = _made_up(2000)
+    for seed in range(20):
+        for column, sdtype in (("age", "integer"), ("gain", "integer"), ("year", "integer"), ("price", "numeric"),
+                               ("length", "integer"), ("temp", "numeric")):
+            values = df[column].dropna().to_numpy(dtype="float64")
+            for noise in ({"sigma": 20.0}, {"epsilon": 0.5}):
+                lo, hi = dp_octave_bounds(values, sdtype, np.random.default_rng(seed), table="t", column=column, **noise)
+                assert values.min() <= lo <= hi <= values.max(), (column, noise, lo, hi)
+    year = df["year"].to_numpy(dtype="float64")
+    assert dp_octave_bounds(year, "integer", np.random.default_rng(0), sigma=20.0, table="t", column="year") == (2006, 2006)
+    age = df["age"].to_numpy(dtype="float64")
+    assert dp_octave_bounds(age, "integer", np.random.default_rng(0), sigma=20.0, table="t", column="age")[0] == 17
+
+
+@pytest.mark.parametrize("method, epsilon", [("dp_marginals", 1.0), ("dp_gaussian_copula", 4.0)])
+def test_no_value_outside_the_real_domain_without_public_bounds(method, epsilon):
+    df = _made_up()
+    meta = profile_table("made_up", df, parse_spec({"name": "made_up"}))
+    model = create_generator(method, epsilon=epsilon)
+    model.fit(df, meta, seed=0)
+    for seed in (1, 2):
+        synth = model.sample(len(df), seed=seed)
+        assert sum(_outside_real_domain(df, synth).values()) == 0, _outside_real_domain(df, synth)
+    assert (synth["year"] == 2006).all()
+
+
 def test_check_domain_refuses_out_of_domain_output():
     frame = pd.DataFrame({"a": [1.0, 2.0, 50.0], "b": ["x", "y", "z"]})
     check_domain(frame, {"a": {"bounds": [0, 60]}, "b": {"categories": ["x", "y", "z"]}}, table="t", method="m")

@@ -2,11 +2,13 @@
 
 Shared by every DP generator:
 - `default_delta(n)`: min(1e-6, 1 / (10 n)), well below 1/n;
-- `dp_octave_bounds`: numeric bounds from a Laplace histogram over a fixed, clamped grid of signed octaves
-  (+-2^-8 .. +-2^40; datetimes: calendar years 1800..2200), kept where the noisy count passes a threshold set so that
-  an empty bin passes with probability at most 1e-3 over the whole grid. It cannot explode: the bounds are always
-  edges of bins that hold real rows (except with that small probability, and then still inside the clamp). Too few
-  rows for the epsilon -> DomainTooSmall naming the column and what to declare;
+- `dp_octave_bounds`: numeric bounds in two noisy histograms, half the budget each: a fixed, clamped grid of signed
+  octaves (+-2^-8 .. +-2^40; datetimes: calendar years 1800..2200), then 1,024 cells (whole integers for integer
+  columns) of the outermost octaves that stand above the noise. Only windows that pass a threshold an empty one
+  passes with probability at most 1e-3 count, and the bounds are taken inside them, so they lie inside the real
+  min..max (except with that small probability, and then still inside the clamp): values clamped to them are never
+  out of the real domain, and nothing can explode. Too few rows for the epsilon -> DomainTooSmall naming the column
+  and what to declare;
 - `gaussian_category_selection`: unknown category sets through Gaussian counts kept above 1 + sigma z(1 - delta)
   ((rho, delta)-DP per column: a category held by one row surfaces with probability <= delta), which at
   epsilon 1 keeps categories of about a hundred rows in a 1,000-row table (the Laplace stability threshold,
@@ -30,7 +32,8 @@ _POS = 2.0 ** np.arange(-8, 41)
 OCTAVE_EDGES = np.concatenate([-_POS[::-1], [0.0], _POS])
 _US_PER_YEAR = 365.2425 * 86400 * 1e6
 YEAR_EDGES = np.arange(1800, 2201, dtype="float64")  # datetimes: whole calendar years, as microseconds below
-FALSE_BIN = 1e-3  # probability that any empty bin of the grid passes the threshold
+FALSE_BIN = 1e-3  # probability that any empty bin (or window) of a grid passes the threshold
+ZOOM_CELLS = 1024  # cells of the second, finer bounds histogram over the outermost octave windows
 
 
 class DomainTooSmall(GenesisError):
@@ -59,37 +62,107 @@ def _from_years(years: np.ndarray | float) -> np.ndarray | float:
     return (np.asarray(years) - 1970.0) * _US_PER_YEAR
 
 
+def _noise(rng, n, epsilon, sigma):
+    return rng.laplace(0.0, 1.0 / epsilon, n) if sigma is None else rng.normal(0.0, sigma, n)
+
+
+def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | None) -> float:
+    """What a sum of `width` noises exceeds with probability <= tail: Gaussian sigma sqrt(width) z(1 - tail);
+    Laplace bounded by its Chernoff tail (conservative)."""
+    if sigma is not None:
+        return sigma * math.sqrt(width) * float(ndtri(1.0 - tail))
+    return math.sqrt(width) * 2.0 * math.log(1.0 / tail) / epsilon
+
+
+def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
+    """Edges of at most ZOOM_CELLS equal cells over [lo, hi): whole integers (one cell per integer while they fit)
+    for integer columns, so that a cell's values are known exactly."""
+    if not integer:
+        return np.linspace(lo, hi, ZOOM_CELLS + 1)
+    start, stop = math.ceil(lo), math.ceil(hi)  # the integers in [lo, hi)
+    if stop <= start:  # no integer in [lo, hi): one cell that no row falls in
+        return np.array([float(lo), float(hi)])
+    step = math.ceil((stop - start) / ZOOM_CELLS)
+    return np.minimum(start + step * np.arange(math.ceil((stop - start) / step) + 1), stop).astype("float64")
+
+
 def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, *, epsilon: float | None = None,
                      sigma: float | None = None, table: str, column: str) -> tuple[float, float]:
-    """Bounds from a noisy histogram over the clamped grid (L1 and L2 sensitivity 1): Laplace(1/epsilon) noise
-    (epsilon-DP) or N(0, sigma^2) (1/(2 sigma^2)-zCDP). The bounds are the outer edges of the outermost bins whose
-    noisy count passes a threshold that an empty bin passes with probability <= FALSE_BIN over the grid; when no
-    single bin passes, windows of 2, 4, ... adjacent bins are tried on the same noisy counts (post-processing)."""
+    """Bounds inside the real min..max (except with probability <= 2 FALSE_BIN), in two noisy histograms of L1 and L2
+    sensitivity 1 each, half the budget each: Laplace(2/epsilon) noise (epsilon-DP in all) or N(0, 2 sigma^2)
+    (1/(2 sigma^2)-zCDP in all), so callers account for one query of sensitivity 1.
+
+    1. octaves: counts over the clamped grid; the outermost windows of adjacent bins (1, 2, 4, ... bins: the first
+       width where any passes) whose noisy sum passes a threshold that an empty window passes with probability
+       <= FALSE_BIN over the grid;
+    2. zoom: counts over ZOOM_CELLS equal cells (whole integers for integer columns) of those outermost windows;
+       aligned windows of 1, 2, 4, ... cells tested the same way.
+    A window that passes holds real values, so the real min is at most its highest value and the real max at least its
+    lowest: the low bound is the least "highest value" over every passing window of both steps, the high bound the
+    greatest "lowest value". Values clamped to them never leave the real range; the price is a clamped tail where the
+    rows near an end are too few to stand above the noise."""
     values = np.asarray(values, dtype="float64")
     values = values[np.isfinite(values)]
+    if sigma is not None:
+        sigma_step, eps_step = sigma * math.sqrt(2.0), None
+    else:
+        sigma_step, eps_step = None, epsilon / 2.0
+    integer = sdtype == "integer"
     if sdtype == "datetime":
         edges, x = YEAR_EDGES, _to_years(values)
     else:
         edges, x = OCTAVE_EDGES, values
     x = np.clip(x, edges[0], np.nextafter(edges[-1], -np.inf))
     counts = np.bincount(np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2), minlength=len(edges) - 1)
-    noise = rng.laplace(0.0, 1.0 / epsilon, len(counts)) if sigma is None else rng.normal(0.0, sigma, len(counts))
-    noisy = counts + noise
+    noisy = counts + _noise(rng, len(counts), eps_step, sigma_step)
+    found = None
     width = 1
-    while width <= len(counts):
+    while width <= len(counts) and found is None:
         windows = np.convolve(noisy, np.ones(width), mode="valid")
-        tail = FALSE_BIN / len(windows)
-        # a sum of `width` noises: Gaussian sigma sqrt(width); Laplace bounded by its Chernoff tail (conservative)
-        threshold = (sigma * math.sqrt(width) * float(ndtri(1.0 - tail)) if sigma is not None
-                     else math.sqrt(width) * 2.0 * math.log(1.0 / tail) / epsilon)
-        passed = np.flatnonzero(windows > threshold)
+        passed = np.flatnonzero(windows > _threshold(width, FALSE_BIN / len(windows), eps_step, sigma_step))
         if len(passed):
-            lo, hi = float(edges[passed[0]]), float(edges[passed[-1] + width])
-            return (float(_from_years(lo)), float(_from_years(hi))) if sdtype == "datetime" else (lo, hi)
+            found = passed[0], passed[-1], width
         width *= 2
-    raise DomainTooSmall(
-        f"table {table!r} column {column!r}: {len(values)} values are too few to find its bounds privately at this "
-        f"epsilon; declare them in the generator settings, bounds: {{{column}: [low, high]}}, or raise epsilon")
+    if found is None:
+        raise DomainTooSmall(
+            f"table {table!r} column {column!r}: {len(values)} values are too few to find its bounds privately at this "
+            f"epsilon; declare them in the generator settings, bounds: {{{column}: [low, high]}}, or raise epsilon")
+    first, last, width = found
+    low_window, high_window = (float(edges[first]), float(edges[first + width])), (float(edges[last]), float(edges[last + width]))
+    whole = integer and sdtype != "datetime"
+
+    def highest(a: float, b: float) -> float:  # the greatest value a window [a, b) can hold
+        return float(math.ceil(b) - 1) if whole else b
+
+    def lowest(a: float, b: float) -> float:
+        return float(math.ceil(a)) if whole else a
+
+    lows, highs = [highest(*low_window), highest(*high_window)], [lowest(*low_window), lowest(*high_window)]
+    # 2. zoom into the outermost windows (one region when they overlap)
+    regions = [low_window, high_window] if low_window[1] <= high_window[0] else [(low_window[0], high_window[1])]
+    cells = [_zoom_cells(a, b, whole) for a, b in regions]
+    noisy_cells = []
+    for cell_edges in cells:
+        inside = (x >= cell_edges[0]) & (x < cell_edges[-1])
+        c = np.bincount(np.searchsorted(cell_edges, x[inside], side="right") - 1, minlength=len(cell_edges) - 1)
+        noisy_cells.append(c[:len(cell_edges) - 1] + _noise(rng, len(cell_edges) - 1, eps_step, sigma_step))
+    tail = FALSE_BIN / max(sum(2 * len(n) for n in noisy_cells), 1)  # aligned windows of every width, every region
+    for cell_edges, noisy_c in zip(cells, noisy_cells):
+        width = 1
+        while width <= len(noisy_c):
+            m = len(noisy_c) // width
+            sums = noisy_c[:m * width].reshape(m, width).sum(axis=1)
+            for j in np.flatnonzero(sums > _threshold(width, tail, eps_step, sigma_step)):
+                a, b = cell_edges[j * width], cell_edges[(j + 1) * width]
+                lows.append(highest(a, b))
+                highs.append(lowest(a, b))
+            width *= 2
+    lo, hi = min(lows), max(highs)
+    if lo > hi:  # a single narrow window holds all that stands above the noise: its middle
+        lo = hi = (lo + hi) / 2.0 if not whole else float(math.floor((lo + hi) / 2.0))
+    if sdtype == "datetime":
+        return float(_from_years(lo)), float(_from_years(hi))
+    return lo, hi
 
 
 def gaussian_category_selection(keys: np.ndarray, sigma: float, delta: float, rng: np.random.Generator, *,
