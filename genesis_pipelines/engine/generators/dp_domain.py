@@ -4,11 +4,10 @@ Shared by every DP generator:
 - `default_delta(n)`: min(1e-6, 1 / (10 n)), well below 1/n;
 - `dp_octave_bounds`: numeric bounds in two noisy histograms, half the budget each: a fixed, clamped grid of signed
   octaves (+-2^-8 .. +-2^40; datetimes: calendar years 1800..2200), then 1,024 cells (whole integers for integer
-  columns) of the outermost octaves that stand above the noise. Only windows that pass a threshold an empty one
-  passes with probability at most 1e-3 count, and the bounds are taken inside them, so they lie inside the real
-  min..max (except with that small probability, and then still inside the clamp): values clamped to them are never
-  out of the real domain, and nothing can explode. Too few rows for the epsilon -> DomainTooSmall naming the column
-  and what to declare;
+  columns) of the outermost octaves. Only windows that pass a threshold an empty one passes with probability at most
+  1e-3 count, so nothing can explode; a bound is the outer edge of the outermost zoom window that stands above the
+  noise with only noise beyond it (exact for a constant or a dense end), else of the octave window. Too few rows for
+  the epsilon -> DomainTooSmall naming the column and what to declare;
 - `gaussian_category_selection`: unknown category sets through Gaussian counts kept above 1 + sigma z(1 - delta)
   ((rho, delta)-DP per column: a category held by one row surfaces with probability <= delta), which at
   epsilon 1 keeps categories of about a hundred rows in a 1,000-row table (the Laplace stability threshold,
@@ -33,6 +32,7 @@ OCTAVE_EDGES = np.concatenate([-_POS[::-1], [0.0], _POS])
 _US_PER_YEAR = 365.2425 * 86400 * 1e6
 YEAR_EDGES = np.arange(1800, 2201, dtype="float64")  # datetimes: whole calendar years, as microseconds below
 FALSE_BIN = 1e-3  # probability that any empty bin (or window) of a grid passes the threshold
+CLAMPED_SHARE = 0.2  # the most rows a bound inside the real range may clamp (as read from the noisy counts)
 ZOOM_CELLS = 1024  # cells of the second, finer bounds histogram over the outermost octave windows
 
 
@@ -88,7 +88,7 @@ def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
 
 def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, *, epsilon: float | None = None,
                      sigma: float | None = None, table: str, column: str) -> tuple[float, float]:
-    """Bounds inside the real min..max (except with probability <= 2 FALSE_BIN), in two noisy histograms of L1 and L2
+    """Bounds at the ends of the data, in two noisy histograms of L1 and L2
     sensitivity 1 each, half the budget each: Laplace(2/epsilon) noise (epsilon-DP in all) or N(0, 2 sigma^2)
     (1/(2 sigma^2)-zCDP in all), so callers account for one query of sensitivity 1.
 
@@ -97,10 +97,12 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
        <= FALSE_BIN over the grid;
     2. zoom: counts over ZOOM_CELLS equal cells (whole integers for integer columns) of those outermost windows;
        aligned windows of 1, 2, 4, ... cells tested the same way.
-    A window that passes holds real values, so the real min is at most its highest value and the real max at least its
-    lowest: the low bound is the least "highest value" over every passing window of both steps, the high bound the
-    greatest "lowest value". Values clamped to them never leave the real range; the price is a clamped tail where the
-    rows near an end are too few to stand above the noise."""
+    A zoom window that passes holds real values; when the noisy rows below it (above it, for the high end) are no more
+    than noise, it is taken as the end of the data and the bound is its outer edge: exact at a dense end (a constant,
+    a common minimum, integers), a cell of 1/1024 octave for reals. An end where no window qualifies (rows spread thin
+    over the octave) keeps the octave window's outer edge. Rows beyond a bound are clamped to it. So a bound can only
+    lie outside the real min..max by less than one passing window; bounds taken strictly inside passing windows would
+    be surely inside the real range but collapse spread columns onto one octave edge at small budgets."""
     values = np.asarray(values, dtype="float64")
     values = values[np.isfinite(values)]
     if sigma is not None:
@@ -137,7 +139,6 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     def lowest(a: float, b: float) -> float:
         return float(math.ceil(a)) if whole else a
 
-    lows, highs = [highest(*low_window), highest(*high_window)], [lowest(*low_window), lowest(*high_window)]
     # 2. zoom into the outermost windows (one region when they overlap)
     regions = [low_window, high_window] if low_window[1] <= high_window[0] else [(low_window[0], high_window[1])]
     cells = [_zoom_cells(a, b, whole) for a, b in regions]
@@ -146,20 +147,56 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
         inside = (x >= cell_edges[0]) & (x < cell_edges[-1])
         c = np.bincount(np.searchsorted(cell_edges, x[inside], side="right") - 1, minlength=len(cell_edges) - 1)
         noisy_cells.append(c[:len(cell_edges) - 1] + _noise(rng, len(cell_edges) - 1, eps_step, sigma_step))
-    tail = FALSE_BIN / max(sum(2 * len(n) for n in noisy_cells), 1)  # aligned windows of every width, every region
+    tail = FALSE_BIN / max(sum(4 * len(n) for n in noisy_cells), 1)  # aligned, prefix and suffix windows, every region
+    evidence = []  # (lowest, highest value) of each zoom window that stands above the noise
     for cell_edges, noisy_c in zip(cells, noisy_cells):
+        size = len(noisy_c)
+        before = np.concatenate([[0.0], np.cumsum(noisy_c)])
+        for width in range(1, size + 1):  # prefix and suffix windows: the rows from an end of the region
+            if before[width] > _threshold(width, tail, eps_step, sigma_step):
+                evidence.append((lowest(cell_edges[0], cell_edges[width]), highest(cell_edges[0], cell_edges[width])))
+                break
+        for width in range(1, size + 1):
+            if before[-1] - before[size - width] > _threshold(width, tail, eps_step, sigma_step):
+                evidence.append((lowest(cell_edges[size - width], cell_edges[-1]), highest(cell_edges[size - width], cell_edges[-1])))
+                break
         width = 1
-        while width <= len(noisy_c):
-            m = len(noisy_c) // width
+        while width <= size:  # aligned windows of 1, 2, 4, ... cells
+            m = size // width
             sums = noisy_c[:m * width].reshape(m, width).sum(axis=1)
             for j in np.flatnonzero(sums > _threshold(width, tail, eps_step, sigma_step)):
-                a, b = cell_edges[j * width], cell_edges[(j + 1) * width]
-                lows.append(highest(a, b))
-                highs.append(lowest(a, b))
+                evidence.append((lowest(cell_edges[j * width], cell_edges[(j + 1) * width]),
+                                 highest(cell_edges[j * width], cell_edges[(j + 1) * width])))
             width *= 2
-    lo, hi = min(lows), max(highs)
-    if lo > hi:  # a single narrow window holds all that stands above the noise: its middle
-        lo = hi = (lo + hi) / 2.0 if not whole else float(math.floor((lo + hi) / 2.0))
+    # a window that stands out holds real values: the real min is at most its highest value, the real max at least
+    # its lowest, so bounds taken there (or at the inner edges of the octave windows) are inside the real range
+    outer_lo, outer_hi = lowest(*low_window), highest(*high_window)
+    lo = min([top for bottom, top in evidence if bottom < low_window[1]] + [highest(*low_window)])
+    hi = max([bottom for bottom, top in evidence if top >= high_window[0]] + [lowest(*high_window)])
+    # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
+    # the end stands out, and the column would collapse onto an octave edge): then the end keeps the octave window's
+    # outer edge, near the data but not surely inside its range. Read from the noisy counts (post-processing)
+    spread = sigma_step if sigma_step is not None else math.sqrt(2.0) / eps_step  # one noise deviation
+    span = (edges[:-1] >= low_window[0]) & (edges[1:] <= high_window[1])
+    total = max(float(noisy[span].sum()), 1.0)
+
+    def surely_more(parts: list[np.ndarray]) -> bool:  # noisy rows, less three deviations of their noise, above the share
+        rows = sum(float(p.sum()) for p in parts)
+        return rows - 3.0 * spread * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
+
+    def clamped(e: np.ndarray, counts: np.ndarray, low: bool, keep=True) -> np.ndarray:  # cells wholly beyond a bound
+        tops = np.array([highest(u, v) for u, v in zip(e[:-1], e[1:])])
+        bottoms = np.array([lowest(u, v) for u, v in zip(e[:-1], e[1:])])
+        return counts[keep & ((tops <= lo) & (bottoms < lo) if low else (bottoms >= hi) & (tops > hi))]
+
+    if surely_more([clamped(edges, noisy, True, span)]) or surely_more(
+            [clamped(e, c, True) for e, c in zip(cells, noisy_cells) if e[0] < low_window[1]]):
+        lo = outer_lo
+    if surely_more([clamped(edges, noisy, False, span)]) or surely_more(
+            [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]]):
+        hi = outer_hi
+    if lo > hi:  # the zoom's windows say less than the octaves: their outer edges
+        lo, hi = outer_lo, outer_hi
     if sdtype == "datetime":
         return float(_from_years(lo)), float(_from_years(hi))
     return lo, hi
