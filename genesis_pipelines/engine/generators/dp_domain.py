@@ -32,6 +32,7 @@ OCTAVE_EDGES = np.concatenate([-_POS[::-1], [0.0], _POS])
 _US_PER_YEAR = 365.2425 * 86400 * 1e6
 YEAR_EDGES = np.arange(1800, 2201, dtype="float64")  # datetimes: whole calendar years, as microseconds below
 FALSE_BIN = 1e-3  # probability that any empty bin (or window) of a grid passes the threshold
+OCTAVE_SHARE = 0.5  # of a column's bounds budget on the octave histogram; the rest on the zoom histogram
 CLAMPED_SHARE = 0.2  # the most rows a bound inside the real range may clamp (as read from the noisy counts)
 ZOOM_CELLS = 1024  # cells of the second, finer bounds histogram over the outermost octave windows
 
@@ -71,7 +72,13 @@ def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | No
     Laplace bounded by its Chernoff tail (conservative)."""
     if sigma is not None:
         return sigma * math.sqrt(width) * float(ndtri(1.0 - tail))
-    return math.sqrt(width) * 2.0 * math.log(1.0 / tail) / epsilon
+    b, log_tail = 1.0 / epsilon, math.log(1.0 / tail)
+    if width == 1:  # P(X > t) = exp(-t / b) / 2
+        return b * math.log(1.0 / (2.0 * tail))
+    # a Laplace(b) sum is sub-exponential: E exp(l X) <= exp(2 l^2 b^2) for |l| <= 1 / (2 b) (Chernoff)
+    sub_exponential = (b * math.sqrt(8.0 * width * log_tail) if 8.0 * log_tail <= 4.0 * width
+                       else 2.0 * b * log_tail + width * b)
+    return min(math.sqrt(width) * 2.0 * b * log_tail, sub_exponential)
 
 
 def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
@@ -88,27 +95,29 @@ def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
 
 def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, *, epsilon: float | None = None,
                      sigma: float | None = None, table: str, column: str) -> tuple[float, float]:
-    """Bounds at the ends of the data, in two noisy histograms of L1 and L2
-    sensitivity 1 each, half the budget each: Laplace(2/epsilon) noise (epsilon-DP in all) or N(0, 2 sigma^2)
-    (1/(2 sigma^2)-zCDP in all), so callers account for one query of sensitivity 1.
+    """Bounds at the ends of the data from two noisy histograms of L1 and L2 sensitivity 1 each, OCTAVE_SHARE of the
+    budget on the first: Laplace noise (epsilon-DP in all) or Gaussian noise (1/(2 sigma^2)-zCDP in all), so callers
+    account for one query of sensitivity 1 with `epsilon` or `sigma`.
 
     1. octaves: counts over the clamped grid; the outermost windows of adjacent bins (1, 2, 4, ... bins: the first
        width where any passes) whose noisy sum passes a threshold that an empty window passes with probability
-       <= FALSE_BIN over the grid;
+       <= FALSE_BIN over the grid. Nothing can explode: the bounds stay inside these windows;
     2. zoom: counts over ZOOM_CELLS equal cells (whole integers for integer columns) of those outermost windows;
-       aligned windows of 1, 2, 4, ... cells tested the same way.
-    A zoom window that passes holds real values; when the noisy rows below it (above it, for the high end) are no more
-    than noise, it is taken as the end of the data and the bound is its outer edge: exact at a dense end (a constant,
-    a common minimum, integers), a cell of 1/1024 octave for reals. An end where no window qualifies (rows spread thin
-    over the octave) keeps the octave window's outer edge. Rows beyond a bound are clamped to it. So a bound can only
-    lie outside the real min..max by less than one passing window; bounds taken strictly inside passing windows would
-    be surely inside the real range but collapse spread columns onto one octave edge at small budgets."""
+       prefix, suffix and aligned windows of cells tested the same way.
+    A window that passes holds real values, so the real min is at most its highest value and the real max at least
+    its lowest: the bounds are the tightest such values (the inner edges of the octave windows at worst), inside the
+    real range: exact at a dense end (a constant, a common minimum, few values), and rows beyond them are clamped.
+    Where that would surely clamp more than CLAMPED_SHARE of the rows (rows spread thin at an end: nothing near the
+    end stands above the noise, and the column would collapse onto an octave edge), that end takes the octave
+    window's outer edge instead: near the data, but not surely inside its range."""
     values = np.asarray(values, dtype="float64")
     values = values[np.isfinite(values)]
-    if sigma is not None:
-        sigma_step, eps_step = sigma * math.sqrt(2.0), None
+    if sigma is not None:  # zCDP adds up: 1/(2 sigma^2) = OCTAVE_SHARE and the rest
+        sigma_oct, eps_oct = sigma / math.sqrt(OCTAVE_SHARE), None
+        sigma_step, eps_step = sigma / math.sqrt(1.0 - OCTAVE_SHARE), None
     else:
-        sigma_step, eps_step = None, epsilon / 2.0
+        sigma_oct, eps_oct = None, epsilon * OCTAVE_SHARE
+        sigma_step, eps_step = None, epsilon * (1.0 - OCTAVE_SHARE)
     integer = sdtype == "integer"
     if sdtype == "datetime":
         edges, x = YEAR_EDGES, _to_years(values)
@@ -116,12 +125,12 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
         edges, x = OCTAVE_EDGES, values
     x = np.clip(x, edges[0], np.nextafter(edges[-1], -np.inf))
     counts = np.bincount(np.clip(np.searchsorted(edges, x, side="right") - 1, 0, len(edges) - 2), minlength=len(edges) - 1)
-    noisy = counts + _noise(rng, len(counts), eps_step, sigma_step)
+    noisy = counts + _noise(rng, len(counts), eps_oct, sigma_oct)
     found = None
     width = 1
     while width <= len(counts) and found is None:
         windows = np.convolve(noisy, np.ones(width), mode="valid")
-        passed = np.flatnonzero(windows > _threshold(width, FALSE_BIN / len(windows), eps_step, sigma_step))
+        passed = np.flatnonzero(windows > _threshold(width, FALSE_BIN / len(windows), eps_oct, sigma_oct))
         if len(passed):
             found = passed[0], passed[-1], width
         width *= 2
@@ -176,24 +185,25 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
     # the end stands out, and the column would collapse onto an octave edge): then the end keeps the octave window's
     # outer edge, near the data but not surely inside its range. Read from the noisy counts (post-processing)
-    spread = sigma_step if sigma_step is not None else math.sqrt(2.0) / eps_step  # one noise deviation
+    deviation_oct = sigma_oct if sigma_oct is not None else math.sqrt(2.0) / eps_oct  # of one noisy count
+    deviation_zoom = sigma_step if sigma_step is not None else math.sqrt(2.0) / eps_step
     span = (edges[:-1] >= low_window[0]) & (edges[1:] <= high_window[1])
     total = max(float(noisy[span].sum()), 1.0)
 
-    def surely_more(parts: list[np.ndarray]) -> bool:  # noisy rows, less three deviations of their noise, above the share
+    def surely_more(parts: list[np.ndarray], deviation: float) -> bool:  # noisy rows less 3 deviations above the share
         rows = sum(float(p.sum()) for p in parts)
-        return rows - 3.0 * spread * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
+        return rows - 3.0 * deviation * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
 
     def clamped(e: np.ndarray, counts: np.ndarray, low: bool, keep=True) -> np.ndarray:  # cells wholly beyond a bound
         tops = np.array([highest(u, v) for u, v in zip(e[:-1], e[1:])])
         bottoms = np.array([lowest(u, v) for u, v in zip(e[:-1], e[1:])])
         return counts[keep & ((tops <= lo) & (bottoms < lo) if low else (bottoms >= hi) & (tops > hi))]
 
-    if surely_more([clamped(edges, noisy, True, span)]) or surely_more(
-            [clamped(e, c, True) for e, c in zip(cells, noisy_cells) if e[0] < low_window[1]]):
+    if surely_more([clamped(edges, noisy, True, span)], deviation_oct) or surely_more(
+            [clamped(e, c, True) for e, c in zip(cells, noisy_cells) if e[0] < low_window[1]], deviation_zoom):
         lo = outer_lo
-    if surely_more([clamped(edges, noisy, False, span)]) or surely_more(
-            [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]]):
+    if surely_more([clamped(edges, noisy, False, span)], deviation_oct) or surely_more(
+            [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]], deviation_zoom):
         hi = outer_hi
     if lo > hi:  # the zoom's windows say less than the octaves: their outer edges
         lo, hi = outer_lo, outer_hi
