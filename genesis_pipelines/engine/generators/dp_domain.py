@@ -194,15 +194,18 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
         rows = sum(float(p.sum()) for p in parts)
         return rows - 3.0 * deviation * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
 
-    def clamped(e: np.ndarray, counts: np.ndarray, low: bool, keep=True) -> np.ndarray:  # cells wholly beyond a bound
+    def clamped(e: np.ndarray, counts: np.ndarray, low: bool, keep=True, wide=False) -> np.ndarray:
+        """Counts of the cells beyond a bound: wholly, or (a wide octave bin) all but its value at the bound."""
         tops = np.array([highest(u, v) for u, v in zip(e[:-1], e[1:])])
         bottoms = np.array([lowest(u, v) for u, v in zip(e[:-1], e[1:])])
-        return counts[keep & ((tops <= lo) & (bottoms < lo) if low else (bottoms >= hi) & (tops > hi))]
+        if low:
+            return counts[keep & ((tops <= lo) & (bottoms < lo) if wide else tops < lo)]
+        return counts[keep & ((bottoms >= hi) & (tops > hi) if wide else bottoms > hi)]
 
-    if surely_more([clamped(edges, noisy, True, span)], deviation_oct) or surely_more(
+    if surely_more([clamped(edges, noisy, True, span, wide=True)], deviation_oct) or surely_more(
             [clamped(e, c, True) for e, c in zip(cells, noisy_cells) if e[0] < low_window[1]], deviation_zoom):
         lo = outer_lo
-    if surely_more([clamped(edges, noisy, False, span)], deviation_oct) or surely_more(
+    if surely_more([clamped(edges, noisy, False, span, wide=True)], deviation_oct) or surely_more(
             [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]], deviation_zoom):
         hi = outer_hi
     if lo > hi:  # the zoom's windows say less than the octaves: their outer edges
