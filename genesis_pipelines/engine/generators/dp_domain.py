@@ -33,7 +33,7 @@ _US_PER_YEAR = 365.2425 * 86400 * 1e6
 YEAR_EDGES = np.arange(1800, 2201, dtype="float64")  # datetimes: whole calendar years, as microseconds below
 FALSE_BIN = 1e-3  # probability that any empty bin (or window) of a grid passes the threshold
 OCTAVE_SHARE = 0.5  # of a column's bounds budget on the octave histogram; the rest on the zoom histogram
-CLAMPED_SHARE = 0.2  # the most rows a bound inside the real range may clamp (as read from the noisy counts)
+CLAMPED_SHARE = 0.05  # the most rows a bound inside the real range may clamp (as read from the noisy counts)
 ZOOM_CELLS = 1024  # cells of the second, finer bounds histogram over the outermost octave windows
 
 
