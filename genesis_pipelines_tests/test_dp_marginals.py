@@ -59,11 +59,11 @@ def test_octave_bounds_cannot_explode():
 
 
 def _made_up(n: int = 1000, seed: int = 0) -> pd.DataFrame:
-    """Edges of every kind: a dense integer minimum, a long sparse tail, a constant, three prices, a wide spread,
+    """Edges of every kind: a dense integer minimum (about 40 % of the rows at 17), a long sparse tail, a constant, three prices, a wide spread,
     negative reals, nulls and a category."""
     rng = np.random.default_rng(seed)
     return pd.DataFrame({
-        "age": np.clip(np.round(10 + rng.gamma(2.0, 9.0, n)), 17, 90).astype("int64"),
+        "age": np.clip(np.round(5 + rng.gamma(2.0, 9.0, n)), 17, 90).astype("int64"),
         "gain": np.where(rng.random(n) < 0.1, rng.choice([3103, 7688, 99999], n), 0).astype("int64"),
         "year": np.full(n, 2006, dtype="int64"),
         "price": rng.choice([0.99, 2.99, 4.99], n),
@@ -120,7 +120,7 @@ def test_no_value_outside_the_real_domain_without_public_bounds(method, epsilon)
         synth = model.sample(len(df), seed=seed)
         outside = _outside_real_domain(df, synth)
         assert all(outside[c] == 0 for c, _ in DENSE_ENDS) and outside["colour"] == 0, outside
-        assert all(outside[c] <= 0.05 * len(df) for c, _ in SPREAD), outside
+        assert all(outside[c] <= 0.1 * len(df) for c, _ in SPREAD), outside
     assert (synth["year"] == 2006).all()
 
 

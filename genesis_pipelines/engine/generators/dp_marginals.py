@@ -4,21 +4,28 @@ Every read of the real rows goes through one mechanism, accounted in zero-concen
 to (epsilon, delta)-DP: epsilon = rho + 2 sqrt(rho ln(2/delta)), delta/2; the other delta/2 pays for unknown
 category sets. Neighbouring tables differ by one added or removed row. Steps and default shares of rho:
 
-1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from a noisy histogram
-   over a clamped grid of signed octaves (dp_domain.dp_octave_bounds, Gaussian noise, L2 sensitivity sqrt(columns)); category sets by
-   Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection); rows of categories not kept
-   form an "other" slot that is modelled and, at sampling, redrawn among the kept categories;
-2. 1-way marginals (1/3 of the rest): every column on a fine public grid inside its bounds (each integer of a short
-   range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about 2 sigma of rows per slot) plus a null slot, Gaussian noise, L2 sensitivity sqrt(d);
-3. selection (1/3): d - 1 rounds of the exponential mechanism (eps^2/8-zCDP each) over the pairs that join two
-   parts of the forest, score = L1 distance between the pair's table and the independent estimate from step 2
-   (sensitivity 2); the result is a maximum spanning tree of the pairs' dependence;
-4. 2-way marginals of the tree's edges (1/3) on coarse bins (<= `bins` per numeric column, merged from the fine grid
-   by the noisy 1-way masses: post-processing), Gaussian noise, L2 sensitivity sqrt(d - 1).
+1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from two noisy histograms
+   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, then a zoom into the outermost octaves, half each;
+   Gaussian noise, L2 sensitivity sqrt(columns) per histogram): inside the real range where that clamps at most 5 %
+   of the rows; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
+   rows of categories not kept form an "other" slot that is modelled and, at sampling, redrawn among the kept ones;
+2. 1-way marginals (ONE_WAY_SHARE = 0.3 of the rest): every column on a fine public grid inside its bounds (each
+   integer of a short range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about
+   2 sigma of rows per slot) plus a null slot, Gaussian noise, L2 sensitivity sqrt(d);
+3. tree selection (TREE_SHARE = 0.1): d - 1 rounds of the exponential mechanism (eps^2/8-zCDP each) over the pairs
+   that join two parts of the forest, score = L1 distance between the pair's table and the independent estimate
+   from step 2 (sensitivity 2): a maximum spanning tree of the pairs' dependence, sampled breadth-first from the root;
+3b. second parents (PARENT_SHARE = 0.1): per child, one round of the exponential mechanism over "none" and each
+   column sampled before it, score = L1 gap between the 3-way table and the tree's "child independent of it given
+   the parent", less the L1 noise the bigger table adds (sensitivity < 4): 3-way cliques (PrivBayes / AIM style)
+   only where the data is large enough for them to pay;
+4. clique marginals (the rest, 0.5): (parent, child) or (second parent, parent, child) on coarse bins (<= `bins`
+   per numeric column, merged from the fine grid by the noisy 1-way masses: post-processing), Gaussian noise,
+   L2 sensitivity sqrt(d - 1).
 Estimation is post-processing: each noisy table is projected onto non-negative counts summing to n, the 1-way
 estimates combine every measurement of a column (inverse variance), each edge table is fitted to both margins by
-iterative proportional fitting, and the tree gives an exact graphical model (junction tree = the spanning tree):
-ancestral sampling from P(root) and P(child | parent), then a fine slot within the coarse bin by the noisy fine
+iterative proportional fitting, a 3-way table gives P(child | second parent, parent) shrunk towards P(child | parent)
+where its parent cell holds few rows, and ancestral sampling runs from P(root) down the tree, then a fine slot within the coarse bin by the noisy fine
 marginal, then a value within the slot (uniform; an integer slot is its integer). Sampled values stay inside the
 bounds used; a post-sampling check (dp_domain.check_domain) refuses anything else. The schema and the number of
 rows are treated as public. State: JSON (domains, tree, guarantee) + safetensors (probability tables), no pickle.
