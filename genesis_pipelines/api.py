@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from genesis_pipelines.engine.errors import GenesisError, ModelError, SpecError
+from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
 
 __all__ = [
     "Constraint", "MultiTableSynthesizer", "PrivacyConfig", "PrivacyEvaluator", "PrivacyReport", "QualityEvaluator",
@@ -148,7 +148,7 @@ def _build_spec(tables: Mapping[str, pd.DataFrame], *, method: str, seed: int, s
                 holdout_fraction: float = 0.2, single: str | None = None):
     """The dataset spec the pipeline would read for these tables: keys declared or left to inference, the
     generator, constraints and PII policies (default `fake`, as in the pipeline)."""
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     method, settings = (privacy or PrivacyConfig()).method_and_settings(method, settings)
     data: dict[str, Any] = {
@@ -175,8 +175,9 @@ class _Fitted:
 
     @classmethod
     def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> "_Fitted":
-        from genesis_pipelines.engine import pii, pipeline
-        from genesis_pipelines.engine.device import resolve_device
+        from genesis_pipelines.engine.privacy import pii
+        from genesis_pipelines.engine import pipeline
+        from genesis_pipelines.engine.core.device import resolve_device
 
         root = Path(tempfile.mkdtemp(prefix="genesis-sdk-"))
         try:
@@ -190,7 +191,7 @@ class _Fitted:
 
     def save(self, directory: str | Path, extra: Mapping[str, Any]) -> Path:
         """The model root (LATEST.json + the version folder) copied to a staging folder, then renamed into place."""
-        from genesis_pipelines.engine.io import write_json
+        from genesis_pipelines.engine.sources.io import write_json
 
         target = Path(directory)
         if target.exists() and (not target.is_dir() or any(target.iterdir())):
@@ -212,7 +213,7 @@ class _Fitted:
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple["_Fitted", dict]:
-        from genesis_pipelines.engine import relational
+        from genesis_pipelines.engine.synthesis import relational
 
         directory = Path(directory)
         manifest_path = directory / "sdk.json"
@@ -228,7 +229,7 @@ class _Fitted:
         return cls(model, model_dir, directory, temporary=False, locale=manifest.get("locale", "en_US")), manifest
 
     def sample(self, *, scale: float, seed: int, conditions: Mapping | None = None) -> dict[str, pd.DataFrame]:
-        from genesis_pipelines.engine import relational
+        from genesis_pipelines.engine.synthesis import relational
 
         return relational.generate_all(self.model, self.model_dir, scale=scale, seed=seed, locale=self.locale,
                                        conditions=conditions)
@@ -442,8 +443,10 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
             quasi_identifiers=None, sensitive=None) -> _Inputs:
     """The schema and PII findings of the real tables (the pipeline's schema and PII steps), with the synthetic
     and holdout tables aligned to them."""
-    from genesis_pipelines.engine import pii, pipeline, record_guard, schema
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.privacy import pii, record_guard
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     real_t = _as_tables(real, "real")
     names = list(real_t)
@@ -513,7 +516,7 @@ class _Report:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The report as JSON (written to `path` too when given)."""
-        from genesis_pipelines.engine.io import write_json
+        from genesis_pipelines.engine.sources.io import write_json
 
         text = json.dumps(self.to_dict(), indent=2, default=str, allow_nan=False)
         if path is not None:
@@ -523,7 +526,7 @@ class _Report:
     def to_html(self, path: str | Path) -> Path:
         """The pipeline's self-contained HTML report, written atomically."""
         from genesis_pipelines.engine.evaluation import render_html
-        from genesis_pipelines.engine.io import atomic_path
+        from genesis_pipelines.engine.sources.io import atomic_path
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -590,8 +593,9 @@ class PrivacyReport(_Report):
 
 
 def _privacy(inputs: _Inputs, seed: int, thresholds=None) -> dict:
-    from genesis_pipelines.engine import evaluation, pii, record_guard
-    from genesis_pipelines.engine.spec import ThresholdSpec
+    from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.privacy import pii, record_guard
+    from genesis_pipelines.engine.core.spec import ThresholdSpec
 
     spec = inputs.spec
     holdout = inputs.holdout or {}
@@ -629,7 +633,8 @@ class QualityEvaluator:
         self.primary_keys, self.foreign_keys = primary_keys, foreign_keys
 
     def evaluate(self, target_column: str | None = None, *, privacy: bool = True) -> QualityReport:
-        from genesis_pipelines.engine import evaluation, relational
+        from genesis_pipelines.engine import evaluation
+        from genesis_pipelines.engine.synthesis import relational
 
         inputs = _inputs(self.real, self.synthetic, self.holdout, seed=self.seed, primary_keys=self.primary_keys,
                          foreign_keys=self.foreign_keys)
@@ -677,7 +682,7 @@ class PrivacyEvaluator:
         self.primary_keys, self.foreign_keys = primary_keys, foreign_keys
 
     def evaluate(self) -> PrivacyReport:
-        from genesis_pipelines.engine.spec import ThresholdSpec
+        from genesis_pipelines.engine.core.spec import ThresholdSpec
 
         try:
             thresholds = ThresholdSpec(**self.thresholds)
@@ -716,9 +721,10 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
     >>> result.k, result.satisfied
     (2, True)
     """
-    from genesis_pipelines.engine import pipeline, schema
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.core import schema
     from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     df = _as_frame(df, "df")
     if not quasi_identifiers:

@@ -13,12 +13,13 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines import cli
-from genesis_pipelines.engine import conditions, pipeline
-from genesis_pipelines.engine.conditions import ConditionError, ConditionedGenerator
-from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.generators import create_generator
-from genesis_pipelines.engine.schema import profile_table
-from genesis_pipelines.engine.spec import load_spec, parse_spec
+from genesis_pipelines.engine.synthesis import conditions
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.synthesis.conditions import ConditionError, ConditionedGenerator
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.synthesis.generators import create_generator
+from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 from genesis_pipelines_tests.test_assets import write_shop
 
 ADULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "adult" / "adult.csv"

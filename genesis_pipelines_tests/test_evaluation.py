@@ -23,9 +23,9 @@ from genesis_pipelines.engine.evaluation import (
     render_html,
     summary_markdown,
 )
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types
-from genesis_pipelines.engine.schema import DatasetSchema, analyse, profile_table
-from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types
+from genesis_pipelines.engine.core.schema import DatasetSchema, analyse, profile_table
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 
 SPEC = parse_spec({"name": "t"})
 

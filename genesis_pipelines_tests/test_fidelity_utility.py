@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import SpecError
+from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.evaluation import quality_report, render_html, summary_markdown
 from genesis_pipelines.engine.evaluation.fidelity import (
     categorical_distribution,
@@ -20,8 +20,8 @@ from genesis_pipelines.engine.evaluation.fidelity import (
     recommendations,
 )
 from genesis_pipelines.engine.evaluation.utility import guess_target, utility_report
-from genesis_pipelines.engine.schema import DatasetSchema, analyse, profile_table
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.core.schema import DatasetSchema, analyse, profile_table
+from genesis_pipelines.engine.core.spec import parse_spec
 
 SPEC = parse_spec({"name": "t"})
 

@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.errors import SchemaError, SpecError
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
-from genesis_pipelines.engine.schema import analyse, child_keys, parent_keys, plan_generation
-from genesis_pipelines.engine.spec import ForeignKeySpec, parse_spec
+from genesis_pipelines.engine.core.schema import analyse, child_keys, parent_keys, plan_generation
+from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
 
 
 def _train_generate(spec, tables, root: Path, seed: int = 0):
@@ -277,7 +278,7 @@ def corpus_spec(name: str, *, declared: bool = True, **extra):
 
 
 def _corpus_tables(spec) -> dict[str, pd.DataFrame]:
-    from genesis_pipelines.engine.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 
     return {t: read_source_table(spec, t) for t in source_table_names(spec)}
 
@@ -423,7 +424,7 @@ def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
 
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     tables, spec = (_stores(), STORE_SPEC) if case == "cycle" else (_show(), SHOW_SPEC)
     path = _write_dataset(tmp_path / spec["name"], tables, spec)

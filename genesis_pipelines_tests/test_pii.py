@@ -14,10 +14,10 @@ import pytest
 from faker import Faker
 from faker.providers.person.en_US import Provider as EnUsPerson
 
-from genesis_pipelines.engine import pii
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.pii import (
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.privacy.pii import (
     PiiFinding,
     detect_column,
     fill_synthetic,
@@ -27,8 +27,8 @@ from genesis_pipelines.engine.pii import (
     prepare_for_training,
     scan_tables,
 )
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.core.spec import parse_spec
 
 
 def _datasets() -> Path:

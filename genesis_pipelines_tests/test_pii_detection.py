@@ -7,9 +7,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 SURNAMES_MIXED = ["Müller", "Dubois", "García", "Rossi", "Kowalski", "Johansson", "Novák", "Silva", "Jansen", "Smith",
                   "Fernández", "Moreau", "Schneider", "Bianchi", "Nowak", "Lindqvist", "Dvořák", "Santos", "Bakker",

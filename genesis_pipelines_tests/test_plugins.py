@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PLUGIN = '''
 import pandas as pd
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
 
 
 class ToyGenerator(GaussianCopulaGenerator):
@@ -68,7 +68,7 @@ def test_entry_point_plugin_trains_from_a_spec(tmp_path):
         generator: {default: toy_copula}
     """))
     data = tmp_path / "out"
-    listed = run(["-c", "from genesis_pipelines import available_methods; from genesis_pipelines.engine.generators.base "
+    listed = run(["-c", "from genesis_pipelines import available_methods; from genesis_pipelines.engine.synthesis.generators.base "
                   "import auto_candidates; print(available_methods()); print(auto_candidates())"], site, tmp_path, data)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "toy_copula" in listed.stdout.splitlines()[0] and "toy_copula" in listed.stdout.splitlines()[1]
@@ -103,8 +103,8 @@ def test_auto_compares_a_plugin_that_asks(tmp_path):
 
 def test_register_generator_in_process():
     from genesis_pipelines import register_generator
-    from genesis_pipelines.engine.errors import SpecError
-    from genesis_pipelines.engine.generators import GaussianCopulaGenerator, available_methods, create_generator
+    from genesis_pipelines.engine.core.errors import SpecError
+    from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator, available_methods, create_generator
 
     @register_generator("inproc_copula")
     class InProc(GaussianCopulaGenerator):

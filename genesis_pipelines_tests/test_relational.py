@@ -19,11 +19,13 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from genesis_pipelines.engine import errors, pii, record_guard, relational
-from genesis_pipelines.engine.io import read_source_table, read_table, source_table_names, write_table
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, analyse
-from genesis_pipelines.engine.spec import DatasetSpec, load_spec
+from genesis_pipelines.engine.core import errors
+from genesis_pipelines.engine.privacy import pii, record_guard
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.sources.io import read_source_table, read_table, source_table_names, write_table
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, analyse
+from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec
 
 DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
 CHINOOK_SPEC = DATASETS / "chinook" / "dataset.yaml"

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import SchemaError
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, analyse, generation_order, infer_sdtype
-from genesis_pipelines.engine.spec import DatasetSpec, load_spec, parse_spec
+from genesis_pipelines.engine.core.errors import SchemaError
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, analyse, generation_order, infer_sdtype
+from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"

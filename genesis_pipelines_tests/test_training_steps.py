@@ -10,10 +10,12 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational, schema, training
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational, training
+from genesis_pipelines.engine.core import schema
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines_tests.conftest import PROJECT_ROOT
 from genesis_pipelines_tests.test_assets import write_shop
 

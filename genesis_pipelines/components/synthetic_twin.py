@@ -9,9 +9,9 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.common import key_name
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.layout import specs_dir
-from genesis_pipelines.engine.spec import discover_specs, load_spec
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.layout import specs_dir
+from genesis_pipelines.engine.core.spec import discover_specs, load_spec
 
 log = logging.getLogger(__name__)
 

@@ -14,7 +14,7 @@ from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 class AugmentConfig(dg.Config):

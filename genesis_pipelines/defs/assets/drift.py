@@ -8,9 +8,9 @@ from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, so
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.catalog import NOISE, readable
-from genesis_pipelines.engine.io import write_json
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import NOISE, readable
+from genesis_pipelines.engine.sources.io import write_json
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def _finite(value: float, digits: int | None = 4) -> float:
@@ -32,7 +32,7 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
                     f"above {spec.drift.psi_threshold} the drift sensor retrains.",
     )
     def drift(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        from genesis_pipelines.engine.drift import dataset_drift
+        from genesis_pipelines.engine.evaluation.drift import dataset_drift
 
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)

@@ -20,9 +20,10 @@ from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import generators, model_kinds
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
-from genesis_pipelines.engine import catalog, pipeline
-from genesis_pipelines.engine.device import may_use_cuda
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation import catalog
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.device import may_use_cuda
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def training_plan_key(dataset: str) -> dg.AssetKey:
@@ -93,7 +94,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
     )
     def table_model(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage,
                     pii_settings: PiiSettings, device: DeviceResource) -> dg.MaterializeResult:
-        from genesis_pipelines.engine.device import forward_training_log
+        from genesis_pipelines.engine.core.device import forward_training_log
 
         layout, where = storage.layout(spec.name), device.resolve()
         with forward_training_log(context.log.info):

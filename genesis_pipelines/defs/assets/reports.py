@@ -13,7 +13,7 @@ from genesis_pipelines.defs.lineage import CODE_VERSION, model_failures, retrain
 from genesis_pipelines.defs.metadata import number, numbers, report_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:

@@ -11,8 +11,8 @@ from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.export import current_version
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.sources.export import current_version
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def synthetic_files_key(dataset: str) -> dg.AssetKey:

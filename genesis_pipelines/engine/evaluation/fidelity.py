@@ -23,7 +23,7 @@ import pandas as pd
 from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
-from genesis_pipelines.engine.evaluation._prep import (
+from genesis_pipelines.engine.analysis.columns import (
     EVALUABLE,
     NUMERIC_LIKE,
     category_keys,
@@ -33,8 +33,8 @@ from genesis_pipelines.engine.evaluation._prep import (
     sample_rows,
     to_float,
 )
-from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, TableMeta, child_keys, parent_keys
-from genesis_pipelines.engine.spec import STRING_KINDS
+from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, TableMeta, child_keys, parent_keys
+from genesis_pipelines.engine.core.spec import STRING_KINDS
 
 MAX_PAIR_ROWS = 50_000
 MAX_SHAPE_ROWS = 200_000  # KS / Wasserstein on more rows change nothing but the run time

@@ -19,10 +19,10 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
+from genesis_pipelines.engine.analysis.columns import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
 
 
 class _LazyModule:

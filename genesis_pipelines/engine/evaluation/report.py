@@ -21,7 +21,7 @@ import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
-from genesis_pipelines.engine.catalog import number_text, percent
+from genesis_pipelines.engine.evaluation.catalog import number_text, percent
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=jinja2.select_autoescape(["html", "j2"]),
