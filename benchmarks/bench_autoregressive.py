@@ -134,7 +134,7 @@ def worker_quality(args) -> dict:
 
 
 def _adult_meta(train: pd.DataFrame):
-    from genesis_pipelines.engine.core.schema import profile_table
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
     from genesis_pipelines.engine.core.spec import DatasetSpec
     spec = DatasetSpec.model_validate({"name": "adult", "source": {"kind": "csv_folder", "path": "."}, "tables": {"adult": {}}})
     meta = profile_table("adult", train, spec)

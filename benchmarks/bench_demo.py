@@ -253,7 +253,7 @@ def run_engine(spec, data_dir: Path) -> EngineRun:
     from genesis_pipelines.engine.sources import io
     from genesis_pipelines.engine.privacy import pii
     from genesis_pipelines.engine.synthesis import relational
-    from genesis_pipelines.engine.core.schema import analyse
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
 
     warehouse = data_dir / "warehouse.duckdb"
     copy_dir, synthetic_dir = data_dir / spec.name / "copy", data_dir / spec.name / "synthetic"

@@ -24,7 +24,8 @@ sys.path.insert(0, str(ROOT))
 
 from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 from genesis_pipelines.engine.privacy.pii import scan_tables  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
 from genesis_pipelines.engine.core.spec import DatasetSpec  # noqa: E402
 
 PII = {

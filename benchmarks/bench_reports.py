@@ -34,7 +34,8 @@ import pandas as pd  # noqa: E402
 
 from genesis_pipelines.engine.evaluation import privacy_report, quality_report, render_html  # noqa: E402
 from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema, profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
 from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec  # noqa: E402
 
 

@@ -445,7 +445,7 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
     and holdout tables aligned to them."""
     from genesis_pipelines.engine.privacy import pii, record_guard
     from genesis_pipelines.engine import pipeline
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.core.spec import parse_spec
 
     real_t = _as_tables(real, "real")
@@ -477,7 +477,7 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
     real_t = pipeline.normalise_frames(real_t)
     synth_t = pipeline.normalise_frames(synth_t)
     hold_t = pipeline.normalise_frames(hold_t) if hold_t is not None else None
-    analysed = schema.analyse(spec, real_t)
+    analysed = schema_inference.analyse(spec, real_t)
     findings = pii.scan_tables(real_t, analysed, spec)
     return _Inputs(spec, real_t, synth_t, hold_t, analysed, findings,
                    record_guard.comparison_exclusions(analysed, findings))
@@ -722,7 +722,7 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
     (2, True)
     """
     from genesis_pipelines.engine import pipeline
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
     from genesis_pipelines.engine.core.spec import parse_spec
 
@@ -736,7 +736,7 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
         raise SpecError(f"k must be at least 1, got {k}")
     frame = pipeline.normalise_frames({DEFAULT_TABLE: df})[DEFAULT_TABLE]
     spec = parse_spec({"name": DATASET, "tables": {DEFAULT_TABLE: {}}, "foreign_keys": []}, origin="check_k_anonymity")
-    meta = schema.analyse(spec, {DEFAULT_TABLE: frame}).tables[DEFAULT_TABLE]
+    meta = schema_inference.analyse(spec, {DEFAULT_TABLE: frame}).tables[DEFAULT_TABLE]
     out = table_k_anonymity(frame, meta, list(quasi_identifiers), list(sensitive or []), k_target=int(k))
     return KAnonymityResult(k=out["k"], k_required=int(k), satisfied=out["k"] >= int(k), classes=out["classes"],
                             share_rows_below_k=out["share_rows_below_k_target"],

@@ -12,7 +12,7 @@ from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.auto import AutoGenerator
 from genesis_pipelines.engine.synthesis.generators.dp_copula import _gaussian_sigma, _quantile_function
-from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import parse_spec
 
 

@@ -52,7 +52,7 @@ def test_auto_picks_the_autoregressive_model_on_adult():
     path = corpus / "adult" / "adult.csv"
     if not path.is_file():
         pytest.skip(f"corpus table {path} not found (put the corpus at ../shared/datasets)")
-    from genesis_pipelines.engine.core.schema import profile_table
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
     from genesis_pipelines.engine.core.spec import DatasetSpec
 
     df = pd.read_csv(path)

@@ -12,7 +12,7 @@ from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.autoregressive import AutoregressiveGenerator
 from genesis_pipelines.engine.privacy.record_guard import row_keys
-from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 FAST = {"max_epochs": 60, "hidden": 32, "lr": 1e-2}

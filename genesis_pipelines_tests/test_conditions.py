@@ -18,7 +18,7 @@ from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.synthesis.conditions import ConditionError, ConditionedGenerator
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.synthesis.generators import create_generator
-from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 from genesis_pipelines_tests.test_assets import write_shop
 

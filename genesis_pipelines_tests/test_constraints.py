@@ -11,7 +11,7 @@ from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.core.constraint_spec import predicate_columns
 from genesis_pipelines.engine.synthesis.constraints import TableConstraints
 from genesis_pipelines.engine.core.errors import GenesisError, SchemaError, SpecError
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
 
 

@@ -14,7 +14,7 @@ from genesis_pipelines.engine.synthesis.generators import create_generator, load
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     DomainTooSmall, check_domain, default_delta, dp_octave_bounds, epsilon_from, rho_from)
 from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types
-from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import parse_spec
 
 

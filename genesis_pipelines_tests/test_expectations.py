@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.evaluation import expectations
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
 
 

@@ -15,7 +15,7 @@ from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
 from genesis_pipelines.engine.synthesis.generators.neural import WEIGHTS
-from genesis_pipelines.engine.core.schema import profile_table
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import parse_spec
 
 SPEC = parse_spec({"name": "t"})

@@ -14,7 +14,8 @@ from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
-from genesis_pipelines.engine.core.schema import analyse, child_keys, parent_keys, plan_generation
+from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.core.schema import child_keys, parent_keys
 from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
 
 

@@ -22,7 +22,7 @@ SCRIPT = textwrap.dedent("""
     from genesis_pipelines.engine.core.errors import GenesisError
     from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
     from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
-    from genesis_pipelines.engine.core.schema import analyse
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
     from genesis_pipelines.engine.core.spec import load_spec
 
     spec = load_spec(Path(sys.argv[1]) / "resources/datasets/chinook/dataset.yaml")

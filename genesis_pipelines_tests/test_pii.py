@@ -27,7 +27,7 @@ from genesis_pipelines.engine.privacy.pii import (
     prepare_for_training,
     scan_tables,
 )
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
 
 

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 SURNAMES_MIXED = ["Müller", "Dubois", "García", "Rossi", "Kowalski", "Johansson", "Novák", "Silva", "Jansen", "Smith",

@@ -338,7 +338,7 @@ def _inferred_shop(folder: Path) -> Path:
 def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.engine.sources import io
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.core.spec import load_spec
 
     spec_path = _inferred_shop(tmp_path / "shop")
@@ -357,7 +357,7 @@ def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path,
 
     with monkeypatch.context() as mp:
         mp.setattr(io, "read_source_table", no_reading)
-        mp.setattr(schema, "analyse", no_reading)
+        mp.setattr(schema_inference, "analyse", no_reading)
         assert parents(build_dataset_defs(load_spec(spec_path))) == parents(first)
         # a changed spec invalidates the state: planning it again needs the data
         spec_path.write_text(spec_path.read_text() + "seed: 3\n")

@@ -15,7 +15,7 @@ from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.evaluation.privacy import privacy_report
 from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD, find_reference_tables
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
 
 GENRES = ["Rock", "Jazz", "Metal", "Alternative & Punk", "Blues", "Latin", "Reggae", "Pop", "Soundtrack", "Bossa Nova",

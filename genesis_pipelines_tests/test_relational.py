@@ -24,7 +24,8 @@ from genesis_pipelines.engine.privacy import pii, record_guard
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.sources.io import read_source_table, read_table, source_table_names, write_table
 from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, analyse
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec
 
 DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"

@@ -10,7 +10,7 @@ import pytest
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.analysis import rules
 from genesis_pipelines.engine.core.errors import SpecError
-from genesis_pipelines.engine.core.schema import analyse
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import RulesSpec, parse_spec
 
 N = 400

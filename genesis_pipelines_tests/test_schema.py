@@ -9,7 +9,8 @@ import pytest
 
 from genesis_pipelines.engine.core.errors import SchemaError
 from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, analyse, generation_order, infer_sdtype
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.analysis.schema_inference import analyse, generation_order, infer_sdtype
 from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -12,7 +12,7 @@ import pytest
 
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational, training
-from genesis_pipelines.engine.core import schema
+from genesis_pipelines.engine.analysis import schema_inference
 from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 from genesis_pipelines.engine.core.spec import load_spec
@@ -23,7 +23,7 @@ from genesis_pipelines_tests.test_assets import write_shop
 def _inputs(spec_path: Path):
     spec = load_spec(spec_path)
     tables = {t: read_source_table(spec, t) for t in source_table_names(spec)}
-    db_schema = schema.analyse(spec, tables)
+    db_schema = schema_inference.analyse(spec, tables)
     return spec, tables, db_schema, pii.scan_tables(tables, db_schema, spec)
 
 

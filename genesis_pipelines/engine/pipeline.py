@@ -234,10 +234,10 @@ def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> 
     """Types, keys and the FK graph, written to <ds>/schema.json; the rules found are returned for display
     (the model finds them again on its own inputs)."""
     from genesis_pipelines.engine.analysis import rules
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.sources.io import write_json
 
-    result = schema.analyse(spec, tables)
+    result = schema_inference.analyse(spec, tables)
     found = rules.select(rules.discover(tables, result, seed=spec.seed), spec.rules)
     write_json(layout.analysis("schema"), result.model_dump(mode="json"))
     save_plan(spec, layout, result)
@@ -293,6 +293,13 @@ def table_names(spec, layout: DatasetLayout) -> list[str]:
     return list(stored) if stored is not None else source_table_names(spec)
 
 
+def retraining_refusal(spec, layout: DatasetLayout) -> str | None:
+    """Why retraining now would break the spec's privacy_budget (the model step would refuse it), else None."""
+    from genesis_pipelines.engine.synthesis import privacy_ledger
+
+    return privacy_ledger.refusal(spec, layout, privacy_ledger.retraining_rows(layout, table_names(spec, layout)))
+
+
 def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str] | None = None) -> dict[str, list[str]] | None:
     """The stored plan when it was made for this spec and these tables, else None."""
     path = layout.analysis("plan")
@@ -310,7 +317,7 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
     Only when the plan depends on the data (inferred keys, or a declared cycle whose deferred key depends on where
     the data has nulls) and no fresh state exists yet (a new dataset, a changed spec) is it computed from the
     source, once, and stored: later loads read no data until the schema step plans again."""
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.sources.io import read_source_table, write_json
 
     tables = list(tables)
@@ -325,7 +332,7 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
         read.append(table)
         return read_source_table(spec, table)
 
-    plan = schema.plan_generation(spec, tables, read_table=read_table)
+    plan = schema_inference.plan_generation(spec, tables, read_table=read_table)
     listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
     if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
         try:
@@ -537,12 +544,12 @@ def train_frames(spec, tables: Mapping[str, pd.DataFrame], model_root: Path, *, 
     train/holdout splits); the model is LATEST under `model_root`."""
     from genesis_pipelines.engine.privacy import pii
     from genesis_pipelines.engine.synthesis import relational
-    from genesis_pipelines.engine.core import schema
+    from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.privacy.pii import PiiFinding
     from genesis_pipelines.engine.core.schema import DatasetSchema
 
     tables = normalise_frames(tables)
-    analysed = schema.analyse(spec, tables)
+    analysed = schema_inference.analyse(spec, tables)
     findings = pii.scan_tables(tables, analysed, spec)
     # what the steps hand on is the stored analysis (its JSON orders columns by name), as between the assets
     analysed = DatasetSchema.model_validate(json.loads(json.dumps(analysed.model_dump(mode="json"))))

@@ -28,10 +28,8 @@ def _budget_refusal(spec: DatasetSpec) -> str | None:
         return None
     from genesis_pipelines import paths
     from genesis_pipelines.engine import pipeline
-    from genesis_pipelines.engine.synthesis import privacy_ledger
 
-    layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
-    return privacy_ledger.refusal(spec, layout, privacy_ledger.retraining_rows(spec, layout))
+    return pipeline.retraining_refusal(spec, pipeline.DatasetLayout(paths.data_dir(), spec.name))
 
 
 def build_drift_sensor(spec: DatasetSpec, job,

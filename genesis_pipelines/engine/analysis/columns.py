@@ -1,4 +1,4 @@
-"""Column conversions shared by the fidelity and privacy metrics.
+"""Which columns the metrics and the copy guard compare, and the conversions they share.
 
 Real and synthetic tables rarely agree on storage dtypes (Int64 vs float64, datetime64[us] vs strings,
 boolean vs bool), so every metric first maps a column to one comparable representation here.
@@ -10,6 +10,8 @@ import math
 
 import numpy as np
 import pandas as pd
+
+from genesis_pipelines.engine.core.schema import TableMeta
 
 NUMERIC_LIKE = ("numeric", "integer", "datetime")
 CATEGORY_LIKE = ("categorical", "boolean")
@@ -98,3 +100,8 @@ def num(value) -> float | None:
 def mean_or_none(values) -> float | None:
     values = [v for v in values if v is not None]
     return float(np.mean(values)) if values else None
+
+
+def evaluable_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
+    """Keys are regenerated and PII is replaced, so comparing them to the real values says nothing."""
+    return [name for name, col in meta.columns.items() if col.sdtype in EVALUABLE and name not in exclude]

@@ -15,7 +15,8 @@ import pandas as pd
 
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.core.errors import GenesisError
-from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta, profile_table
+from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 NOISE = 1e-9  # below this a score, distance or PSI is numerical noise: shown as 0

@@ -31,6 +31,7 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.analysis.columns import (
+    evaluable_columns,
     CATEGORY_LIKE,
     NULL_KEY,
     NUMERIC_LIKE,
@@ -40,7 +41,6 @@ from genesis_pipelines.engine.analysis.columns import (
     sample_rows,
     to_float,
 )
-from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
 from genesis_pipelines.engine.core.schema import DatasetSchema
 
 MAX_ROWS = 20_000  # rows per side (train, synthetic; holdout too): ratios settle well before this, fits stay seconds

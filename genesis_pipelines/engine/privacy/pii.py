@@ -56,7 +56,8 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
-from genesis_pipelines.engine.core.schema import DatasetSchema, infer_sdtype
+from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.analysis.schema_inference import infer_sdtype
 from genesis_pipelines.engine.core.spec import PII_POLICIES, DatasetSpec
 
 PII_KINDS = (

@@ -14,12 +14,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.analysis.columns import NUMERIC_LIKE, category_keys, to_float
-from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.evaluation.privacy import MIN_RECORD_COLUMNS, tells_records_apart
+from genesis_pipelines.engine.analysis.columns import NUMERIC_LIKE, category_keys, evaluable_columns, to_float
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 
 MAX_RESAMPLE_ROUNDS = 25
+# A "record" of one column is a single value: sampling a learned category repeats it by design, so
+# tables compared on fewer columns are reported but left out of the exact-copies gate.
+MIN_RECORD_COLUMNS = 2
 
 
 def digest(salt: str, text: str) -> str:
@@ -46,6 +47,13 @@ def comparison_exclusions(schema: DatasetSchema, findings: list[pii.PiiFinding])
         if finding.policy != "keep":
             exclude.setdefault(finding.table, set()).add(finding.column)
     return exclude
+
+
+def tells_records_apart(meta: TableMeta, column: str) -> bool:
+    """A column with more than one value (nulls count as one): a constant, such as a lookup table's load timestamp
+    or an address line nobody filled, tells no record apart."""
+    cmeta = meta.columns[column]
+    return cmeta.cardinality >= 2 or (cmeta.cardinality == 1 and 0.0 < cmeta.null_rate < 1.0)
 
 
 def record_columns(meta: TableMeta, exclude: set[str]) -> list[str]:
@@ -113,22 +121,25 @@ def unique_record_digests(train: pd.DataFrame, columns: list[str], meta: TableMe
     return sorted(digests_of(pd.Series(counts.index[counts.to_numpy() == 1], dtype=object), salt).tolist())
 
 
-def resample_copies(
-    body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
-    sample: Callable[[int, int], pd.DataFrame], seed: int,
-) -> tuple[pd.DataFrame, int]:
-    """Redraw rows that reproduce a unique real record; returns the body and how many copies were left."""
+def redraw_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], body: pd.DataFrame,
+                  conditions: pd.DataFrame | None, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
+                  seed: int, *, first_repair: Callable[[pd.DataFrame], pd.DataFrame] | None = None) -> pd.DataFrame:
+    """The copy guard, once for every sampler: rows of `body` that reproduce a unique real record are redrawn with
+    `draw(n, their conditions rows, seed)`, at most MAX_RESAMPLE_ROUNDS times; `first_repair(body)`, when given, may
+    mend them before the first redraw (the relational sampler exchanges values between rows)."""
     if not digests or not columns or body.empty:
-        return body, 0
-    body = body.reset_index(drop=True)
+        return body
     for round_ in range(MAX_RESAMPLE_ROUNDS):
         hits = np.flatnonzero(copies(row_keys(body, columns, meta), salt, digests))
+        if len(hits) and round_ == 0 and first_repair is not None:
+            body = first_repair(body)
+            hits = np.flatnonzero(copies(row_keys(body, columns, meta), salt, digests))
         if not len(hits):
-            return body, 0
-        fresh = sample(len(hits), seed + round_ + 1)[list(body.columns)].set_axis(hits)
+            break
+        cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None
+        fresh = draw(len(hits), cond, seed + round_ + 1)[list(body.columns)].set_axis(hits)
         body = pd.concat([body.drop(index=hits), fresh]).sort_index()
-    remaining = int(copies(row_keys(body, columns, meta), salt, digests).sum())
-    return body, remaining
+    return body
 
 
 def pii_guard(tables: Mapping[str, pd.DataFrame], findings: list[pii.PiiFinding], salt: str) -> list[str]:

@@ -143,12 +143,10 @@ def planned_spend(spec, rows: Mapping[str, int]) -> list[dict]:
     return out
 
 
-def retraining_rows(spec, layout) -> dict[str, int]:
+def retraining_rows(layout, tables: list[str]) -> dict[str, int]:
     """Training rows per table for a retraining not started yet: the latest recorded ones (0 where none is)."""
-    from genesis_pipelines.engine.pipeline import table_names
-
     latest = {e["table"]: int(e.get("rows") or 0) for e in read(layout)}
-    return {t: latest.get(t, 0) for t in table_names(spec, layout)}
+    return {t: latest.get(t, 0) for t in tables}
 
 
 def refusal(spec, layout, rows: Mapping[str, int]) -> str | None:

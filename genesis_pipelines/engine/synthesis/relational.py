@@ -29,7 +29,8 @@ from genesis_pipelines.engine.synthesis.generators.free_text import excluded_wor
 from genesis_pipelines.engine.sources.io import dates_as_text, write_json
 from genesis_pipelines.engine.core.lineage import engine_code_version
 from genesis_pipelines.engine.analysis.rules import Dependency, Rule
-from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys, key_values, parent_keys
+from genesis_pipelines.engine.core.schema import (ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys,
+                                                  comparable_values, key_values, parent_keys)
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 FORMAT = "genesis.relational/1"
@@ -174,11 +175,6 @@ def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], frac
                     people = people | {name}
                 break
     return splits
-
-
-def _comparable(values: pd.Series) -> pd.Series:
-    """Keys as read and keys as generated differ in dtype (Int64 vs int64, string vs object)."""
-    return values.astype("float64") if pd.api.types.is_numeric_dtype(values) else values.astype(str)
 
 
 def fingerprint_tables(tables: Mapping[str, pd.DataFrame]) -> str:
@@ -328,7 +324,7 @@ def _join_parent_features(relation: RelationStats, child_fk_values: pd.Series, p
                           counts: np.ndarray | None) -> pd.DataFrame:
     """Each child row gets its parent's features (nulls where the FK is null or unresolved)."""
     frame = parent_feature_frame(relation.features, parent, counts)
-    position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(_comparable(child_fk_values).to_numpy())
+    position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(comparable_values(child_fk_values).to_numpy())
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
     if (position < 0).any():
         joined.loc[position < 0] = None
@@ -816,28 +812,6 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
     return body
 
 
-def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], body: pd.DataFrame,
-                     conditions: pd.DataFrame | None, columns: list[str], meta: TableMeta, salt: str, digests: set[str],
-                     seed: int, swappable: list[str] | None = None) -> pd.DataFrame:
-    """Rows that reproduce a unique real record: first exchanged values between rows (see _swap_copies), then any
-    left redrawn, each with its own parent conditions."""
-    if not digests or not columns or body.empty:
-        return body
-    for round_ in range(record_guard.MAX_RESAMPLE_ROUNDS):
-        keys = record_guard.row_keys(body, columns, meta)
-        hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
-        if len(hits) and round_ == 0 and swappable:
-            body = _swap_copies(body, columns, meta, salt, digests, swappable, np.random.default_rng(seed))
-            keys = record_guard.row_keys(body, columns, meta)
-            hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
-        if not len(hits):
-            break
-        cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None
-        fresh = draw(len(hits), cond, seed + round_ + 1)[list(body.columns)].set_axis(hits)
-        body = pd.concat([body.drop(index=hits), fresh]).sort_index()
-    return body
-
-
 def _storage_types(body: pd.DataFrame, meta: TableMeta) -> pd.DataFrame:
     """Numbers modelled as categories (a 0/1 flag, a code like 20 / 40 / 50) come back as numbers, as stored in
     the real table, whenever every value parses; dates stored as text come back in the real column's layout:
@@ -978,7 +952,7 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         present = column.notna().to_numpy()
         frame = placed[id(relation)].frame
         position = pd.Index(parent_keys(relation.fk, frame).to_numpy()).get_indexer(
-            _comparable(column[present]).to_numpy())
+            comparable_values(column[present]).to_numpy())
         if present.sum() < 2 or (position < 0).any():
             continue
         values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
@@ -1079,7 +1053,7 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
 
 def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:
     """Children per parent row of assigned FK values (tuple codes for a composite FK)."""
-    per_parent = _comparable(values.dropna()).value_counts()
+    per_parent = comparable_values(values.dropna()).value_counts()
     return per_parent.reindex(parent_keys(fk, parent).to_numpy(), fill_value=0).to_numpy()
 
 
@@ -1088,7 +1062,7 @@ def _expand_key(relation: RelationStats, keys: dict[str, pd.Series], parent: pd.
     fk = relation.fk
     if not fk.composite:
         return
-    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(_comparable(keys[fk.child_column]).to_numpy())
+    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(comparable_values(keys[fk.child_column]).to_numpy())
     for child_column, parent_column in zip(fk.child_columns, fk.parent_columns):
         values = parent[parent_column].reset_index(drop=True)
         expanded = values.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
@@ -1164,7 +1138,7 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         if not wanted or relation.fk.child_column not in keys:
             continue
         values = keys[relation.fk.child_column]
-        codes, _ = pd.factorize(_comparable(values).where(values.notna().to_numpy()))
+        codes, _ = pd.factorize(comparable_values(values).where(values.notna().to_numpy()))
         present = codes >= 0
         if not present.any():
             continue
@@ -1274,8 +1248,12 @@ def generate_table_chunks(
         stop = min(n, start + chunk_rows)
         cond = conditions.iloc[start:stop].reset_index(drop=True) if conditions is not None else None
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
-        body = _resample_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, copy_guard or set(),
-                                int(rng.integers(0, 2**31 - 1)), swappable=swappable)
+        guard_seed = int(rng.integers(0, 2**31 - 1))
+        digests = copy_guard or set()
+        swap = (lambda b: _swap_copies(b, guard_columns, meta, model.pii_guard_salt, digests, swappable,
+                                       np.random.default_rng(guard_seed))) if swappable else None
+        body = record_guard.redraw_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, digests,
+                                          guard_seed, first_repair=swap)
         if n <= chunk_rows:
             body = _distinct_values(generator, body, tm.unique_columns, rng)
         body = constraints.settle(generator, body, cond, lambda rows, c: rows if c is None else _inherit(

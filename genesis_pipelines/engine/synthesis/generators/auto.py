@@ -53,7 +53,8 @@ def _cost_rank(method: str) -> tuple[int, str]:
 def holdout_score(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta) -> dict:
     """Mean column-shape and pair-trend scores (0..1) of `synth` against held-out real rows."""
     # imported here: the evaluation package pulls in matplotlib and jinja2, which generating alone never needs
-    from genesis_pipelines.engine.evaluation.fidelity import column_shape_scores, evaluable_columns, pair_trend_scores
+    from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
+    from genesis_pipelines.engine.analysis.columns import evaluable_columns
 
     columns = [c for c in evaluable_columns(meta, set()) if c in real.columns]
     shapes = column_shape_scores(real, synth, meta, columns)

@@ -310,13 +310,6 @@ class AutoregressiveGenerator:
         self.guard_columns = record_guard.record_columns(gmeta, set())
         self.guard_digests = set(record_guard.unique_record_digests(table, self.guard_columns, gmeta, self.guard_salt))
 
-    def _copy_hits(self, df: pd.DataFrame) -> np.ndarray:
-        if not self.guard_digests or not self.guard_columns or df.empty:
-            return np.zeros(0, dtype=np.int64)
-        keys = record_guard.row_keys(df, self.guard_columns, self._guard_meta())
-        # a NaN key (record_guard.row_keys on a nullable boolean under pandas 3) can match no digest
-        return np.flatnonzero(record_guard.copies(keys, self.guard_salt, self.guard_digests))
-
     # -------------------------------------------------------------- sample
 
     def _fixed_tokens(self, conditions: pd.DataFrame) -> dict[int, np.ndarray]:
@@ -413,13 +406,9 @@ class AutoregressiveGenerator:
 
     def _sample_guarded(self, conditions: pd.DataFrame | None, n: int, seed: int) -> pd.DataFrame:
         body = self._sample_rows(conditions, n, seed)
-        for round_ in range(record_guard.MAX_RESAMPLE_ROUNDS):
-            hits = self._copy_hits(body)
-            if not len(hits):
-                break
-            fresh = self._sample_rows(conditions.iloc[hits] if conditions is not None else None, len(hits), seed + round_ + 1)
-            body = pd.concat([body.drop(index=hits), fresh.set_axis(hits)]).sort_index()
-        return body
+        return record_guard.redraw_copies(lambda m, cond, s: self._sample_rows(cond, m, s), body, conditions,
+                                          self.guard_columns, self._guard_meta(), self.guard_salt, self.guard_digests,
+                                          seed)
 
     def _sample_text(self, column: str, n: int, rng: np.random.Generator) -> pd.Series:
         return sample_text(self.text[column], n, rng)

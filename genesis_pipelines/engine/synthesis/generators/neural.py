@@ -22,6 +22,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
+from genesis_pipelines.engine.core.device import resolve_device
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, save_manifest
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
@@ -35,16 +36,9 @@ SAMPLE_CHUNK = 50_000
 MAX_TRY_ROWS = 200_000
 
 
-def resolve_device(device: str | None) -> torch.device:
-    device = (device or "cpu").lower()
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise GenesisError(f"device {device!r} was requested but CUDA is not available on this machine")
-    try:
-        return torch.device(device)
-    except RuntimeError:
-        raise GenesisError(f"device {device!r} is not a valid torch device (cpu, cuda, cuda:N, auto)") from None
+def torch_device(device: str | None) -> torch.device:
+    """The torch device of a device setting (None: cpu), checked once, by core.device.resolve_device."""
+    return torch.device(resolve_device(device or "cpu"))
 
 
 @contextmanager
@@ -152,7 +146,7 @@ class NeuralGenerator:
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         if len(table) == 0:
             raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
-        self.device = resolve_device(device)
+        self.device = torch_device(device)
         started = time.perf_counter()
         torch.manual_seed(seed)
         if self.device.type == "cuda":
@@ -321,7 +315,7 @@ class NeuralGenerator:
             model.transformer = DataTransformer.from_dict(data["transformer"])
             model.training = data["training"]
             model._restore_extra(data.get("extra", {}))
-            model.device = resolve_device(device if device != "auto" else "auto")
+            model.device = torch_device(device)
             model.layout = SegmentLayout(model.transformer, model.device)
             model.net = model._build_sampling_net().to(model.device)
             model.net.load_state_dict(load_file(str(directory / WEIGHTS), device="cpu"))
