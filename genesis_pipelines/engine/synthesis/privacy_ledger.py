@@ -124,7 +124,7 @@ def planned_spend(spec, rows: Mapping[str, int]) -> list[dict]:
     """What training the spec's DP tables would spend at most (their target epsilon and delta), before training.
     `rows`: training rows per table (for the default delta, dp_domain.default_delta); a table missing there counts
     epsilon only."""
-    from genesis_pipelines.engine.synthesis.generators.base import _registered
+    from genesis_pipelines.engine.synthesis.generators.base import registered_class
     from genesis_pipelines.engine.synthesis.generators.dp_domain import default_delta
 
     out = []
@@ -133,7 +133,7 @@ def planned_spend(spec, rows: Mapping[str, int]) -> list[dict]:
         if method not in DP_METHODS:
             continue
         settings = spec.generator.settings.get(method, {})
-        cls = _registered(method)
+        cls = registered_class(method)
         params = inspect.signature(cls.__init__).parameters if cls is not None else {}
         eps = settings.get("epsilon", params["epsilon"].default if "epsilon" in params else 1.0)
         delta = settings.get("delta", params["delta"].default if "delta" in params else None)

@@ -20,7 +20,7 @@ POINT_MASS_MIN_SHARE = 0.01  # a value shared by fewer rows is not reproduced as
 PEOPLE_PER_KNOT = 5  # a continuous marginal's knot summarises at least this many records (or people)
 
 
-def _decimals(values: np.ndarray) -> int | None:
+def decimal_places(values: np.ndarray) -> int | None:
     """Smallest number of decimals (<= 6) that reproduces every value, so outputs look like inputs."""
     for d in range(7):
         if np.allclose(np.round(values, d), values, rtol=0, atol=1e-9):
@@ -48,13 +48,13 @@ class ColumnTransform:
         return {"continuous": ContinuousTransform, "discrete": DiscreteTransform, "mixed": MixedTransform}[data["kind"]]._load(data)
 
 
-def _as_numbers(series: pd.Series, sdtype: str) -> np.ndarray:
+def as_numbers(series: pd.Series, sdtype: str) -> np.ndarray:
     if sdtype == "datetime":
         return pd.to_datetime(series).astype("datetime64[us]").astype("int64").to_numpy(dtype="float64")
     return pd.to_numeric(series).to_numpy(dtype="float64")
 
 
-def _restore(values: np.ndarray, sdtype: str, decimals: int | None, integer: bool, datetime_format: str | None) -> pd.Series:
+def restore_values(values: np.ndarray, sdtype: str, decimals: int | None, integer: bool, datetime_format: str | None) -> pd.Series:
     if sdtype == "datetime":
         out = pd.Series(pd.to_datetime(np.round(values).astype("int64"), unit="us"))
         return out.dt.normalize() if datetime_format == "date" else out.dt.floor("s")
@@ -104,18 +104,18 @@ class ContinuousTransform(ColumnTransform):
     def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> "ContinuousTransform":
         """`rows_per_knot`: each quantile knot summarises at least this many rows, so the marginal cannot trace
         single records (or, for a table of people's rows, single people) back to their values."""
-        values = _as_numbers(series.dropna(), meta.sdtype)
+        values = as_numbers(series.dropna(), meta.sdtype)
         k = int(min(MAX_QUANTILES, max(2, np.ceil(len(values) / max(rows_per_knot, 1.0)) + 1)))
         # real values as quantiles (no interpolation: near +-1e308 the midpoint of two values overflows to inf)
         quantiles = (_smooth_small_masses(np.quantile(values, np.linspace(0.0, 1.0, k), method="inverted_cdf"), values)
                      if len(values) else np.zeros(2))
         integer = meta.sdtype == "integer" or (meta.sdtype == "numeric" and len(values) > 0 and bool(np.all(values % 1 == 0)))
         integer = integer and (len(values) == 0 or float(np.max(np.abs(values))) < 2.0**63)  # else floats, never overflowing Int64
-        return cls(meta.sdtype, quantiles, float(series.isna().mean()), _decimals(values) if len(values) else None,
+        return cls(meta.sdtype, quantiles, float(series.isna().mean()), decimal_places(values) if len(values) else None,
                    integer and meta.sdtype != "datetime", meta.datetime_format)
 
     def to_uniform(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
-        values = _as_numbers(series, self.sdtype)
+        values = as_numbers(series, self.sdtype)
         q, p = self.quantiles, self.probs
         lo = np.searchsorted(q, values, side="left")
         hi = np.searchsorted(q, values, side="right")
@@ -134,7 +134,7 @@ class ContinuousTransform(ColumnTransform):
         # interpolated in units of the largest magnitude, so a column bounded near 1e308 never overflows to inf
         scale = float(np.max(np.abs(self.quantiles))) or 1.0
         values = np.clip(np.interp(u, self.probs, self.quantiles / scale) * scale, self.quantiles[0], self.quantiles[-1])
-        return _restore(values, self.sdtype, self.decimals, self.integer, self.datetime_format)
+        return restore_values(values, self.sdtype, self.decimals, self.integer, self.datetime_format)
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "sdtype": self.sdtype, "quantiles": self.quantiles.tolist(), "null_rate": self.null_rate,
@@ -163,7 +163,7 @@ class DiscreteTransform(ColumnTransform):
     def fit(cls, series: pd.Series, meta: ColumnMeta) -> "DiscreteTransform":
         non_null = series.dropna()
         numeric = meta.sdtype in ("numeric", "integer", "datetime")
-        keys = _as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
+        keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
         if meta.sdtype == "boolean":
             keys = non_null.astype(bool).to_numpy()
         uniques, counts = np.unique(keys, return_counts=True) if len(keys) else (np.array([]), np.array([]))
@@ -183,7 +183,7 @@ class DiscreteTransform(ColumnTransform):
 
     def to_uniform(self, series: pd.Series, rng: np.random.Generator) -> np.ndarray:
         if self.ordered:
-            keys = _as_numbers(series, self.sdtype)
+            keys = as_numbers(series, self.sdtype)
             index = np.clip(np.searchsorted(np.asarray(self.values, dtype="float64"), keys), 0, len(self.values) - 1)
         else:
             lookup = {v: i for i, v in enumerate(self.values)}
@@ -198,7 +198,7 @@ class DiscreteTransform(ColumnTransform):
         index = np.clip(np.searchsorted(self.cum, u, side="right") - 1, 0, len(self.values) - 1)
         if self.ordered:
             values = np.asarray(self.values, dtype="float64")[index]
-            return _restore(values, self.sdtype, None, self.sdtype == "integer", self.datetime_format)
+            return restore_values(values, self.sdtype, None, self.sdtype == "integer", self.datetime_format)
         values = np.asarray(self.values, dtype=object)[index]
         if self.tail:
             is_tail = values == "__tail__"
@@ -212,8 +212,8 @@ class DiscreteTransform(ColumnTransform):
         """The (0, 1) interval a given value occupies: used for conditional sampling."""
         if self.ordered:
             index = int(np.clip(np.searchsorted(np.asarray(self.values, dtype="float64"),
-                                                _as_numbers(pd.Series([value]), self.sdtype)[0]), 0, len(self.values) - 1))
-            if not np.isclose(float(self.values[index]), _as_numbers(pd.Series([value]), self.sdtype)[0]):
+                                                as_numbers(pd.Series([value]), self.sdtype)[0]), 0, len(self.values) - 1))
+            if not np.isclose(float(self.values[index]), as_numbers(pd.Series([value]), self.sdtype)[0]):
                 return (np.nan, np.nan)
         else:
             key = bool(value) if self.sdtype == "boolean" else str(value)

@@ -13,7 +13,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import ColumnMeta
-from genesis_pipelines.engine.synthesis.transform import _as_numbers, _decimals, _restore
+from genesis_pipelines.engine.synthesis.transform import as_numbers, decimal_places, restore_values
 
 
 class NumericCodec:
@@ -29,7 +29,7 @@ class NumericCodec:
 
     @classmethod
     def fit(cls, series: pd.Series, meta: ColumnMeta, max_bins: int, min_count: int) -> "NumericCodec":
-        values = _as_numbers(series.dropna(), meta.sdtype)
+        values = as_numbers(series.dropna(), meta.sdtype)
         values = values[np.isfinite(values)]
         has_null = bool(series.isna().any())
         if not len(values):
@@ -51,14 +51,14 @@ class NumericCodec:
                 edges = np.array([edges[0], edges[0]])
         integer = meta.sdtype == "integer" or (meta.sdtype == "numeric" and bool(np.all(values % 1 == 0)))
         integer = integer and (len(values) == 0 or float(np.max(np.abs(values))) < 2.0**63)  # else floats: no Int64 overflow
-        return cls(meta.sdtype, exact.tolist(), edges.tolist(), has_null, _decimals(values),
+        return cls(meta.sdtype, exact.tolist(), edges.tolist(), has_null, decimal_places(values),
                    integer and meta.sdtype != "datetime", meta.datetime_format, (values.min(), values.max()))
 
     def encode(self, series: pd.Series) -> np.ndarray:
         missing = series.isna().to_numpy()
         tokens = np.zeros(len(series), dtype=np.int64)
         if (~missing).any():
-            v = _as_numbers(series[~missing], self.sdtype)
+            v = as_numbers(series[~missing], self.sdtype)
             idx = np.searchsorted(self.exact, v)
             idx_c = np.clip(idx, 0, max(len(self.exact) - 1, 0))
             is_exact = (len(self.exact) > 0) & (self.exact[idx_c] == v) if len(self.exact) else np.zeros(len(v), bool)
@@ -83,7 +83,7 @@ class NumericCodec:
             lo, hi = self.edges[b], self.edges[b + 1]
             values[is_bin] = lo + rng.random(int(is_bin.sum())) * (hi - lo)
         missing = np.isnan(values)
-        out = _restore(np.where(missing, self.bounds[0], values), self.sdtype, self.decimals, self.integer, self.datetime_format)
+        out = restore_values(np.where(missing, self.bounds[0], values), self.sdtype, self.decimals, self.integer, self.datetime_format)
         return out.mask(missing) if missing.any() else out
 
     def token_of(self, value, column: str) -> int:
@@ -92,7 +92,7 @@ class NumericCodec:
                 raise GenesisError(f"impossible condition on column {column!r}: it had no missing values in training")
             return self.size - 1
         try:
-            v = float(_as_numbers(pd.Series([value]), self.sdtype)[0])
+            v = float(as_numbers(pd.Series([value]), self.sdtype)[0])
         except (TypeError, ValueError):
             raise GenesisError(f"impossible condition on column {column!r}: the value is not a {self.sdtype}") from None
         if not self.bounds[0] <= v <= self.bounds[1] or self.size - int(self.has_null) == 0:

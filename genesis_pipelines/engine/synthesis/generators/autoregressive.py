@@ -439,9 +439,7 @@ class AutoregressiveGenerator:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         directory = Path(directory)
-        data = load_manifest(directory)
-        if data.get("format") != FORMAT or data.get("method") != cls.name:
-            raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {FORMAT!r}: retrain it")
+        data = load_manifest(directory, FORMAT, method=cls.name)
         try:
             model = cls(**data["settings"], temperature=data["temperature"], top_p=data["top_p"])
             model.columns, model.order, model.metas = data["columns"], data["order"], data["metas"]
@@ -572,5 +570,5 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
 
 
 def _numeric_bound(value, sdtype: str) -> float:
-    from genesis_pipelines.engine.synthesis.transform import _as_numbers
-    return float(_as_numbers(pd.Series([value]), sdtype)[0])
+    from genesis_pipelines.engine.synthesis.transform import as_numbers
+    return float(as_numbers(pd.Series([value]), sdtype)[0])

@@ -109,7 +109,7 @@ def auto_candidates() -> list[str]:
                   and not getattr(cls, "__module__", "").startswith("genesis_pipelines.engine."))
 
 
-def _registered(method: object) -> type | None:
+def registered_class(method: object) -> type | None:
     """The class of `method`: a built-in module is imported on first use, plugins are looked up once."""
     if method not in _REGISTRY and method in _BUILT_IN:
         importlib.import_module(f"genesis_pipelines.engine.synthesis.generators.{_BUILT_IN[method]}")
@@ -124,7 +124,7 @@ def available_methods() -> list[str]:
 
 
 def create_generator(method: str, **settings) -> Generator:
-    cls = _registered(method)
+    cls = registered_class(method)
     if cls is None:
         raise SpecError(f"generator {method!r} is unknown; available: {', '.join(available_methods())}")
     try:
@@ -137,20 +137,27 @@ def save_manifest(directory: Path, payload: dict) -> None:
     write_json(Path(directory) / MANIFEST, payload)
 
 
-def load_manifest(directory: Path) -> dict:
+def load_manifest(directory: Path, expected_format: str | None = None, *, method: str | None = None) -> dict:
+    """A saved generator's JSON manifest; the format check every generator's load makes, once: a missing or corrupt
+    file, or (when given) another `expected_format` or `method`, is a ModelError asking for a retraining."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
         raise ModelError(f"model file {path} is missing: retrain the model (materialize the model asset)")
     try:
-        return json.loads(path.read_text(encoding="utf-8"))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
         raise ModelError(f"model file {path} is corrupt: retrain the model (materialize the model asset)") from None
+    if expected_format is not None and (data.get("format") != expected_format
+                                        or (method is not None and data.get("method") != method)):
+        raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {expected_format!r}: "
+                         "retrain it")
+    return data
 
 
 def load_generator(directory: Path) -> Generator:
     manifest = load_manifest(directory)
     method = manifest.get("method")
-    cls = _registered(method)
+    cls = registered_class(method)
     if cls is None:
         raise ModelError(f"model in {directory} uses generator {method!r}, which this version does not provide: retrain it")
     return cls.load(Path(directory))

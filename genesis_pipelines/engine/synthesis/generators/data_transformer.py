@@ -26,7 +26,7 @@ from genesis_pipelines.engine.synthesis.generators.dp_domain import dp_octave_bo
 from genesis_pipelines.engine.synthesis.generators.dp_mechanisms import dp_categories
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, public_text_spec, sample_text
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import DISCRETE_NUMERIC_MAX, _as_numbers, _decimals, _restore, has_exceptions
+from genesis_pipelines.engine.synthesis.transform import DISCRETE_NUMERIC_MAX, as_numbers, decimal_places, restore_values, has_exceptions
 
 MAX_MODES = 10
 MAX_MIXTURE_ROWS = 10_000
@@ -50,7 +50,7 @@ class Span:
 def _keys(series: pd.Series, sdtype: str) -> np.ndarray:
     """Comparable keys of a discrete column's non-null values."""
     if sdtype in ("numeric", "integer", "datetime"):
-        return _as_numbers(series, sdtype)
+        return as_numbers(series, sdtype)
     if sdtype == "boolean":
         return series.astype(bool).to_numpy()
     return series.astype(str).to_numpy(dtype=object)
@@ -132,10 +132,10 @@ class DataTransformer:
         return self
 
     def _fit_continuous(self, series, sdtype, datetime_format, private, given_bounds, epsilon, rng, table, column) -> dict:
-        values = _as_numbers(series.dropna(), sdtype)
+        values = as_numbers(series.dropna(), sdtype)
         if given_bounds is not None:
             try:
-                lo, hi = _as_numbers(pd.Series(list(given_bounds)), sdtype) if sdtype == "datetime" else map(float, given_bounds)
+                lo, hi = as_numbers(pd.Series(list(given_bounds)), sdtype) if sdtype == "datetime" else map(float, given_bounds)
             except (TypeError, ValueError):
                 raise GenesisError(f"table {table!r}: bounds of column {column!r} must be two numbers [low, high]") from None
             if not lo < hi:
@@ -146,7 +146,7 @@ class DataTransformer:
             lo, hi = (float(values.min()), float(values.max())) if len(values) else (0.0, 1.0)
         integer = sdtype == "integer" or (sdtype == "numeric" and not private and len(values) > 0 and bool(np.all(values % 1 == 0)))
         codec = {"kind": "continuous", "sdtype": sdtype, "datetime_format": datetime_format, "low": float(lo), "high": float(hi),
-                 "integer": bool(integer and sdtype != "datetime"), "decimals": None if private or not len(values) else _decimals(values),
+                 "integer": bool(integer and sdtype != "datetime"), "decimals": None if private or not len(values) else decimal_places(values),
                  "has_null": bool(private or series.isna().any())}
         if private or len(values) == 0 or hi <= lo:
             # min-max inside the bounds: alpha = (x - centre) / (4 std) spans [-1, 1]
@@ -195,7 +195,7 @@ class DataTransformer:
         elif given is not None:
             if not isinstance(given, (list, tuple)) or not given:
                 raise GenesisError(f"table {table!r}: categories of column {column!r} must be a non-empty list")
-            values = [_clean(v) for v in (_as_numbers(pd.Series(list(given)), sdtype) if ordered else [str(v) for v in given])]
+            values = [_clean(v) for v in (as_numbers(pd.Series(list(given)), sdtype) if ordered else [str(v) for v in given])]
             if not private:
                 freqs = [float(c) for c in pd.Series(keys).value_counts().reindex(values, fill_value=0).to_numpy()]
         elif private:
@@ -272,7 +272,7 @@ class DataTransformer:
             null = series.isna().to_numpy()
             if codec["kind"] == "continuous":
                 values = np.empty(len(series))
-                present = _as_numbers(series[~null], codec["sdtype"])
+                present = as_numbers(series[~null], codec["sdtype"])
                 values[~null] = present
                 if null.any():  # nulls get a plausible filler value; the null span says they are null
                     filler = rng.choice(present, int(null.sum())) if len(present) and not self.private else \
@@ -350,7 +350,7 @@ class DataTransformer:
                 mode = matrix[:, span.start:span.start + span.width].argmax(axis=1) if span else np.zeros(n, dtype="int64")
                 alpha = np.clip(matrix[:, self.span_of(column, "value").start], -1, 1)
                 values = np.clip(alpha * 4 * stds[mode] + means[mode], codec["low"], codec["high"])
-                series = _restore(values, codec["sdtype"], codec["decimals"], codec["integer"], codec["datetime_format"])
+                series = restore_values(values, codec["sdtype"], codec["decimals"], codec["integer"], codec["datetime_format"])
                 null_span = self.span_of(column, "null")
                 null = matrix[:, null_span.start:null_span.start + 2].argmax(axis=1) == 1 if null_span else np.zeros(n, dtype=bool)
             else:
@@ -373,7 +373,7 @@ class DataTransformer:
         if codec["ordered"]:
             numbers = np.asarray([np.nan if v is None else v for v in values], dtype="float64")
             numbers[null] = numbers[~null][0] if (~null).any() else 0.0
-            return _restore(np.nan_to_num(numbers), codec["sdtype"], None, codec["sdtype"] == "integer", codec["datetime_format"]), null
+            return restore_values(np.nan_to_num(numbers), codec["sdtype"], None, codec["sdtype"] == "integer", codec["datetime_format"]), null
         if codec["sdtype"] == "boolean":
             return pd.Series(values, dtype="boolean"), null
         return pd.Series(values, dtype="string"), null

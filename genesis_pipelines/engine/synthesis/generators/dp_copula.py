@@ -35,9 +35,9 @@ from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.synthesis.generators.dp_domain import DomainTooSmall, check_domain, default_delta, dp_octave_bounds
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, public_text_spec
-from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator, _nearest_correlation
+from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator, nearest_correlation
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import ContinuousTransform, DiscreteTransform, _as_numbers, has_exceptions, split_exceptions
+from genesis_pipelines.engine.synthesis.transform import ContinuousTransform, DiscreteTransform, as_numbers, has_exceptions, split_exceptions
 
 _QUANTILES = 257  # points kept of each noisy CDF (piecewise linear, so nothing is lost between them)
 _NUMERIC = ("numeric", "integer", "datetime")
@@ -168,7 +168,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
     def _numeric_marginal(self, series: pd.Series, cmeta, eps_select: float, eps: float, rng) -> ContinuousTransform:
         """Histogram over public slots: point masses (every integer of a short integer range; else the bounds and 0)
         plus equal-width bins between them, and a null slot. Each row falls in one slot: L1 sensitivity 1."""
-        values = _as_numbers(series.dropna(), cmeta.sdtype)
+        values = as_numbers(series.dropna(), cmeta.sdtype)
         if cmeta.name in self.public_bounds:
             lo, hi = self.public_bounds[cmeta.name]
         else:
@@ -254,7 +254,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         noise = np.triu(rng.normal(0.0, sigma, (d, d)))
         outer = outer + noise + np.triu(noise, 1).T
         scale = np.sqrt(np.maximum(np.diag(outer), 1.0))
-        self.corr = _nearest_correlation(outer / np.outer(scale, scale))
+        self.corr = nearest_correlation(outer / np.outer(scale, scale))
 
     def sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
         frame = super().sample(n, conditions=conditions, seed=seed)

@@ -39,7 +39,7 @@ from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     check_domain, default_delta, dp_octave_bounds, epsilon_from, gaussian_category_selection, rho_from)
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, public_text_spec, sample_text
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import _as_numbers, split_exceptions
+from genesis_pipelines.engine.synthesis.transform import as_numbers, split_exceptions
 
 FORMAT = "genesis.dp_marginals/1"
 WEIGHTS = "dp_marginals.safetensors"
@@ -243,11 +243,11 @@ class DPMarginalsGenerator:
     def _numeric_domain(self, series: pd.Series, cmeta, sigma_b: float, rng) -> tuple[dict, np.ndarray]:
         column = cmeta.name
         present = series.notna().to_numpy()
-        values = _as_numbers(series[present], cmeta.sdtype)
+        values = as_numbers(series[present], cmeta.sdtype)
         if column in self.public_bounds:
             lo, hi = self.public_bounds[column]
             if cmeta.sdtype == "datetime":
-                lo, hi = (float(_as_numbers(pd.Series([v]), "datetime")[0]) if isinstance(v, str) else float(v) for v in (lo, hi))
+                lo, hi = (float(as_numbers(pd.Series([v]), "datetime")[0]) if isinstance(v, str) else float(v) for v in (lo, hi))
             source = "settings"
         else:
             lo, hi = dp_octave_bounds(values, cmeta.sdtype, rng, sigma=sigma_b, table=self.table_name, column=column)
@@ -414,9 +414,7 @@ class DPMarginalsGenerator:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
-        data = load_manifest(Path(directory))
-        if data.get("format") != FORMAT:
-            raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {FORMAT!r}: retrain it")
+        data = load_manifest(Path(directory), FORMAT)
         try:
             model = cls(**data["settings"])
             tensors = load_file(str(Path(directory) / WEIGHTS))

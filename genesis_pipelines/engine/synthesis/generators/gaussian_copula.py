@@ -28,7 +28,7 @@ FORMAT = "genesis.gaussian_copula/1"
 _CHUNK = 200_000
 
 
-def _nearest_correlation(corr: np.ndarray) -> np.ndarray:
+def nearest_correlation(corr: np.ndarray) -> np.ndarray:
     """Clip eigenvalues so the matrix is a valid (positive definite) correlation matrix."""
     corr = np.nan_to_num((corr + corr.T) / 2, nan=0.0)
     np.fill_diagonal(corr, 1.0)
@@ -100,7 +100,7 @@ class GaussianCopulaGenerator:
             if len(z) > 1:
                 corr = _deattenuate(corr, z, bounds, [t.kind == "continuous" for t in
                                                       (self.transforms[c] for c, _ in self.dims)], self.dims)
-            self.corr = _nearest_correlation(corr)
+            self.corr = nearest_correlation(corr)
         else:
             self.corr = np.zeros((0, 0))
         self.rows_fitted = len(table)
@@ -305,9 +305,7 @@ class GaussianCopulaGenerator:
 
     @classmethod
     def load(cls, directory: Path) -> "GaussianCopulaGenerator":
-        data = load_manifest(Path(directory))
-        if data.get("format") != FORMAT:
-            raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {FORMAT!r}: retrain it")
+        data = load_manifest(Path(directory), FORMAT)
         try:
             model = cls(max_fit_rows=data["max_fit_rows"])  # subclasses (the DP copula) take their own settings
             model._restore(data)

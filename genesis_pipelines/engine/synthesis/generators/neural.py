@@ -28,7 +28,7 @@ from genesis_pipelines.engine.synthesis.generators.base import load_manifest, sa
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
 from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import _as_numbers
+from genesis_pipelines.engine.synthesis.transform import as_numbers
 
 LOG = logging.getLogger("genesis_pipelines.training")
 WEIGHTS = "weights.safetensors"
@@ -227,7 +227,7 @@ class NeuralGenerator:
                 checks.append((column, "null", None))
             else:
                 try:
-                    number = float(_as_numbers(pd.Series([value]), codec["sdtype"])[0])
+                    number = float(as_numbers(pd.Series([value]), codec["sdtype"])[0])
                 except (TypeError, ValueError):
                     raise GenesisError(f"condition on column {column!r}: the value is not a {codec['sdtype']}") from None
                 if not codec["low"] <= number <= codec["high"]:
@@ -305,9 +305,7 @@ class NeuralGenerator:
     @classmethod
     def load(cls, directory: Path, device: str = "auto") -> "NeuralGenerator":
         directory = Path(directory)
-        data = load_manifest(directory)
-        if data.get("format") != cls.format:
-            raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {cls.format!r}: retrain it")
+        data = load_manifest(directory, cls.format)
         if not (directory / WEIGHTS).is_file():
             raise ModelError(f"model file {directory / WEIGHTS} is missing: retrain the model (materialize the model asset)")
         try:
