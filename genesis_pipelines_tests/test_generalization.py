@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.synthesis.relational import rows_per_person
+from genesis_pipelines.engine.synthesis.relational.structure import rows_per_person
 from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
 from genesis_pipelines.engine.synthesis.transform import ContinuousTransform
 
@@ -46,7 +46,7 @@ def test_rows_per_person_follows_the_first_key_into_people():
 
 
 def test_numbers_modelled_as_categories_come_back_as_numbers():
-    from genesis_pipelines.engine.synthesis.relational import _storage_types
+    from genesis_pipelines.engine.synthesis.relational.sampling import _storage_types
 
     meta = TableMeta(name="t", row_count=3, columns={
         "flag": ColumnMeta(name="flag", sdtype="categorical", dtype="int64", null_rate=0.0, cardinality=2),

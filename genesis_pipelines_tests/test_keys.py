@@ -12,6 +12,7 @@ import pytest
 
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.keys import _match_categories
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
 from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
@@ -238,7 +239,7 @@ def test_match_categories_hands_out_every_parent_when_some_are_null():
     rng = np.random.default_rng(1)
     have = np.asarray(["a", None, "b", np.nan, "a", "c"], dtype=object)
     want = np.asarray(["a", "a", "a", "b", None, "c"], dtype=object)
-    take = relational._match_categories(want, have, rng)
+    take = _match_categories(want, have, rng)
     assert sorted(take.tolist()) == list(range(len(have)))
     assert have[take[5]] == "c" and have[take[3]] == "b"
 

@@ -292,7 +292,7 @@ def test_two_table_cycle():
         "B": pd.DataFrame({"BId": pd.array([1, 2], dtype="Int64"), "ARef": pd.array([2, 1], dtype="Int64")}),
     }
     spec = _spec({"A": {"primary_key": "AId"}, "B": {"primary_key": "BId"}}, [("A.BRef", "B.BId"), ("B.ARef", "A.AId")])
-    # a cycle of required keys is broken at one of them, filled after generation (relational.fill_deferred_keys)
+    # a cycle of required keys is broken at one of them, filled after generation (relational.keys.fill_deferred_keys)
     schema = analyse(spec, tables)
     assert sum(fk.deferred for fk in schema.foreign_keys) == 1 and sorted(schema.generation_order) == ["A", "B"]
 

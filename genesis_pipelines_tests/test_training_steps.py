@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.synthesis import relational, training
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational import training
 from genesis_pipelines.engine.analysis import schema_inference
 from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.sources.io import read_source_table, source_table_names

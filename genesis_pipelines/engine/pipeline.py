@@ -361,7 +361,7 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
     expectation suites beside it, and only then make it LATEST: plan_training, train_table for every table, then
     finish_training, in one process (the Dagster assets run them as separate steps). A failure anywhere leaves
     LATEST and the previous model as they were, and removes the unpublished version folder."""
-    from genesis_pipelines.engine.synthesis import training
+    from genesis_pipelines.engine.synthesis.relational import training
     from genesis_pipelines.engine.core.device import forward_training_log, measure_training
 
     with writer_lock(layout, wait=wait, log=log):
@@ -402,7 +402,8 @@ def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame
     """Step 1 of training (under the writer lock): the plan every table trains against (training.prepare_training),
     in a new staging folder that models/BUILDING.json points at. A training left unfinished by an earlier run is
     abandoned: one build per dataset at a time (production runs one run per dataset, see dagster.yaml)."""
-    from genesis_pipelines.engine.synthesis import privacy_ledger, training
+    from genesis_pipelines.engine.synthesis import privacy_ledger
+    from genesis_pipelines.engine.synthesis.relational import training
     from genesis_pipelines.engine.sources.io import write_json
 
     with writer_lock(layout, wait=wait, log=log):
@@ -417,7 +418,7 @@ def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame
 
 
 def _current_plan(spec, layout: DatasetLayout):
-    from genesis_pipelines.engine.synthesis import training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     version = building_version(layout)
     if version is None:
@@ -432,7 +433,7 @@ def train_table(spec, layout: DatasetLayout, connect: Connect | None, table: str
     """Step 2 of training, for one table and against the current plan: reads only the source tables it needs
     (training.tables_needed) through `connect` (read-only is enough), so tables train in parallel processes; a
     table trained again replaces its earlier attempt."""
-    from genesis_pipelines.engine.synthesis import training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     plan = plan if plan is not None else _current_plan(spec, layout)
     findings = findings if findings is not None else load_findings(layout)
@@ -447,7 +448,8 @@ def finish_training(spec, layout: DatasetLayout, connect: Connect, *, log: Log =
     """Step 3 of training (under the writer lock): assemble the model from every table's result, commit its split to
     the warehouse, save its expectation suites, and only then make it LATEST. A failure after assembly removes the
     version folder and leaves LATEST as it was; before it (a table not trained yet), the plan stays for a retry."""
-    from genesis_pipelines.engine.synthesis import privacy_ledger, relational, training
+    from genesis_pipelines.engine.synthesis import privacy_ledger, relational
+    from genesis_pipelines.engine.synthesis.relational import training
     from genesis_pipelines.engine.evaluation.expectations import build_suites, save_suites
     from genesis_pipelines.engine.synthesis.splits import write_splits
 
@@ -578,6 +580,7 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
     generate in parallel processes and queue only for their commit."""
     from genesis_pipelines.engine.synthesis import relational
+    from genesis_pipelines.engine.synthesis.relational import keys as key_assignment
     from genesis_pipelines.engine.sources.io import read_table, write_table
 
     out_schema = layout.synthetic_schema
@@ -609,10 +612,10 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
             scratch.close()
         with connect() as con:
             commit_staged(con, out_schema, table, staged)
-            for relation in relational.deferred_relations(model, table):
+            for relation in key_assignment.deferred_relations(model, table):
                 child = relation.fk.child_table
-                done = relational.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
-                                                     read_table(con, out_schema, table), seed=seed)
+                done = key_assignment.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
+                                                         read_table(con, out_schema, table), seed=seed)
                 write_table(con, out_schema, child, done)
                 filled.append(child)
     finally:

@@ -406,7 +406,7 @@ def generation_order(table_names: list[str], fks: list[ForeignKey]) -> list[str]
 def break_cycles(table_names: list[str], fks: list[ForeignKey],
                  primary_keys: Mapping[str, list[str]] | None = None) -> list[ForeignKey]:
     """Mark one FK of each cycle deferred, so the rest orders: its child rows are generated with the key empty
-    and the key is assigned once the parent table exists (relational.fill_deferred_keys). Preferred: a nullable
+    and the key is assigned once the parent table exists (relational.keys.fill_deferred_keys). Preferred: a nullable
     FK (its real data already lives with empty keys), and never one inside its table's primary key (rows with an
     empty key would collide); among equals the cycle's last FK, a choice that needs no data, so the asset graph
     planned from the spec and the model agree."""

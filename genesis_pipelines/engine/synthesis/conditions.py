@@ -197,7 +197,7 @@ def generated_categories(sample: pd.DataFrame, column: str) -> pd.Series:
 def rebalance_counts(categories: pd.Series, rebalance: Rebalance, rows: int, where: str) -> dict:
     """Rows per category: uniform, or the given shares (unlisted categories share the rest equally; shares that
     leave nothing for them and sum below 1 are scaled up). Largest remainder, so the counts sum to `rows`."""
-    from genesis_pipelines.engine.synthesis.relational import apportion
+    from genesis_pipelines.engine.synthesis.relational.keys import apportion
 
     known = list(categories.index)
     if len(known) == 0:

@@ -149,7 +149,7 @@ class AutoregressiveGenerator:
         missing = [c for c in self.settings["first_columns"] if c not in self.codecs]
         if missing:
             raise GenesisError(f"autoregressive: first_columns names {missing}, which are not modelled columns")
-        # the relational layer's parent features (relational.FEATURE_PREFIX) are always conditioned on:
+        # the relational layer's parent features (relational.model.FEATURE_PREFIX) are always conditioned on:
         # first in the order, so a child's draw given its parent is exact rather than importance-resampled
         first += [c for c in modelled if c.startswith(PARENT_FEATURE_PREFIX) and c not in first]
         rest = [c for c in modelled if c not in first]

@@ -34,7 +34,7 @@ class Generator(Protocol):
 
 
 _REGISTRY: dict[str, type] = {}
-PARENT_FEATURE_PREFIX = "__parent."  # relational.FEATURE_PREFIX: the columns a child's model gets from its parent
+PARENT_FEATURE_PREFIX = "__parent."  # relational.model.FEATURE_PREFIX: the columns a child's model gets from its parent
 ENTRY_POINT_GROUP = "genesis_pipelines.generators"
 _plugins_loaded = False
 _plugin_errors: dict[str, str] = {}  # entry point name -> exception class (never a message)

@@ -9,7 +9,7 @@
 
 What a table takes from the others is data: the plan file and the source tables, never a shared in-memory object, so
 the tables of one model train in separate processes (or pods) at the same time, and a failed table trains again
-alone against the same plan. `relational.train` runs the three in one process; for the same spec, tables and seed
+alone against the same plan. `train` runs the three in one process; for the same spec, tables and seed
 the model is the same either way (version and timings aside). No Dagster import here.
 """
 
@@ -28,10 +28,13 @@ from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.core.errors import ModelError
-from genesis_pipelines.engine.synthesis.relational import RelationStats
 from genesis_pipelines.engine.analysis.rules import Rule
-from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.synthesis.relational import structure
+from genesis_pipelines.engine.synthesis.relational.holdout import fingerprint_tables, split_tables
+from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD, RelationStats, RelationalModel, TableModel
+from genesis_pipelines.engine.synthesis.relational.storage import set_latest
 
 PLAN_FORMAT = "genesis.training-plan/1"
 PLAN_FILE = "plan.json"
@@ -124,10 +127,9 @@ def prepare_training(spec: DatasetSpec, schema: DatasetSchema, tables: Mapping[s
     from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.analysis import reference_tables, rules
     from genesis_pipelines.engine.sources.io import write_json
-    from genesis_pipelines.engine.synthesis import relational as rel
 
     started = time.perf_counter()
-    fingerprint = rel.fingerprint_tables(tables)
+    fingerprint = fingerprint_tables(tables)
     created = datetime.now(timezone.utc)
     version = created.strftime("v%Y%m%dT%H%M%S%fZ") + "-" + fingerprint[:8]
     staging = staging_dir(model_root, version)
@@ -138,18 +140,18 @@ def prepare_training(spec: DatasetSpec, schema: DatasetSchema, tables: Mapping[s
         people = pii_engine.person_tables(findings)
         # split on positional copies: the holdout is kept as row positions, whatever the frames' index
         positional = {t: df.set_axis(pd.RangeIndex(len(df)), axis=0) for t, df in tables.items()}
-        splits = rel.split_tables(schema, positional, spec.holdout_fraction, spec.seed,
+        splits = split_tables(schema, positional, spec.holdout_fraction, spec.seed,
                                   follow_parents=spec.holdout_by_parent, people=people)
-        per_person = rel.rows_per_person(schema, tables, people)
+        per_person = structure.rows_per_person(schema, tables, people)
         reference = reference_tables.find_reference_tables(
             schema, tables, findings, {t: s.reference for t, s in spec.tables.items()})
-        schema = rel._with_reference_labels(schema, tables, reference)
+        schema = _with_reference_labels(schema, tables, reference)
         holdout = {t: [int(i) for i in held.index] for t, (_, held) in splits.items()}
         for name in reference:  # kept whole: no rows are held out of what is copied by design
             holdout[name] = []
         # an empty parent has no features to condition on; an empty child has no children per parent to model
-        relations = [rel.learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
-                                        rel.select_parent_features(fk, tables[fk.parent_table], schema, findings,
+        relations = [structure.learn_relation(fk, tables[fk.child_table], tables[fk.parent_table],
+                                        structure.select_parent_features(fk, tables[fk.parent_table], schema, findings,
                                                                    tables[fk.child_table])
                                         if len(tables[fk.parent_table]) and len(tables[fk.child_table]) else [])
                      for fk in schema.foreign_keys]
@@ -162,16 +164,16 @@ def prepare_training(spec: DatasetSpec, schema: DatasetSchema, tables: Mapping[s
             fk = relation.fk
             if not len(tables[fk.parent_table]) or not len(tables[fk.child_table]):
                 continue
-            lookup = rel._lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
+            lookup = structure.lookup_column(tables[fk.parent_table], schema.tables[fk.parent_table], findings)
             if fk.parent_table in reference and not fk.composite and not fk.is_self_reference and not fk.deferred:
                 lookup = fk.parent_column  # the kept rows keep their keys: each gets its own real children count
             if lookup and not fk.is_self_reference and not fk.deferred:
-                counts = rel._children_counts(fk, tables[fk.child_table], tables[fk.parent_table])
+                counts = structure.children_counts(fk, tables[fk.child_table], tables[fk.parent_table])
                 relation.count_key = lookup
                 relation.count_by_value = counts.groupby(tables[fk.parent_table][lookup].astype(str)).mean().to_dict()
             parent_train = splits_from_plan(_bare_plan(schema, holdout), tables, [fk.parent_table])[fk.parent_table][0]
-            relation.count_model = rel._fit_count_model(
-                relation, parent_train, rel._children_counts(fk, tables[fk.child_table], parent_train).to_numpy(),
+            relation.count_model = structure.fit_count_model(
+                relation, parent_train, structure.children_counts(fk, tables[fk.child_table], parent_train).to_numpy(),
                 schema.tables[fk.parent_table], staging / "relations" / str(index), spec.seed + index)
         write_json(staging / "pii_guard.json", record_guard.pii_guard(tables, findings, salt))
         write_json(staging / "text_guard.json", pii_engine.text_shingle_digests(tables, schema, findings, salt))
@@ -241,7 +243,6 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
     from genesis_pipelines.engine.synthesis import constraints
     from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.analysis import reference_tables, rules
-    from genesis_pipelines.engine.synthesis import relational as rel
     from genesis_pipelines.engine.synthesis.generators import create_generator
     from genesis_pipelines.engine.synthesis.generators.free_text import excluded_words
     from genesis_pipelines.engine.core.schema import child_keys
@@ -261,11 +262,11 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
     updates: dict[str, dict] = {}
     if df.empty:
         log(f"table {table} is empty: generated empty, with its {df.shape[1]} columns")
-        table_model = rel._empty_table_model(table, df, meta, findings)
+        table_model = _empty_table_model(table, df, meta, findings)
     elif table in plan.reference:
         log(f"table {table} is reference data ({plan.reference[table]}): kept as it is")
         reference_tables.save_rows(df, work)
-        table_model = rel.TableModel(
+        table_model = TableModel(
             table=table, method=reference_tables.REFERENCE_METHOD, row_count=len(df), train_rows=len(df),
             holdout_rows=0, columns=list(df.columns), key_stats={}, rules=[r for r in found if r.table == table],
             describe={"method": reference_tables.REFERENCE_METHOD, "rows": len(df), "columns_modelled": 0,
@@ -275,7 +276,7 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
         keys = schema.key_columns(table)
         learnable = pii_engine.prepare_for_training(table, train_df, findings, hash_key=hash_key, tables=tables)
         learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
-        training_meta = rel._training_meta(meta, findings)
+        training_meta = structure.training_meta(meta, findings)
         training_meta.rows_per_person = plan.rows_per_person.get(table, 1.0)
         dependencies = rules.find_dependencies(learnable, training_meta, private.get(table, set()), spec.seed)
         table_rules = [r for r in found if r.table == table] + rules.select(rules.dependency_rules(table, dependencies), spec.rules)
@@ -286,17 +287,17 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
             if not relation.features:
                 continue
             parent = tables[relation.fk.parent_table]
-            frame = rel._join_parent_features(relation, child_keys(relation.fk, train_df), parent,
-                                              rel._children_counts(relation.fk, df, parent).to_numpy())
-            training_meta.columns.update(rel._feature_meta(relation.features, schema.tables[relation.fk.parent_table], frame))
-            relation.inherited = rel._inherited_columns(relation, table_rules, {c for r in mine for c in r.inherited})
+            frame = structure.join_parent_features(relation, child_keys(relation.fk, train_df), parent,
+                                              structure.children_counts(relation.fk, df, parent).to_numpy())
+            training_meta.columns.update(structure.feature_meta(relation.features, schema.tables[relation.fk.parent_table], frame))
+            relation.inherited = structure.inherited_columns(relation, table_rules, {c for r in mine for c in r.inherited})
             joined.append(frame)
         for relation in mine:
             # drawn per parent given that parent only: sound when no other parent of the row carries values
             # (a track's price is one per album, but also follows its media type, assigned track by track)
             others = [r for r in mine if r is not relation and any(f.kind == "value" for f in r.features)]
             if relation.features and not relation.fk.is_self_reference and not others:
-                relation.constant = rel._constant_columns(relation.fk, train_df, learnable, training_meta, {
+                relation.constant = structure.constant_columns(relation.fk, train_df, learnable, training_meta, {
                     c for r in mine for c in [*r.inherited, *r.constant]})
         method = spec.generator.method_for(table)
         generator = create_generator(method, **spec.generator.settings.get(method, {}))
@@ -311,12 +312,12 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
         copy_guard = record_guard.unique_record_digests(
             train_df, record_guard.record_columns(meta, exclusions[table]), meta, plan.salt)
         dropped = {f.column for f in findings if f.table == table and f.policy == "drop"}
-        table_model = rel.TableModel(
+        table_model = TableModel(
             table=table, method=method, row_count=len(df), train_rows=len(train_df), holdout_rows=len(holdout_df),
             columns=[c for c in df.columns if c not in dropped],
-            key_stats={c: rel._key_stats(df[c], df, meta.primary_key) for c in meta.primary_key
+            key_stats={c: structure.key_stats(df[c], df, meta.primary_key) for c in meta.primary_key
                        if not any(c in fk.child_columns for fk in schema.fks_of(table))},
-            unique_columns=[c for c in learnable.columns if rel._is_lookup(df, meta, findings, c)],
+            unique_columns=[c for c in learnable.columns if structure.is_lookup(df, meta, findings, c)],
             dependencies=dependencies, rules=table_rules, describe=generator.describe())
         updates = {str(i): {"inherited": r.inherited, "constant": r.constant}
                    for i, r in enumerate(relations) if r.fk.child_table == table}
@@ -339,7 +340,6 @@ def assemble(spec: DatasetSpec, plan: TrainingPlan, findings: list[pii_engine.Pi
              publish: bool = True):
     """Every table's result into model.json; the staging folder becomes the version folder (LATEST moves only with
     `publish`). A table without a result is an error naming it (train it, then assemble again)."""
-    from genesis_pipelines.engine.synthesis import relational as rel
     from genesis_pipelines.engine.sources.io import write_json
     from genesis_pipelines.engine.core.lineage import engine_code_version
 
@@ -351,13 +351,13 @@ def assemble(spec: DatasetSpec, plan: TrainingPlan, findings: list[pii_engine.Pi
     table_models, copy_guard, seconds = {}, {}, plan.plan_seconds
     for index, name in enumerate(plan.db_schema.generation_order):
         result = TableResult.model_validate_json((staging / RESULTS_DIR / f"{index:04d}.json").read_text(encoding="utf-8"))
-        table_models[name] = rel.TableModel.model_validate(result.table_model)
+        table_models[name] = TableModel.model_validate(result.table_model)
         copy_guard[name] = result.copy_guard
         seconds += result.seconds
         for key, update in result.relation_updates.items():
             relations[int(key)].inherited = {c: tuple(v) for c, v in update["inherited"].items()}
             relations[int(key)].constant = list(update["constant"])
-    model = rel.RelationalModel(
+    model = RelationalModel(
         dataset=spec.name, version=plan.version, created_at=plan.created_at, source_fingerprint=plan.source_fingerprint,
         seed=spec.seed, db_schema=plan.db_schema, tables=table_models, relations=relations, pii=findings,
         pii_guard_salt=plan.salt, code_version=engine_code_version(),
@@ -371,7 +371,7 @@ def assemble(spec: DatasetSpec, plan: TrainingPlan, findings: list[pii_engine.Pi
     (staging / PLAN_FILE).unlink(missing_ok=True)
     os.replace(staging, Path(model_root) / plan.version)
     if publish:
-        rel.set_latest(model_root, plan.version)
+        set_latest(model_root, plan.version)
     return model
 
 
@@ -388,3 +388,61 @@ def training_cost(model_root: Path, plan: TrainingPlan):
     if top is not None:
         cost.peak_memory_bytes, cost.memory_kind = top.peak_memory_bytes, top.memory_kind
     return cost
+
+
+# ---------------------------------------------------------------- all three in one process
+
+
+def train(
+    spec: DatasetSpec,
+    schema: DatasetSchema,
+    tables: Mapping[str, pd.DataFrame],
+    findings: list[pii_engine.PiiFinding],
+    model_root: Path,
+    *,
+    device: str = "cpu",
+    hash_key: bytes | None = None,
+    log: Callable[[str], None] = lambda message: None,
+    publish: bool = True,
+) -> tuple[RelationalModel, dict[str, tuple[pd.DataFrame, pd.DataFrame]]]:
+    """Fit every table's generator on its training split and learn the FK structure; save atomically. The three
+    steps above in one process (plan, each table, assemble): the same model as when a scheduler
+    runs them as separate steps.
+
+    `publish=False` saves the version folder but leaves LATEST alone: the pipeline moves it (set_latest) only
+    once the model's split is committed to the warehouse.
+
+    A child's generator also sees its parents' features (see select_parent_features), so at generation it is
+    sampled conditioned on the parents its rows were assigned to. Returns the model and each table's (train,
+    holdout) split, so the caller can keep the holdout for evaluation.
+    """
+    plan = prepare_training(spec, schema, tables, findings, model_root, log=log)
+    try:
+        for name in plan.db_schema.generation_order:
+            train_table(spec, plan, name, tables, findings, model_root, device=device, hash_key=hash_key, log=log)
+        model = assemble(spec, plan, findings, model_root, publish=publish)
+    except BaseException:
+        shutil.rmtree(staging_dir(model_root, plan.version), ignore_errors=True)
+        raise
+    return model, splits_from_plan(plan, tables)
+
+
+def _with_reference_labels(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], reference: Mapping[str, str]) -> DatasetSchema:
+    """A reference table's text columns are categories (genre names), whatever their count: children are conditioned
+    on them and the quality report compares them as categories."""
+    if not reference:
+        return schema
+    schema = schema.model_copy(deep=True)
+    for name in reference:
+        keys = schema.key_columns(name)
+        for column, cmeta in schema.tables[name].columns.items():
+            if column not in keys and cmeta.sdtype in ("name", "code", "text") and column in tables[name].columns:
+                cmeta.sdtype = "categorical"
+    return schema
+
+
+def _empty_table_model(name: str, df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.PiiFinding]) -> TableModel:
+    dropped = {f.column for f in findings if f.table == name and f.policy == "drop"}
+    return TableModel(table=name, method=EMPTY_METHOD, row_count=0, train_rows=0, holdout_rows=0,
+                      columns=[c for c in df.columns if c not in dropped], key_stats={},
+                      describe={"method": EMPTY_METHOD, "rows": 0, "columns_modelled": 0})
