@@ -70,11 +70,35 @@ def layer_violations(root: Path, package: str) -> list[str]:
     return out
 
 
+def private_imports(root: Path, package: str) -> list[str]:
+    """Imports of a private name (`_x`) from a module outside the importer's own package: a helper two rooms share
+    is public, in the lower room."""
+    out = []
+    for path in sorted(root.rglob("*.py")):
+        module = _module_name(root, package, path)
+        own_package = module if path.name == "__init__.py" else module.rsplit(".", 1)[0]
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), filename=str(path))):
+            if not isinstance(node, ast.ImportFrom):
+                continue
+            source = _imported(node, module, path.name == "__init__.py")[0].rsplit(".", 1)[0]
+            if not source.startswith(package + "."):
+                continue
+            for alias in node.names:
+                if alias.name.startswith("_") and not alias.name.startswith("__") \
+                        and source.rsplit(".", 1)[0] != own_package:
+                    out.append(f"{path.relative_to(root).as_posix()}:{node.lineno} imports {source}.{alias.name}")
+    return out
+
+
 def test_engine_imports_go_one_way():
     root = Path(genesis_pipelines.engine.__file__).parent
     assert sorted(p.name for p in root.iterdir() if p.suffix == ".py") == ["__init__.py", "pipeline.py"], \
         "every engine module sits in a layer folder"
     assert layer_violations(root, "genesis_pipelines.engine") == []
+
+
+def test_engine_modules_share_only_public_names_across_packages():
+    assert private_imports(Path(genesis_pipelines.engine.__file__).parent, "genesis_pipelines.engine") == []
 
 
 def _tree(tmp_path: Path, files: dict[str, str]) -> Path:
@@ -109,3 +133,12 @@ def test_checker_names_relative_and_dagster_imports(tmp_path):
         "privacy/pii.py:1 imports pkg.defs.assets (the engine never imports the layers above it)",
         "sources/io.py:1 imports dagster (the engine never imports dagster)",
     ]
+
+
+def test_private_import_checker_allows_the_own_package_only(tmp_path):
+    root = _tree(tmp_path, {
+        "__init__.py": "", "core/__init__.py": "", "core/values.py": "_SCALE = 2\n",
+        "core/spec.py": "from pkg.engine.core.values import _SCALE\n",
+        "evaluation/__init__.py": "", "evaluation/report.py": "from ..core.values import _SCALE\n",
+    })
+    assert private_imports(root, "pkg.engine") == ["evaluation/report.py:1 imports pkg.engine.core.values._SCALE"]
