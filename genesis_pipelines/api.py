@@ -78,7 +78,7 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A rule every generated row obeys, as one entry of a spec's `constraints:` list (engine/constraint_spec.py).
+    """A rule every generated row obeys, as one entry of a spec's `constraints:` list (engine/core/constraint_spec.py).
     `table` may be left out for a single-table generator.
 
     >>> from genesis_pipelines import Constraint

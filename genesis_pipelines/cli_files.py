@@ -39,7 +39,7 @@ def _folder_spec(folder: Path, kind: str, files: list[Path]):
 
 def read_input(path: str | Path, what: str = "input") -> tuple[dict, str, bool]:
     """(tables, format, is_folder) from a CSV / Parquet file or a folder of them, read by the pipeline's own
-    readers (engine/io.py: typed columns, only empty cells are nulls)."""
+    readers (engine/sources/io.py: typed columns, only empty cells are nulls)."""
     from genesis_pipelines.engine.sources.io import read_source_table
 
     path = Path(path)

@@ -1,4 +1,4 @@
-"""The data's own rules (engine/rules.py): each kind found on small tables made here, kept by `enforce` on rows
+"""The data's own rules (engine/analysis/rules.py): each kind found on small tables made here, kept by `enforce` on rows
 that break it, counted by `violations`, switched off in the spec, and kept end to end by relational."""
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Training as steps an executor can spread:
 
-    <dataset>/training_plan    the split, FK relations and rules every table trains against (engine/training.py)
+    <dataset>/training_plan    the split, FK relations and rules every table trains against (engine/synthesis/relational/training.py)
     <dataset>/model/<table>    one step per table: its generator, trained in parallel with the other tables
     <dataset>/model            the trained tables assembled into one model version, published as LATEST
 

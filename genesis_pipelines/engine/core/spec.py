@@ -81,7 +81,7 @@ class TableSpec(_Strict):
     file: str | None = Field(default=None, description="file name inside the source folder, if not <table>.csv/.parquet")
     reference: bool | None = Field(default=None, description=(
         "reference data (genres, languages, airlines): kept as it is and its children generated against it; "
-        "unset: found from the data (engine/reference_tables.py), false: always synthesized"))
+        "unset: found from the data (engine/analysis/reference_tables.py), false: always synthesized"))
 
     @field_validator("file")
     @classmethod

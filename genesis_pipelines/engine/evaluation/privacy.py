@@ -716,7 +716,7 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
         informative = [c for c in columns if tells_records_apart(meta, c)]
         entry["in_copy_gate"] = len(informative) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
         if (model_describe.get(name) or {}).get("method") == REFERENCE_METHOD:
-            # kept as it is by design (engine/reference_tables.py): copies of it are the point, not a leak
+            # kept as it is by design (engine/analysis/reference_tables.py): copies of it are the point, not a leak
             entry["in_copy_gate"] = False
             entry["reference_table"] = model_describe[name].get("reference", True)
         tables[name] = entry
