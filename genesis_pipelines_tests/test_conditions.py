@@ -15,7 +15,8 @@ import pytest
 from genesis_pipelines import cli
 from genesis_pipelines.engine.synthesis import conditions
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.synthesis.conditions import ConditionError, ConditionedGenerator
+from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
+from genesis_pipelines.engine.synthesis.conditions import ConditionError
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.synthesis.generators import create_generator
 from genesis_pipelines.engine.analysis.schema_inference import profile_table

@@ -90,11 +90,42 @@ def private_imports(root: Path, package: str) -> list[str]:
     return out
 
 
+def import_cycles(root: Path, package: str) -> list[str]:
+    """Cycles among the engine's modules, counting every import (inside functions and TYPE_CHECKING blocks too:
+    an import deferred to dodge a cycle is still one): each as `a -> b -> a`."""
+    import graphlib
+
+    modules = {_module_name(root, package, path): path for path in sorted(root.rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for module, path in modules.items():
+        deps = graph.setdefault(module, set())
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            for target in _imported(node, module, path.name == "__init__.py"):
+                target = target if target in modules else target.rsplit(".", 1)[0]
+                if target in modules and target != module:
+                    deps.add(target)
+    out = []
+    while True:
+        try:
+            graphlib.TopologicalSorter(graph).prepare()
+            return out
+        except graphlib.CycleError as exc:
+            cycle = list(reversed(exc.args[1][1:]))  # importer first; the sorter repeats the first node at the end
+            start = cycle.index(min(cycle))
+            cycle = cycle[start:] + cycle[:start]
+            out.append(" -> ".join([*cycle, cycle[0]]))
+            graph[cycle[0]].discard(cycle[1])
+
+
 def test_engine_imports_go_one_way():
     root = Path(genesis_pipelines.engine.__file__).parent
     assert sorted(p.name for p in root.iterdir() if p.suffix == ".py") == ["__init__.py", "pipeline.py"], \
         "every engine module sits in a layer folder"
     assert layer_violations(root, "genesis_pipelines.engine") == []
+
+
+def test_engine_modules_import_each_other_without_cycles():
+    assert import_cycles(Path(genesis_pipelines.engine.__file__).parent, "genesis_pipelines.engine") == []
 
 
 def test_engine_modules_share_only_public_names_across_packages():
@@ -142,3 +173,14 @@ def test_private_import_checker_allows_the_own_package_only(tmp_path):
         "evaluation/__init__.py": "", "evaluation/report.py": "from ..core.values import _SCALE\n",
     })
     assert private_imports(root, "pkg.engine") == ["evaluation/report.py:1 imports pkg.engine.core.values._SCALE"]
+
+
+
+def test_cycle_checker_names_a_cycle(tmp_path):
+    root = _tree(tmp_path, {
+        "__init__.py": "", "core/__init__.py": "", "core/a.py": "from pkg.engine.core import b\n",
+        "core/b.py": "from pkg.engine.core.a import f\ndef g():\n    from pkg.engine.core import c\n",
+        "core/c.py": "from pkg.engine.core.b import g\n",
+    })
+    assert sorted(import_cycles(root, "pkg.engine")) == ["pkg.engine.core.a -> pkg.engine.core.b -> pkg.engine.core.a",
+                                                         "pkg.engine.core.b -> pkg.engine.core.c -> pkg.engine.core.b"]

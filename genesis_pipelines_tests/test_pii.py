@@ -14,6 +14,7 @@ from faker import Faker
 from faker.providers.person.en_US import Provider as EnUsPerson
 
 from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.privacy.pii import leaks as pii_leaks
 from genesis_pipelines.engine.privacy.pii.fakes import _slug
 from genesis_pipelines.engine.privacy.pii.normalise import _normalize_series
 from genesis_pipelines.engine.privacy.pii.patterns import _EMAIL, _SSN, _card_mask, _iban_mask, _ip_mask
@@ -540,7 +541,7 @@ def test_text_snippets_are_stored_as_digests_and_found_in_output(chinook):
 
 
 def test_text_guard_strides_when_text_is_huge(chinook, monkeypatch):
-    monkeypatch.setattr(pii, "MAX_SHINGLES", 500)
+    monkeypatch.setattr(pii_leaks, "MAX_SHINGLES", 500)
     _, real, schema = chinook
     schema = schema.model_copy(deep=True)
     notes = _notes("en_US", n=60)

@@ -11,11 +11,18 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.constraint_spec import check_columns as check_constraint_columns
 from genesis_pipelines.engine.core.errors import SchemaError
-from genesis_pipelines.engine.core.schema import (ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys,
-                                                  comparable_values, key_values, parent_keys)
+from genesis_pipelines.engine.core.schema import (
+    ColumnMeta,
+    DatasetSchema,
+    ForeignKey,
+    TableMeta,
+    child_keys,
+    comparable_values,
+    key_values,
+    parent_keys,
+)
 from genesis_pipelines.engine.core.spec import DatasetSpec
 from genesis_pipelines.engine.sources.io import date_layout, majority_kind, parse_dates, parse_numbers
-
 
 # ---------------------------------------------------------------- semantic types
 
@@ -452,7 +459,7 @@ def analyse(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame]) -> DatasetSch
     order = generation_order(list(tables), fks)
     schema = DatasetSchema(dataset=spec.name, tables=metas, foreign_keys=fks, generation_order=order,
                            unresolved_fk_candidates=unresolved)
-    check_constraint_columns(spec, schema)
+    check_constraint_columns(spec.constraints, schema)
     return schema
 
 

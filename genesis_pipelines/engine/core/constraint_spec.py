@@ -16,7 +16,6 @@ from genesis_pipelines.engine.core.errors import SchemaError
 
 if TYPE_CHECKING:
     from genesis_pipelines.engine.core.schema import DatasetSchema
-    from genesis_pipelines.engine.core.spec import DatasetSpec
 
 _NUMERIC = ("numeric", "integer")
 _ORDERED = ("numeric", "integer", "datetime")
@@ -173,9 +172,9 @@ ConstraintSpec = Annotated[
 # ---------------------------------------------------------------- checking the spec against the data
 
 
-def check_columns(spec: "DatasetSpec", schema: "DatasetSchema") -> None:
+def check_columns(constraints: list[ConstraintSpec], schema: DatasetSchema) -> None:
     """Every constraint names existing, non-key columns of a fitting type; SchemaError naming table and column."""
-    for rule in spec.constraints:
+    for rule in constraints:
         if rule.table not in schema.tables:
             raise SchemaError(f"constraint {rule.kind} names table {rule.table!r}, which is not a source table")
         meta = schema.tables[rule.table]

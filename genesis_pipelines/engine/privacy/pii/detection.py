@@ -11,6 +11,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
 from genesis_pipelines.engine.analysis.schema_inference import infer_sdtype
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.core.schema import DatasetSchema

@@ -10,6 +10,7 @@ from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
+
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.privacy.pii.detection import _CLOSE, _INITIAL, _OPEN, _PLACEHOLDER
 from genesis_pipelines.engine.privacy.pii.findings import DECLARED_KIND, PiiFinding

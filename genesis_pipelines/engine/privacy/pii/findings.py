@@ -3,8 +3,9 @@ never a value)."""
 
 from __future__ import annotations
 
-from genesis_pipelines.engine.core.spec import PII_POLICIES
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from genesis_pipelines.engine.core.spec import PII_POLICIES
 
 PII_KINDS = (
     "person_name", "first_name", "last_name", "email", "phone", "street_address", "postal_code",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Collection, Mapping
 
 import pandas as pd
+
 from genesis_pipelines.engine.core.errors import SchemaError
 from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.privacy.pii.findings import PiiFinding

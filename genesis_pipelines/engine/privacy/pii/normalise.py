@@ -12,6 +12,7 @@ import unicodedata
 
 import numpy as np
 import pandas as pd
+
 from genesis_pipelines.engine.privacy.pii.findings import SAMPLE_SIZE
 
 _WS = re.compile(r"\s+")

@@ -7,6 +7,7 @@ from collections.abc import Callable
 
 import numpy as np
 import pandas as pd
+
 from genesis_pipelines.engine.privacy.pii.findings import SAMPLE_SIZE
 from genesis_pipelines.engine.privacy.pii.normalise import _first_token_is_first_name, _known_names, _text_sample
 

@@ -9,6 +9,7 @@ from collections.abc import Mapping
 
 import numpy as np
 import pandas as pd
+
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.privacy.pii.detection import (
     _first_index,

@@ -17,8 +17,14 @@ The verbs the pipeline uses are re-exported here; everything else is imported fr
 from genesis_pipelines.engine.synthesis.relational.holdout import fingerprint_tables, split_holdout, split_tables
 from genesis_pipelines.engine.synthesis.relational.model import RelationalModel, RelationStats, TableModel
 from genesis_pipelines.engine.synthesis.relational.sampling import generate_all, generate_table, generate_table_chunks
-from genesis_pipelines.engine.synthesis.relational.storage import (comparison_exclusions, latest_version, load_copy_guard,
-                                                                   load_model, load_pii_guard, set_latest)
+from genesis_pipelines.engine.synthesis.relational.storage import (
+                                                                   comparison_exclusions,
+                                                                   latest_version,
+                                                                   load_copy_guard,
+                                                                   load_model,
+                                                                   load_pii_guard,
+                                                                   set_latest,
+)
 from genesis_pipelines.engine.synthesis.relational.training import train
 
 __all__ = [

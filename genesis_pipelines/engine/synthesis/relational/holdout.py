@@ -8,9 +8,7 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.core.schema import (DatasetSchema, child_keys,
-                                                  parent_keys)
-
+from genesis_pipelines.engine.core.schema import DatasetSchema, child_keys, parent_keys
 
 MIN_ROWS_FOR_HOLDOUT = 20
 

@@ -11,11 +11,21 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis import rules
 from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.schema import ForeignKey, comparable_values, key_values, parent_keys
 from genesis_pipelines.engine.synthesis.generators import load_generator
-from genesis_pipelines.engine.core.schema import (ForeignKey, comparable_values, key_values, parent_keys)
-from genesis_pipelines.engine.synthesis.relational.model import CHUNK_ROWS, COUNT_COLUMN, KeyStats, ParentFeature, RelationStats, RelationalModel
-from genesis_pipelines.engine.synthesis.relational.structure import children_counts, join_parent_features, parent_feature_frame
-
+from genesis_pipelines.engine.synthesis.relational.model import (
+    CHUNK_ROWS,
+    COUNT_COLUMN,
+    KeyStats,
+    ParentFeature,
+    RelationalModel,
+    RelationStats,
+)
+from genesis_pipelines.engine.synthesis.relational.structure import (
+    children_counts,
+    join_parent_features,
+    parent_feature_frame,
+)
 
 COUNT_DRAWS = 8  # conditional draws of children per parent averaged to rank the parents
 

@@ -3,15 +3,13 @@ children-per-parent models (model.json)."""
 
 from __future__ import annotations
 
-
 import numpy as np
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.analysis.rules import Dependency, Rule
 from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PREFIX
-
 
 FORMAT = "genesis.relational/1"
 

@@ -9,20 +9,26 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.privacy import pii as pii_engine
-from genesis_pipelines.engine.synthesis import constraints
-from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.analysis import reference_tables, rules
+from genesis_pipelines.engine.analysis.rules import Dependency
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.schema import TableMeta, comparable_values
+from genesis_pipelines.engine.privacy import pii as pii_engine
+from genesis_pipelines.engine.privacy import record_guard
+from genesis_pipelines.engine.sources.io import dates_as_text
+from genesis_pipelines.engine.synthesis import constraints
+from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.generators.free_text import redraw_forbidden
-from genesis_pipelines.engine.sources.io import dates_as_text
-from genesis_pipelines.engine.analysis.rules import Dependency
-from genesis_pipelines.engine.core.schema import (TableMeta, comparable_values)
 from genesis_pipelines.engine.synthesis.relational.keys import deferred_relations, fill_deferred_keys, plan_keys
-from genesis_pipelines.engine.synthesis.relational.model import CHUNK_ROWS, EMPTY_METHOD, FEATURE_PREFIX, RelationStats, RelationalModel
+from genesis_pipelines.engine.synthesis.relational.model import (
+    CHUNK_ROWS,
+    EMPTY_METHOD,
+    FEATURE_PREFIX,
+    RelationalModel,
+    RelationStats,
+)
 from genesis_pipelines.engine.synthesis.relational.storage import comparison_exclusions, load_copy_guard, load_pii_guard
-
 
 SWAP_ROUNDS = 10  # exchange attempts for rows that copy a unique real record, before any left are redrawn
 
@@ -244,7 +250,7 @@ def generate_table_chunks(
 
     `rows` replaces the table's size at `scale`; `conditions` (column -> value, or a frame such as conditions.plan
     makes, cycled to the rows) gives each row values of some of its columns, on top of its parent's features (the
-    rows are then drawn through conditions.ConditionedGenerator).
+    rows are then drawn through conditioned_generator.ConditionedGenerator).
 
     Keys for all rows are planned first (small integer arrays); the row bodies, the expensive part, are sampled
     and yielded chunk by chunk, so memory stays bounded on big child tables (stream them into DuckDB with
@@ -274,8 +280,6 @@ def generate_table_chunks(
         given = pd.DataFrame({c: [v] * n for c, v in dict(given).items()})
     if given is not None and len(given) and len(given.columns):
         _check_condition_columns(model, table, given.columns)
-        from genesis_pipelines.engine.synthesis.conditions import ConditionedGenerator
-
         given = given.iloc[np.arange(n) % len(given)].reset_index(drop=True)  # n may differ (a junction's pairs)
         conditions = given if conditions is None else pd.concat([conditions.reset_index(drop=True), given], axis=1)
         raw_generator = ConditionedGenerator(raw_generator, list(given.columns), table)

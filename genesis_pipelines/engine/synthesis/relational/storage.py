@@ -5,9 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-
-from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.sources.io import write_json
 from genesis_pipelines.engine.synthesis.relational.model import FORMAT, RelationalModel
 

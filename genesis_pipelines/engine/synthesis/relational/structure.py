@@ -9,13 +9,19 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.core.schema import (
+    ColumnMeta,
+    DatasetSchema,
+    ForeignKey,
+    TableMeta,
+    child_keys,
+    comparable_values,
+    parent_keys,
+)
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.analysis.rules import Rule
-from genesis_pipelines.engine.core.schema import (ColumnMeta, DatasetSchema, ForeignKey, TableMeta, child_keys,
-                                                  comparable_values, parent_keys)
 from genesis_pipelines.engine.synthesis.relational.model import COUNT_COLUMN, KeyStats, ParentFeature, RelationStats
-
 
 FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 

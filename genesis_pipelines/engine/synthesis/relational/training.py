@@ -26,14 +26,14 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.privacy import pii as pii_engine
-from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.relational import structure
 from genesis_pipelines.engine.synthesis.relational.holdout import fingerprint_tables, split_tables
-from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD, RelationStats, RelationalModel, TableModel
+from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD, RelationalModel, RelationStats, TableModel
 from genesis_pipelines.engine.synthesis.relational.storage import set_latest
 
 PLAN_FORMAT = "genesis.training-plan/1"
@@ -124,8 +124,8 @@ def prepare_training(spec: DatasetSpec, schema: DatasetSchema, tables: Mapping[s
                      findings: list[pii_engine.PiiFinding], model_root: Path, *, log: Log = _quiet) -> TrainingPlan:
     """Split, relations (with their children-per-parent models), rules, reference tables and guards, written into a
     new staging folder under `model_root` with plan.json last; returns the plan."""
-    from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.analysis import reference_tables, rules
+    from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.sources.io import write_json
 
     started = time.perf_counter()
@@ -240,12 +240,12 @@ def train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mappi
 def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapping[str, pd.DataFrame],
                  findings: list[pii_engine.PiiFinding], model_root: Path, *, device: str, hash_key: bytes | None,
                  log: Log) -> TableResult:
-    from genesis_pipelines.engine.synthesis import constraints
-    from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.analysis import reference_tables, rules
+    from genesis_pipelines.engine.core.schema import child_keys
+    from genesis_pipelines.engine.privacy import record_guard
+    from genesis_pipelines.engine.synthesis import constraints
     from genesis_pipelines.engine.synthesis.generators import create_generator
     from genesis_pipelines.engine.synthesis.generators.free_text import excluded_words
-    from genesis_pipelines.engine.core.schema import child_keys
     staging = staging_dir(model_root, plan.version)
     schema, relations, found = plan.db_schema, relations_of_plan(plan), plan.rules
     if table not in schema.tables:
@@ -340,8 +340,8 @@ def assemble(spec: DatasetSpec, plan: TrainingPlan, findings: list[pii_engine.Pi
              publish: bool = True):
     """Every table's result into model.json; the staging folder becomes the version folder (LATEST moves only with
     `publish`). A table without a result is an error naming it (train it, then assemble again)."""
-    from genesis_pipelines.engine.sources.io import write_json
     from genesis_pipelines.engine.core.lineage import engine_code_version
+    from genesis_pipelines.engine.sources.io import write_json
 
     staging = staging_dir(model_root, plan.version)
     missing = pending_tables(model_root, plan)
