@@ -10,7 +10,7 @@ conditioned and on what. The body calls engine.pipeline.augment.
 import dagster as dg
 from pydantic import Field
 
-from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, synthetic_key
+from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, stage_tags, synthetic_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
@@ -48,6 +48,7 @@ def _read_parents(table: str, plan: dict[str, list[str]]) -> list[str]:
 def _augmented_asset(spec: DatasetSpec, table: str, plan: dict[str, list[str]]) -> dg.AssetsDefinition:
     @dg.asset(
         key=augmented_key(spec.name, table),
+        tags=stage_tags("synthetic"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in _read_parents(table, plan)],
         kinds={"duckdb", "parquet"},
