@@ -158,6 +158,21 @@ def _lock_holder(layout: DatasetLayout) -> str:
         return ""
 
 
+def open_spec(path: str | Path):
+    """The dataset spec at `path`, refused at once when it names a generator no registry knows (a typo would
+    otherwise surface only when training reaches that table)."""
+    from genesis_pipelines.engine.generators.base import check_methods
+    from genesis_pipelines.engine.spec import load_spec
+
+    spec = load_spec(path)
+    where = str(path)
+    methods = {f"{where}: generator.default": spec.generator.default}
+    methods |= {f"{where}: generator.tables.{table}": method for table, method in spec.generator.tables.items()}
+    methods |= {f"{where}: generator.settings.{method}": method for method in spec.generator.settings}
+    check_methods(methods)
+    return spec
+
+
 def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
     from genesis_pipelines.engine.io import read_table
 
