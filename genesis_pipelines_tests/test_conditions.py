@@ -90,6 +90,28 @@ def test_conditioned_rows_hold_the_value_and_children_follow(shop):
     assert summary["descendants"] == {"orders": len(orders)} and summary["model_version"] == model.version
 
 
+def test_a_child_table_is_conditioned_on_its_own_and_points_at_the_twins_parents(shop):
+    """Conditioning a child (no conditioned parent): its rows hold the condition, their keys point at the twin's
+    generated parents (never at real ones), and the twin itself is untouched."""
+    _, spec, layout, connect, model, model_dir = shop
+    warehouse = str(layout.data_dir / "warehouse.duckdb")
+    with duckdb.connect(warehouse, read_only=True) as con:
+        before = con.execute('select * from synthetic_shop."orders" order by order_id').df()
+    done = pipeline.augment(spec, layout, connect, model, model_dir, "orders", conditions=["coupon=VIP"], rows=200,
+                            seed=5)
+    with duckdb.connect(str(layout.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        orders = con.execute('select * from augmented_shop."orders"').df()
+        twin_customers = con.execute('select customer_id from synthetic_shop."customers"').df()["customer_id"]
+        after = con.execute('select * from synthetic_shop."orders" order by order_id').df()
+    assert len(orders) == 200 and (orders["coupon"] == "VIP").all()
+    assert orders["customer_id"].notna().all() and orders["customer_id"].isin(twin_customers).all()
+    assert orders["order_id"].is_unique
+    pd.testing.assert_frame_equal(before, after)  # the twin is not touched
+    assert done.tables == {"orders": 200} and done.summary["descendants"] == {}
+    # the other columns still follow the learned shape: amounts stay in the real range, not a constant
+    assert orders["amount"].nunique() > 20
+
+
 def test_rebalance_uniform_and_given_shares(shop):
     _, _, _, _, model, model_dir = shop
     uniform = conditions.plan(model, model_dir, "customers", rebalance=conditions.Rebalance("segment"), rows=300)
