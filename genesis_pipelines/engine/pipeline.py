@@ -763,7 +763,8 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
             names = {t: augmented_name(table, t) for t in affected}
             counts = {names[t]: write_table(con, layout.augmented_schema, names[t], made[t]) for t in affected}
         summary = {**summary, "dataset": spec.name, "model_version": model.version, "seed": seed,
-                   "descendants": {t: len(made[t]) for t in affected[1:]}}
+                   "descendants": {t: len(made[t]) for t in affected[1:]},
+                   "quality": _conditioned_quality(layout, connect, model, table, made[table], summary["groups"])}
 
         def write(folder: Path) -> list[Path]:
             with connect() as con:
@@ -775,7 +776,36 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     return Augmented(table=table, tables=counts, files=files, summary=summary)
 
 
-# ---------------------------------------------------------------- reports
+def _conditioned_quality(layout: DatasetLayout, connect: Connect, model, table: str, rows: pd.DataFrame,
+                         groups: list[dict]) -> dict:
+    """Each condition group's rows scored against the model's real training rows that meet the same condition."""
+    from genesis_pipelines.engine import splits
+    from genesis_pipelines.engine.evaluation.conditioned import conditioned_quality
+    from genesis_pipelines.engine.relational import comparison_exclusions
+
+    with connect() as con:
+        train = splits.read_splits(con, layout.dataset, model, [table], retrain_hint=DEFAULT_RETRAIN_HINT)[0][table]
+    return conditioned_quality(train, rows, model.db_schema.tables[table], groups,
+                               exclude=comparison_exclusions(model).get(table, set()))
+
+
+def augmentations(layout: DatasetLayout, model) -> list[dict]:
+    """The published augmentations of `model`'s version (their conditions.json): which rows were conditioned, on
+    what, and how well they match the real rows that meet the condition. Other versions' augmentations are left out."""
+    from genesis_pipelines.engine.export import current_version
+
+    root = layout.root / "augmented"
+    found = []
+    for link in sorted(root.iterdir()) if root.is_dir() else []:
+        summary_file = link / "conditions.json"
+        if current_version(link) is None or not summary_file.is_file():
+            continue
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary.get("model_version") == model.version:
+            found.append(summary)
+    return found
+
+
 
 
 def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
@@ -794,6 +824,7 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                                        seed=spec.seed, public=public, train_tables=train_rows,
                                        holdout_tables=holdout_rows, utility_target=spec.utility.target)
     report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
+    report["conditioned"] = augmentations(layout, model)
     return report
 
 
