@@ -262,6 +262,9 @@ class SyntheticGenerator:
     def __init__(self, method: str = "gaussian_copula", seed: int = 0, *, privacy: PrivacyConfig | None = None,
                  constraints=None, pii: Mapping[str, str] | None = None, table_name: str = DEFAULT_TABLE,
                  holdout_fraction: float = 0.2, device: str | None = None, **settings):
+        from genesis_pipelines.engine.synthesis.generators.base import check_methods
+
+        check_methods({"SyntheticGenerator(method=...)": method})  # a typo fails here, not after profiling the data
         self.method, self.seed, self.settings = method, int(seed), dict(settings)
         self.privacy, self.constraints, self.pii = privacy, list(constraints or []), dict(pii or {})
         self.table_name, self.holdout_fraction, self.device = table_name, holdout_fraction, device
@@ -369,6 +372,10 @@ class MultiTableSynthesizer:
             raise SpecError("tables must be a non-empty dict of table name -> DataFrame")
         self.tables = {str(t): _as_frame(df, f"table {t!r}") for t, df in tables.items()}
         self.primary_keys, self.foreign_keys = dict(primary_keys or {}), foreign_keys
+        from genesis_pipelines.engine.synthesis.generators.base import check_methods
+
+        check_methods({"MultiTableSynthesizer(method=...)": method,
+                       **{f"MultiTableSynthesizer(methods={{{t!r}: ...}})": m for t, m in (methods or {}).items()}})
         self.method, self.methods, self.seed, self.settings = method, dict(methods or {}), int(seed), dict(settings)
         self.privacy, self.constraints, self.pii, self.device = privacy, list(constraints or []), dict(pii or {}), device
         self._fitted: _Fitted | None = None

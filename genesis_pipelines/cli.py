@@ -31,10 +31,9 @@ def _progress(message: str) -> None:
 
 def _context(args):
     """The spec, its layout under the data dir, and the warehouse file."""
-    from genesis_pipelines.engine.pipeline import DatasetLayout
-    from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.pipeline import DatasetLayout, open_spec
 
-    spec = load_spec(args.spec)
+    spec = open_spec(args.spec)
     data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
     if args.warehouse:
         warehouse = Path(args.warehouse)

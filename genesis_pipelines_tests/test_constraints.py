@@ -117,6 +117,29 @@ def test_enforce_returns_only_valid_rows():
     assert out.dtypes["Quantity"] == "Int64"
 
 
+def test_any_column_name_can_be_constrained():
+    """Names a Python identifier cannot hold (dashes, spaces, accents) are named as they are, backticked in predicates."""
+    renamed = {"Price": "unit-price", "Discount": "Remise accordée", "Quantity": "qty (units)"}
+    orders = _tables()["Orders"].rename(columns=renamed)
+    spec = _spec([
+        {"kind": "positive", "table": "Orders", "column": "unit-price"},
+        {"kind": "inequality", "table": "Orders", "low_column": "Remise accordée", "high_column": "unit-price"},
+        {"kind": "predicate", "table": "Orders", "expression": "(`qty (units)` < 8) | (`unit-price` > 10)"},
+    ])
+    assert predicate_columns("(`qty (units)` < 8) | (`unit-price` > 10)") == ["qty (units)", "unit-price"]
+    rules = TableConstraints.fit("Orders", spec.constraints, orders)
+    bad = pd.DataFrame({"unit-price": [5.0, -1.0, 5.0, 50.0], "Remise accordée": [1.0, 0.0, 6.0, 1.0],
+                        "qty (units)": [9, 1, 1, 9]})
+    assert rules.valid(bad).tolist() == [False, False, False, True]
+    out = rules.enforce(bad, 4, lambda k, cond, s: pd.DataFrame(
+        {"unit-price": np.full(k, 20.0), "Remise accordée": np.full(k, 2.0), "qty (units)": np.full(k, 3)}), seed=0)
+    assert rules.valid(out).all() and len(out) == 4
+    for rule, message in [({"kind": "positive", "table": "Orders", "column": " "}, "non-empty"),
+                          ({"kind": "predicate", "table": "Orders", "expression": "`unit-price > 0"}, "backtick")]:
+        with pytest.raises(SpecError, match=message):
+            _spec([rule])
+
+
 def test_nulls_never_violate_and_aligned_conditions_keep_their_rows():
     spec = _spec([RULES[0], RULES[2]])
     rules = TableConstraints.fit("Orders", spec.constraints, _tables()["Orders"])

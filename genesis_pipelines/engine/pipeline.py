@@ -158,6 +158,21 @@ def _lock_holder(layout: DatasetLayout) -> str:
         return ""
 
 
+def open_spec(path: str | Path):
+    """The dataset spec at `path`, refused at once when it names a generator no registry knows (a typo would
+    otherwise surface only when training reaches that table)."""
+    from genesis_pipelines.engine.synthesis.generators.base import check_methods
+    from genesis_pipelines.engine.core.spec import load_spec
+
+    spec = load_spec(path)
+    where = str(path)
+    methods = {f"{where}: generator.default": spec.generator.default}
+    methods |= {f"{where}: generator.tables.{table}": method for table, method in spec.generator.tables.items()}
+    methods |= {f"{where}: generator.settings.{method}": method for method in spec.generator.settings}
+    check_methods(methods)
+    return spec
+
+
 def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
     from genesis_pipelines.engine.sources.io import read_table
 
@@ -761,7 +776,8 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
             names = {t: augmented_name(table, t) for t in affected}
             counts = {names[t]: write_table(con, layout.augmented_schema, names[t], made[t]) for t in affected}
         summary = {**summary, "dataset": spec.name, "model_version": model.version, "seed": seed,
-                   "descendants": {t: len(made[t]) for t in affected[1:]}}
+                   "descendants": {t: len(made[t]) for t in affected[1:]},
+                   "quality": _conditioned_quality(layout, connect, model, table, made[table], summary["groups"])}
 
         def write(folder: Path) -> list[Path]:
             with connect() as con:
@@ -773,7 +789,36 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     return Augmented(table=table, tables=counts, files=files, summary=summary)
 
 
-# ---------------------------------------------------------------- reports
+def _conditioned_quality(layout: DatasetLayout, connect: Connect, model, table: str, rows: pd.DataFrame,
+                         groups: list[dict]) -> dict:
+    """Each condition group's rows scored against the model's real training rows that meet the same condition."""
+    from genesis_pipelines.engine.evaluation.conditioned import conditioned_quality
+    from genesis_pipelines.engine.synthesis import splits
+    from genesis_pipelines.engine.synthesis.relational import comparison_exclusions
+
+    with connect() as con:
+        train = splits.read_splits(con, layout.dataset, model, [table], retrain_hint=DEFAULT_RETRAIN_HINT)[0][table]
+    return conditioned_quality(train, rows, model.db_schema.tables[table], groups,
+                               exclude=comparison_exclusions(model).get(table, set()))
+
+
+def augmentations(layout: DatasetLayout, model) -> list[dict]:
+    """The published augmentations of `model`'s version (their conditions.json): which rows were conditioned, on
+    what, and how well they match the real rows that meet the condition. Other versions' augmentations are left out."""
+    from genesis_pipelines.engine.sources.export import current_version
+
+    root = layout.root / "augmented"
+    found = []
+    for link in sorted(root.iterdir()) if root.is_dir() else []:
+        summary_file = link / "conditions.json"
+        if current_version(link) is None or not summary_file.is_file():
+            continue
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary.get("model_version") == model.version:
+            found.append(summary)
+    return found
+
+
 
 
 def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
@@ -792,6 +837,7 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                                        seed=spec.seed, public=public, train_tables=train_rows,
                                        holdout_tables=holdout_rows, utility_target=spec.utility.target)
     report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
+    report["conditioned"] = augmentations(layout, model)
     return report
 
 

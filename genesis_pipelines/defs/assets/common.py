@@ -46,6 +46,20 @@ def dataset_key(dataset: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, name])
 
 
+STAGES = ("source", "analysis", "training", "synthetic", "reports", "monitoring")
+
+
+def stage_tags(stage: str) -> dict[str, str]:
+    """The `genesis/stage` tag every asset carries, so one stage of a dataset's lineage can be shown on its own.
+
+    A whole twin's graph does not fit a screen, and the UI labels a node by its key's last part (`source/Track` and
+    `synthetic/Track` both read `Track`): `tag:"genesis/stage"="synthetic"` in the lineage filter shows one stage.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+    return {"genesis/stage": stage}
+
+
 def column_schema(df: pd.DataFrame) -> dg.TableSchema:
     return dg.TableSchema(columns=[dg.TableColumn(name=str(c), type=str(t)) for c, t in df.dtypes.items()])
 

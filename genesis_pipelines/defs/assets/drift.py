@@ -4,7 +4,7 @@
 import dagster as dg
 import pandas as pd
 
-from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
@@ -23,6 +23,7 @@ def _finite(value: float, digits: int | None = 4) -> float:
 def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(spec.name, "drift"),
+        tags=stage_tags("monitoring"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [source_key(spec.name, t) for t in tables],
         kinds={"python", "scipy"},

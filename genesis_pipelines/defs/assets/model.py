@@ -16,7 +16,7 @@ import os
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table
+from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import generators, model_kinds
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
@@ -52,6 +52,7 @@ def build_model_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDe
 def _plan_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=training_plan_key(spec.name),
+        tags=stage_tags("training"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "pii_scan")],
         kinds={"python"},
@@ -84,6 +85,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=table_model_key(spec.name, table),
+        tags=stage_tags("training"),
         group_name=spec.name,
         deps=[training_plan_key(spec.name)],
         metadata={"table": table},
@@ -120,6 +122,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 def _model_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(spec.name, "model"),
+        tags=stage_tags("training"),
         group_name=spec.name,
         # pii_scan too: materialized without the table steps it trains from the schema and scan itself
         deps=[dataset_key(spec.name, "pii_scan"), *(table_model_key(spec.name, t) for t in tables)],

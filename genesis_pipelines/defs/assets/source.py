@@ -3,7 +3,7 @@
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import source_key, stage_tags, table_definition_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import source_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
@@ -21,6 +21,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=source_key(spec.name, table),
+        tags=stage_tags("source"),
         group_name=spec.name,
         metadata=table_definition_metadata(warehouse_schema("source", spec.name), table),
         kinds={*kinds, "duckdb"},

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 _NUMERIC = ("numeric", "integer")
 _ORDERED = ("numeric", "integer", "datetime")
-_COLUMN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+_QUOTED = re.compile(r"`([^`]+)`")  # pandas' backtick quoting: `education-num`, `Unit Price`
 
 # Python AST nodes a row predicate may use: comparisons, boolean / arithmetic operators, names and literals.
 # No calls, attributes, subscripts or lambdas, so pandas' eval can run nothing but column arithmetic.
@@ -32,17 +32,32 @@ _SAFE_NODES = (
 
 
 def predicate_columns(expression: str) -> list[str]:
-    """Column names an expression reads; ValueError when it uses anything beyond safe column arithmetic."""
+    """Column names an expression reads; ValueError when it uses anything beyond safe column arithmetic.
+
+    A name that is not a Python identifier is written in backticks, as pandas' eval reads it:
+    `` `education-num` >= 1 ``, `` `Unit Price` <= `List Price` ``.
+    """
+    quoted: dict[str, str] = {}  # placeholder identifier -> the backticked name it stands for
+
+    def placeholder(match: re.Match) -> str:
+        name = f"__quoted_{len(quoted)}__"
+        quoted[name] = match.group(1)
+        return f" {name} "
+
+    if expression.count("`") % 2:
+        raise ValueError("expression has an unmatched backtick")
     try:
-        tree = ast.parse(expression, mode="eval")
+        tree = ast.parse(_QUOTED.sub(placeholder, expression).strip(), mode="eval")
     except SyntaxError:
         raise ValueError("expression is not a valid row predicate (syntax error)") from None
     names: list[str] = []
     for node in ast.walk(tree):
         if not isinstance(node, _SAFE_NODES):
             raise ValueError(f"expression may only compare and combine columns and literals; {type(node).__name__} is not allowed")
-        if isinstance(node, ast.Name) and node.id not in names and node.id not in ("True", "False"):
-            names.append(node.id)
+        if isinstance(node, ast.Name) and node.id not in ("True", "False"):
+            name = quoted.get(node.id, node.id)
+            if name not in names:
+                names.append(name)
     if not names:
         raise ValueError("expression must name at least one column")
     return names
@@ -63,8 +78,9 @@ class _Rule(BaseModel):
 
 
 def _column_name(value: str) -> str:
-    if not _COLUMN.match(value):
-        raise ValueError("column names in constraints must be letters, digits and underscores")
+    """Any column name the source has (dashes, spaces, accents); only empty names and backticks are refused."""
+    if not value.strip() or "`" in value:
+        raise ValueError("a column name in a constraint must be non-empty and hold no backtick")
     return value
 
 

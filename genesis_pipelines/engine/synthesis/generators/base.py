@@ -123,6 +123,22 @@ def available_methods() -> list[str]:
     return sorted(set(_REGISTRY) | set(_BUILT_IN))
 
 
+def check_methods(methods: dict[str, str]) -> None:
+    """Refuse, before any work, a method neither built in nor registered by an installed plugin.
+
+    `methods` maps where each name was given (a spec field such as `generator.tables.Track`) to the name, so the
+    error names the field. Built-in modules are not imported: this runs at spec load, where torch must not load.
+    """
+    known = set(_BUILT_IN) | set(_REGISTRY)
+    unknown = {field: name for field, name in methods.items() if name not in known}
+    if unknown:
+        load_plugins()
+        unknown = {field: name for field, name in unknown.items() if name not in _REGISTRY}
+    if unknown:
+        field, name = next(iter(unknown.items()))
+        raise SpecError(f"{field}: generator {name!r} is unknown; available: {', '.join(available_methods())}")
+
+
 def create_generator(method: str, **settings) -> Generator:
     cls = registered_class(method)
     if cls is None:
