@@ -559,8 +559,8 @@ def load_pii_guard(model: RelationalModel, directory: Path) -> record_guard.Hash
     return record_guard.HashedValueSet(model.pii_guard_salt, set(_load_guard_file(model, directory, "pii_guard.json")))
 
 
-def load_copy_guard(model: RelationalModel, directory: Path, table: str) -> set[str]:
-    return set(_load_guard_file(model, directory, "record_guard.json").get(table, []))
+def load_copy_guard(model: RelationalModel, directory: Path, table: str) -> record_guard.RecordDigests:
+    return record_guard.RecordDigests(_load_guard_file(model, directory, "record_guard.json").get(table, []))
 
 
 def comparison_exclusions(model: RelationalModel) -> dict[str, set[str]]:
@@ -785,7 +785,7 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         frame = body.iloc[rows].copy()
         for column in swappable:
             frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
-        return record_guard.copies(record_guard.row_keys(frame, columns, meta), salt, digests)
+        return record_guard.copy_mask(frame, columns, meta, salt, digests)
 
     every = np.arange(len(body))
     hit = every[copies(every)]
@@ -822,12 +822,10 @@ def _resample_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFram
     if not digests or not columns or body.empty:
         return body
     for round_ in range(record_guard.MAX_RESAMPLE_ROUNDS):
-        keys = record_guard.row_keys(body, columns, meta)
-        hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
+        hits = np.flatnonzero(record_guard.copy_mask(body, columns, meta, salt, digests))
         if len(hits) and round_ == 0 and swappable:
             body = _swap_copies(body, columns, meta, salt, digests, swappable, np.random.default_rng(seed))
-            keys = record_guard.row_keys(body, columns, meta)
-            hits = np.flatnonzero(record_guard.copies(keys, salt, digests))
+            hits = np.flatnonzero(record_guard.copy_mask(body, columns, meta, salt, digests))
         if not len(hits):
             break
         cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None
@@ -863,7 +861,7 @@ def _copies_after_rules(out: pd.DataFrame, table_rules: list, parents: Mapping[s
     ruled = {c for r in table_rules for c in r.columns}
     out = _swap_copies(out, columns, meta, salt, digests, [c for c in swappable if c not in ruled], rng)
     for _ in range(3):
-        if not record_guard.copies(record_guard.row_keys(out, columns, meta), salt, digests).any():
+        if not record_guard.copy_mask(out, columns, meta, salt, digests).any():
             break
         out = rules.enforce(table_rules, _swap_copies(out, columns, meta, salt, digests, swappable, rng), parents, rng)
     return out

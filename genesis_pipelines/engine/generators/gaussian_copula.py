@@ -275,7 +275,7 @@ class GaussianCopulaGenerator:
             values = transform.from_uniform(u[:, self.dims.index((column, "value"))])
             if (column, "null") in self.dims:
                 is_null = u[:, self.dims.index((column, "null"))] < transform.null_rate
-                values = values.astype(object).where(~is_null, None).astype(values.dtype)
+                values = _with_nulls(values, is_null)
             out[column] = values.reset_index(drop=True)
         if isinstance(conditions, pd.DataFrame):
             for column in conditions.columns:  # the caller's exact values
@@ -401,9 +401,21 @@ def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.
     n = len(z)
     if n < 2 or z.shape[1] == 0:
         return z
-    ranks = np.argsort(np.argsort(z, axis=0, kind="stable"), axis=0, kind="stable")
+    # the rank of each value: one stable sort per column, its inverse permutation by a scatter (no second sort)
+    order = np.argsort(np.ascontiguousarray(z.T), axis=1, kind="stable")
+    ranks = np.empty_like(order)
+    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n), order.shape), axis=1)
+    ranks = ranks.T
     positions = (ranks + rng.random(z.shape[1])) / n
     return ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * scale
+
+
+def _with_nulls(values: pd.Series, is_null: np.ndarray) -> pd.Series:
+    """Missing values where `is_null`, in the column's own dtype (NA, NaN or NaT), with no per-value Python for
+    the dtypes that hold a missing value; others (object, numpy bool) go through None as they always did."""
+    if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) or values.dtype.kind in "fmM":
+        return values.where(~is_null)
+    return values.astype(object).where(~is_null, None).astype(values.dtype)
 
 
 def _slice(conditions: dict | pd.DataFrame | None, start: int, stop: int):
