@@ -639,27 +639,38 @@ class _Parents:
 def _generate_keys(stats: KeyStats, n: int, rng: np.random.Generator) -> pd.Series:
     if stats.kind == "integer":
         return pd.Series(np.arange(stats.start, stats.start + n), dtype="Int64")
-    alphabet = {"U": np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "L": np.array(list("abcdefghijklmnopqrstuvwxyz")),
-                "D": np.array(list("0123456789"))}
-    out: set[str] = set()
-    keys: list[str] = []
-    attempts = 0
-    while len(keys) < n:
-        attempts += 1
-        if attempts > 50:
-            # the learned shapes cannot hold n distinct keys: widen with a counter suffix
-            keys += [f"K{i}" for i in range(len(keys), n)]
+    keys = np.empty(0, dtype=object)
+    for _ in range(50):
+        if len(keys) >= n:
             break
         need = n - len(keys)
         templates = rng.choice(np.asarray(stats.templates, dtype=object), size=need * 2, p=np.asarray(stats.template_probs))
-        for template in templates:
-            key = "".join(alphabet[c][rng.integers(0, len(alphabet[c]))] if c in alphabet else c for c in template)
-            if key not in out:
-                out.add(key)
-                keys.append(key)
-                if len(keys) == n:
-                    break
+        # distinct keys in the order drawn, the ones already made first
+        keys = pd.unique(np.concatenate([keys, _fill_templates(templates, rng)]))[:n]
+    if len(keys) < n:  # the learned shapes cannot hold n distinct keys: widen with a counter suffix
+        keys = np.concatenate([keys, np.asarray([f"K{i}" for i in range(len(keys), n)], dtype=object)])
     return pd.Series(keys, dtype="string")
+
+
+_KEY_ALPHABETS = {"U": np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "L": np.array(list("abcdefghijklmnopqrstuvwxyz")),
+                  "D": np.array(list("0123456789"))}
+
+
+def _fill_templates(templates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One key per template ("UUDD" -> "AB12": U upper, L lower, D digit, any other character kept), drawn a
+    template's rows at a time, character position by position (no Python per key)."""
+    out = np.empty(len(templates), dtype=object)
+    codes, uniques = pd.factorize(pd.Series(templates, dtype=object))
+    for code, template in enumerate(uniques):
+        rows = np.flatnonzero(codes == code)
+        if not template:
+            out[rows] = ""
+            continue
+        chars = np.empty((len(rows), len(template)), dtype="<U1")
+        for j, c in enumerate(template):
+            chars[:, j] = _KEY_ALPHABETS[c][rng.integers(0, len(_KEY_ALPHABETS[c]), len(rows))] if c in _KEY_ALPHABETS else c
+        out[rows] = chars.view(f"<U{len(template)}").ravel().astype(object)
+    return out
 
 
 def _nullable_dtype(values: pd.Series):

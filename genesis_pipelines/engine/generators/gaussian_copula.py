@@ -401,13 +401,14 @@ def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.
     n = len(z)
     if n < 2 or z.shape[1] == 0:
         return z
-    # the rank of each value: one stable sort per column, its inverse permutation by a scatter (no second sort)
-    order = np.argsort(np.ascontiguousarray(z.T), axis=1, kind="stable")
-    ranks = np.empty_like(order)
-    np.put_along_axis(ranks, order, np.broadcast_to(np.arange(n), order.shape), axis=1)
-    ranks = ranks.T
-    positions = (ranks + rng.random(z.shape[1])) / n
-    return ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * scale
+    # one sort per column (continuous draws have no ties, so any sort gives the ranks), and the quantile of rank k
+    # scattered to the row that holds it: no second sort, no rank array
+    order = np.argsort(np.ascontiguousarray(z.T), axis=1)
+    positions = (np.arange(n) + rng.random(z.shape[1])[:, None]) / n
+    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * np.asarray(scale, dtype="float64")[:, None]
+    out = np.empty_like(quantiles)
+    np.put_along_axis(out, order, quantiles, axis=1)
+    return out.T
 
 
 def _with_nulls(values: pd.Series, is_null: np.ndarray) -> pd.Series:
