@@ -32,7 +32,8 @@ from genesis_pipelines.engine.spec import DatasetSpec
 
 FORMAT = "genesis.relational/1"
 MIN_ROWS_FOR_HOLDOUT = 20
-CHUNK_ROWS = 100_000  # rows sampled at once: bounds memory on big child tables
+CHUNK_ROWS = 100_000  # rows yielded at once: bounds memory on big child tables
+BLOCK_ROWS = 100_000  # rows drawn with one random stream: the output depends on it, never on CHUNK_ROWS
 EMPTY_METHOD = "empty"  # a table with no real rows: nothing is fitted, it is generated empty with its columns
 FEATURE_PREFIX = "__parent."
 COUNT_COLUMN = "__children"
@@ -1211,8 +1212,13 @@ def generate_table_chunks(
     chunk_rows: int = CHUNK_ROWS,
     rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> Iterator[pd.DataFrame]:
-    """One synthetic table, given its already generated parents, as chunks of at most `chunk_rows` rows.
+    """One synthetic table, given its already generated parents, as chunks of about `chunk_rows` rows (whole
+    blocks of `block_rows`).
+
+    Each block of rows is drawn from its own random stream (seeded from the table's), so the rows are the same
+    whatever `chunk_rows` is: a chunk only groups blocks (memory), and blocks could be drawn in any order.
 
     `rows` replaces the table's size at `scale`; `conditions` (column -> value, or a frame such as conditions.plan
     makes, cycled to the rows) gives each row values of some of its columns, on top of its parent's features (the
@@ -1277,13 +1283,14 @@ def generate_table_chunks(
     tied = inherited | fixed | {c for t, d in tm.dependencies.items() for c in (t, d.source)}
     swappable = [c for c in guard_columns if c not in tied]
 
-    for start in range(0, max(n, 1), chunk_rows):
-        stop = min(n, start + chunk_rows)
+    def block(start: int, stop: int, block_seed: int) -> pd.DataFrame:
+        """Rows start..stop, all of their randomness from `block_seed`."""
+        rng = np.random.default_rng(block_seed)
         cond = conditions.iloc[start:stop].reset_index(drop=True) if conditions is not None else None
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
         body = _resample_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, copy_guard or set(),
                                 int(rng.integers(0, 2**31 - 1)), swappable=swappable)
-        if n <= chunk_rows:
+        if n <= block_rows:
             body = _distinct_values(generator, body, tm.unique_columns, rng)
         body = constraints.settle(generator, body, cond, lambda rows, c: rows if c is None else _inherit(
             model.relations_of(table), rows.reset_index(drop=True), c, rng), int(rng.integers(0, 2**31 - 1)))
@@ -1300,9 +1307,26 @@ def generate_table_chunks(
         if copy_guard:  # a repaired value can complete a copy of a unique real record
             out = _copies_after_rules(out, tm.rules, parents, guard_columns, meta, model.pii_guard_salt, copy_guard,
                                       swappable, rng)
+        if repeated is not None:
+            return out[~repeated[start:stop]].reset_index(drop=True)
         if pk and out.duplicated(subset=pk).any():
             out = out.drop_duplicates(subset=pk).reset_index(drop=True)
-        yield out
+        return out
+
+    # a primary key made of planned keys (a one-to-one FK given a parent again): its repeats are known before any
+    # row is drawn, so they are dropped the same way whichever chunk they fall in
+    repeated = (pd.DataFrame({c: keys[c].reset_index(drop=True) for c in pk}).duplicated().to_numpy()
+                if pk and all(c in keys for c in pk) else None)
+    block_rows = max(1, int(block_rows))
+    starts = list(range(0, max(n, 1), block_rows))
+    block_seeds = rng.integers(0, 2**63 - 1, size=len(starts))
+    pending: list[pd.DataFrame] = []
+    for i, start in enumerate(starts):
+        pending.append(block(start, min(n, start + block_rows), int(block_seeds[i])))
+        if sum(len(p) for p in pending) < chunk_rows and i + 1 < len(starts):
+            continue
+        yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+        pending = []
 
 
 def generate_table(
