@@ -387,8 +387,10 @@ class MultiTableSynthesizer:
     def sample(self, scale: float = 1.0, seed: int | None = None,
                conditions: Mapping[str, Mapping | pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
         """Every table, parents first, keys consistent; `scale` rows relative to the real tables."""
-        if not 0 < scale <= 10:
-            raise SpecError(f"scale must be in (0, 10], got {scale}")
+        from genesis_pipelines.engine.spec import MAX_SCALE
+
+        if not 0 < scale <= MAX_SCALE:
+            raise SpecError(f"scale must be in (0, {MAX_SCALE}], got {scale}")
         return self._require().sample(scale=scale, seed=self.seed if seed is None else int(seed), conditions=conditions)
 
     @property

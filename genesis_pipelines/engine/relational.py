@@ -1343,11 +1343,12 @@ def generate_table(
     chunk_rows: int = CHUNK_ROWS,
     rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> pd.DataFrame:
     """One synthetic table, given its already generated parents (see generate_table_chunks)."""
     chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
                                         forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows, rows=rows,
-                                        conditions=conditions))
+                                        conditions=conditions, block_rows=block_rows))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 

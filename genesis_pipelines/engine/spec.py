@@ -18,6 +18,7 @@ SEMANTIC_TYPES = ("id", "numeric", "integer", "categorical", "boolean", "datetim
 # entity names that are not personal data (name: recombined real tokens)
 STRING_KINDS = ("text", "code", "name")
 PII_POLICIES = ("drop", "fake", "hash", "mask", "keep")
+MAX_SCALE = 1000  # a load-test database 1,000 times the source; the disk check guards what a scale really writes
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -300,7 +301,8 @@ class DatasetSpec(_Strict):
     sensitive_columns: dict[str, list[str]] = Field(
         default_factory=dict, description="table -> columns an attacker wants to learn: attribute inference, l-diversity")
     generator: GeneratorSpec = GeneratorSpec()
-    scale: float = Field(default=1.0, gt=0, le=10)
+    scale: float = Field(default=1.0, gt=0, le=MAX_SCALE,
+                         description="synthetic rows per real row; generation first checks the disk can hold it")
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
     holdout_by_parent: bool = Field(
         default=True, description="child tables follow the train/holdout side of a parent that holds people (a "
