@@ -231,6 +231,18 @@ class DiscreteTransform(ColumnTransform):
             index = self.values.index(key)
         return float(self.cum[index]), float(self.cum[index + 1])
 
+    def intervals_of(self, values) -> np.ndarray:
+        """interval_of for many values, (k, 2): categories found by one hash lookup instead of a list search each."""
+        known = pd.Index(self.values, dtype=object)
+        if self.ordered or not known.is_unique:
+            return np.array([self.interval_of(v) for v in values], dtype="float64").reshape(-1, 2)
+        keys = [bool(v) if self.sdtype == "boolean" else str(v) for v in values]
+        index = known.get_indexer(pd.Index(keys, dtype=object))
+        bounds = np.full((len(keys), 2), np.nan)
+        found = index >= 0
+        bounds[found, 0], bounds[found, 1] = self.cum[index[found]], self.cum[index[found] + 1]
+        return bounds
+
     def to_dict(self) -> dict:
         return {"kind": self.kind, "sdtype": self.sdtype, "values": self.values, "probs": self.probs.tolist(),
                 "null_rate": self.null_rate, "ordered": self.ordered, "tail": self.tail,

@@ -175,7 +175,7 @@ class GaussianCopulaGenerator:
         u = rng.random(len(values))
         codes, uniques = pd.factorize(values.reset_index(drop=True))
         if hasattr(transform, "interval_of"):
-            bounds = np.array([transform.interval_of(v) for v in uniques], dtype="float64").reshape(-1, 2)
+            bounds = transform.intervals_of(uniques)
             lo, hi = np.full(len(values), np.nan), np.full(len(values), np.nan)
             known = codes >= 0
             lo[known], hi[known] = bounds[codes[known], 0], bounds[codes[known], 1]
