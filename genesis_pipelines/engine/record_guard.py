@@ -19,9 +19,16 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from genesis_pipelines.engine import pii
-from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, to_float
+from genesis_pipelines.engine.evaluation._prep import (
+    NUMERIC_LIKE,
+    category_keys,
+    to_float,
+)
 from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.evaluation.privacy import MIN_RECORD_COLUMNS, tells_records_apart
+from genesis_pipelines.engine.evaluation.privacy import (
+    MIN_RECORD_COLUMNS,
+    tells_records_apart,
+)
 from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
 
 MAX_RESAMPLE_ROUNDS = 25

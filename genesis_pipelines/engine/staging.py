@@ -49,11 +49,7 @@ def remove_stale(staging_dir: str | Path) -> list[Path]:
     locks = sorted(staging_dir.glob(f"*{LOCK_SUFFIX}"))
     guarded = set()
     for lock in locks:
-        try:
-            handle = open(lock, "a+b")
-        except FileNotFoundError:  # its owner finished meanwhile
-            continue
-        with handle:
+        with contextlib.suppress(FileNotFoundError), open(lock, "r+b") as handle:  # gone: its owner finished
             try:
                 fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:  # held: a live step
@@ -87,7 +83,7 @@ def claim(staging_dir: str | Path, stem: str) -> Iterator[Path]:
     remove_stale(staging_dir)
     lock = staging_dir / f"{stem}{LOCK_SUFFIX}"
     while True:
-        handle = open(lock, "a+b")
+        handle = open(lock, "a+b")  # noqa: SIM115  (held open across the block: the lock lives with it)
         fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
         try:
             same = os.fstat(handle.fileno()).st_ino == os.stat(lock).st_ino
