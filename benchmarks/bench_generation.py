@@ -155,7 +155,7 @@ def main() -> None:
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall suffers above the CPU count; CPU s do not)")
     for label, result in trained.items():
         if result:
-            print(f"{label}: trained on {result['train_rows']} rows (train split) in {result['train_cpu']:.1f} CPU s "
+            print(f"{label}: trained on {result['train_rows']} real rows in {result['train_cpu']:.1f} CPU s "
                   f"/ {result['train_wall']:.1f} wall s")
     print(f"\ngeneration at scale {args.compare_scale:g}, every table (rows/CPU s = rows per core)")
     print(HEADER)
