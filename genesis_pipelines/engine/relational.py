@@ -324,14 +324,49 @@ def _feature_meta(features: list[ParentFeature], parent_meta: TableMeta, frame: 
 
 
 def _join_parent_features(relation: RelationStats, child_fk_values: pd.Series, parent: pd.DataFrame,
-                          counts: np.ndarray | None) -> pd.DataFrame:
-    """Each child row gets its parent's features (nulls where the FK is null or unresolved)."""
+                          counts: np.ndarray | None, *, with_null_dtypes: bool = False) -> pd.DataFrame:
+    """Each child row gets its parent's features (nulls where the FK is null or unresolved). `with_null_dtypes`:
+    the dtypes a join with some null row has (a slice of rows then matches the whole table's join)."""
     frame = parent_feature_frame(relation.features, parent, counts)
     position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(_comparable(child_fk_values).to_numpy())
+    if with_null_dtypes:
+        position = np.append(position, -1)
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
     if (position < 0).any():
         joined.loc[position < 0] = None
-    return joined
+    return joined.iloc[:-1] if with_null_dtypes else joined
+
+
+class RowConditions:
+    """What each row of a table is conditioned on, built for the rows asked for (a block at a time), never for the
+    whole table at once: its parents' features (joined from its planned keys), the caller's given values, and the
+    columns drawn once per parent (_per_parent_columns). Rows built in pieces equal the rows of one whole frame."""
+
+    def __init__(self, joins: list[tuple[RelationStats, pd.Series, pd.DataFrame, np.ndarray]], n: int):
+        self.n = n
+        self.joins = []
+        for relation, values, parent, counts in joins:
+            position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(_comparable(values).to_numpy())
+            self.joins.append((relation, values.reset_index(drop=True), parent, counts, bool((position < 0).any())))
+        self.given: pd.DataFrame | None = None
+        self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
+
+    def take(self, index: np.ndarray) -> pd.DataFrame:
+        index = np.asarray(index, dtype=int)
+        frames = [_join_parent_features(relation, values.iloc[index], parent, counts, with_null_dtypes=nulls)
+                  for relation, values, parent, counts, nulls in self.joins]
+        if self.given is not None:
+            frames.append(self.given.iloc[index].reset_index(drop=True))
+        out = pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.RangeIndex(len(index)))
+        for column, (codes, drawn) in self.per_parent.items():
+            picked = codes[index]
+            values = np.full(len(index), None, dtype=object)
+            values[picked >= 0] = drawn.astype(object).to_numpy()[picked[picked >= 0]]
+            out[column] = pd.Series(values).astype(drawn.dtype)
+        return out
+
+    def rows(self, start: int, stop: int) -> pd.DataFrame:
+        return self.take(np.arange(start, min(stop, self.n)))
 
 
 def _apply_dependencies(dependencies: dict[str, Dependency], body: pd.DataFrame, inherited: set[str],
@@ -968,14 +1003,14 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
     n = len(keys[anchor.fk.child_column])
     if n < 2:
         return
-    cond = (_join_parent_features(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])
+    cond = (RowConditions([(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])], n)
             if anchor.features else None)
     wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
     seed = int(rng.integers(0, 2**31 - 1))
     parts = []
     try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
-            part_cond = cond.iloc[start:start + CHUNK_ROWS].reset_index(drop=True) if cond is not None else None
+            part_cond = cond.rows(start, start + CHUNK_ROWS) if cond is not None else None
             part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
             parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
@@ -1079,10 +1114,9 @@ def _plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Map
                     keys[child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
         elif relation.fk.is_self_reference:
             keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
-    frames = [_join_parent_features(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
-              for r in model.relations_of(table) if id(r) in placed and r.features]
-    conditions = pd.concat(frames, axis=1) if frames else None
-    return keys, conditions, n
+    joins = [(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
+             for r in model.relations_of(table) if id(r) in placed and r.features]
+    return keys, RowConditions(joins, n) if joins else None, n
 
 
 def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:
@@ -1161,12 +1195,11 @@ def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[s
     return values, np.bincount(position[present], minlength=len(frame))
 
 
-def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: pd.DataFrame,
+def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: RowConditions,
                         draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], fixed: set[str],
-                        columns: set[str], seed: int) -> pd.DataFrame:
+                        columns: set[str], seed: int) -> RowConditions:
     """Columns constant among a parent's children: one row is drawn per parent (given that parent's features, so
     the batch over parents follows the learned shares), and its values become conditions of all the children."""
-    conditions = conditions.copy()
     for relation in relations:
         wanted = [c for c in relation.constant if c in columns and c not in fixed]
         if not wanted or relation.fk.child_column not in keys:
@@ -1177,11 +1210,9 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         if not present.any():
             continue
         first = pd.Series(np.flatnonzero(present)).groupby(codes[present]).first().to_numpy()
-        batch = draw(len(first), conditions.iloc[first].reset_index(drop=True), seed)
+        batch = draw(len(first), conditions.take(first), seed)
         for column in wanted:
-            values = np.full(len(codes), None, dtype=object)
-            values[present] = batch[column].astype(object).to_numpy()[codes[present]]
-            conditions[column] = pd.Series(values).astype(batch[column].dtype)
+            conditions.per_parent[column] = (codes, batch[column].reset_index(drop=True))
             fixed.add(column)
     return conditions
 
@@ -1255,7 +1286,8 @@ def generate_table_chunks(
         from genesis_pipelines.engine.conditions import ConditionedGenerator
 
         given = given.iloc[np.arange(n) % len(given)].reset_index(drop=True)  # n may differ (a junction's pairs)
-        conditions = given if conditions is None else pd.concat([conditions.reset_index(drop=True), given], axis=1)
+        conditions = conditions if conditions is not None else RowConditions([], n)
+        conditions.given = given
         raw_generator = ConditionedGenerator(raw_generator, list(given.columns), table)
     # constrained: the body and any row resampled below obey the spec's constraints
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
@@ -1286,7 +1318,7 @@ def generate_table_chunks(
     def block(start: int, stop: int, block_seed: int) -> pd.DataFrame:
         """Rows start..stop, all of their randomness from `block_seed`."""
         rng = np.random.default_rng(block_seed)
-        cond = conditions.iloc[start:stop].reset_index(drop=True) if conditions is not None else None
+        cond = conditions.rows(start, stop) if conditions is not None else None
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
         body = _resample_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, copy_guard or set(),
                                 int(rng.integers(0, 2**31 - 1)), swappable=swappable)
