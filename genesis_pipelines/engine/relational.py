@@ -827,12 +827,24 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         return body
     body = body.reset_index(drop=True)
     values = {c: body[c].to_numpy(dtype=object, copy=True) for c in swappable}
+    digests = record_guard.as_digests(digests)
+    # each record column's per-value codes, exchanged with the values: a row's digest without rebuilding any frame
+    codes = None if digests.legacy else np.column_stack([record_guard.column_codes(body, c, meta, salt) for c in columns])
+    position = {c: columns.index(c) for c in swappable if c in columns}
 
     def copies(rows: np.ndarray) -> np.ndarray:
+        if codes is not None:
+            return record_guard.digest_hits(record_guard.row_digests(body, columns, meta, salt, codes=codes[rows]), digests)
         frame = body.iloc[rows].copy()
         for column in swappable:
             frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
         return record_guard.copy_mask(frame, columns, meta, salt, digests)
+
+    def exchange(column: str, a: np.ndarray, b: np.ndarray) -> None:
+        values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+        if codes is not None and column in position:
+            j = position[column]
+            codes[a, j], codes[b, j] = codes[b, j], codes[a, j].copy()
 
     every = np.arange(len(body))
     hit = every[copies(every)]
@@ -847,14 +859,12 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         chosen = np.asarray(swappable, dtype=object)[rng.integers(0, len(swappable), len(hit))]
         for column in swappable:
             sel = chosen == column
-            a, b = hit[sel], partners[sel]
-            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+            exchange(column, hit[sel], partners[sel])
         after = copies(np.concatenate([hit, partners]))
         spoiled = after[len(hit):]  # the partner became a copy: undo that exchange
         for column in swappable:
             sel = (chosen == column) & spoiled
-            a, b = hit[sel], partners[sel]
-            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+            exchange(column, hit[sel], partners[sel])
         hit = every[copies(every)]
     for column in swappable:
         body[column] = pd.Series(values[column], dtype=object).astype(body[column].dtype)

@@ -233,12 +233,20 @@ class DiscreteTransform(ColumnTransform):
 
     def intervals_of(self, values) -> np.ndarray:
         """interval_of for many values, (k, 2): categories found by one hash lookup instead of a list search each."""
+        values = list(values)
+        bounds = np.full((len(values), 2), np.nan)
+        if self.ordered:  # the nearest value at or above, if it is (close to) the value itself
+            numbers = np.asarray(self.values, dtype="float64")
+            keys = _as_numbers(pd.Series(values, dtype=object), self.sdtype) if values else np.zeros(0)
+            index = np.clip(np.searchsorted(numbers, keys), 0, len(numbers) - 1)
+            found = np.isclose(numbers[index], keys)
+            bounds[found, 0], bounds[found, 1] = self.cum[index[found]], self.cum[index[found] + 1]
+            return bounds
         known = pd.Index(self.values, dtype=object)
-        if self.ordered or not known.is_unique:
+        if not known.is_unique:
             return np.array([self.interval_of(v) for v in values], dtype="float64").reshape(-1, 2)
         keys = [bool(v) if self.sdtype == "boolean" else str(v) for v in values]
         index = known.get_indexer(pd.Index(keys, dtype=object))
-        bounds = np.full((len(keys), 2), np.nan)
         found = index >= 0
         bounds[found, 0], bounds[found, 1] = self.cum[index[found]], self.cum[index[found] + 1]
         return bounds
