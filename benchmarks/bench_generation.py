@@ -35,7 +35,7 @@ FOREIGN_KEYS = [("flights.carrier", "airlines.carrier"), ("flights.tailnum", "pl
 
 
 def _spec(work: Path):
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     return parse_spec({"name": DATASET, "source": {"kind": "csv_folder", "path": "src"}, "null_values": ["", "NA"],
                        "tables": {"airlines": {"primary_key": "carrier"}, "airports": {"primary_key": "faa"},

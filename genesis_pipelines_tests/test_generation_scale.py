@@ -14,9 +14,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import export, pipeline, relational, staging
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.spec import MAX_SCALE, parse_spec
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import MAX_SCALE, parse_spec
+from genesis_pipelines.engine.sources import export
+from genesis_pipelines.engine.synthesis import relational, staging
+from genesis_pipelines.engine.synthesis.relational.sampling import table_size
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -73,7 +76,7 @@ def test_scale_above_ten_is_accepted_up_to_the_maximum(shop):
     assert parse_spec({**spec.model_dump(mode="json"), "scale": 250}).scale == 250
     with pytest.raises(SpecError, match="scale"):
         parse_spec({**spec.model_dump(mode="json"), "scale": MAX_SCALE + 1})
-    sized = {t: relational.table_size(shop["model"], t, 250.0) for t in shop["model"].tables}
+    sized = {t: table_size(shop["model"], t, 250.0) for t in shop["model"].tables}
     assert sized["sales"] == shop["model"].tables["sales"].row_count * 250
     grown = [staging.estimated_bytes(shop["model"], ["sales"], s) - staging.HEADROOM_BYTES for s in (250.0, 500.0)]
     assert grown[1] == 2 * grown[0] > 0  # linear in the rows written
@@ -99,7 +102,7 @@ def test_disk_check_refuses_what_cannot_fit_before_writing(shop, monkeypatch):
 _CLAIM = textwrap.dedent("""
     import os, signal, sys, time
     sys.path.insert(0, {root!r})
-    from genesis_pipelines.engine import staging
+    from genesis_pipelines.engine.synthesis import staging
     with staging.claim({folder!r}, {stem!r}) as lock:
         lock.with_suffix(".duckdb").write_bytes(b"x" * 100)
         print("ready", flush=True)
