@@ -11,7 +11,12 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis import rules
 from genesis_pipelines.engine.core.errors import GenesisError
-from genesis_pipelines.engine.core.schema import ForeignKey, comparable_values, key_values, parent_keys
+from genesis_pipelines.engine.core.schema import (
+    ForeignKey,
+    comparable_values,
+    key_values,
+    parent_keys,
+)
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.relational.model import (
     CHUNK_ROWS,
@@ -22,8 +27,8 @@ from genesis_pipelines.engine.synthesis.relational.model import (
     RelationStats,
 )
 from genesis_pipelines.engine.synthesis.relational.structure import (
-    children_counts,
     RowConditions,
+    children_counts,
     join_parent_features,
     parent_feature_frame,
 )

@@ -17,10 +17,16 @@ from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.sources.io import dates_as_text
 from genesis_pipelines.engine.synthesis import constraints
-from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
+from genesis_pipelines.engine.synthesis.conditioned_generator import (
+    ConditionedGenerator,
+)
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.generators.free_text import redraw_forbidden
-from genesis_pipelines.engine.synthesis.relational.keys import deferred_relations, fill_deferred_keys, plan_keys
+from genesis_pipelines.engine.synthesis.relational.keys import (
+    deferred_relations,
+    fill_deferred_keys,
+    plan_keys,
+)
 from genesis_pipelines.engine.synthesis.relational.model import (
     BLOCK_ROWS,
     CHUNK_ROWS,
@@ -29,7 +35,11 @@ from genesis_pipelines.engine.synthesis.relational.model import (
     RelationalModel,
     RelationStats,
 )
-from genesis_pipelines.engine.synthesis.relational.storage import comparison_exclusions, load_copy_guard, load_pii_guard
+from genesis_pipelines.engine.synthesis.relational.storage import (
+    comparison_exclusions,
+    load_copy_guard,
+    load_pii_guard,
+)
 from genesis_pipelines.engine.synthesis.relational.structure import RowConditions
 
 SWAP_ROUNDS = 10  # exchange attempts for rows that copy a unique real record, before any left are redrawn

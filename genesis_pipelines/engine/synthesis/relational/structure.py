@@ -21,7 +21,12 @@ from genesis_pipelines.engine.core.schema import (
 )
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.synthesis.relational.model import COUNT_COLUMN, KeyStats, ParentFeature, RelationStats
+from genesis_pipelines.engine.synthesis.relational.model import (
+    COUNT_COLUMN,
+    KeyStats,
+    ParentFeature,
+    RelationStats,
+)
 
 FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 
