@@ -75,7 +75,7 @@ _DUCKDB_VECTOR = 2048  # rows per DuckDB vector: batches are whole vectors
 def warehouse_batches(con, schema: str, table: str, batch_rows: int = EXPORT_BATCH_ROWS) -> Iterator[pd.DataFrame]:
     """A warehouse table as frames of about `batch_rows` rows (the dtypes DuckDB's .df() gives), never whole; an
     empty table gives one empty frame with its columns."""
-    from genesis_pipelines.engine.io import quote
+    from genesis_pipelines.engine.sources.io import quote
 
     result = con.execute(f"select * from {quote(schema)}.{quote(table)}")
     vectors = max(1, -(-int(batch_rows) // _DUCKDB_VECTOR))
@@ -95,7 +95,7 @@ def export_warehouse(con, schema: str, tables: Iterable[str], directory: str | P
     """Warehouse tables (in generation order) written in `fmt` with memory bounded by a batch: CSV and Parquet by
     DuckDB's COPY, JSON and SQL batch by batch; XML and Excel (an Excel sheet holds at most ~1M rows anyway)
     are written from the whole table."""
-    from genesis_pipelines.engine.io import export_warehouse_table, read_table
+    from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table
 
     directory, tables = Path(directory), list(tables)
     if fmt not in FORMATS:
