@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
+from genesis_pipelines.engine.core.spec import column_ref, split_ref
 
 __all__ = [
     "Constraint", "MultiTableSynthesizer", "PrivacyConfig", "PrivacyEvaluator", "PrivacyReport", "QualityEvaluator",
@@ -649,11 +650,14 @@ class QualityEvaluator:
                          foreign_keys=self.foreign_keys)
         target = None
         if target_column is not None:
-            table, column = (target_column.split(".", 1) if "." in target_column and len(inputs.real) > 1
-                             else (next(iter(inputs.real)), target_column))
+            try:
+                table, column = (split_ref(target_column, "target_column") if len(inputs.real) > 1
+                                 else (next(iter(inputs.real)), target_column))
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
             if table not in inputs.real or column not in inputs.real[table].columns:
                 raise SpecError(f"target column {target_column!r} is not a column of the real table {table!r}")
-            target = f"{table}.{column}"
+            target = column_ref(table, column)
         if inputs.holdout is not None:
             train, holdout = inputs.real, inputs.holdout
         else:

@@ -840,6 +840,7 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                    retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
     """Fidelity against the real source; utility trains on the model's train split and scores on its holdout."""
     from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.core import spec as spec_module
     from genesis_pipelines.engine.synthesis.relational import comparison_exclusions
 
     synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
@@ -847,7 +848,8 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
     real = read_tables(connect, layout.source_schema, list(model.tables))
     public: dict[str, set[str]] = {}
     for ref in spec.utility.public_columns:
-        public.setdefault(ref.split(".", 1)[0], set()).add(ref.split(".", 1)[1])
+        table, column = spec_module.split_ref(ref)
+        public.setdefault(table, set()).add(column)
     report = evaluation.quality_report(real, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                                        seed=spec.seed, public=public, train_tables=train_rows,
                                        holdout_tables=holdout_rows, utility_target=spec.utility.target)
