@@ -62,6 +62,7 @@ class Rule(BaseModel):
     gaps: list[float] = Field(default_factory=list)  # orderings: quantiles of the real gap, to redraw from
     step: float = 0.0  # orderings: resolution of the dependent column (86400 for dates, 1 for integers)
     min_count: int = 0  # min_children: fewest children a real parent has
+    child_nulls: bool = False  # parent_order: the child column is null in some real rows (where no value could fit)
 
     def describe(self) -> dict:
         """What the schema metadata shows: kind, columns, share."""
@@ -297,7 +298,8 @@ def find_parent_orders(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
                               share=share, parent_table=fk.parent_table, parent_column=parent_column,
                               parent_key=fk.parent_column, fk_column=fk.child_column, parent_is_low=parent_is_low,
                               strict=strict, min_gap=min_gap, gaps=gaps,
-                              step=_step(child[child_column], meta.columns[child_column].sdtype)))
+                              step=_step(child[child_column], meta.columns[child_column].sdtype),
+                              child_nulls=bool(child[child_column].isna().any())))
     return rules
 
 
@@ -596,10 +598,11 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             broken_exact |= rule.share >= 1
         if not broken_exact:
             break
-    return _clamp_between_bounds(rules, body, parents)
+    return _clamp_between_bounds(rules, body, parents, rng)
 
 
-def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
+                          rng: np.random.Generator) -> pd.DataFrame:
     """Rows an exact ordering still breaks after the redraws (a column bounded from both sides, such as a bake's
     rank between its baker's best and worst): the column is clipped into the interval every exact rule allows,
     where that interval is not empty."""
@@ -626,7 +629,32 @@ def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mappin
         if fixable.any():
             rows = np.flatnonzero(fixable)
             _set_numbers(body, column, rows, np.clip(values[rows], lower[rows], upper[rows]))
+        if any(r.child_nulls for r in exact if r.kind == "parent_order" and r.columns[0] == column):
+            _null_where_no_room(body, column, values, lower, upper, rng)
     return body
+
+
+def _null_where_no_room(body: pd.DataFrame, column: str, values: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                        rng: np.random.Generator) -> None:
+    """Rows whose parents leave no value between the bounds (a baker's best rank above the bakers left in an
+    episode) are the rows the real data leaves empty (the baker was out): the column is made null there, and as
+    many null rows that have room take a value (one of the column's, clipped into their bounds), so the column
+    keeps its share of nulls."""
+    with np.errstate(invalid="ignore"):
+        crossed = lower > upper
+    emptied = np.flatnonzero(crossed & ~np.isnan(values))
+    if not len(emptied):
+        return
+    filled = rng.permutation(np.flatnonzero(~crossed & np.isnan(values)))[:len(emptied)]
+    present = values[~np.isnan(values)]
+    if len(filled):
+        drawn = np.clip(rng.choice(present, size=len(filled)), lower[filled], upper[filled])
+        _set_numbers(body, column, filled, drawn)
+    merged = body[column].copy()
+    if pd.api.types.is_integer_dtype(merged) and not pd.api.types.is_extension_array_dtype(merged):
+        merged = merged.astype("Int64")
+    merged.iloc[emptied] = None
+    body[column] = merged
 
 
 def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
@@ -685,6 +713,212 @@ def enforce(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.Data
     body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
     body = _repair_equals(rules, body, parents, rng)
     return _repair_orders(rules, body, parents, rng)
+
+
+ROOM_CANDIDATES = 256  # rows a row without room may exchange its parent with, drawn at random from its group
+
+
+def _bound_gap(rule: Rule) -> float:
+    """How far the child must stay from its parent's value: the smallest real gap, or a step for a strict rule."""
+    return max(rule.min_gap, rule.step if rule.strict else 0.0)
+
+
+class _BoundingParent:
+    """One FK of a table as it bounds the table's columns: the parent row of each child row, and per bounded
+    column the lower and upper bound each parent row sets (NaN: none)."""
+
+    def __init__(self, fk: ForeignKey, fks: list[ForeignKey], parent: pd.DataFrame, frame: pd.DataFrame, key: str):
+        self.fk, self.parent = fk, parent.reset_index(drop=True)
+        self.positions = _positions(self.parent, key, frame, fk.child_column)
+        self.lower: dict[str, np.ndarray] = {}
+        self.upper: dict[str, np.ndarray] = {}
+        # columns this FK shares with the table's other FKs (results' series): a new parent must agree on them
+        self.shared = [c for c in fk.child_columns if any(c in o.child_columns for o in fks if o is not fk)]
+        paired = [fk.parent_columns[fk.child_columns.index(c)] for c in self.shared]
+        self.parent_group = (key_values(self.parent, paired).to_numpy(dtype=object) if paired
+                             else np.zeros(len(self.parent), dtype=object))
+        self.child_group = (key_values(frame, self.shared).to_numpy(dtype=object) if self.shared
+                            else np.zeros(len(frame), dtype=object))
+        self.codes = key_values(self.parent, fk.parent_columns).to_numpy(dtype=object)
+
+    def bounds(self, column: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        known = positions >= 0
+        at = np.maximum(positions, 0)
+        nothing = np.full(len(positions), np.nan)
+        lower, upper = self.lower.get(column), self.upper.get(column)
+        return (np.where(known, lower[at], np.nan) if lower is not None and len(lower) else nothing,
+                np.where(known, upper[at], np.nan) if upper is not None and len(upper) else nothing)
+
+
+def _bounding_parents(table_rules: list[Rule], fks: list[ForeignKey], frame: pd.DataFrame,
+                      parents: Mapping[str, pd.DataFrame]) -> tuple[dict[str, _BoundingParent], list[str]]:
+    """The FKs whose parents bound a child column by an exact ordering, and the columns bounded from both sides."""
+    by_name = {fk.child_column: fk for fk in fks}
+    sides: dict[str, _BoundingParent] = {}
+    for rule in table_rules:
+        parent, fk = parents.get(rule.parent_table), by_name.get(rule.fk_column)
+        if rule.kind != "parent_order" or rule.share < 1 or parent is None or fk is None \
+                or rule.parent_column not in parent or _key(frame, rule.fk_column) is None:
+            continue
+        side = sides.setdefault(rule.fk_column, _BoundingParent(fk, fks, parent, frame, rule.parent_key))
+        theirs = _numbers(side.parent[rule.parent_column])
+        column = rule.columns[0]
+        if rule.parent_is_low:
+            side.lower[column] = np.fmax(side.lower.get(column, np.full(len(theirs), np.nan)), theirs + _bound_gap(rule))
+        else:
+            side.upper[column] = np.fmin(side.upper.get(column, np.full(len(theirs), np.nan)), theirs - _bound_gap(rule))
+    columns = sorted({c for s in sides.values() for c in s.lower} & {c for s in sides.values() for c in s.upper})
+    return sides, columns
+
+
+def _room(sides: dict[str, _BoundingParent], columns: list[str], rows: np.ndarray, moved: str | None = None,
+          positions: np.ndarray | None = None) -> np.ndarray:
+    """Per row: every bounded column keeps lower <= upper, with FK `moved` pointing at `positions` instead."""
+    ok = np.ones(len(rows), dtype=bool)
+    for column in columns:
+        lower, upper = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        for name, side in sides.items():
+            lo, hi = side.bounds(column, positions if name == moved else side.positions[rows])
+            lower, upper = np.fmax(lower, lo), np.fmin(upper, hi)
+        with np.errstate(invalid="ignore"):
+            ok &= ~(lower > upper)
+    return ok
+
+
+def room_between_parents(table_rules: list[Rule], fks: list[ForeignKey], keys: dict[str, pd.Series],
+                         parents: Mapping[str, pd.DataFrame], primary_key: list[str], rng: np.random.Generator) -> int:
+    """Parent combinations that leave room for a child column bounded by two parents (a bake's technical rank at
+    least its baker's best and at most the number of bakers in its episode), chosen from the planned keys before
+    any child value exists. A row whose parents' bounds cross first exchanges one FK's parent with another row of
+    its group (rows agreeing on the columns this FK shares with the table's other FKs) where both rows then have
+    room: every parent keeps its number of children. Failing that, it takes another parent of its group that
+    leaves room, from a parent above its fewest children (min_children). The primary key stays unique. `keys`
+    (key column -> values) changes in place; returns the rows still without room (none where the parents allow)."""
+    n = len(next(iter(keys.values()))) if keys else 0
+    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    sides, columns = _bounding_parents(table_rules, fks, frame, parents) if n else ({}, [])
+    if not columns:
+        return 0
+    every = np.arange(n)
+    bad = np.flatnonzero(~_room(sides, columns, every))
+    if not len(bad):
+        return 0
+    minimum = {r.columns[0]: r.min_count for r in table_rules if r.kind == "min_children"}
+    unique_key = [c for c in primary_key if c in frame] if primary_key and all(c in frame for c in primary_key) else []
+    values = {c: frame[c].to_numpy(dtype=object).copy() for c in frame.columns}
+    taken = {tuple(str(values[c][i]) for c in unique_key) for i in every} if unique_key else set()
+
+    def key_of(row: int, changes: dict) -> tuple:
+        return tuple(str(changes.get(c, values[c][row])) for c in unique_key)
+
+    def claim(changes: dict[int, dict]) -> bool:
+        """The rows' primary keys after `changes` (row -> column -> value) are unique: then they are taken."""
+        if not unique_key:
+            return True
+        old = {key_of(r, {}) for r in changes}
+        new = [key_of(r, c) for r, c in changes.items()]
+        if len(set(new)) < len(new) or any(k in taken and k not in old for k in new):
+            return False
+        taken.difference_update(old)
+        taken.update(new)
+        return True
+
+    def moved_columns(side: _BoundingParent) -> list[str]:
+        return [c for c in dict.fromkeys([*side.fk.child_columns, side.fk.child_column]) if c in values]
+
+    for row in rng.permutation(bad):
+        done = False
+        for name, side in sides.items():  # exchange parents with another row of the group
+            candidates = np.flatnonzero(side.child_group == side.child_group[row])
+            candidates = rng.permutation(candidates[candidates != row])[:ROOM_CANDIDATES]
+            if not len(candidates):
+                continue
+            ok = _room(sides, columns, np.full(len(candidates), row), name, side.positions[candidates])
+            ok &= _room(sides, columns, candidates, name, np.full(len(candidates), side.positions[row]))
+            for other in candidates[ok]:
+                columns_moved = moved_columns(side)
+                if not claim({row: {c: values[c][other] for c in columns_moved},
+                              other: {c: values[c][row] for c in columns_moved}}):
+                    continue
+                for column in columns_moved:
+                    values[column][[row, other]] = values[column][[other, row]]
+                side.positions[[row, other]] = side.positions[[other, row]]
+                done = True
+                break
+            if done:
+                break
+        if done:
+            continue
+        for name, side in sides.items():  # another parent of the group
+            counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
+            if side.positions[row] >= 0 and counts[side.positions[row]] <= minimum.get(name, 0):
+                continue
+            pool = np.flatnonzero(side.parent_group == side.child_group[row])
+            pool = rng.permutation(pool[_room(sides, columns, np.full(len(pool), row), name, pool)])
+            for position in pool:
+                changes = {c: side.parent[side.fk.parent_columns[side.fk.child_columns.index(c)]].iloc[position]
+                           for c in side.fk.child_columns if c in values}
+                changes[side.fk.child_column] = side.codes[position]
+                if not claim({row: changes}):
+                    continue
+                for column, value in changes.items():
+                    if column in values:
+                        values[column][row] = value
+                side.positions[row] = position
+                done = True
+                break
+            if done:
+                break
+    for column in {c for side in sides.values() for c in moved_columns(side)}:
+        keys[column] = pd.Series(values[column], dtype=keys[column].dtype)
+    return int((~_room(sides, columns, every)).sum())
+
+
+def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict[str, pd.Series],
+                      parents: Mapping[str, pd.DataFrame], primary_key: list[str], rng: np.random.Generator) -> int:
+    """Rows added for parents still short of their fewest children once the planned rows are spread (every baker
+    has a result in each of their series' episodes, but the episodes asked for fewer rows than the series has
+    bakers): a short parent takes a copy of the keys of a row of its group (rows agreeing on the columns its FK
+    shares with the table's other FKs) whose rest of the primary key it has no row with yet. `keys` grows in
+    place; returns the rows added."""
+    n = len(next(iter(keys.values()))) if keys else 0
+    by_name = {fk.child_column: fk for fk in fks}
+    wanted = [r for r in table_rules if r.kind == "min_children" and r.min_count > 0 and r.columns[0] in by_name
+              and r.parent_table in parents]
+    if not n or not wanted:
+        return 0
+    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    unique_key = list(primary_key) if primary_key and all(c in frame for c in primary_key) else []
+    for rule in wanted:
+        added: list[pd.DataFrame] = []
+        fk = by_name[rule.columns[0]]
+        side = _BoundingParent(fk, fks, parents[rule.parent_table], frame, rule.parent_column)
+        counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
+        rest = [c for c in unique_key if c not in fk.child_columns]
+        rest_key = (key_values(frame, rest).to_numpy(dtype=object) if rest else np.arange(n).astype(object))
+        moved = [c for c in dict.fromkeys([*fk.child_columns, fk.child_column]) if c in frame]
+        for parent_row in rng.permutation(np.flatnonzero(counts < rule.min_count)):
+            mine = side.positions == parent_row
+            group = np.flatnonzero((side.child_group == side.parent_group[parent_row]) & ~mine)
+            free = group[~pd.Index(rest_key[group]).isin(rest_key[mine])] if unique_key else group
+            if not len(free):
+                continue
+            _, first = np.unique(rest_key[free].astype(str), return_index=True)  # one row per rest of the key
+            take = rng.permutation(free[first])[: rule.min_count - counts[parent_row]]
+            copies = frame.iloc[take].copy()
+            for column in moved:
+                if column == fk.child_column and fk.composite:
+                    copies[column] = side.codes[parent_row]
+                else:
+                    copies[column] = side.parent[fk.parent_columns[fk.child_columns.index(column)]].iloc[parent_row]
+            added.append(copies)
+        if added:  # the next rule sees these rows
+            frame = pd.concat([frame, *added], ignore_index=True)
+    if len(frame) == n:
+        return 0
+    for column in keys:
+        keys[column] = frame[column].astype(keys[column].dtype).reset_index(drop=True)
+    return len(frame) - n
 
 
 def at_least(counts: np.ndarray, minimum: int, rng: np.random.Generator) -> np.ndarray:
