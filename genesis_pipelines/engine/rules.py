@@ -38,6 +38,7 @@ MIN_ROWS = 5  # rows with both sides present needed to call anything a rule
 DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it
 MAX_DEPENDENCY_VALUES = 20_000  # source categories a dependency mapping may hold
 GAP_QUANTILES = 21
+EQUAL_SWAP_ROUNDS = 24  # rounds of value exchanges that bring an approximate parent_equal share down
 REPAIR_PASSES = 6  # orderings repaired in column order; repeated while an exact rule is still broken
 _SORTABLE = {"datetime": "datetime", "numeric": "number", "integer": "number"}
 _CATEGORY = ("categorical", "boolean")
@@ -675,8 +676,10 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             take = rng.permutation(np.flatnonzero(present & ~equal))[:need]
             merged[take] = theirs.astype(object).to_numpy()[take]
         elif need < 0 and rule.share < 1:
-            # each exchange makes an equal row unequal; the partner may become equal, so a few rounds
-            for _ in range(REPAIR_PASSES):
+            # an equal row exchanges its value with another row, where neither ends up equal to its parent (when most
+            # parents hold one value, most partners would take the equality over): a few rounds of random pairs
+            parent_values = theirs.reset_index(drop=True)
+            for _ in range(EQUAL_SWAP_ROUNDS):
                 equal, _ = _equal(pd.Series(merged).astype(body[column].dtype), theirs)
                 excess = int(equal.sum()) - int(round(rule.share * present.sum()))
                 unequal = np.flatnonzero(present & ~equal)
@@ -687,11 +690,34 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
                 else:  # two equal rows of different parents exchanging become two unequal ones
                     pairs = rng.permutation(np.flatnonzero(equal))[: 2 * ((excess + 1) // 2)]
                     rows, partners = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
+                apart = (~_equal(pd.Series(merged[partners]).astype(body[column].dtype), parent_values.iloc[rows])[0]
+                         & ~_equal(pd.Series(merged[rows]).astype(body[column].dtype), parent_values.iloc[partners])[0])
+                rows, partners = rows[apart], partners[apart]
                 merged[rows], merged[partners] = merged[partners], merged[rows].copy()
+            _draw_apart(merged, parent_values, present, int(round(rule.share * present.sum())), body[column].dtype, rng)
         else:
             continue
         body[column] = pd.Series(merged).astype(body[column].dtype).to_numpy()
     return body
+
+
+def _draw_apart(merged: np.ndarray, parent_values: pd.Series, present: np.ndarray, target: int, dtype,
+                rng: np.random.Generator) -> None:
+    """Equal rows beyond `target` that no exchange could part (most parents hold the value the rows repeat) take
+    another value of the column, drawn from its values as they stand, one that differs from the row's parent."""
+    equal, _ = _equal(pd.Series(merged).astype(dtype), parent_values)
+    excess = int(equal.sum()) - target
+    if excess <= 0:
+        return
+    left = rng.permutation(np.flatnonzero(equal))[:excess]
+    pool = merged[present]
+    for _ in range(REPAIR_PASSES):
+        if not len(left) or not len(pool):
+            return
+        drawn = pool[rng.integers(0, len(pool), len(left))]
+        apart = ~_equal(pd.Series(drawn).astype(dtype), parent_values.iloc[left])[0]
+        merged[left[apart]] = drawn[apart]
+        left = left[~apart]
 
 
 def _equal(mine: pd.Series, theirs: pd.Series) -> tuple[np.ndarray, np.ndarray]:
