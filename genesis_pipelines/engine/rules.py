@@ -611,28 +611,60 @@ def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mappin
     for column in {r.columns[0] if r.kind == "parent_order" else c for r in exact for c in r.columns}:
         if column not in body:
             continue
-        lower, upper = np.full(len(body), -np.inf), np.full(len(body), np.inf)
-        for rule in exact:
-            sides = _sides(rule, body, parents)
-            if sides is None:
-                continue
-            low, high = sides
-            step = (rule.step or 0.0) if rule.strict else 0.0
-            gap = max(rule.min_gap, step)
-            own_high = rule.columns[1] == column if rule.kind == "order" else (rule.columns[0] == column and rule.parent_is_low)
-            own_low = rule.columns[0] == column if rule.kind == "order" else (rule.columns[0] == column and not rule.parent_is_low)
-            if own_high:
-                lower = np.fmax(lower, low + gap)
-            elif own_low:
-                upper = np.fmin(upper, high - gap)
+        lower, upper = _bounds(column, exact, body, parents)
         values = _numbers(body[column])
         fixable = ~np.isnan(values) & (lower <= upper) & ((values < lower) | (values > upper))
         if fixable.any():
             rows = np.flatnonzero(fixable)
-            _set_numbers(body, column, rows, np.clip(values[rows], lower[rows], upper[rows]))
+            step = max([r.step for r in exact if column in r.columns] + [0.0])
+            _set_numbers(body, column, rows, _inside(values[rows], lower[rows], upper[rows], step, rng))
         if any(r.child_nulls for r in exact if r.kind == "parent_order" and r.columns[0] == column):
             _null_where_no_room(body, column, values, lower, upper, rng)
     return body
+
+
+def _bounds(column: str, exact: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the interval the exact orderings allow a column (from the row's other columns and its parents)."""
+    lower, upper = np.full(len(body), -np.inf), np.full(len(body), np.inf)
+    for rule in exact:
+        if rule.share < 1 or rule.kind not in ("order", "parent_order"):
+            continue
+        own_high = rule.columns[1] == column if rule.kind == "order" else (rule.columns[0] == column and rule.parent_is_low)
+        own_low = rule.columns[0] == column if rule.kind == "order" else (rule.columns[0] == column and not rule.parent_is_low)
+        sides = _sides(rule, body, parents) if own_high or own_low else None
+        if sides is None:
+            continue
+        low, high = sides
+        gap = max(rule.min_gap, (rule.step or 0.0) if rule.strict else 0.0)
+        if own_high:
+            lower = np.fmax(lower, low + gap)
+        else:
+            upper = np.fmin(upper, high - gap)
+    return lower, upper
+
+
+def _fits(values: pd.Series, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per row: the value lies in its interval (True where it is not a number or missing)."""
+    numbers = _numbers(values) if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values) \
+        else np.full(len(values), np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isnan(numbers) | ((numbers >= lower) & (numbers <= upper))
+
+
+def _inside(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
+    """Values brought between their bounds: drawn evenly between them (at the column's step) where both are finite,
+    so repaired rows do not pile up on a parent's value (that would lift a parent_equal share); clipped elsewhere."""
+    out = np.clip(values, lower, upper)
+    both = np.isfinite(lower) & np.isfinite(upper)
+    if step > 0:
+        first, last = np.ceil(lower[both] / step - 1e-9), np.floor(upper[both] / step + 1e-9)
+        ok = last >= first
+        drawn = (first + np.floor(rng.random(int(both.sum())) * (last - first + 1))) * step
+        out[np.flatnonzero(both)[ok]] = drawn[ok]
+    else:
+        out[both] = lower[both] + rng.random(int(both.sum())) * (upper[both] - lower[both])
+    return out
 
 
 def _null_where_no_room(body: pd.DataFrame, column: str, values: np.ndarray, lower: np.ndarray, upper: np.ndarray,
@@ -661,8 +693,10 @@ def _null_where_no_room(body: pd.DataFrame, column: str, values: np.ndarray, low
 def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
                    rng: np.random.Generator) -> pd.DataFrame:
     """A child column equal to its parent's in fewer rows than the real share gets the parent's value in more; in
-    more rows (an approximate rule), some equal rows exchange their value with unequal ones, so the column keeps
-    its values."""
+    more rows (an approximate rule), some equal rows exchange their value with other rows, so the column keeps its
+    values. Every change keeps the row inside the interval its exact orderings allow (so the ordering repair after
+    it has nothing to move), and rows equal under another parent_equal rule of the column are touched last."""
+    exact = [r for r in rules if r.share >= 1]
     for rule in rules:
         parent = parents.get(rule.parent_table)
         column = rule.columns[0]
@@ -670,53 +704,70 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             continue
         theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
         equal, present = _equal(body[column], theirs)
-        need = int(round(rule.share * present.sum())) - int(equal.sum())
+        target = int(round(rule.share * present.sum()))
+        need = target - int(equal.sum())
+        if need == 0 or (need < 0 and rule.share >= 1):
+            continue
+        dtype = body[column].dtype
+        lower, upper = _bounds(column, exact, body, parents)
+        kept_equal = np.zeros(len(body), dtype=bool)  # rows another parent_equal rule of this column holds equal
+        for other in rules:
+            if other is not rule and other.kind == "parent_equal" and other.columns[0] == column and other.parent_table in parents:
+                joined = _joined(parents[other.parent_table], other.parent_column,
+                                 _positions(parents[other.parent_table], other.parent_key, body, other.fk_column))
+                kept_equal |= _equal(body[column], joined)[0]
+
+        def last_if(rows: np.ndarray, late: np.ndarray) -> np.ndarray:
+            rows = rng.permutation(rows)
+            return rows[np.argsort(late[rows], kind="stable")]
+
         merged = body[column].astype(object).to_numpy().copy()
+        parent_values = theirs.reset_index(drop=True)
         if need > 0:
-            take = rng.permutation(np.flatnonzero(present & ~equal))[:need]
+            fits = _fits(parent_values, lower, upper)
+            take = last_if(np.flatnonzero(present & ~equal & fits), kept_equal)[:need]
             merged[take] = theirs.astype(object).to_numpy()[take]
-        elif need < 0 and rule.share < 1:
+        else:
             # an equal row exchanges its value with another row, where neither ends up equal to its parent (when most
             # parents hold one value, most partners would take the equality over): a few rounds of random pairs
-            parent_values = theirs.reset_index(drop=True)
             for _ in range(EQUAL_SWAP_ROUNDS):
-                equal, _ = _equal(pd.Series(merged).astype(body[column].dtype), theirs)
-                excess = int(equal.sum()) - int(round(rule.share * present.sum()))
+                equal, _ = _equal(pd.Series(merged).astype(dtype), theirs)
+                excess = int(equal.sum()) - target
                 unequal = np.flatnonzero(present & ~equal)
                 if excess <= 0:
                     break
                 if len(unequal) >= excess:
-                    rows, partners = rng.permutation(np.flatnonzero(equal))[:excess], rng.permutation(unequal)[:excess]
+                    rows, partners = last_if(np.flatnonzero(equal), kept_equal)[:excess], rng.permutation(unequal)[:excess]
                 else:  # two equal rows of different parents exchanging become two unequal ones
                     pairs = rng.permutation(np.flatnonzero(equal))[: 2 * ((excess + 1) // 2)]
                     rows, partners = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
-                apart = (~_equal(pd.Series(merged[partners]).astype(body[column].dtype), parent_values.iloc[rows])[0]
-                         & ~_equal(pd.Series(merged[rows]).astype(body[column].dtype), parent_values.iloc[partners])[0])
+                mine, yours = pd.Series(merged[rows]).astype(dtype), pd.Series(merged[partners]).astype(dtype)
+                apart = (~_equal(yours, parent_values.iloc[rows])[0] & ~_equal(mine, parent_values.iloc[partners])[0]
+                         & _fits(yours, lower[rows], upper[rows]) & _fits(mine, lower[partners], upper[partners]))
                 rows, partners = rows[apart], partners[apart]
                 merged[rows], merged[partners] = merged[partners], merged[rows].copy()
-            _draw_apart(merged, parent_values, present, int(round(rule.share * present.sum())), body[column].dtype, rng)
-        else:
-            continue
-        body[column] = pd.Series(merged).astype(body[column].dtype).to_numpy()
+            _draw_apart(merged, parent_values, present, target, dtype, lower, upper, rng)
+        body[column] = pd.Series(merged).astype(dtype).to_numpy()
     return body
 
 
 def _draw_apart(merged: np.ndarray, parent_values: pd.Series, present: np.ndarray, target: int, dtype,
-                rng: np.random.Generator) -> None:
+                lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator) -> None:
     """Equal rows beyond `target` that no exchange could part (most parents hold the value the rows repeat) take
-    another value of the column, drawn from its values as they stand, one that differs from the row's parent."""
+    another value of the column, drawn from its values as they stand, one that differs from the row's parent and
+    lies within the row's bounds."""
     equal, _ = _equal(pd.Series(merged).astype(dtype), parent_values)
     excess = int(equal.sum()) - target
     if excess <= 0:
         return
     left = rng.permutation(np.flatnonzero(equal))[:excess]
     pool = merged[present]
-    for _ in range(REPAIR_PASSES):
+    for _ in range(EQUAL_SWAP_ROUNDS):
         if not len(left) or not len(pool):
             return
-        drawn = pool[rng.integers(0, len(pool), len(left))]
-        apart = ~_equal(pd.Series(drawn).astype(dtype), parent_values.iloc[left])[0]
-        merged[left[apart]] = drawn[apart]
+        drawn = pd.Series(pool[rng.integers(0, len(pool), len(left))]).astype(dtype)
+        apart = ~_equal(drawn, parent_values.iloc[left])[0] & _fits(drawn, lower[left], upper[left])
+        merged[left[apart]] = drawn.to_numpy(dtype=object)[apart]
         left = left[~apart]
 
 
