@@ -1248,7 +1248,13 @@ class _Faker:
 
     def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
         if method not in self.cache:
-            produce = getattr(self.faker, method)
+            produce = getattr(self.faker, method, None)
+            if produce is None:  # a locale without this provider (no phone numbers for some): the English one's
+                from faker import Faker
+
+                fallback = Faker("en_US")
+                fallback.seed_instance(int(self.faker.random.random() * 2**31))
+                produce = getattr(fallback, method)
             # one line each: some locales write a street address over two lines
             values = list(dict.fromkeys(transform(produce()).replace("\n", ", ") for _ in range(self.size)))
             if self.forbidden:
@@ -1569,11 +1575,13 @@ def fill_synthetic(
     forbidden: set[str] | frozenset = frozenset(),
     null_rates: dict[str, float] | None = None,
     parents: Mapping[str, pd.DataFrame] | None = None,
+    inherited_locales: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The output table: Faker columns for `fake` findings (never learned), `drop` columns left out.
 
-    Each row's fakes come from the Faker locale of its country column (`row_locales`; `locale` where there is
-    none or it is unknown), generated together per locale group, so a Spanish row gets a Spanish name, street,
+    Each row's fakes come from the Faker locale of its country column (`row_locales`; else `inherited_locales`, read
+    through its FKs by parent_locales; `locale` where there is none or it is unknown), generated together per
+    locale group, so a Spanish row gets a Spanish name, street,
     postcode and phone. Emails are derived from the row's fake names and use example.com/.net/.org, so a
     synthetic address can never reach a real inbox. Derived columns (learned as templates) are rendered with the
     row's fakes, or its synthetic parent's (`parents`). Birth dates fall in 1940..2006, a fixed range so one seed
@@ -1594,6 +1602,8 @@ def fill_synthetic(
     for f in consistent:
         out[f.column] = consistent_fakes(out[f.column], f.kind, locale=locale, forbidden=forbidden)
     locales = row_locales(out, locale) if out.shape[1] else None
+    if locales is None and inherited_locales is not None and len(inherited_locales) == n_rows:
+        locales = np.asarray(inherited_locales, dtype=object)
     groups = ({locale: np.arange(n_rows)} if locales is None else
               {loc: np.flatnonzero(locales == loc) for loc in sorted(set(locales))})
     null_rates = null_rates or {}

@@ -568,7 +568,7 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
     generate in parallel processes and queue only for their commit."""
     from genesis_pipelines.engine import relational
-    from genesis_pipelines.engine.io import read_table, write_table
+    from genesis_pipelines.engine.io import read_table, table_exists, write_table
 
     out_schema = layout.synthetic_schema
     first: list[pd.DataFrame] = []
@@ -579,9 +579,14 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
                 first.append(chunk.head(0))
             yield chunk
 
+    from genesis_pipelines.engine.parent_locales import ancestors_to_read
+
+    has_fakes = any(f.table == table and f.policy == "fake" for f in model.pii)
     with (read or connect)() as con:
-        # the model's own FK graph decides which parents are read
+        # the model's own FK graph decides which parents are read (and the ancestors a fake's locale comes from)
         parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
+        parents.update({p: read_table(con, out_schema, p) for p in ancestors_to_read(model.db_schema, table, has_fakes)
+                        if table_exists(con, out_schema, p)})
     chunks = relational.generate_table_chunks(
         model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
         forbidden=relational.load_pii_guard(model, model_dir),

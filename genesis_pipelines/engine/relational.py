@@ -20,7 +20,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine import pii as pii_engine
-from genesis_pipelines.engine import constraints, record_guard, reference_tables, rules
+from genesis_pipelines.engine import constraints, parent_locales, record_guard, reference_tables, rules
 from genesis_pipelines.engine.errors import GenesisError, ModelError
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator, create_generator, load_generator
 from genesis_pipelines.engine.generators.free_text import excluded_words, redraw_forbidden
@@ -1287,9 +1287,11 @@ def generate_table_chunks(
         for column, values in keys.items():
             if column in meta.columns:  # not a composite FK's tuple codes
                 body[column] = values.iloc[start:stop].reset_index(drop=True)
+        inherited = (parent_locales.inherited_locales(schema, table, body, parents, locale)
+                     if any(f.table == table and f.policy == "fake" for f in model.pii) else None)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
                                         seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates,
-                                        parents=parents)
+                                        parents=parents, inherited_locales=inherited)
         out = redraw_forbidden(out, token_columns, forbidden,
                                lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
         out = rules.enforce(tm.rules, out, parents, rng)
