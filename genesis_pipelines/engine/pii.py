@@ -46,7 +46,9 @@ import hmac
 import importlib
 import os
 import pkgutil
+import random
 import re
+import threading
 import unicodedata
 import zlib
 from collections.abc import Callable, Collection, Mapping
@@ -1230,17 +1232,27 @@ _SAFE_EMAIL_DOMAINS = np.array(["example.com", "example.net", "example.org"], dt
 _SYLLABLES = np.array("ka lo mi ne ru sa te vi da bo ra li mo na pe ti zu ha ke ro".split(), dtype=object)
 
 
+_FAKERS = threading.local()  # one Faker per locale and thread: building one loads its providers (tens of ms)
+
+
+def _faker_instance(locale: str):
+    from faker import Faker
+
+    made = _FAKERS.__dict__.setdefault("by_locale", {})
+    if locale not in made:
+        try:
+            made[locale] = Faker(locale)
+        except (AttributeError, ValueError, ModuleNotFoundError):
+            raise SpecError(f"pii_locale {locale!r} is not a locale Faker knows") from None
+    return made[locale]
+
+
 class _Faker:
     """Seeded Faker pools per kind: Faker is slow per call, so a few thousand values are combined vectorised."""
 
     def __init__(self, locale: str, seed: int, n_rows: int, forbidden: frozenset | set):
-        from faker import Faker
-
-        try:
-            self.faker = Faker(locale)
-        except (AttributeError, ValueError, ModuleNotFoundError):
-            raise SpecError(f"pii_locale {locale!r} is not a locale Faker knows") from None
-        self.faker.seed_instance(seed)
+        self.faker = _faker_instance(locale)
+        self.random = random.Random(seed)  # this object's own stream (as seed_instance makes), set before each pool
         self.locale = locale
         self.size = int(min(2000, max(200, n_rows)))
         self.forbidden = forbidden
@@ -1248,12 +1260,11 @@ class _Faker:
 
     def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
         if method not in self.cache:
+            self.faker.random = self.random
             produce = getattr(self.faker, method, None)
             if produce is None:  # a locale without this provider (no phone numbers for some): the English one's
-                from faker import Faker
-
-                fallback = Faker("en_US")
-                fallback.seed_instance(int(self.faker.random.random() * 2**31))
+                fallback = _faker_instance("en_US")
+                fallback.random = self.random
                 produce = getattr(fallback, method)
             # one line each: some locales write a street address over two lines
             values = list(dict.fromkeys(transform(produce()).replace("\n", ", ") for _ in range(self.size)))
