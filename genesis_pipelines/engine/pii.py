@@ -1254,7 +1254,9 @@ class _Faker:
         self.faker = _faker_instance(locale)
         self.random = random.Random(seed)  # this object's own stream (as seed_instance makes), set before each pool
         self.locale = locale
-        self.size = int(min(2000, max(200, n_rows)))
+        # a pool of at least 200 values, or four per row for a small locale group (sakila's addresses fall into 60
+        # locales of a few rows each: 200 Faker calls per locale and kind would be most of the run)
+        self.size = int(min(2000, max(n_rows, min(200, 4 * n_rows + 20))))
         self.forbidden = forbidden
         self.cache: dict[str, np.ndarray] = {}
 
