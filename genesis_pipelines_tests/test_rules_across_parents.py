@@ -10,7 +10,7 @@ import pytest
 
 from genesis_pipelines.engine import pii, relational, rules
 from genesis_pipelines.engine.rules import Rule
-from genesis_pipelines.engine.schema import ForeignKey, analyse
+from genesis_pipelines.engine.schema import ForeignKey, analyse, key_values
 from genesis_pipelines.engine.spec import parse_spec
 
 
@@ -44,6 +44,32 @@ def test_parents_whose_bounds_cross_are_exchanged_and_every_parent_keeps_its_chi
     assert left == 0 and (low <= high).all()
     for column, counts in before.items():  # exchanges only: children per parent unchanged
         pd.testing.assert_series_equal(keys[column].value_counts().sort_index(), counts)
+
+
+def test_parents_short_of_their_fewest_children_get_rows_with_a_free_rest_of_the_key():
+    """Every player has a result in each of the 3 rounds of their league (min_children 3), but the rounds asked for
+    2 rows each: rows are added, one per round a short player has no row in, and the key stays unique."""
+    players = pd.DataFrame({"league": [1] * 4 + [2] * 3, "player": list("abcdxyz")})
+    rounds = pd.DataFrame({"league": [1, 1, 1, 2, 2, 2], "round": [1, 2, 3, 1, 2, 3]})
+    fks = [ForeignKey(child_table="results", child_columns=["league", "round"], parent_table="rounds",
+                      parent_columns=["league", "round"]),
+           ForeignKey(child_table="results", child_columns=["league", "player"], parent_table="players",
+                      parent_columns=["league", "player"])]
+    planned = pd.DataFrame({"league": [1, 1, 1, 1, 1, 1, 2, 2, 2, 2, 2, 2], "round": [1, 1, 2, 2, 3, 3] * 2,
+                            "player": list("ababcd") + list("xyxyzz")[:5] + ["x"]})
+    planned = planned.drop_duplicates(["league", "round", "player"]).reset_index(drop=True)
+    keys = {c: planned[c].astype("Int64" if c != "player" else "string") for c in planned.columns}
+    keys["league+round"] = key_values(planned, ["league", "round"]).astype(object)
+    keys["league+player"] = key_values(planned, ["league", "player"]).astype(object)
+    rule = Rule(id="m", kind="min_children", table="results", columns=["league+player"], share=1.0,
+                parent_table="players", parent_column="league+player", min_count=3)
+    added = rules.fill_min_children([rule], fks, keys, {"players": players, "rounds": rounds},
+                                    ["league", "round", "player"], np.random.default_rng(0))
+    out = pd.DataFrame({c: keys[c] for c in ("league", "round", "player")})
+    assert added == len(out) - len(planned) > 0
+    assert not out.duplicated().any()
+    assert out.groupby(["league", "player"]).size().reindex(pd.MultiIndex.from_frame(players), fill_value=0).min() == 3
+    assert (key_values(out, ["league", "player"]).to_numpy() == keys["league+player"].to_numpy()).all()
 
 
 def test_rows_without_room_take_the_null_the_real_data_has_there():

@@ -817,6 +817,8 @@ class _BoundingParent:
         self.child_group = (key_values(frame, self.shared).to_numpy(dtype=object) if self.shared
                             else np.zeros(len(frame), dtype=object))
         self.codes = key_values(self.parent, fk.parent_columns).to_numpy(dtype=object)
+        self.rows_of = pd.Series(np.arange(len(frame))).groupby(pd.Series(self.child_group, dtype=object)).indices
+        self.parents_of = pd.Series(np.arange(len(self.parent))).groupby(pd.Series(self.parent_group, dtype=object)).indices
 
     def bounds(self, column: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         known = positions >= 0
@@ -906,7 +908,7 @@ def room_between_parents(table_rules: list[Rule], fks: list[ForeignKey], keys: d
     for row in rng.permutation(bad):
         done = False
         for name, side in sides.items():  # exchange parents with another row of the group
-            candidates = np.flatnonzero(side.child_group == side.child_group[row])
+            candidates = side.rows_of.get(side.child_group[row], np.zeros(0, dtype=int))
             candidates = rng.permutation(candidates[candidates != row])[:ROOM_CANDIDATES]
             if not len(candidates):
                 continue
@@ -930,7 +932,7 @@ def room_between_parents(table_rules: list[Rule], fks: list[ForeignKey], keys: d
             counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
             if side.positions[row] >= 0 and counts[side.positions[row]] <= minimum.get(name, 0):
                 continue
-            pool = np.flatnonzero(side.parent_group == side.child_group[row])
+            pool = side.parents_of.get(side.child_group[row], np.zeros(0, dtype=int))
             pool = rng.permutation(pool[_room(sides, columns, np.full(len(pool), row), name, pool)])
             for position in pool:
                 changes = {c: side.parent[side.fk.parent_columns[side.fk.child_columns.index(c)]].iloc[position]
@@ -972,11 +974,13 @@ def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict
         side = _BoundingParent(fk, fks, parents[rule.parent_table], frame, rule.parent_column)
         counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
         rest = [c for c in unique_key if c not in fk.child_columns]
-        rest_key = (key_values(frame, rest).to_numpy(dtype=object) if rest else np.arange(n).astype(object))
+        rest_key = (key_values(frame, rest).to_numpy(dtype=object) if rest else np.arange(len(frame)).astype(object))
         moved = [c for c in dict.fromkeys([*fk.child_columns, fk.child_column]) if c in frame]
+        children = pd.Series(np.arange(len(frame))).groupby(side.positions).indices
         for parent_row in rng.permutation(np.flatnonzero(counts < rule.min_count)):
-            mine = side.positions == parent_row
-            group = np.flatnonzero((side.child_group == side.parent_group[parent_row]) & ~mine)
+            mine = children.get(parent_row, np.zeros(0, dtype=int))
+            group = side.rows_of.get(side.parent_group[parent_row], np.zeros(0, dtype=int))
+            group = group[side.positions[group] != parent_row]
             free = group[~pd.Index(rest_key[group]).isin(rest_key[mine])] if unique_key else group
             if not len(free):
                 continue
