@@ -18,6 +18,7 @@ rather than clipping it to the bound; `violations` counts what a set of syntheti
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -155,6 +156,11 @@ def _key(df: pd.DataFrame, name: str) -> pd.Series | None:
     return key_values(df.reset_index(drop=True), parts) if all(p in df.columns for p in parts) else None
 
 
+def _has_key(df: pd.DataFrame, name: str) -> bool:
+    """The frame holds the key column `name`, or every part of a composite one (see _key)."""
+    return name in df.columns or all(p in df.columns for p in name.split("+"))
+
+
 def _positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: str) -> np.ndarray:
     """Row of the parent each child row points at (-1 where null or unresolved)."""
     theirs, ours = _key(parent, key), _key(child, fk_column)
@@ -162,6 +168,34 @@ def _positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: s
         return np.full(len(child), -1)
     out = pd.Index(theirs.to_numpy()).get_indexer(ours.to_numpy())
     out[ours.isna().to_numpy()] = -1
+    return out
+
+
+_ENFORCING = threading.local()  # within one enforce call: the child's keys and the parents do not change
+
+
+def _enforce_positions(parent: pd.DataFrame, key: str, body: pd.DataFrame, fk_column: str) -> np.ndarray:
+    """_positions, computed once per parent and FK within an enforce call (building composite key codes and
+    parsing text dates is most of a repair's cost when every rule and pass redoes it)."""
+    cache = getattr(_ENFORCING, "cache", None)
+    if cache is None:
+        return _positions(parent, key, body, fk_column)
+    found = cache.get(("positions", id(parent), key, fk_column))
+    if found is None:
+        found = cache[("positions", id(parent), key, fk_column)] = _positions(parent, key, body, fk_column)
+    return found
+
+
+def _parent_numbers(rule: Rule, parent: pd.DataFrame, body: pd.DataFrame) -> np.ndarray:
+    """The parent value of each child row as a number (see _enforce_positions for the caching)."""
+    cache = getattr(_ENFORCING, "cache", None)
+    entry = ("numbers", id(parent), rule.parent_key, rule.parent_column, rule.fk_column)
+    if cache is not None and entry in cache:
+        return cache[entry]
+    out = _numbers(_joined(parent, rule.parent_column, _enforce_positions(parent, rule.parent_key, body, rule.fk_column)))
+    out.flags.writeable = False
+    if cache is not None:
+        cache[entry] = out
     return out
 
 
@@ -536,9 +570,9 @@ def _sides(rule: Rule, body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) 
             return None
         return _numbers(body[rule.columns[0]]), _numbers(body[rule.columns[1]])
     parent = parents.get(rule.parent_table)
-    if parent is None or _key(body, rule.fk_column) is None or rule.columns[0] not in body or rule.parent_column not in parent:
+    if parent is None or not _has_key(body, rule.fk_column) or rule.columns[0] not in body or rule.parent_column not in parent:
         return None
-    theirs = _numbers(_joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column)))
+    theirs = _parent_numbers(rule, parent, body)
     mine = _numbers(body[rule.columns[0]])
     return (theirs, mine) if rule.parent_is_low else (mine, theirs)
 
@@ -700,9 +734,9 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
     for rule in rules:
         parent = parents.get(rule.parent_table)
         column = rule.columns[0]
-        if rule.kind != "parent_equal" or parent is None or column not in body or _key(body, rule.fk_column) is None:
+        if rule.kind != "parent_equal" or parent is None or column not in body or not _has_key(body, rule.fk_column):
             continue
-        theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
+        theirs = _joined(parent, rule.parent_column, _enforce_positions(parent, rule.parent_key, body, rule.fk_column))
         equal, present = _equal(body[column], theirs)
         target = int(round(rule.share * present.sum()))
         need = target - int(equal.sum())
@@ -714,7 +748,7 @@ def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
         for other in rules:
             if other is not rule and other.kind == "parent_equal" and other.columns[0] == column and other.parent_table in parents:
                 joined = _joined(parents[other.parent_table], other.parent_column,
-                                 _positions(parents[other.parent_table], other.parent_key, body, other.fk_column))
+                                 _enforce_positions(parents[other.parent_table], other.parent_key, body, other.fk_column))
                 kept_equal |= _equal(body[column], joined)[0]
 
         def last_if(rows: np.ndarray, late: np.ndarray) -> np.ndarray:
@@ -787,9 +821,13 @@ def enforce(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.Data
     if not rules or body.empty:
         return body
     body = body.reset_index(drop=True).copy()
-    body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
-    body = _repair_equals(rules, body, parents, rng)
-    return _repair_orders(rules, body, parents, rng)
+    _ENFORCING.cache = {}
+    try:
+        body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
+        body = _repair_equals(rules, body, parents, rng)
+        return _repair_orders(rules, body, parents, rng)
+    finally:
+        _ENFORCING.cache = None
 
 
 ROOM_CANDIDATES = 256  # rows a row without room may exchange its parent with, drawn at random from its group
@@ -837,7 +875,7 @@ def _bounding_parents(table_rules: list[Rule], fks: list[ForeignKey], frame: pd.
     for rule in table_rules:
         parent, fk = parents.get(rule.parent_table), by_name.get(rule.fk_column)
         if rule.kind != "parent_order" or rule.share < 1 or parent is None or fk is None \
-                or rule.parent_column not in parent or _key(frame, rule.fk_column) is None:
+                or rule.parent_column not in parent or not _has_key(frame, rule.fk_column):
             continue
         side = sides.setdefault(rule.fk_column, _BoundingParent(fk, fks, parent, frame, rule.parent_key))
         theirs = _numbers(side.parent[rule.parent_column])
@@ -1076,7 +1114,7 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = broken if rule.share >= 1 else max(0, broken - int(np.floor((1 - rule.share) * total + 1e-9)))
         elif rule.kind == "parent_equal":
             parent = tables.get(rule.parent_table)
-            if parent is None or rule.columns[0] not in body or _key(body, rule.fk_column) is None:
+            if parent is None or rule.columns[0] not in body or not _has_key(body, rule.fk_column):
                 continue
             theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
             equal, present = _equal(body[rule.columns[0]], theirs)
@@ -1095,7 +1133,7 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = max(0, int(np.ceil(rule.share * total - 1e-9)) - kept)
         else:  # min_children
             parent = tables.get(rule.parent_table)
-            if parent is None or _key(body, rule.columns[0]) is None:
+            if parent is None or not _has_key(body, rule.columns[0]):
                 continue
             positions = _positions(parent, rule.parent_column, body, rule.columns[0])
             counts = np.bincount(positions[positions >= 0], minlength=len(parent))
