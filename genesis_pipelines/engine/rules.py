@@ -359,26 +359,36 @@ def find_parent_equals(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
     def group(sdtype: str) -> str:
         return _SORTABLE.get(sdtype, sdtype)
 
+    # each column read once: its text, its numbers (sortable kinds) and, for the parent's, its value per child row
+    joined: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    for parent_column, pmeta in parent_meta.columns.items():
+        if parent_column in parent_keys or parent_column not in parent:
+            continue
+        theirs = _joined(parent, parent_column, positions)
+        joined[parent_column] = (theirs.notna().to_numpy(), theirs.astype(str).to_numpy(),
+                                 _numbers(theirs) if group(pmeta.sdtype) in ("datetime", "number") else None)
     rules: list[Rule] = []
     for column in child.columns:
         cmeta = meta.columns.get(column)
         if cmeta is None or column in child_keys or cmeta.sdtype in ("id", "text") or child[column].nunique() < 2:
             continue
+        sortable = group(cmeta.sdtype) in ("datetime", "number")
+        present, text = child[column].notna().to_numpy(), child[column].astype(str).to_numpy()
+        numbers = _numbers(child[column]) if sortable else None
         best = None
         for parent_column, pmeta in parent_meta.columns.items():
-            if parent_column in parent_keys or group(pmeta.sdtype) != group(cmeta.sdtype) or parent_column not in parent:
+            if parent_column not in joined or group(pmeta.sdtype) != group(cmeta.sdtype):
                 continue
-            theirs = _joined(parent, parent_column, positions)
-            both = (theirs.notna() & child[column].notna()).to_numpy()
+            their_present, their_text, their_numbers = joined[parent_column]
+            both = their_present & present
             if both.sum() < MIN_ROWS:
                 continue
-            mine, joined = child[column][both], theirs[both]
-            if group(cmeta.sdtype) in ("datetime", "number"):
-                equal = float((_numbers(mine) == _numbers(joined)).mean())
+            if sortable:
+                equal = float((numbers[both] == their_numbers[both]).mean())
             else:
-                equal = float((mine.astype(str).to_numpy() == joined.astype(str).to_numpy()).mean())
-            chance = _chance_equal(mine, joined)
-            z = (equal - chance) / max(np.sqrt(chance * (1 - chance) / len(mine)), 1e-12)
+                equal = float((text[both] == their_text[both]).mean())
+            chance = _chance_equal(pd.Series(text[both]), pd.Series(their_text[both]))
+            z = (equal - chance) / max(np.sqrt(chance * (1 - chance) / int(both.sum())), 1e-12)
             if (equal >= EQUAL_MIN_SHARE and equal - chance >= EQUAL_MIN_LIFT and z >= EQUAL_MIN_Z
                     and (best is None or equal > best[0])):
                 best = (equal, parent_column)
