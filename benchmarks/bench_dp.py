@@ -41,10 +41,11 @@ from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
 from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
-from genesis_pipelines.engine.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.schema import DatasetSchema, profile_table  # noqa: E402
-from genesis_pipelines.engine.spec import parse_spec  # noqa: E402
+from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.spec import parse_spec  # noqa: E402
 
 SN_VENV = HERE / ".venv-smartnoise"
 SN_PYTHON = SN_VENV / "bin" / "python"

@@ -38,7 +38,7 @@ def twin_job():
 
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     defs = dg.Definitions.merge(build_dataset_defs(load_spec(os.environ[SPEC_ENV])),
                                 dg.Definitions(resources=default_resources()))

@@ -69,13 +69,13 @@ def tstr_auc(train: pd.DataFrame, test: pd.DataFrame) -> float | None:
 
 
 def run_ours(method: str, train: pd.DataFrame, epochs: int, batch: int, seed: int) -> tuple[dict, pd.DataFrame]:
-    from genesis_pipelines.engine.generators import available_methods, create_generator
-    from genesis_pipelines.engine.schema import profile_table
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     for module in ("ctgan", "tvae", "dp_neural"):  # registered by import, if the neural generators are present
         try:
-            importlib.import_module(f"genesis_pipelines.engine.generators.{module}")
+            importlib.import_module(f"genesis_pipelines.engine.synthesis.generators.{module}")
         except ImportError:
             pass
     if method not in available_methods():

@@ -13,7 +13,7 @@ import pandas as pd
 import pytest
 
 import genesis_pipelines as gp
-from genesis_pipelines.engine.errors import GenesisError, SpecError
+from genesis_pipelines.engine.core.errors import GenesisError, SpecError
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT.parent / "shared" / "datasets"
@@ -220,7 +220,7 @@ def test_docstring_examples_run():
     import doctest
 
     from genesis_pipelines import api
-    from genesis_pipelines.engine.generators import base
+    from genesis_pipelines.engine.synthesis.generators import base
 
     for module in (api, base):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

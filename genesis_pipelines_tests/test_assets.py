@@ -14,7 +14,7 @@ from dagster._serdes import serialize_value
 
 from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.defs.resources import default_resources
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines_tests.conftest import BUNDLED_SPECS
 
 FIRST = ["Anna", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas"]

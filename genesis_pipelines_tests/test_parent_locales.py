@@ -1,4 +1,4 @@
-"""Fakes follow a country that sits behind foreign keys (engine/parent_locales.py): customer -> address -> city ->
+"""Fakes follow a country that sits behind foreign keys (engine/privacy/pii/parent_locales.py): customer -> address -> city ->
 country, on small tables made here (sakila's shape; the corpus check is benchmarks/bench_corpus.py)."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.parent_locales import ancestors_to_read, inherited_locales
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.privacy.pii.parent_locales import ancestors_to_read, inherited_locales
+from genesis_pipelines.engine.synthesis import relational
 
 SPEC = {
     "name": "shop",

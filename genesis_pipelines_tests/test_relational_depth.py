@@ -11,11 +11,12 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import analyse, plan_generation
-from genesis_pipelines.engine.spec import load_spec, parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 
 DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
 CHINOOK = DATASETS / "chinook" / "dataset.yaml"

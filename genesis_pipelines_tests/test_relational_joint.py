@@ -9,11 +9,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, record_guard, relational
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import load_spec, parse_spec
+from genesis_pipelines.engine.privacy import pii, record_guard
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.sampling import _swap_copies
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 
 CHINOOK = Path(__file__).resolve().parents[1] / "resources" / "datasets" / "chinook" / "dataset.yaml"
 
@@ -53,7 +55,7 @@ def test_swapping_resolves_copies_and_keeps_every_marginal():
         return int(record_guard.row_keys(frame, columns, meta).map(lambda k: record_guard.digest("salt", k) in digests).sum())
 
     assert copies(body) == 6  # the rows with a one-customer country or a company
-    swapped = relational._swap_copies(body, columns, meta, "salt", digests, columns, np.random.default_rng(0))
+    swapped = _swap_copies(body, columns, meta, "salt", digests, columns, np.random.default_rng(0))
     assert copies(swapped) <= 2  # what no exchange can fix is left to the redraw
     for column in columns:
         assert sorted(swapped[column].fillna("-")) == sorted(body[column].fillna("-"))

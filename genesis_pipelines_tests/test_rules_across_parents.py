@@ -1,4 +1,4 @@
-"""Rules that span two parents of a row (engine/rules.py): a column bounded by both parents, a minimum of children
+"""Rules that span two parents of a row (engine/analysis/rules.py): a column bounded by both parents, a minimum of children
 that only a full cross product meets, and an approximate child == parent share where most parents hold one value.
 Small data made here; the corpus check is benchmarks/bench_corpus.py on bakeoff and sakila."""
 
@@ -8,10 +8,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational, rules
-from genesis_pipelines.engine.rules import Rule
-from genesis_pipelines.engine.schema import ForeignKey, analyse, key_values
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.analysis import rules
+from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.schema import ForeignKey, key_values
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
 
 
 def _bound_rules() -> list[Rule]:

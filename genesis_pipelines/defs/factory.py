@@ -21,7 +21,7 @@ from genesis_pipelines.defs.sensors.drift import build_drift_sensor
 from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
 from genesis_pipelines import paths
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 log = logging.getLogger(__name__)

@@ -9,7 +9,7 @@ import dagster as dg
 import pandas as pd
 from pydantic import Field
 
-from genesis_pipelines.engine.export import (
+from genesis_pipelines.engine.sources.export import (
     ExportError, TransientExportError, parse_s3_uri, read_s3_parquet, s3_table_key, write_s3_parquet,
 )
 

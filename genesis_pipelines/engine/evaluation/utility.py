@@ -30,7 +30,8 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from genesis_pipelines.engine.evaluation._prep import (
+from genesis_pipelines.engine.analysis.columns import (
+    evaluable_columns,
     CATEGORY_LIKE,
     NULL_KEY,
     NUMERIC_LIKE,
@@ -40,8 +41,7 @@ from genesis_pipelines.engine.evaluation._prep import (
     sample_rows,
     to_float,
 )
-from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.schema import DatasetSchema
+from genesis_pipelines.engine.core.schema import DatasetSchema
 
 MAX_ROWS = 20_000  # rows per side (train, synthetic; holdout too): ratios settle well before this, fits stay seconds
 MAX_FEATURES = 40
