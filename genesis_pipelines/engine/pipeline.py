@@ -596,7 +596,7 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
     generate in parallel processes and queue only for their commit. Before any row, the disk is checked for the
     table's estimated size (`check_space`, see staging.check_free_space) and stale staging of killed runs removed."""
-    from genesis_pipelines.engine.sources.io import read_table, write_table
+    from genesis_pipelines.engine.sources.io import read_table, table_exists, write_table
     from genesis_pipelines.engine.synthesis import relational, staging
     from genesis_pipelines.engine.synthesis.relational import keys as key_assignment
 
@@ -611,9 +611,14 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
                 first.append(chunk.head(0))
             yield chunk
 
+    from genesis_pipelines.engine.privacy.pii.parent_locales import ancestors_to_read
+
+    has_fakes = any(f.table == table and f.policy == "fake" for f in model.pii)
     with (read or connect)() as con:
-        # the model's own FK graph decides which parents are read
+        # the model's own FK graph decides which parents are read (and the ancestors a fake's locale comes from)
         parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table)}
+        parents.update({p: read_table(con, out_schema, p) for p in ancestors_to_read(model.db_schema, table, has_fakes)
+                        if table_exists(con, out_schema, p)})
     chunks = relational.generate_table_chunks(
         model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
         forbidden=relational.load_pii_guard(model, model_dir),

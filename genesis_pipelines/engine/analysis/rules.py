@@ -18,6 +18,7 @@ rather than clipping it to the bound; `violations` counts what a set of syntheti
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Iterable, Mapping
 
 import numpy as np
@@ -38,6 +39,7 @@ MIN_ROWS = 5  # rows with both sides present needed to call anything a rule
 DEPENDENCY_MIN_PURITY = 0.95  # a category column this predictable from another one follows it
 MAX_DEPENDENCY_VALUES = 20_000  # source categories a dependency mapping may hold
 GAP_QUANTILES = 21
+EQUAL_SWAP_ROUNDS = 24  # rounds of value exchanges that bring an approximate parent_equal share down
 REPAIR_PASSES = 6  # orderings repaired in column order; repeated while an exact rule is still broken
 _SORTABLE = {"datetime": "datetime", "numeric": "number", "integer": "number"}
 _CATEGORY = ("categorical", "boolean")
@@ -62,6 +64,7 @@ class Rule(BaseModel):
     gaps: list[float] = Field(default_factory=list)  # orderings: quantiles of the real gap, to redraw from
     step: float = 0.0  # orderings: resolution of the dependent column (86400 for dates, 1 for integers)
     min_count: int = 0  # min_children: fewest children a real parent has
+    child_nulls: bool = False  # parent_order: the child column is null in some real rows (where no value could fit)
 
     def describe(self) -> dict:
         """What the schema metadata shows: kind, columns, share."""
@@ -153,6 +156,11 @@ def _key(df: pd.DataFrame, name: str) -> pd.Series | None:
     return key_values(df.reset_index(drop=True), parts) if all(p in df.columns for p in parts) else None
 
 
+def _has_key(df: pd.DataFrame, name: str) -> bool:
+    """The frame holds the key column `name`, or every part of a composite one (see _key)."""
+    return name in df.columns or all(p in df.columns for p in name.split("+"))
+
+
 def _positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: str) -> np.ndarray:
     """Row of the parent each child row points at (-1 where null or unresolved)."""
     theirs, ours = _key(parent, key), _key(child, fk_column)
@@ -160,6 +168,34 @@ def _positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: s
         return np.full(len(child), -1)
     out = pd.Index(theirs.to_numpy()).get_indexer(ours.to_numpy())
     out[ours.isna().to_numpy()] = -1
+    return out
+
+
+_ENFORCING = threading.local()  # within one enforce call: the child's keys and the parents do not change
+
+
+def _enforce_positions(parent: pd.DataFrame, key: str, body: pd.DataFrame, fk_column: str) -> np.ndarray:
+    """_positions, computed once per parent and FK within an enforce call (building composite key codes and
+    parsing text dates is most of a repair's cost when every rule and pass redoes it)."""
+    cache = getattr(_ENFORCING, "cache", None)
+    if cache is None:
+        return _positions(parent, key, body, fk_column)
+    found = cache.get(("positions", id(parent), key, fk_column))
+    if found is None:
+        found = cache[("positions", id(parent), key, fk_column)] = _positions(parent, key, body, fk_column)
+    return found
+
+
+def _parent_numbers(rule: Rule, parent: pd.DataFrame, body: pd.DataFrame) -> np.ndarray:
+    """The parent value of each child row as a number (see _enforce_positions for the caching)."""
+    cache = getattr(_ENFORCING, "cache", None)
+    entry = ("numbers", id(parent), rule.parent_key, rule.parent_column, rule.fk_column)
+    if cache is not None and entry in cache:
+        return cache[entry]
+    out = _numbers(_joined(parent, rule.parent_column, _enforce_positions(parent, rule.parent_key, body, rule.fk_column)))
+    out.flags.writeable = False
+    if cache is not None:
+        cache[entry] = out
     return out
 
 
@@ -297,7 +333,8 @@ def find_parent_orders(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
                               share=share, parent_table=fk.parent_table, parent_column=parent_column,
                               parent_key=fk.parent_column, fk_column=fk.child_column, parent_is_low=parent_is_low,
                               strict=strict, min_gap=min_gap, gaps=gaps,
-                              step=_step(child[child_column], meta.columns[child_column].sdtype)))
+                              step=_step(child[child_column], meta.columns[child_column].sdtype),
+                              child_nulls=bool(child[child_column].isna().any())))
     return rules
 
 
@@ -322,26 +359,36 @@ def find_parent_equals(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame
     def group(sdtype: str) -> str:
         return _SORTABLE.get(sdtype, sdtype)
 
+    # each column read once: its text, its numbers (sortable kinds) and, for the parent's, its value per child row
+    joined: dict[str, tuple[np.ndarray, np.ndarray, np.ndarray | None]] = {}
+    for parent_column, pmeta in parent_meta.columns.items():
+        if parent_column in parent_keys or parent_column not in parent:
+            continue
+        theirs = _joined(parent, parent_column, positions)
+        joined[parent_column] = (theirs.notna().to_numpy(), theirs.astype(str).to_numpy(),
+                                 _numbers(theirs) if group(pmeta.sdtype) in ("datetime", "number") else None)
     rules: list[Rule] = []
     for column in child.columns:
         cmeta = meta.columns.get(column)
         if cmeta is None or column in child_keys or cmeta.sdtype in ("id", "text") or child[column].nunique() < 2:
             continue
+        sortable = group(cmeta.sdtype) in ("datetime", "number")
+        present, text = child[column].notna().to_numpy(), child[column].astype(str).to_numpy()
+        numbers = _numbers(child[column]) if sortable else None
         best = None
         for parent_column, pmeta in parent_meta.columns.items():
-            if parent_column in parent_keys or group(pmeta.sdtype) != group(cmeta.sdtype) or parent_column not in parent:
+            if parent_column not in joined or group(pmeta.sdtype) != group(cmeta.sdtype):
                 continue
-            theirs = _joined(parent, parent_column, positions)
-            both = (theirs.notna() & child[column].notna()).to_numpy()
+            their_present, their_text, their_numbers = joined[parent_column]
+            both = their_present & present
             if both.sum() < MIN_ROWS:
                 continue
-            mine, joined = child[column][both], theirs[both]
-            if group(cmeta.sdtype) in ("datetime", "number"):
-                equal = float((_numbers(mine) == _numbers(joined)).mean())
+            if sortable:
+                equal = float((numbers[both] == their_numbers[both]).mean())
             else:
-                equal = float((mine.astype(str).to_numpy() == joined.astype(str).to_numpy()).mean())
-            chance = _chance_equal(mine, joined)
-            z = (equal - chance) / max(np.sqrt(chance * (1 - chance) / len(mine)), 1e-12)
+                equal = float((text[both] == their_text[both]).mean())
+            chance = _chance_equal(pd.Series(text[both]), pd.Series(their_text[both]))
+            z = (equal - chance) / max(np.sqrt(chance * (1 - chance) / int(both.sum())), 1e-12)
             if (equal >= EQUAL_MIN_SHARE and equal - chance >= EQUAL_MIN_LIFT and z >= EQUAL_MIN_Z
                     and (best is None or equal > best[0])):
                 best = (equal, parent_column)
@@ -533,9 +580,9 @@ def _sides(rule: Rule, body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) 
             return None
         return _numbers(body[rule.columns[0]]), _numbers(body[rule.columns[1]])
     parent = parents.get(rule.parent_table)
-    if parent is None or _key(body, rule.fk_column) is None or rule.columns[0] not in body or rule.parent_column not in parent:
+    if parent is None or not _has_key(body, rule.fk_column) or rule.columns[0] not in body or rule.parent_column not in parent:
         return None
-    theirs = _numbers(_joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column)))
+    theirs = _parent_numbers(rule, parent, body)
     mine = _numbers(body[rule.columns[0]])
     return (theirs, mine) if rule.parent_is_low else (mine, theirs)
 
@@ -596,10 +643,11 @@ def _repair_orders(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, 
             broken_exact |= rule.share >= 1
         if not broken_exact:
             break
-    return _clamp_between_bounds(rules, body, parents)
+    return _clamp_between_bounds(rules, body, parents, rng)
 
 
-def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]) -> pd.DataFrame:
+def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
+                          rng: np.random.Generator) -> pd.DataFrame:
     """Rows an exact ordering still breaks after the redraws (a column bounded from both sides, such as a bake's
     rank between its baker's best and worst): the column is clipped into the interval every exact rule allows,
     where that interval is not empty."""
@@ -607,63 +655,164 @@ def _clamp_between_bounds(rules: list[Rule], body: pd.DataFrame, parents: Mappin
     for column in {r.columns[0] if r.kind == "parent_order" else c for r in exact for c in r.columns}:
         if column not in body:
             continue
-        lower, upper = np.full(len(body), -np.inf), np.full(len(body), np.inf)
-        for rule in exact:
-            sides = _sides(rule, body, parents)
-            if sides is None:
-                continue
-            low, high = sides
-            step = (rule.step or 0.0) if rule.strict else 0.0
-            gap = max(rule.min_gap, step)
-            own_high = rule.columns[1] == column if rule.kind == "order" else (rule.columns[0] == column and rule.parent_is_low)
-            own_low = rule.columns[0] == column if rule.kind == "order" else (rule.columns[0] == column and not rule.parent_is_low)
-            if own_high:
-                lower = np.fmax(lower, low + gap)
-            elif own_low:
-                upper = np.fmin(upper, high - gap)
+        lower, upper = _bounds(column, exact, body, parents)
         values = _numbers(body[column])
         fixable = ~np.isnan(values) & (lower <= upper) & ((values < lower) | (values > upper))
         if fixable.any():
             rows = np.flatnonzero(fixable)
-            _set_numbers(body, column, rows, np.clip(values[rows], lower[rows], upper[rows]))
+            step = max([r.step for r in exact if column in r.columns] + [0.0])
+            _set_numbers(body, column, rows, _inside(values[rows], lower[rows], upper[rows], step, rng))
+        if any(r.child_nulls for r in exact if r.kind == "parent_order" and r.columns[0] == column):
+            _null_where_no_room(body, column, values, lower, upper, rng)
     return body
+
+
+def _bounds(column: str, exact: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame]
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Per row, the interval the exact orderings allow a column (from the row's other columns and its parents)."""
+    lower, upper = np.full(len(body), -np.inf), np.full(len(body), np.inf)
+    for rule in exact:
+        if rule.share < 1 or rule.kind not in ("order", "parent_order"):
+            continue
+        own_high = rule.columns[1] == column if rule.kind == "order" else (rule.columns[0] == column and rule.parent_is_low)
+        own_low = rule.columns[0] == column if rule.kind == "order" else (rule.columns[0] == column and not rule.parent_is_low)
+        sides = _sides(rule, body, parents) if own_high or own_low else None
+        if sides is None:
+            continue
+        low, high = sides
+        gap = max(rule.min_gap, (rule.step or 0.0) if rule.strict else 0.0)
+        if own_high:
+            lower = np.fmax(lower, low + gap)
+        else:
+            upper = np.fmin(upper, high - gap)
+    return lower, upper
+
+
+def _fits(values: pd.Series, lower: np.ndarray, upper: np.ndarray) -> np.ndarray:
+    """Per row: the value lies in its interval (True where it is not a number or missing)."""
+    numbers = _numbers(values) if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_datetime64_any_dtype(values) \
+        else np.full(len(values), np.nan)
+    with np.errstate(invalid="ignore"):
+        return np.isnan(numbers) | ((numbers >= lower) & (numbers <= upper))
+
+
+def _inside(values: np.ndarray, lower: np.ndarray, upper: np.ndarray, step: float, rng: np.random.Generator) -> np.ndarray:
+    """Values brought between their bounds: drawn evenly between them (at the column's step) where both are finite,
+    so repaired rows do not pile up on a parent's value (that would lift a parent_equal share); clipped elsewhere."""
+    out = np.clip(values, lower, upper)
+    both = np.isfinite(lower) & np.isfinite(upper)
+    if step > 0:
+        first, last = np.ceil(lower[both] / step - 1e-9), np.floor(upper[both] / step + 1e-9)
+        ok = last >= first
+        drawn = (first + np.floor(rng.random(int(both.sum())) * (last - first + 1))) * step
+        out[np.flatnonzero(both)[ok]] = drawn[ok]
+    else:
+        out[both] = lower[both] + rng.random(int(both.sum())) * (upper[both] - lower[both])
+    return out
+
+
+def _null_where_no_room(body: pd.DataFrame, column: str, values: np.ndarray, lower: np.ndarray, upper: np.ndarray,
+                        rng: np.random.Generator) -> None:
+    """Rows whose parents leave no value between the bounds (a baker's best rank above the bakers left in an
+    episode) are the rows the real data leaves empty (the baker was out): the column is made null there, and as
+    many null rows that have room take a value (one of the column's, clipped into their bounds), so the column
+    keeps its share of nulls."""
+    with np.errstate(invalid="ignore"):
+        crossed = lower > upper
+    emptied = np.flatnonzero(crossed & ~np.isnan(values))
+    if not len(emptied):
+        return
+    filled = rng.permutation(np.flatnonzero(~crossed & np.isnan(values)))[:len(emptied)]
+    present = values[~np.isnan(values)]
+    if len(filled):
+        drawn = np.clip(rng.choice(present, size=len(filled)), lower[filled], upper[filled])
+        _set_numbers(body, column, filled, drawn)
+    merged = body[column].copy()
+    if pd.api.types.is_integer_dtype(merged) and not pd.api.types.is_extension_array_dtype(merged):
+        merged = merged.astype("Int64")
+    merged.iloc[emptied] = None
+    body[column] = merged
 
 
 def _repair_equals(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.DataFrame],
                    rng: np.random.Generator) -> pd.DataFrame:
     """A child column equal to its parent's in fewer rows than the real share gets the parent's value in more; in
-    more rows (an approximate rule), some equal rows exchange their value with unequal ones, so the column keeps
-    its values."""
+    more rows (an approximate rule), some equal rows exchange their value with other rows, so the column keeps its
+    values. Every change keeps the row inside the interval its exact orderings allow (so the ordering repair after
+    it has nothing to move), and rows equal under another parent_equal rule of the column are touched last."""
+    exact = [r for r in rules if r.share >= 1]
     for rule in rules:
         parent = parents.get(rule.parent_table)
         column = rule.columns[0]
-        if rule.kind != "parent_equal" or parent is None or column not in body or _key(body, rule.fk_column) is None:
+        if rule.kind != "parent_equal" or parent is None or column not in body or not _has_key(body, rule.fk_column):
             continue
-        theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
+        theirs = _joined(parent, rule.parent_column, _enforce_positions(parent, rule.parent_key, body, rule.fk_column))
         equal, present = _equal(body[column], theirs)
-        need = int(round(rule.share * present.sum())) - int(equal.sum())
+        target = int(round(rule.share * present.sum()))
+        need = target - int(equal.sum())
+        if need == 0 or (need < 0 and rule.share >= 1):
+            continue
+        dtype = body[column].dtype
+        lower, upper = _bounds(column, exact, body, parents)
+        kept_equal = np.zeros(len(body), dtype=bool)  # rows another parent_equal rule of this column holds equal
+        for other in rules:
+            if other is not rule and other.kind == "parent_equal" and other.columns[0] == column and other.parent_table in parents:
+                joined = _joined(parents[other.parent_table], other.parent_column,
+                                 _enforce_positions(parents[other.parent_table], other.parent_key, body, other.fk_column))
+                kept_equal |= _equal(body[column], joined)[0]
+
+        def last_if(rows: np.ndarray, late: np.ndarray) -> np.ndarray:
+            rows = rng.permutation(rows)
+            return rows[np.argsort(late[rows], kind="stable")]
+
         merged = body[column].astype(object).to_numpy().copy()
+        parent_values = theirs.reset_index(drop=True)
         if need > 0:
-            take = rng.permutation(np.flatnonzero(present & ~equal))[:need]
+            fits = _fits(parent_values, lower, upper)
+            take = last_if(np.flatnonzero(present & ~equal & fits), kept_equal)[:need]
             merged[take] = theirs.astype(object).to_numpy()[take]
-        elif need < 0 and rule.share < 1:
-            # each exchange makes an equal row unequal; the partner may become equal, so a few rounds
-            for _ in range(REPAIR_PASSES):
-                equal, _ = _equal(pd.Series(merged).astype(body[column].dtype), theirs)
-                excess = int(equal.sum()) - int(round(rule.share * present.sum()))
+        else:
+            # an equal row exchanges its value with another row, where neither ends up equal to its parent (when most
+            # parents hold one value, most partners would take the equality over): a few rounds of random pairs
+            for _ in range(EQUAL_SWAP_ROUNDS):
+                equal, _ = _equal(pd.Series(merged).astype(dtype), theirs)
+                excess = int(equal.sum()) - target
                 unequal = np.flatnonzero(present & ~equal)
                 if excess <= 0:
                     break
                 if len(unequal) >= excess:
-                    rows, partners = rng.permutation(np.flatnonzero(equal))[:excess], rng.permutation(unequal)[:excess]
+                    rows, partners = last_if(np.flatnonzero(equal), kept_equal)[:excess], rng.permutation(unequal)[:excess]
                 else:  # two equal rows of different parents exchanging become two unequal ones
                     pairs = rng.permutation(np.flatnonzero(equal))[: 2 * ((excess + 1) // 2)]
                     rows, partners = pairs[: len(pairs) // 2], pairs[len(pairs) // 2:]
+                mine, yours = pd.Series(merged[rows]).astype(dtype), pd.Series(merged[partners]).astype(dtype)
+                apart = (~_equal(yours, parent_values.iloc[rows])[0] & ~_equal(mine, parent_values.iloc[partners])[0]
+                         & _fits(yours, lower[rows], upper[rows]) & _fits(mine, lower[partners], upper[partners]))
+                rows, partners = rows[apart], partners[apart]
                 merged[rows], merged[partners] = merged[partners], merged[rows].copy()
-        else:
-            continue
-        body[column] = pd.Series(merged).astype(body[column].dtype).to_numpy()
+            _draw_apart(merged, parent_values, present, target, dtype, lower, upper, rng)
+        body[column] = pd.Series(merged).astype(dtype).to_numpy()
     return body
+
+
+def _draw_apart(merged: np.ndarray, parent_values: pd.Series, present: np.ndarray, target: int, dtype,
+                lower: np.ndarray, upper: np.ndarray, rng: np.random.Generator) -> None:
+    """Equal rows beyond `target` that no exchange could part (most parents hold the value the rows repeat) take
+    another value of the column, drawn from its values as they stand, one that differs from the row's parent and
+    lies within the row's bounds."""
+    equal, _ = _equal(pd.Series(merged).astype(dtype), parent_values)
+    excess = int(equal.sum()) - target
+    if excess <= 0:
+        return
+    left = rng.permutation(np.flatnonzero(equal))[:excess]
+    pool = merged[present]
+    for _ in range(EQUAL_SWAP_ROUNDS):
+        if not len(left) or not len(pool):
+            return
+        drawn = pd.Series(pool[rng.integers(0, len(pool), len(left))]).astype(dtype)
+        apart = ~_equal(drawn, parent_values.iloc[left])[0] & _fits(drawn, lower[left], upper[left])
+        merged[left[apart]] = drawn.to_numpy(dtype=object)[apart]
+        left = left[~apart]
 
 
 def _equal(mine: pd.Series, theirs: pd.Series) -> tuple[np.ndarray, np.ndarray]:
@@ -682,9 +831,223 @@ def enforce(rules: list[Rule], body: pd.DataFrame, parents: Mapping[str, pd.Data
     if not rules or body.empty:
         return body
     body = body.reset_index(drop=True).copy()
-    body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
-    body = _repair_equals(rules, body, parents, rng)
-    return _repair_orders(rules, body, parents, rng)
+    _ENFORCING.cache = {}
+    try:
+        body = _repair_orders(rules, body, parents, rng)  # orderings first, so a copied parent value is not redrawn
+        body = _repair_equals(rules, body, parents, rng)
+        return _repair_orders(rules, body, parents, rng)
+    finally:
+        _ENFORCING.cache = None
+
+
+ROOM_CANDIDATES = 256  # rows a row without room may exchange its parent with, drawn at random from its group
+
+
+def _bound_gap(rule: Rule) -> float:
+    """How far the child must stay from its parent's value: the smallest real gap, or a step for a strict rule."""
+    return max(rule.min_gap, rule.step if rule.strict else 0.0)
+
+
+class _BoundingParent:
+    """One FK of a table as it bounds the table's columns: the parent row of each child row, and per bounded
+    column the lower and upper bound each parent row sets (NaN: none)."""
+
+    def __init__(self, fk: ForeignKey, fks: list[ForeignKey], parent: pd.DataFrame, frame: pd.DataFrame, key: str):
+        self.fk, self.parent = fk, parent.reset_index(drop=True)
+        self.positions = _positions(self.parent, key, frame, fk.child_column)
+        self.lower: dict[str, np.ndarray] = {}
+        self.upper: dict[str, np.ndarray] = {}
+        # columns this FK shares with the table's other FKs (results' series): a new parent must agree on them
+        self.shared = [c for c in fk.child_columns if any(c in o.child_columns for o in fks if o is not fk)]
+        paired = [fk.parent_columns[fk.child_columns.index(c)] for c in self.shared]
+        self.parent_group = (key_values(self.parent, paired).to_numpy(dtype=object) if paired
+                             else np.zeros(len(self.parent), dtype=object))
+        self.child_group = (key_values(frame, self.shared).to_numpy(dtype=object) if self.shared
+                            else np.zeros(len(frame), dtype=object))
+        self.codes = key_values(self.parent, fk.parent_columns).to_numpy(dtype=object)
+        self.rows_of = pd.Series(np.arange(len(frame))).groupby(pd.Series(self.child_group, dtype=object)).indices
+        self.parents_of = pd.Series(np.arange(len(self.parent))).groupby(pd.Series(self.parent_group, dtype=object)).indices
+
+    def bounds(self, column: str, positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        known = positions >= 0
+        at = np.maximum(positions, 0)
+        nothing = np.full(len(positions), np.nan)
+        lower, upper = self.lower.get(column), self.upper.get(column)
+        return (np.where(known, lower[at], np.nan) if lower is not None and len(lower) else nothing,
+                np.where(known, upper[at], np.nan) if upper is not None and len(upper) else nothing)
+
+
+def _bounding_parents(table_rules: list[Rule], fks: list[ForeignKey], frame: pd.DataFrame,
+                      parents: Mapping[str, pd.DataFrame]) -> tuple[dict[str, _BoundingParent], list[str]]:
+    """The FKs whose parents bound a child column by an exact ordering, and the columns bounded from both sides."""
+    by_name = {fk.child_column: fk for fk in fks}
+    sides: dict[str, _BoundingParent] = {}
+    for rule in table_rules:
+        parent, fk = parents.get(rule.parent_table), by_name.get(rule.fk_column)
+        if rule.kind != "parent_order" or rule.share < 1 or parent is None or fk is None \
+                or rule.parent_column not in parent or not _has_key(frame, rule.fk_column):
+            continue
+        side = sides.setdefault(rule.fk_column, _BoundingParent(fk, fks, parent, frame, rule.parent_key))
+        theirs = _numbers(side.parent[rule.parent_column])
+        column = rule.columns[0]
+        if rule.parent_is_low:
+            side.lower[column] = np.fmax(side.lower.get(column, np.full(len(theirs), np.nan)), theirs + _bound_gap(rule))
+        else:
+            side.upper[column] = np.fmin(side.upper.get(column, np.full(len(theirs), np.nan)), theirs - _bound_gap(rule))
+    columns = sorted({c for s in sides.values() for c in s.lower} & {c for s in sides.values() for c in s.upper})
+    return sides, columns
+
+
+def _room(sides: dict[str, _BoundingParent], columns: list[str], rows: np.ndarray, moved: str | None = None,
+          positions: np.ndarray | None = None) -> np.ndarray:
+    """Per row: every bounded column keeps lower <= upper, with FK `moved` pointing at `positions` instead."""
+    ok = np.ones(len(rows), dtype=bool)
+    for column in columns:
+        lower, upper = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
+        for name, side in sides.items():
+            lo, hi = side.bounds(column, positions if name == moved else side.positions[rows])
+            lower, upper = np.fmax(lower, lo), np.fmin(upper, hi)
+        with np.errstate(invalid="ignore"):
+            ok &= ~(lower > upper)
+    return ok
+
+
+def room_between_parents(table_rules: list[Rule], fks: list[ForeignKey], keys: dict[str, pd.Series],
+                         parents: Mapping[str, pd.DataFrame], primary_key: list[str], rng: np.random.Generator) -> int:
+    """Parent combinations that leave room for a child column bounded by two parents (a bake's technical rank at
+    least its baker's best and at most the number of bakers in its episode), chosen from the planned keys before
+    any child value exists. A row whose parents' bounds cross first exchanges one FK's parent with another row of
+    its group (rows agreeing on the columns this FK shares with the table's other FKs) where both rows then have
+    room: every parent keeps its number of children. Failing that, it takes another parent of its group that
+    leaves room, from a parent above its fewest children (min_children). The primary key stays unique. `keys`
+    (key column -> values) changes in place; returns the rows still without room (none where the parents allow)."""
+    n = len(next(iter(keys.values()))) if keys else 0
+    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    sides, columns = _bounding_parents(table_rules, fks, frame, parents) if n else ({}, [])
+    if not columns:
+        return 0
+    every = np.arange(n)
+    bad = np.flatnonzero(~_room(sides, columns, every))
+    if not len(bad):
+        return 0
+    minimum = {r.columns[0]: r.min_count for r in table_rules if r.kind == "min_children"}
+    unique_key = [c for c in primary_key if c in frame] if primary_key and all(c in frame for c in primary_key) else []
+    values = {c: frame[c].to_numpy(dtype=object).copy() for c in frame.columns}
+    taken = {tuple(str(values[c][i]) for c in unique_key) for i in every} if unique_key else set()
+
+    def key_of(row: int, changes: dict) -> tuple:
+        return tuple(str(changes.get(c, values[c][row])) for c in unique_key)
+
+    def claim(changes: dict[int, dict]) -> bool:
+        """The rows' primary keys after `changes` (row -> column -> value) are unique: then they are taken."""
+        if not unique_key:
+            return True
+        old = {key_of(r, {}) for r in changes}
+        new = [key_of(r, c) for r, c in changes.items()]
+        if len(set(new)) < len(new) or any(k in taken and k not in old for k in new):
+            return False
+        taken.difference_update(old)
+        taken.update(new)
+        return True
+
+    def moved_columns(side: _BoundingParent) -> list[str]:
+        return [c for c in dict.fromkeys([*side.fk.child_columns, side.fk.child_column]) if c in values]
+
+    for row in rng.permutation(bad):
+        done = False
+        for name, side in sides.items():  # exchange parents with another row of the group
+            candidates = side.rows_of.get(side.child_group[row], np.zeros(0, dtype=int))
+            candidates = rng.permutation(candidates[candidates != row])[:ROOM_CANDIDATES]
+            if not len(candidates):
+                continue
+            ok = _room(sides, columns, np.full(len(candidates), row), name, side.positions[candidates])
+            ok &= _room(sides, columns, candidates, name, np.full(len(candidates), side.positions[row]))
+            for other in candidates[ok]:
+                columns_moved = moved_columns(side)
+                if not claim({row: {c: values[c][other] for c in columns_moved},
+                              other: {c: values[c][row] for c in columns_moved}}):
+                    continue
+                for column in columns_moved:
+                    values[column][[row, other]] = values[column][[other, row]]
+                side.positions[[row, other]] = side.positions[[other, row]]
+                done = True
+                break
+            if done:
+                break
+        if done:
+            continue
+        for name, side in sides.items():  # another parent of the group
+            counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
+            if side.positions[row] >= 0 and counts[side.positions[row]] <= minimum.get(name, 0):
+                continue
+            pool = side.parents_of.get(side.child_group[row], np.zeros(0, dtype=int))
+            pool = rng.permutation(pool[_room(sides, columns, np.full(len(pool), row), name, pool)])
+            for position in pool:
+                changes = {c: side.parent[side.fk.parent_columns[side.fk.child_columns.index(c)]].iloc[position]
+                           for c in side.fk.child_columns if c in values}
+                changes[side.fk.child_column] = side.codes[position]
+                if not claim({row: changes}):
+                    continue
+                for column, value in changes.items():
+                    if column in values:
+                        values[column][row] = value
+                side.positions[row] = position
+                done = True
+                break
+            if done:
+                break
+    for column in {c for side in sides.values() for c in moved_columns(side)}:
+        keys[column] = pd.Series(values[column], dtype=keys[column].dtype)
+    return int((~_room(sides, columns, every)).sum())
+
+
+def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict[str, pd.Series],
+                      parents: Mapping[str, pd.DataFrame], primary_key: list[str], rng: np.random.Generator) -> int:
+    """Rows added for parents still short of their fewest children once the planned rows are spread (every baker
+    has a result in each of their series' episodes, but the episodes asked for fewer rows than the series has
+    bakers): a short parent takes a copy of the keys of a row of its group (rows agreeing on the columns its FK
+    shares with the table's other FKs) whose rest of the primary key it has no row with yet. `keys` grows in
+    place; returns the rows added."""
+    n = len(next(iter(keys.values()))) if keys else 0
+    by_name = {fk.child_column: fk for fk in fks}
+    wanted = [r for r in table_rules if r.kind == "min_children" and r.min_count > 0 and r.columns[0] in by_name
+              and r.parent_table in parents]
+    if not n or not wanted:
+        return 0
+    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    unique_key = list(primary_key) if primary_key and all(c in frame for c in primary_key) else []
+    for rule in wanted:
+        added: list[pd.DataFrame] = []
+        fk = by_name[rule.columns[0]]
+        side = _BoundingParent(fk, fks, parents[rule.parent_table], frame, rule.parent_column)
+        counts = np.bincount(side.positions[side.positions >= 0], minlength=len(side.parent))
+        rest = [c for c in unique_key if c not in fk.child_columns]
+        rest_key = (key_values(frame, rest).to_numpy(dtype=object) if rest else np.arange(len(frame)).astype(object))
+        moved = [c for c in dict.fromkeys([*fk.child_columns, fk.child_column]) if c in frame]
+        children = pd.Series(np.arange(len(frame))).groupby(side.positions).indices
+        for parent_row in rng.permutation(np.flatnonzero(counts < rule.min_count)):
+            mine = children.get(parent_row, np.zeros(0, dtype=int))
+            group = side.rows_of.get(side.parent_group[parent_row], np.zeros(0, dtype=int))
+            group = group[side.positions[group] != parent_row]
+            free = group[~pd.Index(rest_key[group]).isin(rest_key[mine])] if unique_key else group
+            if not len(free):
+                continue
+            _, first = np.unique(rest_key[free].astype(str), return_index=True)  # one row per rest of the key
+            take = rng.permutation(free[first])[: rule.min_count - counts[parent_row]]
+            copies = frame.iloc[take].copy()
+            for column in moved:
+                if column == fk.child_column and fk.composite:
+                    copies[column] = side.codes[parent_row]
+                else:
+                    copies[column] = side.parent[fk.parent_columns[fk.child_columns.index(column)]].iloc[parent_row]
+            added.append(copies)
+        if added:  # the next rule sees these rows
+            frame = pd.concat([frame, *added], ignore_index=True)
+    if len(frame) == n:
+        return 0
+    for column in keys:
+        keys[column] = frame[column].astype(keys[column].dtype).reset_index(drop=True)
+    return len(frame) - n
 
 
 def at_least(counts: np.ndarray, minimum: int, rng: np.random.Generator) -> np.ndarray:
@@ -761,7 +1124,7 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = broken if rule.share >= 1 else max(0, broken - int(np.floor((1 - rule.share) * total + 1e-9)))
         elif rule.kind == "parent_equal":
             parent = tables.get(rule.parent_table)
-            if parent is None or rule.columns[0] not in body or _key(body, rule.fk_column) is None:
+            if parent is None or rule.columns[0] not in body or not _has_key(body, rule.fk_column):
                 continue
             theirs = _joined(parent, rule.parent_column, _positions(parent, rule.parent_key, body, rule.fk_column))
             equal, present = _equal(body[rule.columns[0]], theirs)
@@ -780,7 +1143,7 @@ def violations(rules: Iterable[Rule], tables: Mapping[str, pd.DataFrame]) -> lis
             count = max(0, int(np.ceil(rule.share * total - 1e-9)) - kept)
         else:  # min_children
             parent = tables.get(rule.parent_table)
-            if parent is None or _key(body, rule.columns[0]) is None:
+            if parent is None or not _has_key(body, rule.columns[0]):
                 continue
             positions = _positions(parent, rule.parent_column, body, rule.columns[0])
             counts = np.bincount(positions[positions >= 0], minlength=len(parent))

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import functools
 import hashlib
+import random
+import threading
 import zlib
 from collections.abc import Callable, Mapping
 
@@ -63,25 +65,42 @@ _SAFE_EMAIL_DOMAINS = np.array(["example.com", "example.net", "example.org"], dt
 _SYLLABLES = np.array("ka lo mi ne ru sa te vi da bo ra li mo na pe ti zu ha ke ro".split(), dtype=object)
 
 
+_FAKERS = threading.local()  # one Faker per locale and thread: building one loads its providers (tens of ms)
+
+
+def _faker_instance(locale: str):
+    from faker import Faker
+
+    made = _FAKERS.__dict__.setdefault("by_locale", {})
+    if locale not in made:
+        try:
+            made[locale] = Faker(locale)
+        except (AttributeError, ValueError, ModuleNotFoundError):
+            raise SpecError(f"pii_locale {locale!r} is not a locale Faker knows") from None
+    return made[locale]
+
+
 class _Faker:
     """Seeded Faker pools per kind: Faker is slow per call, so a few thousand values are combined vectorised."""
 
     def __init__(self, locale: str, seed: int, n_rows: int, forbidden: frozenset | set):
-        from faker import Faker
-
-        try:
-            self.faker = Faker(locale)
-        except (AttributeError, ValueError, ModuleNotFoundError):
-            raise SpecError(f"pii_locale {locale!r} is not a locale Faker knows") from None
-        self.faker.seed_instance(seed)
+        self.faker = _faker_instance(locale)
+        self.random = random.Random(seed)  # this object's own stream (as seed_instance makes), set before each pool
         self.locale = locale
-        self.size = int(min(2000, max(200, n_rows)))
+        # a pool of at least 200 values, or four per row for a small locale group (sakila's addresses fall into 60
+        # locales of a few rows each: 200 Faker calls per locale and kind would be most of the run)
+        self.size = int(min(2000, max(n_rows, min(200, 4 * n_rows + 20))))
         self.forbidden = forbidden
         self.cache: dict[str, np.ndarray] = {}
 
     def pool(self, method: str, transform: Callable[[object], str] = str) -> np.ndarray:
         if method not in self.cache:
-            produce = getattr(self.faker, method)
+            self.faker.random = self.random
+            produce = getattr(self.faker, method, None)
+            if produce is None:  # a locale without this provider (no phone numbers for some): the English one's
+                fallback = _faker_instance("en_US")
+                fallback.random = self.random
+                produce = getattr(fallback, method)
             # one line each: some locales write a street address over two lines
             values = list(dict.fromkeys(transform(produce()).replace("\n", ", ") for _ in range(self.size)))
             if self.forbidden:
@@ -406,11 +425,13 @@ def fill_synthetic(
     forbidden: set[str] | frozenset = frozenset(),
     null_rates: dict[str, float] | None = None,
     parents: Mapping[str, pd.DataFrame] | None = None,
+    inherited_locales: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """The output table: Faker columns for `fake` findings (never learned), `drop` columns left out.
 
-    Each row's fakes come from the Faker locale of its country column (`row_locales`; `locale` where there is
-    none or it is unknown), generated together per locale group, so a Spanish row gets a Spanish name, street,
+    Each row's fakes come from the Faker locale of its country column (`row_locales`; else `inherited_locales`, read
+    through its FKs by parent_locales; `locale` where there is none or it is unknown), generated together per
+    locale group, so a Spanish row gets a Spanish name, street,
     postcode and phone. Emails are derived from the row's fake names and use example.com/.net/.org, so a
     synthetic address can never reach a real inbox. Derived columns (learned as templates) are rendered with the
     row's fakes, or its synthetic parent's (`parents`). Birth dates fall in 1940..2006, a fixed range so one seed
@@ -431,6 +452,8 @@ def fill_synthetic(
     for f in consistent:
         out[f.column] = consistent_fakes(out[f.column], f.kind, locale=locale, forbidden=forbidden)
     locales = row_locales(out, locale) if out.shape[1] else None
+    if locales is None and inherited_locales is not None and len(inherited_locales) == n_rows:
+        locales = np.asarray(inherited_locales, dtype=object)
     groups = ({locale: np.arange(n_rows)} if locales is None else
               {loc: np.flatnonzero(locales == loc) for loc in sorted(set(locales))})
     null_rates = null_rates or {}

@@ -387,6 +387,11 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
     _joint_parents(generator, [r for r in relations if r not in within], keys, placed, per_parent, rng)
     for relation in relations:
         _expand_key(relation, keys, placed[id(relation)].frame)
+    if rules.fill_min_children(tm.rules, [r.fk for r in relations], keys, parents, pk, rng):
+        n = len(keys[relations[0].fk.child_column])
+        for relation in relations:
+            per_parent[id(relation)] = _key_counts(relation.fk, keys[relation.fk.child_column], placed[id(relation)].frame)
+    rules.room_between_parents(tm.rules, [r.fk for r in relations], keys, parents, pk, rng)
     for column, stats in tm.key_stats.items():
         if stats.within and all(c in keys for c in stats.within):
             groups = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in stats.within})

@@ -15,6 +15,7 @@ from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import TableMeta, comparable_values
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.privacy import record_guard
+from genesis_pipelines.engine.privacy.pii import parent_locales
 from genesis_pipelines.engine.sources.io import dates_as_text
 from genesis_pipelines.engine.synthesis import constraints
 from genesis_pipelines.engine.synthesis.conditioned_generator import (
@@ -353,9 +354,11 @@ def generate_table_chunks(
         for column, values in keys.items():
             if column in meta.columns:  # not a composite FK's tuple codes
                 body[column] = values.iloc[start:stop].reset_index(drop=True)
+        inherited = (parent_locales.inherited_locales(schema, table, body, parents, locale)
+                     if any(f.table == table and f.policy == "fake" for f in model.pii) else None)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
                                         seed=int(rng.integers(0, 2**31 - 1)), forbidden=forbidden, null_rates=null_rates,
-                                        parents=parents)
+                                        parents=parents, inherited_locales=inherited)
         out = redraw_forbidden(out, token_columns, forbidden,
                                lambda k: raw_generator.sample(k, seed=int(rng.integers(0, 2**31 - 1))))
         out = rules.enforce(tm.rules, out, parents, rng)
