@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from genesis_pipelines.engine.errors import GenesisError, ModelError, SpecError
+from genesis_pipelines.engine.errors import ModelError, SpecError
 
 __all__ = [
     "Constraint", "MultiTableSynthesizer", "PrivacyConfig", "PrivacyEvaluator", "PrivacyReport", "QualityEvaluator",
@@ -190,25 +190,13 @@ class _Fitted:
 
     def save(self, directory: str | Path, extra: Mapping[str, Any]) -> Path:
         """The model root (LATEST.json + the version folder) copied to a staging folder, then renamed into place."""
-        from genesis_pipelines.engine.io import write_json
+        from genesis_pipelines.engine.io import staged_folder, write_json
 
-        target = Path(directory)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise GenesisError(f"{target} exists and is not an empty folder: save into a new folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.parent / f".{target.name}.staging-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            shutil.copytree(self.root, staging)
+        with staged_folder(Path(directory)) as staging:
+            shutil.copytree(self.root, staging, dirs_exist_ok=True)
             write_json(staging / "sdk.json", {"format": SAVED_FORMAT, "version": self.model.version,
                                               "locale": self.locale, **extra})
-            if target.exists():
-                target.rmdir()
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple["_Fitted", dict]:
