@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,21 +13,18 @@ import pytest
 
 import genesis_pipelines as gp
 from genesis_pipelines.engine.errors import GenesisError, SpecError
+from genesis_pipelines_tests.helpers import PROJECT_ROOT as ROOT
+from genesis_pipelines_tests.helpers import corpus_dir, corpus_path, needs_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "datasets"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/datasets")
-needs_corpus = pytest.mark.skipif(not (CORPUS / "adult").is_dir(), reason="shared corpus not present")
+CORPUS = corpus_dir()
+needs_corpus = needs_corpus("adult")
 
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    if not (CORPUS / "adult").is_dir():
-        pytest.skip("shared corpus not present")
     from genesis_pipelines.cli_files import read_input
 
-    tables, _, _ = read_input(CORPUS / "adult" / "adult.csv")
+    tables, _, _ = read_input(corpus_path("adult", "adult.csv"))
     return tables["adult"].sample(n=800, random_state=3).reset_index(drop=True)
 
 

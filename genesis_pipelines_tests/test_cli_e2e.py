@@ -10,7 +10,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -19,9 +19,7 @@ from genesis_pipelines.engine.errors import GenesisError
 from genesis_pipelines.engine.generators import create_generator
 from genesis_pipelines.engine.schema import profile_table
 from genesis_pipelines.engine.spec import load_spec, parse_spec
-from genesis_pipelines_tests.test_assets import write_shop
-
-ADULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "adult" / "adult.csv"
+from genesis_pipelines_tests.helpers import write_shop
 
 
 def _train(spec_path: Path, data: Path):
@@ -172,7 +170,7 @@ def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
 
 def test_augmented_asset_takes_run_config(tmp_path, isolated_data):
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines_tests.test_sensors import dataset_defs
+    from genesis_pipelines_tests.helpers import dataset_defs
 
     spec_path = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec_path)

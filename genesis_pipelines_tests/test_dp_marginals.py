@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -12,21 +9,21 @@ import pytest
 from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.generators import create_generator, load_generator
 from genesis_pipelines.engine.generators.dp_domain import (
-    DomainTooSmall, check_domain, default_delta, dp_octave_bounds, epsilon_from, rho_from)
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types
+    DomainTooSmall,
+    check_domain,
+    default_delta,
+    dp_octave_bounds,
+    epsilon_from,
+    rho_from,
+)
 from genesis_pipelines.engine.schema import profile_table
 from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines_tests.helpers import read_corpus_csv
 
 
 def _corpus(name: str, table: str, rows: int | None = None) -> pd.DataFrame:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-    path = folder / name / f"{table}.csv"
-    if not path.is_file():
-        pytest.skip(f"corpus table {path} not found")
-    df = coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
-    df = df[[c for c in df.columns if df[c].notna().any()]]
-    return df.sample(n=rows, random_state=0).reset_index(drop=True) if rows else df
+    df = read_corpus_csv(name, table, rows)
+    return df[[c for c in df.columns if df[c].notna().any()]]
 
 
 def _people(n: int = 3000, seed: int = 0) -> pd.DataFrame:

@@ -12,8 +12,8 @@ import pytest
 from genesis_pipelines.engine.drift import categorical_drift, numeric_drift, psi, relation_drift, table_drift
 from genesis_pipelines.engine.relational import RelationStats
 from genesis_pipelines.engine.schema import ForeignKey
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import Ticker, dataset_defs
+from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines_tests.helpers import Ticker, dataset_defs
 
 RNG = np.random.default_rng(7)
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -23,16 +22,11 @@ from genesis_pipelines.engine.evaluation import (
     render_html,
     summary_markdown,
 )
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types
 from genesis_pipelines.engine.schema import DatasetSchema, analyse, profile_table
 from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
+from genesis_pipelines_tests.helpers import read_corpus_csv
 
 SPEC = parse_spec({"name": "t"})
-
-
-def _datasets_dir() -> Path:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def _schema(tables: dict[str, pd.DataFrame]) -> DatasetSchema:
@@ -42,12 +36,7 @@ def _schema(tables: dict[str, pd.DataFrame]) -> DatasetSchema:
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    path = _datasets_dir() / "adult" / "adult.csv"
-    if not path.is_file():
-        pytest.skip(f"shared dataset not found at {path}")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS)
-    df = coerce_types(raw)  # nullable dtypes (Int64, string), as the pipeline reads it
-    return df.sample(n=16_000, random_state=0).reset_index(drop=True)
+    return read_corpus_csv("adult", "adult", rows=16_000)  # nullable dtypes (Int64, string), as the pipeline reads it
 
 
 @pytest.fixture(scope="module")

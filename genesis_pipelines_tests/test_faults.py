@@ -19,9 +19,9 @@ from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine import io
 from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.relational import load_model
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines_tests.helpers import dataset_defs
 
 ORDERS = dg.AssetKey(["shop", "synthetic", "orders"])
 

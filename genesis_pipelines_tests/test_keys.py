@@ -3,7 +3,6 @@ inference; small data made here, plus slow runs on the corpus databases (skipped
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
@@ -13,8 +12,14 @@ import pytest
 from genesis_pipelines.engine import pii, relational
 from genesis_pipelines.engine.errors import SchemaError, SpecError
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
-from genesis_pipelines.engine.schema import analyse, child_keys, parent_keys, plan_generation
+from genesis_pipelines.engine.schema import (
+    analyse,
+    child_keys,
+    parent_keys,
+    plan_generation,
+)
 from genesis_pipelines.engine.spec import ForeignKeySpec, parse_spec
+from genesis_pipelines_tests.helpers import corpus_dir
 
 
 def _train_generate(spec, tables, root: Path, seed: int = 0):
@@ -244,20 +249,12 @@ def test_match_categories_hands_out_every_parent_when_some_are_null():
 # ---------------------------------------------------------------- corpus databases (declared keys from schema.yaml)
 
 
-def _corpus_dir() -> Path | None:
-    for candidate in (Path(__file__).resolve().parents[1].parent / "shared" / "datasets",
-                      Path(os.environ.get("GENESIS_CORPUS_DIR", "/nonexistent"))):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def corpus_schema(name: str) -> dict | None:
     """A corpus database's schema.yaml (keys as its source declares them), or None when it is absent."""
     import yaml
 
-    folder = _corpus_dir()
-    if folder is None or not (folder / name / "schema.yaml").is_file():
+    folder = corpus_dir()
+    if not (folder / name / "schema.yaml").is_file():
         return None
     return yaml.safe_load((folder / name / "schema.yaml").read_text(encoding="utf-8"))
 
@@ -268,7 +265,7 @@ def corpus_spec(name: str, *, declared: bool = True, **extra):
     meta = corpus_schema(name)
     if meta is None:
         pytest.skip(f"corpus database {name!r} not found (../shared/datasets or GENESIS_CORPUS_DIR)")
-    body = {"name": name, "source": {"kind": "csv_folder", "path": str(_corpus_dir() / name)},
+    body = {"name": name, "source": {"kind": "csv_folder", "path": str(corpus_dir() / name)},
             "tables": {t: {"primary_key": v.get("primary_key")} if declared else {} for t, v in meta["tables"].items()},
             **extra}
     if declared:

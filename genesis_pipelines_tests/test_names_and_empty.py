@@ -18,7 +18,7 @@ from genesis_pipelines.engine import pii, relational
 from genesis_pipelines.engine.io import read_source_table, source_table_names
 from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import load_spec
-from genesis_pipelines_tests.test_assets import materialize_all
+from genesis_pipelines_tests.helpers import materialize_all
 
 CUSTOMERS, LINES, REGIONS, RETURNS, LOOKUP = "Commandes clients", "order-lines", "Régions", "2024 returns", "Prénom 名前.v2"
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import json
-import os
 import time
 from pathlib import Path
 
@@ -29,14 +28,9 @@ from genesis_pipelines.engine.pii import (
 )
 from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines_tests.helpers import corpus_dir
 
-
-def _datasets() -> Path:
-    # the env var first, so CI can point at another copy; else the shared/ folder beside the repo
-    return Path(os.environ.get("GENESIS_SHARED_DATASETS") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
-
-
-CHINOOK = _datasets() / "chinook"
+CHINOOK = corpus_dir() / "chinook"
 
 
 def _chinook_spec(**extra):

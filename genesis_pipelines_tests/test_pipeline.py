@@ -17,9 +17,9 @@ from genesis_pipelines.defs.lineage import MODEL_VERSION_TAG, SEED_TAG
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.export import ExportError, current_version, publish_versioned, versions_dir
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines_tests.helpers import dataset_defs
 
 MODEL = dg.AssetKey(["shop", "model"])
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]

@@ -13,7 +13,7 @@ from genesis_pipelines.engine import pipeline, privacy_ledger
 from genesis_pipelines.engine.errors import SpecError
 from genesis_pipelines.engine.privacy_ledger import PrivacyBudgetExceeded
 from genesis_pipelines.engine.spec import load_spec, parse_spec
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import write_shop
 
 
 def _model(version: str, fingerprint: str, **tables):
@@ -71,7 +71,7 @@ def _dp_shop(tmp_path):
 
 
 def test_model_asset_refuses_past_the_budget_and_sensor_skips(tmp_path, isolated_data):
-    from genesis_pipelines_tests.test_sensors import Ticker, dataset_defs
+    from genesis_pipelines_tests.helpers import Ticker, dataset_defs
 
     spec_path = _dp_shop(tmp_path)
     spec = load_spec(spec_path)

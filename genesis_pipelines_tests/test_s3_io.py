@@ -15,7 +15,7 @@ from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.defs.io_managers import EXPORT_URI_ENV, IO_MANAGER_KEY, S3ParquetIOManager
 from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.spec import load_spec
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import write_shop
 
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install -e '.[dev]')")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")

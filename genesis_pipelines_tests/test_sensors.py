@@ -17,25 +17,7 @@ from genesis_pipelines.engine.errors import SourceError
 from genesis_pipelines.engine.io import read_source_table, source_table_names
 from genesis_pipelines.engine.spec import load_spec, parse_spec
 from genesis_pipelines.engine.watch import load_cursor, poll
-from genesis_pipelines_tests.test_assets import write_shop
-
-
-class Ticker:
-    """Evaluates one sensor tick after another, carrying the cursor the way the daemon persists it (a string)."""
-
-    def __init__(self, sensor: dg.SensorDefinition, instance: dg.DagsterInstance):
-        self.sensor, self.instance, self.cursor = sensor, instance, None
-
-    def tick(self) -> dg.SensorResult:
-        result = self.sensor(dg.build_sensor_context(instance=self.instance, cursor=self.cursor))
-        if result.cursor is not None:
-            self.cursor = result.cursor
-        return result
-
-
-def dataset_defs(spec_path: Path) -> dg.Definitions:
-    """One dataset's definitions with the default resources, as the code location builds them."""
-    return dg.Definitions.merge(build_dataset_defs(load_spec(spec_path)), dg.Definitions(resources=default_resources()))
+from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 
 
 def _sensor(spec_path: Path, name: str = "shop_new_data") -> tuple[dg.Definitions, dg.SensorDefinition]:

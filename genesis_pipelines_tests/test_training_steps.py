@@ -14,8 +14,8 @@ from genesis_pipelines.engine import pii, relational, schema, training
 from genesis_pipelines.engine.errors import ModelError
 from genesis_pipelines.engine.io import read_source_table, source_table_names
 from genesis_pipelines.engine.spec import load_spec
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import write_shop
 
 
 def _inputs(spec_path: Path):

@@ -14,8 +14,8 @@ from genesis_pipelines.engine.pipeline import write_report
 from genesis_pipelines.definitions import build_definitions
 from genesis_pipelines.engine.lineage import compare_reports, engine_code_version
 from genesis_pipelines.engine.relational import load_model
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines_tests.helpers import dataset_defs
 
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
 
