@@ -24,6 +24,7 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _harness import corpus_dir  # noqa: E402
 from genesis_pipelines.engine.evaluation import privacy  # noqa: E402
 from genesis_pipelines.engine.evaluation.fidelity import quality_report  # noqa: E402
 from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
@@ -34,7 +35,7 @@ ROWS = 100_000
 
 
 def _adult() -> pd.DataFrame:
-    path = Path(os.environ.get("GENESIS_SHARED_DATASETS") or ROOT.parent / "shared" / "datasets") / "adult" / "adult.csv"
+    path = corpus_dir() / "adult" / "adult.csv"
     if path.is_file():
         return coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
     rng = np.random.default_rng(0)

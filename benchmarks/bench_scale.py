@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _harness import corpus_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("GENESIS_CORPUS_DIR", ROOT.parent / "shared" / "datasets"))
+CORPUS = corpus_dir()
 
 
 def flights(rows: int) -> pd.DataFrame:

@@ -6,6 +6,7 @@ Test modules import from here, never from one another, so each can run (and be s
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
@@ -74,6 +75,45 @@ def people_table(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, object]:
     df.loc[rng.random(n) < 0.1, "income"] = np.nan
     df.loc[0, "city"] = "Zanzibar-secret"  # one rare real value: must never be released
     return df, profile_table("people", df, parse_spec({"name": "people"}))
+
+
+# ---------------------------------------------------------------- a trained relational model
+
+
+@dataclass
+class TrainedDataset:
+    """A dataset read, analysed, scanned for PII and trained by the engine, with what each step produced."""
+
+    spec: object
+    tables: dict[str, pd.DataFrame]
+    schema: object
+    findings: list
+    model: object
+    splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
+    model_root: Path
+    model_dir: Path
+
+    def fk(self, label: str):
+        """The foreign key `child.col -> parent.col`."""
+        return next(fk for fk in self.schema.foreign_keys
+                    if f"{fk.child_table}.{fk.child_column} -> {fk.parent_table}.{fk.parent_column}" == label)
+
+
+def train_dataset(spec_path: Path, model_root: Path) -> TrainedDataset:
+    """The engine's steps on one spec, outside Dagster: read, analyse, PII scan, train, load the saved model."""
+    from genesis_pipelines.engine import pii, relational
+    from genesis_pipelines.engine.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.schema import analyse
+    from genesis_pipelines.engine.spec import load_spec
+
+    spec = load_spec(spec_path)
+    tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}
+    schema = analyse(spec, tables)
+    findings = pii.scan_tables(tables, schema, spec)
+    trained, splits = relational.train(spec, schema, tables, findings, model_root)
+    model, model_dir = relational.load_model(model_root)
+    assert model.version == trained.version
+    return TrainedDataset(spec, tables, schema, findings, model, splits, model_root, model_dir)
 
 
 # ---------------------------------------------------------------- the corpus of real databases

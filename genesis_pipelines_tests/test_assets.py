@@ -15,6 +15,8 @@ from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.engine.spec import load_spec
 from genesis_pipelines_tests.helpers import BUNDLED_SPECS, materialize_all, write_shop
 
+pytestmark = pytest.mark.dagster
+
 
 def _warehouse(data_dir: Path) -> duckdb.DuckDBPyConnection:
     return duckdb.connect(str(data_dir / "warehouse.duckdb"), read_only=True)

@@ -21,6 +21,8 @@ from genesis_pipelines.engine.export import FORMATS
 from genesis_pipelines_tests.helpers import PROJECT_ROOT
 from genesis_pipelines_tests.helpers import write_shop
 
+pytestmark = pytest.mark.cli
+
 
 @pytest.fixture(scope="module")
 def shop(tmp_path_factory):

@@ -17,7 +17,7 @@ from genesis_pipelines_tests.helpers import PROJECT_ROOT as ROOT
 from genesis_pipelines_tests.helpers import corpus_dir, needs_corpus
 
 CORPUS = corpus_dir()
-pytestmark = needs_corpus("adult")
+pytestmark = [pytest.mark.cli, needs_corpus("adult")]
 
 
 def genesis(*args, cwd: Path) -> subprocess.CompletedProcess:

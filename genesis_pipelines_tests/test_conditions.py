@@ -155,6 +155,7 @@ def test_copula_conditions_a_class_through_its_own_marginals():
     assert abs(((out["x"] > 15).mean()) - 0.5) < 0.08  # and its two modes
 
 
+@pytest.mark.cli
 def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
     spec_path, spec, layout, *_ = shop
     monkeypatch.setenv("GENESIS_DATA_DIR", str(layout.data_dir))
@@ -168,6 +169,7 @@ def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
     assert "customers.segment" in capsys.readouterr().err
 
 
+@pytest.mark.dagster
 def test_augmented_asset_takes_run_config(tmp_path, isolated_data):
     from genesis_pipelines.defs.resources import default_resources
     from genesis_pipelines_tests.helpers import dataset_defs

@@ -15,7 +15,7 @@ import yaml
 
 from genesis_pipelines_tests.helpers import PROJECT_ROOT, corpus_dir, materialize_all
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.dagster, pytest.mark.slow]
 
 
 def _bench_corpus():

@@ -7,6 +7,8 @@ import pytest
 
 from genesis_pipelines.definitions import build_definitions
 
+pytestmark = pytest.mark.dagster
+
 
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory) -> dg.Definitions:

@@ -15,6 +15,8 @@ from genesis_pipelines.engine.schema import ForeignKey
 from genesis_pipelines_tests.helpers import write_shop
 from genesis_pipelines_tests.helpers import Ticker, dataset_defs
 
+pytestmark = pytest.mark.dagster
+
 RNG = np.random.default_rng(7)
 
 

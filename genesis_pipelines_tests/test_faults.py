@@ -23,6 +23,8 @@ from genesis_pipelines_tests.helpers import PROJECT_ROOT
 from genesis_pipelines_tests.helpers import write_shop
 from genesis_pipelines_tests.helpers import dataset_defs
 
+pytestmark = pytest.mark.dagster
+
 ORDERS = dg.AssetKey(["shop", "synthetic", "orders"])
 
 

@@ -414,6 +414,7 @@ def _write_dataset(folder: Path, tables: dict[str, pd.DataFrame], spec: dict) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["cycle", "composite"])
+@pytest.mark.dagster
 def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
     import dagster as dg
     import duckdb

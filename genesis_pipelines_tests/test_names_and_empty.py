@@ -20,6 +20,8 @@ from genesis_pipelines.engine.schema import analyse
 from genesis_pipelines.engine.spec import load_spec
 from genesis_pipelines_tests.helpers import materialize_all
 
+pytestmark = pytest.mark.dagster
+
 CUSTOMERS, LINES, REGIONS, RETURNS, LOOKUP = "Commandes clients", "order-lines", "Régions", "2024 returns", "Prénom 名前.v2"
 
 

@@ -20,6 +20,8 @@ from dagster._serdes import serialize_value
 
 from genesis_pipelines_tests.helpers import materialize_all, write_shop
 
+pytestmark = pytest.mark.dagster
+
 WIDTH = 20
 _REVIEW_WORDS = ("sturdy parcel arrived promptly wrapped carefully colour matched photos sizing generous stitching "
                  "flawless battery lasted weekend hinge squeaks slightly zipper jammed twice fabric breathes").split()

@@ -77,6 +77,7 @@ def both_front_ends(tmp_path_factory):
         yield spec, root, mp
 
 
+@pytest.mark.dagster
 def test_a_model_trained_by_the_cli_and_by_the_assets_holds_the_same_things(both_front_ends):
     _, root, _ = both_front_ends
     cli, dagster = (_model_contents(DatasetLayout(root / name, "shop")) for name in ("cli", "dagster"))
@@ -86,6 +87,7 @@ def test_a_model_trained_by_the_cli_and_by_the_assets_holds_the_same_things(both
     assert set(cli[2]["suites"]["suites"]) == {"customers", "orders"}
 
 
+@pytest.mark.dagster
 def test_both_front_ends_give_the_same_reports_and_files_for_the_same_model_and_seed(both_front_ends):
     spec, root, mp = both_front_ends
     layout = DatasetLayout(root / "cli", "shop")
@@ -140,6 +142,7 @@ def _check_versions(result: dg.ExecuteInJobResult) -> dict[tuple[str, str], str]
             for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.dagster
 def test_checks_judge_the_runs_model_version(two_versions):
     defs, instance, _, (v1, v2) = two_versions
     assert v1 != v2
@@ -156,6 +159,7 @@ def test_checks_judge_the_runs_model_version(two_versions):
     assert set(_check_versions(_run(defs, instance, [*SYNTHETIC])).values()) == {v2}
 
 
+@pytest.mark.dagster
 def test_report_gates_judge_their_own_materialization_not_the_file(two_versions, monkeypatch):
     defs, instance, _, (_, v2) = two_versions
     real_write = pipeline.write_report
@@ -240,6 +244,7 @@ def test_a_plain_folder_is_adopted_only_when_it_is_ours(tmp_path):
     assert (theirs / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.cli
 def test_cli_export_killed_mid_export_keeps_the_previous_files(tmp_path, isolated_data, monkeypatch, capsys):
     spec = write_shop(tmp_path / "shop")
     assert main(["generate", "--spec", str(spec)]) == 0
@@ -265,6 +270,7 @@ def test_cli_export_killed_mid_export_keeps_the_previous_files(tmp_path, isolate
 # ---------------------------------------------------------------- LATEST and a second writer
 
 
+@pytest.mark.cli
 def test_latest_moves_only_after_the_split_is_committed(tmp_path, isolated_data, monkeypatch, capsys):
     spec = write_shop(tmp_path / "shop")
     assert main(["generate", "--spec", str(spec)]) == 0
@@ -335,6 +341,7 @@ def _inferred_shop(folder: Path) -> Path:
     return spec
 
 
+@pytest.mark.dagster
 def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.engine import io, schema
@@ -371,6 +378,7 @@ def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path,
         assert parents(build_dataset_defs(load_spec(spec_path))) == {"shop/model", "shop/synthetic/customers"}
 
 
+@pytest.mark.dagster
 def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.definitions import build_definitions
 
@@ -401,6 +409,7 @@ def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path,
 
 
 @pytest.mark.slow  # a fresh interpreter importing Dagster
+@pytest.mark.dagster
 def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path):
     import os
 

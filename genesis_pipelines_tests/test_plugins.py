@@ -20,6 +20,8 @@ PLUGIN = '''
 import pandas as pd
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator
 
+pytestmark = pytest.mark.cli
+
 
 class ToyGenerator(GaussianCopulaGenerator):
     """A copula that adds one to every sampled integer column: visible in the output, so the test sees it ran."""

@@ -20,6 +20,8 @@ import pytest
 
 from genesis_pipelines_tests.helpers import PROJECT_ROOT
 
+pytestmark = pytest.mark.dagster
+
 DEPLOY = PROJECT_ROOT / "resources" / "deploy"
 DEPLOY_CONFIG = DEPLOY / "dagster.yaml"
 

@@ -15,6 +15,8 @@ from genesis_pipelines.engine.privacy_ledger import PrivacyBudgetExceeded
 from genesis_pipelines.engine.spec import load_spec, parse_spec
 from genesis_pipelines_tests.helpers import write_shop
 
+pytestmark = pytest.mark.dagster
+
 
 def _model(version: str, fingerprint: str, **tables):
     return SimpleNamespace(version=version, source_fingerprint=fingerprint, tables={

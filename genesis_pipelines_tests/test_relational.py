@@ -10,24 +10,23 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
 import numpy as np
 import pandas as pd
 import pytest
+from genesis_pipelines.engine import errors, pii, record_guard, relational
+from genesis_pipelines.engine.io import read_table, write_table
+from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.schema import ForeignKey
+from genesis_pipelines.engine.spec import load_spec
 from scipy.stats import ks_2samp
 
-from genesis_pipelines.engine import errors, pii, record_guard, relational
-from genesis_pipelines.engine.io import read_source_table, read_table, source_table_names, write_table
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, analyse
-from genesis_pipelines.engine.spec import DatasetSpec, load_spec
+from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, train_dataset
 
-DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
-CHINOOK_SPEC = DATASETS / "chinook" / "dataset.yaml"
-NYCFLIGHTS_SPEC = DATASETS / "nycflights" / "dataset.yaml"
+CHINOOK_SPEC = BUNDLED_SPECS / "chinook" / "dataset.yaml"
+NYCFLIGHTS_SPEC = BUNDLED_SPECS / "nycflights" / "dataset.yaml"
 
 # the declared FKs, read from the bundled spec at collection time so each gets its own test id
 CHINOOK_FKS = [f"{fk.child} -> {fk.parent}" for fk in load_spec(CHINOOK_SPEC).foreign_keys or []]
@@ -36,40 +35,14 @@ PII_COLUMNS = ("Email", "Phone", "FirstName", "LastName")
 EMAIL = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$", re.IGNORECASE)
 
 
-@dataclass
-class Trained:
-    spec: DatasetSpec
-    tables: dict[str, pd.DataFrame]
-    schema: DatasetSchema
-    findings: list[pii.PiiFinding]
-    model: relational.RelationalModel
-    splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
-    model_root: Path
-    model_dir: Path
-
-    def fk(self, label: str) -> ForeignKey:
-        return next(fk for fk in self.schema.foreign_keys if f"{fk.child_table}.{fk.child_column} -> {fk.parent_table}.{fk.parent_column}" == label)
-
-
-def _train(spec_path: Path, model_root: Path) -> Trained:
-    spec = load_spec(spec_path)
-    tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}
-    schema = analyse(spec, tables)
-    findings = pii.scan_tables(tables, schema, spec)
-    trained, splits = relational.train(spec, schema, tables, findings, model_root)
-    model, model_dir = relational.load_model(model_root)
-    assert model.version == trained.version
-    return Trained(spec, tables, schema, findings, model, splits, model_root, model_dir)
+@pytest.fixture(scope="module")
+def chinook(chinook_trained) -> TrainedDataset:
+    return chinook_trained
 
 
 @pytest.fixture(scope="module")
-def chinook(tmp_path_factory) -> Trained:
-    return _train(CHINOOK_SPEC, tmp_path_factory.mktemp("chinook_model"))
-
-
-@pytest.fixture(scope="module")
-def synthetic(chinook) -> dict[str, pd.DataFrame]:
-    return relational.generate_all(chinook.model, chinook.model_dir, scale=1.0, seed=0)
+def synthetic(chinook_synthetic) -> dict[str, pd.DataFrame]:
+    return chinook_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -78,8 +51,8 @@ def scaled(chinook) -> dict[float, dict[str, pd.DataFrame]]:
 
 
 @pytest.fixture(scope="module")
-def nycflights(tmp_path_factory) -> Trained:
-    return _train(NYCFLIGHTS_SPEC, tmp_path_factory.mktemp("nycflights_model"))
+def nycflights(tmp_path_factory) -> TrainedDataset:
+    return train_dataset(NYCFLIGHTS_SPEC, tmp_path_factory.mktemp("nycflights_model"))
 
 
 # ---------------------------------------------------------------- helpers
@@ -111,7 +84,7 @@ def assert_hierarchy_acyclic(employee: pd.DataFrame) -> None:
             assert steps <= n, f"ReportsTo forms a cycle (from {start})"
 
 
-def assert_integrity(trained: Trained, tables: dict[str, pd.DataFrame]) -> None:
+def assert_integrity(trained: TrainedDataset, tables: dict[str, pd.DataFrame]) -> None:
     for fk in trained.schema.foreign_keys:
         assert orphans(tables, fk) == 0, fk.label
         if not fk.nullable:
@@ -356,8 +329,6 @@ def test_model_holds_no_real_pii(chinook):
 
 
 # ---------------------------------------------------------------- the copy guard
-
-
 
 
 @pytest.mark.parametrize("table", ["Invoice", "Employee"])

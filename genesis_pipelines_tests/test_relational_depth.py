@@ -9,16 +9,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.stats import ks_2samp
-
 from genesis_pipelines.engine import pii, relational
 from genesis_pipelines.engine.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.io import read_source_table, source_table_names
+from genesis_pipelines.engine.io import read_source_table
 from genesis_pipelines.engine.schema import analyse, plan_generation
-from genesis_pipelines.engine.spec import load_spec, parse_spec
-
-DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
-CHINOOK = DATASETS / "chinook" / "dataset.yaml"
+from genesis_pipelines.engine.spec import parse_spec
+from scipy.stats import ks_2samp
 
 
 def _train(spec, tables, root: Path):
@@ -30,12 +26,10 @@ def _train(spec, tables, root: Path):
 
 
 @pytest.fixture(scope="module")
-def chinook(tmp_path_factory):
-    spec = load_spec(CHINOOK)
-    tables = {t: read_source_table(spec, t) for t in source_table_names(spec)}
-    schema, splits, model, model_dir = _train(spec, tables, tmp_path_factory.mktemp("depth_chinook"))
-    synthetic = relational.generate_all(model, model_dir, seed=0)
-    return {"spec": spec, "real": tables, "schema": schema, "model": model, "dir": model_dir, "synth": synthetic}
+def chinook(chinook_trained, chinook_synthetic):
+    trained = chinook_trained
+    return {"spec": trained.spec, "real": trained.tables, "schema": trained.schema, "model": trained.model,
+            "dir": trained.model_dir, "synth": chinook_synthetic}
 
 
 @pytest.fixture(scope="module")

@@ -24,6 +24,8 @@ from genesis_pipelines.engine import catalog
 from genesis_pipelines_tests.helpers import PROJECT_ROOT
 from genesis_pipelines_tests.helpers import materialize_all, write_shop
 
+pytestmark = pytest.mark.dagster
+
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
                  if shutil.which(n)), None)
 needs_chromium = pytest.mark.skipif(CHROMIUM is None, reason="no Chromium (Debian: apt-get install chromium)")

@@ -209,6 +209,7 @@ def test_relational_keeps_the_rules_and_the_spec_switches_them_off(tmp_path, sho
 
 
 @pytest.mark.slow
+@pytest.mark.dagster
 def test_schema_asset_lists_the_rules_without_values(tmp_path):
     import dagster as dg
 

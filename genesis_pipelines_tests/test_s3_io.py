@@ -17,6 +17,8 @@ from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.spec import load_spec
 from genesis_pipelines_tests.helpers import write_shop
 
+pytestmark = pytest.mark.dagster
+
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install -e '.[dev]')")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")
 

@@ -19,6 +19,8 @@ from genesis_pipelines.engine.spec import load_spec, parse_spec
 from genesis_pipelines.engine.watch import load_cursor, poll
 from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 
+pytestmark = pytest.mark.dagster
+
 
 def _sensor(spec_path: Path, name: str = "shop_new_data") -> tuple[dg.Definitions, dg.SensorDefinition]:
     defs = dataset_defs(spec_path)

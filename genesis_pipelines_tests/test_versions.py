@@ -17,6 +17,8 @@ from genesis_pipelines.engine.relational import load_model
 from genesis_pipelines_tests.helpers import write_shop
 from genesis_pipelines_tests.helpers import dataset_defs
 
+pytestmark = pytest.mark.dagster
+
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
 
 
