@@ -83,7 +83,9 @@ def _matrix(frames, train):
 
 
 def privacy(train, holdout, synth, seed=0):
-    key = lambda f: pd.util.hash_pandas_object(f[train.columns].astype(str), index=False)
+    def key(frame):
+        return pd.util.hash_pandas_object(frame[train.columns].astype(str), index=False)
+
     copies = int(key(synth).isin(set(key(train))).sum())
     rng = np.random.default_rng(seed)
     s = synth.iloc[rng.permutation(len(synth))[:2000]].reset_index(drop=True)

@@ -206,7 +206,9 @@ def print_table(r: dict) -> None:
     for label, key in (("quality score (SDMetrics)", None), *((f"  {p.lower()}", p) for p in PROPERTIES)):
         q_ours = ours.get("quality")
         q_hma = hma and hma.get("quality")
-        pick = (lambda q: q and (q["score"] if key is None else q["properties"].get(key)))
+        def pick(q, key=key):
+            return q and (q["score"] if key is None else q["properties"].get(key))
+
         rows.append((label, pick(q_ours), pick(q_hma)))
     rows.append(("FK integrity %", ours["fk_pct"], hma and hma["fk_pct"]))
     rows.append(("synthetic rows", ours["rows"], hma and hma["rows"]))

@@ -204,7 +204,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Use it from Python", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len([l for l in code.splitlines() if l.strip() and not l.startswith("#")]) <= 6
+    assert len([line for line in code.splitlines() if line.strip() and not line.startswith("#")]) <= 6
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

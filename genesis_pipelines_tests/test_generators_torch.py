@@ -81,7 +81,7 @@ def test_transformer_round_trip(table, meta):
 
 
 def test_transformer_groups_rare_categories_and_bounds_decoding(meta, table):
-    rare = table.assign(colour=pd.array(["c%d" % i if i < 300 else "red" for i in range(len(table))], dtype="string"))
+    rare = table.assign(colour=pd.array([f"c{i}" if i < 300 else "red" for i in range(len(table))], dtype="string"))
     transformer = DataTransformer().fit(rare, meta, seed=0)
     assert transformer.codecs["colour"]["values"] == ["red"] and len(transformer.codecs["colour"]["tail"]) == 300
     wild = np.random.default_rng(0).normal(0, 5, (200, transformer.dim)).astype("float32")

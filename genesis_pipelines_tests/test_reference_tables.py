@@ -111,7 +111,7 @@ def test_reference_rows_are_kept_and_children_follow_each_ones_real_popularity(m
 
 
 def test_a_reference_table_is_reported_and_left_out_of_the_copy_gate(music):
-    model, real, synth, splits = music["model"], music["real"], music["synth"], music["splits"]
+    model, synth, splits = music["model"], music["synth"], music["splits"]
     report = privacy_report({t: s[0] for t, s in splits.items()}, {t: s[1] for t, s in splits.items()}, synth,
                             model.db_schema, exclude={}, thresholds={"exact_copies_max": 0},
                             model_describe={t: m.describe for t, m in model.tables.items()})

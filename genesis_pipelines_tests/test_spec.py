@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
@@ -154,5 +155,5 @@ def test_missing_spec_file(tmp_path: Path):
 
 def test_spec_is_frozen():
     spec = load_spec(CHINOOK)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         spec.scale = 2.0  # type: ignore[misc]
