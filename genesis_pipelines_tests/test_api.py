@@ -120,6 +120,7 @@ def test_privacy_config_trains_the_dp_variant():
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_multi_table_infers_keys_on_chinook():
     from genesis_pipelines.cli_files import read_input
 
@@ -150,6 +151,7 @@ def test_multi_table_declared_keys_and_save_load(tmp_path):
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_quality_evaluator_ranks_good_above_broken(adult, tmp_path):
     real, holdout = adult.iloc[:600], adult.iloc[600:]
     good = gp.SyntheticGenerator(seed=0).fit_generate(real, 600)
@@ -170,6 +172,7 @@ def test_quality_evaluator_ranks_good_above_broken(adult, tmp_path):
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_privacy_evaluator_flags_copies_and_passes_a_model(adult):
     real, holdout = adult.iloc[:600], adult.iloc[600:]
     copied = gp.PrivacyEvaluator(real, real.sample(frac=1.0, random_state=1), holdout, sensitive=["income"]).evaluate()

@@ -292,6 +292,7 @@ def test_dcr_skips_when_it_cannot_measure(adult, adult_meta):
     assert "skipped" in distance_to_closest_record(train, holdout, fresh.iloc[0:0], adult_meta, list(adult.columns))
 
 
+@pytest.mark.slow
 def test_privacy_report_gates(adult, adult_meta):
     train, holdout, fresh = _split(adult)
     schema = _adult_schema(adult_meta)
@@ -362,6 +363,7 @@ def _strip_images(html: str) -> str:
     return re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,", html)
 
 
+@pytest.mark.slow
 def test_html_reports_carry_no_real_values(adult, adult_meta):
     train, holdout, fresh = _split(adult)
     schema = _adult_schema(adult_meta)

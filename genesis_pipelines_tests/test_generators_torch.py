@@ -157,7 +157,7 @@ PUBLIC = {"bounds": {"x": [0, 60], "count": [0, 200], "price": [0, 20], "when": 
           "categories": {"group": ["high", "low"], "colour": ["red", "green", "blue"]}}
 
 
-@pytest.mark.parametrize("method", ["dp_tvae", "dp_ctgan"])
+@pytest.mark.parametrize("method", [pytest.param("dp_tvae", marks=pytest.mark.slow), "dp_ctgan"])
 def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
     generator = create_generator(method, epsilon=2.0, epochs=1, batch_size=100, progress=False, **PUBLIC)
     with warnings.catch_warnings():
@@ -174,6 +174,7 @@ def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
     assert load_generator(tmp_path / method).describe()["epsilon_spent"] == info["epsilon_spent"]
 
 
+@pytest.mark.slow
 def test_dp_estimates_missing_bounds_with_a_budget_share(table, meta):
     # 1,000 rows at epsilon 0.025 per column cannot pay for private bounds: a clear error, not exploded bounds
     too_small = create_generator("dp_tvae", epsilon=1.0, epochs=1, batch_size=100, progress=False,

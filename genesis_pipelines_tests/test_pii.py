@@ -364,9 +364,9 @@ def test_generated_values_are_well_formed():
 
 
 def test_fill_synthetic_is_fast_and_emails_stay_unique():
-    start = time.perf_counter()
+    start = time.process_time()  # CPU seconds: a loaded machine stretches wall time, not the work done
     out = _fill(["email"], n=100_000)
-    assert time.perf_counter() - start < 10
+    assert time.process_time() - start < 10
     assert out["email"].nunique() / len(out) > 0.99
 
 

@@ -143,6 +143,7 @@ def test_report_is_json_and_holds_no_real_value(data, fresh_report, copier_repor
         assert "Z0" not in text
 
 
+@pytest.mark.slow
 def test_dp_epsilon_is_read_from_the_generator(data):
     schema, _, train, holdout, fresh, _ = data
     describe = {"people": {"epsilon_spent": 1.0, "delta_spent": 1e-6, "budget": {"marginals": 0.5, "correlation": 0.5},

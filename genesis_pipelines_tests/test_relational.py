@@ -132,6 +132,7 @@ def test_only_reports_to_is_nullable(chinook):
     assert [fk.label for fk in chinook.schema.foreign_keys if fk.nullable] == ["Employee.ReportsTo -> Employee.EmployeeId"]
 
 
+@pytest.mark.slow
 def test_reports_to_null_share_about_real(chinook, synthetic, scaled):
     real = chinook.tables["Employee"]["ReportsTo"].isna().mean()
     for frames in (synthetic, *scaled.values()):
@@ -142,6 +143,7 @@ def test_reports_to_null_share_about_real(chinook, synthetic, scaled):
     assert synthetic["Employee"]["ReportsTo"].isna().sum() == chinook.tables["Employee"]["ReportsTo"].isna().sum()
 
 
+@pytest.mark.slow
 def test_employee_hierarchy_has_no_cycles(synthetic, scaled):
     for frames in (synthetic, *scaled.values()):
         employee = frames["Employee"]
@@ -157,6 +159,7 @@ def test_primary_keys_unique_and_non_null(chinook, synthetic):
         assert not keys.duplicated().any(), name
 
 
+@pytest.mark.slow
 def test_playlist_track_composite_key_unique(chinook, synthetic, scaled):
     assert chinook.schema.tables["PlaylistTrack"].primary_key == ["PlaylistId", "TrackId"]
     for frames in (synthetic, *scaled.values()):
@@ -178,6 +181,7 @@ def test_children_per_parent_close_to_real(chinook, synthetic, label):
 
 
 @pytest.mark.parametrize("label", ["InvoiceLine.InvoiceId -> Invoice.InvoiceId", "Track.AlbumId -> Album.AlbumId"])
+@pytest.mark.slow
 def test_children_per_parent_holds_at_scale_2(chinook, scaled, label):
     fk = chinook.fk(label)
     real, synth = children_per_parent(chinook.tables, fk), children_per_parent(scaled[2.0], fk)
@@ -215,6 +219,7 @@ def test_row_counts_equal_real_at_scale_1(chinook, synthetic):
 
 
 @pytest.mark.parametrize("scale", [0.5, 2.0])
+@pytest.mark.slow
 def test_scale_sizes_and_integrity(chinook, scaled, scale):
     frames = scaled[scale]
     order = chinook.schema.generation_order
@@ -253,6 +258,7 @@ def _real_pii_values(tables) -> dict[str, set[str]]:
     return out
 
 
+@pytest.mark.slow
 def test_no_real_pii_string_in_any_synthetic_table(chinook, synthetic, scaled):
     real = _real_pii_values(chinook.tables)
     forbidden = set().union(*real.values())
@@ -332,6 +338,7 @@ def test_model_holds_no_real_pii(chinook):
 
 
 @pytest.mark.parametrize("table", ["Invoice", "Employee"])
+@pytest.mark.slow
 def test_no_unique_training_record_is_reproduced(chinook, synthetic, scaled, table):
     meta = chinook.schema.tables[table]
     exclusions = record_guard.comparison_exclusions(chinook.schema, chinook.findings)
@@ -359,6 +366,7 @@ def test_copy_guard_recognises_training_records_after_reload(chinook, table):
 # ---------------------------------------------------------------- seeding and regeneration
 
 
+@pytest.mark.slow
 def test_same_seed_same_output_different_seed_differs(chinook, synthetic):
     again = relational.generate_all(chinook.model, chinook.model_dir, scale=1.0, seed=0)
     for name in synthetic:
@@ -517,6 +525,7 @@ def test_chinook_splits_follow_the_rules(chinook):
 # ---------------------------------------------------------------- nycflights
 
 
+@pytest.mark.slow
 def test_nycflights_integrity_nullable_tailnum_and_hub_airports(nycflights):
     synthetic = relational.generate_all(nycflights.model, nycflights.model_dir, scale=1.0, seed=0)
     real = nycflights.tables

@@ -108,6 +108,7 @@ def test_per_row_conditions_are_vectorised_and_tolerate_unseen_values():
 
 
 @pytest.mark.parametrize("scale", [1.0, 3.0])
+@pytest.mark.slow
 def test_hierarchy_depth_distribution_kept(chinook, scaled3, scale):
     real = depth_histogram(chinook["real"]["Employee"])
     frames = chinook["synth"] if scale == 1.0 else scaled3
@@ -218,6 +219,7 @@ def test_holdout_follows_the_parent(chinook):
 
 
 @pytest.mark.parametrize("scale", [0.1, 3.0])
+@pytest.mark.slow
 def test_scale_children_follow_parents(chinook, scaled3, scale):
     frames = scaled3 if scale == 3.0 else relational.generate_all(chinook["model"], chinook["dir"], scale=scale)
     real = chinook["real"]
