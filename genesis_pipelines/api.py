@@ -158,7 +158,7 @@ def _build_spec(tables: Mapping[str, pd.DataFrame], *, method: str, seed: int, s
         "constraints": [c.to_spec(single) if isinstance(c, Constraint) else dict(c) for c in (constraints or [])],
         "pii": {(f"{single}.{ref}" if single and "." not in ref else ref): p for ref, p in (pii or {}).items()},
     }
-    for table, key in (primary_keys or {}).items():
+    for table in primary_keys or {}:
         if table not in tables:
             raise SpecError(f"primary_keys names table {table!r}, which is not among the tables given")
     if foreign_keys is not None:

@@ -1465,8 +1465,8 @@ def _country_locales() -> dict[str, str]:
 
     def pick(territory: str) -> str | None:
         options = by_territory.get(territory, [])
-        for prefer in (lambda l: l.split("_")[0] == territory.lower(), lambda l: l.startswith("en_"), lambda l: True):
-            match = next((l for l in options if prefer(l)), None)
+        for prefer in (lambda loc: loc.split("_")[0] == territory.lower(), lambda loc: loc.startswith("en_"), lambda loc: True):
+            match = next((loc for loc in options if prefer(loc)), None)
             if match:
                 return match
         return None
@@ -1634,7 +1634,6 @@ def _render_derived(table: str, finding: PiiFinding, out: pd.DataFrame, faked: M
                     parents: Mapping[str, pd.DataFrame], groups: Mapping[str, np.ndarray], seed: int,
                     forbidden) -> pd.Series:
     """A derived column: its learned templates filled with the row's own fakes (or its synthetic parent's)."""
-    n_rows = len(out)
     sources: dict[str, np.ndarray] = {}
     for j, source in enumerate(finding.derived_from):
         if source.child_key is None:

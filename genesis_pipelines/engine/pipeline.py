@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ContextManager
 
 import duckdb
 import pandas as pd
@@ -47,7 +46,7 @@ from genesis_pipelines.engine.layout import (  # noqa: F401  (re-exported: the o
     warehouse_schema,
 )
 
-Connect = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
+Connect = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
 Log = Callable[[str], None]
 DEFAULT_RETRAIN_HINT = "retrain the model"
 FILE_FORMATS = ("parquet", "csv")

@@ -288,7 +288,7 @@ class AutoregressiveGenerator:
     @staticmethod
     def _loss(model: ARModel, x: torch.Tensor) -> torch.Tensor:
         logits = model(x)
-        return sum(nn.functional.cross_entropy(l, x[:, j]) for j, l in enumerate(logits))
+        return sum(nn.functional.cross_entropy(column_logits, x[:, j]) for j, column_logits in enumerate(logits))
 
     def _evaluate(self, model: ARModel, val: torch.Tensor) -> float:
         model.eval()
