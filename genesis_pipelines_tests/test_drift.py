@@ -15,8 +15,6 @@ from genesis_pipelines.engine.schema import ForeignKey
 from genesis_pipelines_tests.helpers import write_shop
 from genesis_pipelines_tests.helpers import Ticker, dataset_defs
 
-pytestmark = pytest.mark.dagster
-
 RNG = np.random.default_rng(7)
 
 
@@ -74,6 +72,7 @@ def _metadata(result: dg.ExecuteInJobResult, key: str) -> dict:
     return {k: v.value for e in events if e.asset_key.to_user_string() == key for k, v in e.metadata.items()}
 
 
+@pytest.mark.dagster
 def test_drift_asset_and_sensor_retrain_once(tmp_path, isolated_data):
     spec = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec)
