@@ -64,7 +64,7 @@ def worker_fit(args) -> dict:
     n = len(train)
     epochs = None
     if args.method in ("autoregressive", "gaussian_copula"):
-        from genesis_pipelines.engine.generators import create_generator
+        from genesis_pipelines.engine.synthesis.generators import create_generator
         meta = _adult_meta(train)
         # BENCH_AR_SETTINGS='{"threads": 2}' tries other settings of the autoregressive generator
         settings = json.loads(os.environ.get("BENCH_AR_SETTINGS", "{}")) if args.method == "autoregressive" else {}
@@ -132,8 +132,8 @@ def worker_quality(args) -> dict:
 
 
 def _adult_meta(train: pd.DataFrame):
-    from genesis_pipelines.engine.schema import profile_table
-    from genesis_pipelines.engine.spec import DatasetSpec
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.core.spec import DatasetSpec
     spec = DatasetSpec.model_validate({"name": "adult", "source": {"kind": "csv_folder", "path": "."}, "tables": {"adult": {}}})
     meta = profile_table("adult", train, spec)
     for column in meta.columns.values():  # Adult has no key: a unique-looking column is data here
@@ -144,7 +144,7 @@ def _adult_meta(train: pd.DataFrame):
 
 
 def load_split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    from genesis_pipelines.engine.io import coerce_types
+    from genesis_pipelines.engine.sources.io import coerce_types
     raw = pd.read_csv(ADULT, dtype=str, keep_default_na=False, na_values=["", "?"])
     df = coerce_types(raw)
     return split_80_20(df, seed)

@@ -79,8 +79,9 @@ def classifier(train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]:
 
 
 def run_method(method: str, train: pd.DataFrame, tmp: Path, seed: int, ar_epochs: int) -> dict:
-    from genesis_pipelines.engine import conditions, pipeline
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.synthesis import conditions
 
     folder = tmp / method
     (folder / "src").mkdir(parents=True)

@@ -47,7 +47,7 @@ def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
 
 
 def meta_for(df: pd.DataFrame):
-    from genesis_pipelines.engine.schema import ColumnMeta, TableMeta
+    from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
 
     def sdtype(c: str) -> str:
         return "numeric" if c.startswith("num") else "integer" if c.startswith("int") else "categorical"
@@ -63,7 +63,7 @@ def phase_baseline(rows: int, path: Path) -> dict:
 
 
 def phase_copula(path: Path, out: Path) -> dict:
-    from genesis_pipelines.engine.generators import create_generator
+    from genesis_pipelines.engine.synthesis.generators import create_generator
 
     df = pd.read_parquet(path)
     meta = meta_for(df)

@@ -5,7 +5,7 @@ spec that declares only the source and the keys of its schema.yaml (bakeoff's co
 with the same child and parent table become one composite FK), loads the code location with that spec alone and
 executes `<db>_synthetic_twin` in process. One row per database: first-try success (or the error class and its
 first line), blocking checks passed, FK integrity over every declared FK (composite ones as tuples), rules found /
-broken (when `genesis_pipelines.engine.rules.violations` exists), SDMetrics' multi-table QualityReport twice
+broken (when `genesis_pipelines.engine.analysis.rules.violations` exists), SDMetrics' multi-table QualityReport twice
 ((a) on the metadata SDV detects from the real tables plus the declared keys, every non-key column scored; (b) the
 same without the personal-data columns listed in PERSONAL_COLUMNS), and SDV's HMASynthesizer on the same tables
 with its fit + sample time. SDV and SDMetrics are BUSL: they run only in benchmarks/.venv-sdv through sdv_worker.py.
@@ -147,9 +147,9 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
     out: dict = {"success": False}
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        from genesis_pipelines.defs.factory import build_dataset_defs
         from genesis_pipelines.definitions import build_definitions
-        from genesis_pipelines.engine.spec import load_spec
+        from genesis_pipelines.defs.factory import build_dataset_defs
+        from genesis_pipelines.engine.core.spec import load_spec
 
         # the code location leaves a broken dataset out with a warning: build it alone first to name the problem
         build_dataset_defs(load_spec(specs / "dataset.yaml"))
@@ -252,8 +252,8 @@ def _comparable(df: pd.DataFrame) -> pd.DataFrame:
 def rule_counts(model_root: Path, synthetic: dict) -> str:
     """`found/broken` over the rules the trained model keeps (an exact rule is broken by any violation, an approximate
     one when its synthetic share is more than 5 points off), with the broken kinds."""
-    from genesis_pipelines.engine import rules
-    from genesis_pipelines.engine.relational import load_model
+    from genesis_pipelines.engine.analysis import rules
+    from genesis_pipelines.engine.synthesis.relational import load_model
 
     model, _ = load_model(model_root)
     kept = [r for t in model.tables.values() for r in t.rules]
@@ -335,8 +335,8 @@ def bench_database(name: str, args, python: Path | None) -> dict:
         return {"database": name, "missing": f"{folder} not found"}
     schema = yaml.safe_load((folder / "schema.yaml").read_text()) if (folder / "schema.yaml").is_file() else None
     fks, pks = (declared_foreign_keys(schema), primary_keys(schema)) if schema else ([], {})
-    from genesis_pipelines.engine.io import read_source_table, source_table_names
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 
     with tempfile.TemporaryDirectory(prefix=f"bench_corpus_{name}_") as tmp:
         work = Path(tmp)

@@ -45,7 +45,6 @@ if str(REPO_ROOT) not in sys.path:
 
 from _harness import peak_rss_mib, print_table  # noqa: E402
 
-
 # ---------------------------------------------------------------- small helpers
 
 
@@ -80,7 +79,7 @@ def genesis_env(data_dir: Path):
 def load_dataset_spec(name_or_path: str, scale: float | None):
     """A dataset name under GENESIS_SPECS_DIR (resources/datasets) or a path to a dataset.yaml."""
     from genesis_pipelines import paths
-    from genesis_pipelines.engine.spec import load_spec, parse_spec
+    from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 
     candidate = Path(name_or_path)
     path = candidate if candidate.suffix in (".yaml", ".yml") else paths.specs_dir() / name_or_path / "dataset.yaml"
@@ -230,8 +229,10 @@ class EngineRun:
 def run_engine(spec, data_dir: Path) -> EngineRun:
     import duckdb
 
-    from genesis_pipelines.engine import io, pii, relational
-    from genesis_pipelines.engine.schema import analyse
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.sources import io
+    from genesis_pipelines.engine.synthesis import relational
 
     warehouse = data_dir / "warehouse.duckdb"
     copy_dir, synthetic_dir = data_dir / spec.name / "copy", data_dir / spec.name / "synthetic"
@@ -392,7 +393,7 @@ def main(argv: list[str] | None = None) -> int:
           f"pandas {pandas.__version__}; {platform.machine()}, {os.cpu_count()} CPUs, {platform.system()}")
     summaries, all_ok = [], True
     started = time.perf_counter()
-    from genesis_pipelines.engine.errors import GenesisError
+    from genesis_pipelines.engine.core.errors import GenesisError
 
     for name in args.dataset or ["chinook"]:
         try:

@@ -38,7 +38,7 @@ def twin_job():
 
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     defs = dg.Definitions.merge(build_dataset_defs(load_spec(os.environ[SPEC_ENV])),
                                 dg.Definitions(resources=default_resources()))
@@ -47,6 +47,7 @@ def twin_job():
 
 def write_spec(work: Path, flights: int | None) -> Path:
     import yaml
+
     from bench_corpus import corpus_dir, prepare_source, spec_document
 
     folder = corpus_dir() / DATASET

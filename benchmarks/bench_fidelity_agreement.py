@@ -33,12 +33,12 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from _harness import corpus_dir  # noqa: E402
-
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.core.spec import parse_spec  # noqa: E402
 from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
-from genesis_pipelines.engine.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.schema import DatasetSchema, profile_table  # noqa: E402
-from genesis_pipelines.engine.spec import parse_spec  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
+from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
 
 SDV_PYTHON = REPO_ROOT / "benchmarks" / ".venv-sdv" / "bin" / "python"
 SDTYPE_TO_SDMETRICS = {"numeric": "numerical", "integer": "numerical", "datetime": "datetime",

@@ -25,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
 from _harness import corpus_dir, fit_and_sample, split_80_20
 from _harness import tstr_auc as _tstr_auc
 
@@ -47,13 +48,13 @@ def tstr_auc(train: pd.DataFrame, test: pd.DataFrame) -> float | None:
 
 
 def run_ours(method: str, train: pd.DataFrame, epochs: int, batch: int, seed: int) -> tuple[dict, pd.DataFrame]:
-    from genesis_pipelines.engine.generators import available_methods, create_generator
-    from genesis_pipelines.engine.schema import profile_table
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
 
     for module in ("ctgan", "tvae", "dp_neural"):  # registered by import, if the neural generators are present
         try:
-            importlib.import_module(f"genesis_pipelines.engine.generators.{module}")
+            importlib.import_module(f"genesis_pipelines.engine.synthesis.generators.{module}")
         except ImportError:
             pass
     if method not in available_methods():

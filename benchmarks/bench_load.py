@@ -35,7 +35,7 @@ broken = sum(k.path[-1] == "definition_error" for k in defs.resolve_asset_graph(
 done = os.times()
 print(json.dumps({"wall": time.perf_counter() - wall, "cpu": done.user + done.system - cpu.user - cpu.system,
                   "jobs": jobs, "broken": broken, "torch": "torch" in sys.modules,
-                  "relational": "genesis_pipelines.engine.relational" in sys.modules}))
+                  "relational": "genesis_pipelines.engine.synthesis.relational" in sys.modules}))
 """
 
 

@@ -25,9 +25,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _harness import corpus_dir  # noqa: E402
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.pii import PII_KINDS, detect_column  # noqa: E402
-from genesis_pipelines.engine.schema import infer_sdtype  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import infer_sdtype  # noqa: E402
+from genesis_pipelines.engine.privacy.pii import PII_KINDS, detect_column  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 LOCALES = ["en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "pl_PL", "sv_SE", "ja_JP"]
 ROWS = 300

@@ -22,10 +22,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _harness import corpus_dir  # noqa: E402
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.pii import scan_tables  # noqa: E402
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, profile_table  # noqa: E402
-from genesis_pipelines.engine.spec import DatasetSpec  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey  # noqa: E402
+from genesis_pipelines.engine.core.spec import DatasetSpec  # noqa: E402
+from genesis_pipelines.engine.privacy.pii import scan_tables  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 PII = {
     "chinook": {"Customer": "FirstName LastName Company Address PostalCode Phone Fax Email",

@@ -25,11 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _harness import corpus_dir  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec  # noqa: E402
 from genesis_pipelines.engine.evaluation import privacy  # noqa: E402
 from genesis_pipelines.engine.evaluation.fidelity import quality_report  # noqa: E402
-from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.schema import DatasetSchema, profile_table  # noqa: E402
-from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 ROWS = 100_000
 

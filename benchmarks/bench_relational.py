@@ -28,10 +28,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genesis_pipelines.engine import pii, relational  # noqa: E402
-from genesis_pipelines.engine.io import read_source_table, source_table_names  # noqa: E402
-from genesis_pipelines.engine.schema import DatasetSchema, analyse  # noqa: E402
-from genesis_pipelines.engine.spec import load_spec  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import analyse  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.core.spec import load_spec  # noqa: E402
+from genesis_pipelines.engine.privacy import pii  # noqa: E402
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names  # noqa: E402
+from genesis_pipelines.engine.synthesis import relational  # noqa: E402
 
 SDV_VENV = ROOT / "benchmarks" / ".venv-sdv"
 WORKER = ROOT / "benchmarks" / "sdv_worker.py"

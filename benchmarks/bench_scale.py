@@ -53,9 +53,10 @@ def wide(columns: int, rows: int = 5000) -> pd.DataFrame:
 
 def child(kind: str, size: int, scale: float) -> dict:
     sys.path.insert(0, str(ROOT))
-    from genesis_pipelines.engine import pii, relational
-    from genesis_pipelines.engine.schema import analyse
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.synthesis import relational
 
     df = flights(size) if kind == "rows" else wide(size)
     with tempfile.TemporaryDirectory() as tmp:

@@ -17,7 +17,7 @@ def __getattr__(name: str):
 
         return getattr(api, name)
     if name in ("register_generator", "available_methods"):
-        from genesis_pipelines.engine import generators
+        from genesis_pipelines.engine.synthesis import generators
 
         return getattr(generators, name)
     raise AttributeError(f"module 'genesis_pipelines' has no attribute {name!r}")

@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from genesis_pipelines.engine.errors import ModelError, SpecError
+from genesis_pipelines.engine.core.errors import ModelError, SpecError
 
 __all__ = [
     "Constraint", "MultiTableSynthesizer", "PrivacyConfig", "PrivacyEvaluator", "PrivacyReport", "QualityEvaluator",
@@ -78,7 +78,7 @@ class PrivacyConfig:
 
 @dataclass(frozen=True)
 class Constraint:
-    """A rule every generated row obeys, as one entry of a spec's `constraints:` list (engine/constraint_spec.py).
+    """A rule every generated row obeys, as one entry of a spec's `constraints:` list (engine/core/constraint_spec.py).
     `table` may be left out for a single-table generator.
 
     >>> from genesis_pipelines import Constraint
@@ -148,7 +148,7 @@ def _build_spec(tables: Mapping[str, pd.DataFrame], *, method: str, seed: int, s
                 holdout_fraction: float = 0.2, single: str | None = None):
     """The dataset spec the pipeline would read for these tables: keys declared or left to inference, the
     generator, constraints and PII policies (default `fake`, as in the pipeline)."""
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     method, settings = (privacy or PrivacyConfig()).method_and_settings(method, settings)
     data: dict[str, Any] = {
@@ -175,8 +175,9 @@ class _Fitted:
 
     @classmethod
     def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> "_Fitted":
-        from genesis_pipelines.engine import pii, pipeline
-        from genesis_pipelines.engine.device import resolve_device
+        from genesis_pipelines.engine import pipeline
+        from genesis_pipelines.engine.core.device import resolve_device
+        from genesis_pipelines.engine.privacy import pii
 
         root = Path(tempfile.mkdtemp(prefix="genesis-sdk-"))
         try:
@@ -190,7 +191,7 @@ class _Fitted:
 
     def save(self, directory: str | Path, extra: Mapping[str, Any]) -> Path:
         """The model root (LATEST.json + the version folder) copied to a staging folder, then renamed into place."""
-        from genesis_pipelines.engine.io import staged_folder, write_json
+        from genesis_pipelines.engine.sources.io import staged_folder, write_json
 
         with staged_folder(Path(directory)) as staging:
             shutil.copytree(self.root, staging, dirs_exist_ok=True)
@@ -200,7 +201,7 @@ class _Fitted:
 
     @classmethod
     def load(cls, directory: str | Path) -> tuple["_Fitted", dict]:
-        from genesis_pipelines.engine import relational
+        from genesis_pipelines.engine.synthesis import relational
 
         directory = Path(directory)
         manifest_path = directory / "sdk.json"
@@ -216,7 +217,7 @@ class _Fitted:
         return cls(model, model_dir, directory, temporary=False, locale=manifest.get("locale", "en_US")), manifest
 
     def sample(self, *, scale: float, seed: int, conditions: Mapping | None = None) -> dict[str, pd.DataFrame]:
-        from genesis_pipelines.engine import relational
+        from genesis_pipelines.engine.synthesis import relational
 
         return relational.generate_all(self.model, self.model_dir, scale=scale, seed=seed, locale=self.locale,
                                        conditions=conditions)
@@ -249,6 +250,9 @@ class SyntheticGenerator:
     def __init__(self, method: str = "gaussian_copula", seed: int = 0, *, privacy: PrivacyConfig | None = None,
                  constraints=None, pii: Mapping[str, str] | None = None, table_name: str = DEFAULT_TABLE,
                  holdout_fraction: float = 0.2, device: str | None = None, **settings):
+        from genesis_pipelines.engine.synthesis.generators.base import check_methods
+
+        check_methods({"SyntheticGenerator(method=...)": method})  # a typo fails here, not after profiling the data
         self.method, self.seed, self.settings = method, int(seed), dict(settings)
         self.privacy, self.constraints, self.pii = privacy, list(constraints or []), dict(pii or {})
         self.table_name, self.holdout_fraction, self.device = table_name, holdout_fraction, device
@@ -356,6 +360,10 @@ class MultiTableSynthesizer:
             raise SpecError("tables must be a non-empty dict of table name -> DataFrame")
         self.tables = {str(t): _as_frame(df, f"table {t!r}") for t, df in tables.items()}
         self.primary_keys, self.foreign_keys = dict(primary_keys or {}), foreign_keys
+        from genesis_pipelines.engine.synthesis.generators.base import check_methods
+
+        check_methods({"MultiTableSynthesizer(method=...)": method,
+                       **{f"MultiTableSynthesizer(methods={{{t!r}: ...}})": m for t, m in (methods or {}).items()}})
         self.method, self.methods, self.seed, self.settings = method, dict(methods or {}), int(seed), dict(settings)
         self.privacy, self.constraints, self.pii, self.device = privacy, list(constraints or []), dict(pii or {}), device
         self._fitted: _Fitted | None = None
@@ -430,8 +438,10 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
             quasi_identifiers=None, sensitive=None) -> _Inputs:
     """The schema and PII findings of the real tables (the pipeline's schema and PII steps), with the synthetic
     and holdout tables aligned to them."""
-    from genesis_pipelines.engine import pii, pipeline, record_guard, schema
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.privacy import pii, record_guard
 
     real_t = _as_tables(real, "real")
     names = list(real_t)
@@ -462,7 +472,7 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
     real_t = pipeline.normalise_frames(real_t)
     synth_t = pipeline.normalise_frames(synth_t)
     hold_t = pipeline.normalise_frames(hold_t) if hold_t is not None else None
-    analysed = schema.analyse(spec, real_t)
+    analysed = schema_inference.analyse(spec, real_t)
     findings = pii.scan_tables(real_t, analysed, spec)
     return _Inputs(spec, real_t, synth_t, hold_t, analysed, findings,
                    record_guard.comparison_exclusions(analysed, findings))
@@ -501,7 +511,7 @@ class _Report:
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The report as JSON (written to `path` too when given)."""
-        from genesis_pipelines.engine.io import write_json
+        from genesis_pipelines.engine.sources.io import write_json
 
         text = json.dumps(self.to_dict(), indent=2, default=str, allow_nan=False)
         if path is not None:
@@ -511,7 +521,7 @@ class _Report:
     def to_html(self, path: str | Path) -> Path:
         """The pipeline's self-contained HTML report, written atomically."""
         from genesis_pipelines.engine.evaluation import render_html
-        from genesis_pipelines.engine.io import atomic_path
+        from genesis_pipelines.engine.sources.io import atomic_path
 
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -578,8 +588,9 @@ class PrivacyReport(_Report):
 
 
 def _privacy(inputs: _Inputs, seed: int, thresholds=None) -> dict:
-    from genesis_pipelines.engine import evaluation, pii, record_guard
-    from genesis_pipelines.engine.spec import ThresholdSpec
+    from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.core.spec import ThresholdSpec
+    from genesis_pipelines.engine.privacy import pii, record_guard
 
     spec = inputs.spec
     holdout = inputs.holdout or {}
@@ -617,7 +628,8 @@ class QualityEvaluator:
         self.primary_keys, self.foreign_keys = primary_keys, foreign_keys
 
     def evaluate(self, target_column: str | None = None, *, privacy: bool = True) -> QualityReport:
-        from genesis_pipelines.engine import evaluation, relational
+        from genesis_pipelines.engine import evaluation
+        from genesis_pipelines.engine.synthesis import relational
 
         inputs = _inputs(self.real, self.synthetic, self.holdout, seed=self.seed, primary_keys=self.primary_keys,
                          foreign_keys=self.foreign_keys)
@@ -665,7 +677,7 @@ class PrivacyEvaluator:
         self.primary_keys, self.foreign_keys = primary_keys, foreign_keys
 
     def evaluate(self) -> PrivacyReport:
-        from genesis_pipelines.engine.spec import ThresholdSpec
+        from genesis_pipelines.engine.core.spec import ThresholdSpec
 
         try:
             thresholds = ThresholdSpec(**self.thresholds)
@@ -704,9 +716,10 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
     >>> result.k, result.satisfied
     (2, True)
     """
-    from genesis_pipelines.engine import pipeline, schema
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.core.spec import parse_spec
     from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
-    from genesis_pipelines.engine.spec import parse_spec
 
     df = _as_frame(df, "df")
     if not quasi_identifiers:
@@ -718,7 +731,7 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
         raise SpecError(f"k must be at least 1, got {k}")
     frame = pipeline.normalise_frames({DEFAULT_TABLE: df})[DEFAULT_TABLE]
     spec = parse_spec({"name": DATASET, "tables": {DEFAULT_TABLE: {}}, "foreign_keys": []}, origin="check_k_anonymity")
-    meta = schema.analyse(spec, {DEFAULT_TABLE: frame}).tables[DEFAULT_TABLE]
+    meta = schema_inference.analyse(spec, {DEFAULT_TABLE: frame}).tables[DEFAULT_TABLE]
     out = table_k_anonymity(frame, meta, list(quasi_identifiers), list(sensitive or []), k_target=int(k))
     return KAnonymityResult(k=out["k"], k_required=int(k), satisfied=out["k"] >= int(k), classes=out["classes"],
                             share_rows_below_k=out["share_rows_below_k_target"],

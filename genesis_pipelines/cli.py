@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from genesis_pipelines import paths
-from genesis_pipelines.engine.errors import GenesisError
+from genesis_pipelines.engine.core.errors import GenesisError
 
 EXIT_OK, EXIT_GATE_FAILED, EXIT_ERROR, EXIT_INTERNAL = 0, 1, 2, 3
 
@@ -31,10 +31,9 @@ def _progress(message: str) -> None:
 
 def _context(args):
     """The spec, its layout under the data dir, and the warehouse file."""
-    from genesis_pipelines.engine.pipeline import DatasetLayout
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.pipeline import DatasetLayout, open_spec
 
-    spec = load_spec(args.spec)
+    spec = open_spec(args.spec)
     data_dir = Path(args.data_dir) if args.data_dir else paths.data_dir()
     if args.warehouse:
         warehouse = Path(args.warehouse)
@@ -58,8 +57,9 @@ def _print_paths(paths_written) -> None:
 
 
 def cmd_generate(args) -> int:
-    from genesis_pipelines.engine import pii, pipeline
-    from genesis_pipelines.engine.device import resolve_device
+    from genesis_pipelines.engine import pipeline
+    from genesis_pipelines.engine.core.device import resolve_device
+    from genesis_pipelines.engine.privacy import pii
 
     spec, layout, warehouse = _context(args)
     scale = spec.scale if args.scale is None else args.scale
@@ -154,7 +154,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genesis_pipelines.engine.export import FORMATS
+    from genesis_pipelines.engine.sources.export import FORMATS
 
     parser = argparse.ArgumentParser(prog="genesis", description="A safe synthetic twin of a relational database.")
     common = argparse.ArgumentParser(add_help=False)

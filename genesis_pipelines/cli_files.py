@@ -19,7 +19,7 @@ import json
 import sys
 from pathlib import Path
 
-from genesis_pipelines.engine.errors import GenesisError, SourceError
+from genesis_pipelines.engine.core.errors import GenesisError, SourceError
 
 EXIT_OK, EXIT_GATE_FAILED = 0, 1
 FILE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
@@ -29,7 +29,7 @@ FILE_SUFFIXES = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
 
 
 def _folder_spec(folder: Path, kind: str, files: list[Path]):
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     return parse_spec({"name": "files", "source": {"kind": f"{kind}_folder", "path": str(folder.resolve())},
                        "tables": {p.stem: {"file": p.name} for p in files}}, origin=str(folder))
@@ -37,8 +37,8 @@ def _folder_spec(folder: Path, kind: str, files: list[Path]):
 
 def read_input(path: str | Path, what: str = "input") -> tuple[dict, str, bool]:
     """(tables, format, is_folder) from a CSV / Parquet file or a folder of them, read by the pipeline's own
-    readers (engine/io.py: typed columns, only empty cells are nulls)."""
-    from genesis_pipelines.engine.io import read_source_table
+    readers (engine/sources/io.py: typed columns, only empty cells are nulls)."""
+    from genesis_pipelines.engine.sources.io import read_source_table
 
     path = Path(path)
     if path.is_dir():
@@ -72,7 +72,7 @@ def _output_format(path: Path, default: str | None = None) -> str:
 
 
 def _write_frame(df, path: Path, fmt: str) -> None:
-    from genesis_pipelines.engine.io import atomic_path
+    from genesis_pipelines.engine.sources.io import atomic_path
 
     with atomic_path(path) as tmp:
         if fmt == "csv":
@@ -83,7 +83,6 @@ def _write_frame(df, path: Path, fmt: str) -> None:
 
 def write_output(tables: dict, out: Path, *, folder: bool, fmt: str | None) -> list[Path]:
     """One file (format from its suffix) or a folder of files, staged beside it and renamed into place."""
-    from genesis_pipelines.engine.io import staged_folder
 
     out = Path(out)
     if not folder:
@@ -91,6 +90,8 @@ def write_output(tables: dict, out: Path, *, folder: bool, fmt: str | None) -> l
         out.parent.mkdir(parents=True, exist_ok=True)
         _write_frame(df, out, _output_format(out))
         return [out]
+    from genesis_pipelines.engine.sources.io import staged_folder
+
     fmt = fmt or "parquet"
     with staged_folder(out) as staging:
         for table, df in tables.items():

@@ -32,7 +32,7 @@ def chinook_trained(tmp_path_factory) -> TrainedDataset:
 @pytest.fixture(scope="session")
 def chinook_synthetic(chinook_trained) -> dict[str, pd.DataFrame]:
     """Chinook's synthetic twin at scale 1, seed 0, generated once per worker (read it, never change it)."""
-    from genesis_pipelines.engine import relational
+    from genesis_pipelines.engine.synthesis import relational
 
     return relational.generate_all(chinook_trained.model, chinook_trained.model_dir, scale=1.0, seed=0)
 

@@ -61,8 +61,9 @@ def write_shop(folder: Path, *, customers: int = 60, orders: int = 240, seed: in
 
 def people_table(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, object]:
     """One table of people (numbers with nulls, categories, a flag) and its profile; one city is a rare real value."""
-    from genesis_pipelines.engine.schema import profile_table
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.core.spec import parse_spec
+
 
     rng = np.random.default_rng(seed)
     age = rng.integers(18, 80, n)
@@ -101,10 +102,13 @@ class TrainedDataset:
 
 def train_dataset(spec_path: Path, model_root: Path) -> TrainedDataset:
     """The engine's steps on one spec, outside Dagster: read, analyse, PII scan, train, load the saved model."""
-    from genesis_pipelines.engine import pii, relational
-    from genesis_pipelines.engine.io import read_source_table, source_table_names
-    from genesis_pipelines.engine.schema import analyse
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.synthesis import relational
+
+
 
     spec = load_spec(spec_path)
     tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}
@@ -146,7 +150,8 @@ def needs_corpus(*parts: str) -> pytest.MarkDecorator:
 def read_corpus_csv(database: str, table: str, rows: int | None = None) -> pd.DataFrame:
     """A corpus table typed as the pipeline reads it (R-style null tokens, nullable dtypes), optionally a fixed
     sample of `rows` rows."""
-    from genesis_pipelines.engine.io import NULL_TOKENS, coerce_types
+    from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types
+
 
     path = corpus_path(database, f"{table}.csv")
     df = coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
@@ -160,7 +165,7 @@ def dataset_defs(spec_path: Path) -> dg.Definitions:
     """One dataset's definitions with the default resources, as the code location builds them."""
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     return dg.Definitions.merge(build_dataset_defs(load_spec(spec_path)), dg.Definitions(resources=default_resources()))
 
@@ -169,7 +174,7 @@ def materialize_all(spec_path: Path, instance: dg.DagsterInstance, selection=Non
     """Materialize a dataset's assets and checks (or `selection` of them) in process, failures kept in the result."""
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     defs = build_dataset_defs(load_spec(spec_path))
     return dg.materialize(

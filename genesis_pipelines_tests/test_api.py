@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 import genesis_pipelines as gp
-from genesis_pipelines.engine.errors import GenesisError, SpecError
+from genesis_pipelines.engine.core.errors import GenesisError, SpecError
 from genesis_pipelines_tests.helpers import PROJECT_ROOT as ROOT
 from genesis_pipelines_tests.helpers import corpus_dir, corpus_path, needs_corpus
 
@@ -219,7 +219,7 @@ def test_docstring_examples_run():
     import doctest
 
     from genesis_pipelines import api
-    from genesis_pipelines.engine.generators import base
+    from genesis_pipelines.engine.synthesis.generators import base
 
     for module in (api, base):
         result = doctest.testmod(module, optionflags=doctest.ELLIPSIS)

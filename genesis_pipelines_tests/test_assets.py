@@ -12,7 +12,7 @@ import pytest
 from dagster._serdes import serialize_value
 
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines_tests.helpers import BUNDLED_SPECS, materialize_all, write_shop
 
 pytestmark = pytest.mark.dagster

@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.generators import create_generator, load_generator
-from genesis_pipelines.engine.generators.auto import AutoGenerator
-from genesis_pipelines.engine.generators.dp_copula import _gaussian_sigma, _quantile_function
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
+from genesis_pipelines.engine.synthesis.generators.auto import AutoGenerator
+from genesis_pipelines.engine.synthesis.generators.dp_copula import _gaussian_sigma, _quantile_function
 from genesis_pipelines_tests.helpers import people_table
 
 

@@ -17,9 +17,8 @@ import pytest
 
 from genesis_pipelines.cli import main
 from genesis_pipelines.engine.pipeline import DatasetLayout as Layout
-from genesis_pipelines.engine.export import FORMATS
-from genesis_pipelines_tests.helpers import PROJECT_ROOT
-from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines.engine.sources.export import FORMATS
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, write_shop
 
 pytestmark = pytest.mark.cli
 
@@ -140,7 +139,7 @@ def test_errors_are_one_line_with_exit_2(shop, tmp_path, capsys):
 
 def test_layout_is_the_one_the_dagster_storage_uses(tmp_path):
     from genesis_pipelines.defs.resources import GenesisStorage
-    from genesis_pipelines.engine.splits import split_schemas
+    from genesis_pipelines.engine.synthesis.splits import split_schemas
 
     storage, layout = GenesisStorage(data_dir=str(tmp_path)), Layout(tmp_path, "shop")
     assert storage.layout("shop") == layout

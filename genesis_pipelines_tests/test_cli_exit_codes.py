@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from genesis_pipelines.cli import EXIT_INTERNAL, main
-from genesis_pipelines.engine import schema as schema_module
+from genesis_pipelines.engine.analysis import schema_inference as schema_module
 from genesis_pipelines_tests.helpers import write_shop
 
 pytestmark = pytest.mark.cli

@@ -38,7 +38,7 @@ def adult_files(tmp_path_factory) -> Path:
 
 
 def test_read_input_names_the_file(tmp_path):
-    from genesis_pipelines.engine.errors import SourceError
+    from genesis_pipelines.engine.core.errors import SourceError
 
     (tmp_path / "bad.csv").write_text("a,b\n1,2\n3\n")
     with pytest.raises(SourceError, match="bad.csv line 3"):

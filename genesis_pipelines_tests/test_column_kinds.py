@@ -9,14 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation.fidelity import quality_report, string_shape
-from genesis_pipelines.engine.generators import create_generator
-from genesis_pipelines.engine.generators.autoregressive import AutoregressiveGenerator
-from genesis_pipelines.engine.generators.free_text import _WORDS as LOREM, excluded_words, fit_text, sample_text
-from genesis_pipelines.engine.generators.gaussian_copula import GaussianCopulaGenerator
-from genesis_pipelines.engine.io import coerce_types, read_source_table
-from genesis_pipelines.engine.schema import ColumnMeta, analyse, infer_sdtype, profile_table
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.analysis.schema_inference import analyse, infer_sdtype, profile_table
+from genesis_pipelines.engine.analysis.similarity import string_shape
+from genesis_pipelines.engine.core.schema import ColumnMeta
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.evaluation.fidelity import quality_report
+from genesis_pipelines.engine.sources.io import coerce_types, read_source_table
+from genesis_pipelines.engine.synthesis.generators import create_generator
+from genesis_pipelines.engine.synthesis.generators.autoregressive import AutoregressiveGenerator
+from genesis_pipelines.engine.synthesis.generators.free_text import _WORDS as LOREM
+from genesis_pipelines.engine.synthesis.generators.free_text import excluded_words, fit_text, sample_text
+from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator
 
 LOREM_WORDS = {str(w).casefold() for w in LOREM}
 SHAPE = re.compile(r"^VCH-\d{5}-(alpha|beta|gamma)$")
@@ -184,7 +187,8 @@ def test_filler_scores_badly_and_shape_preserving_output_well():
 def test_dates_written_as_text_come_back_in_their_own_layout_and_keep_their_order():
     """"August 4, 2017" in, "August 4, 2017"-shaped out (day unpadded, as written), never ISO or epoch seconds, also
     where the ordering rule between two such columns repairs a row."""
-    from genesis_pipelines.engine import pii, relational
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.synthesis import relational
 
     rng = np.random.default_rng(5)
     n = 200

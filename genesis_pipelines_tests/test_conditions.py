@@ -13,12 +13,14 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines import cli
-from genesis_pipelines.engine import conditions, pipeline
-from genesis_pipelines.engine.conditions import ConditionError, ConditionedGenerator
-from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.generators import create_generator
-from genesis_pipelines.engine.schema import profile_table
-from genesis_pipelines.engine.spec import load_spec, parse_spec
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
+from genesis_pipelines.engine.synthesis import conditions
+from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
+from genesis_pipelines.engine.synthesis.conditions import ConditionError
+from genesis_pipelines.engine.synthesis.generators import create_generator
 from genesis_pipelines_tests.helpers import write_shop
 
 
@@ -86,6 +88,63 @@ def test_conditioned_rows_hold_the_value_and_children_follow(shop):
     assert done.summary["groups"] == [{"condition": {"segment": "wholesale"}, "rows": 120}]
     summary = json.loads((layout.augmented("customers") / "conditions.json").read_text())
     assert summary["descendants"] == {"orders": len(orders)} and summary["model_version"] == model.version
+
+
+def test_a_child_table_is_conditioned_on_its_own_and_points_at_the_twins_parents(shop):
+    """Conditioning a child (no conditioned parent): its rows hold the condition, their keys point at the twin's
+    generated parents (never at real ones), and the twin itself is untouched."""
+    _, spec, layout, connect, model, model_dir = shop
+    warehouse = str(layout.data_dir / "warehouse.duckdb")
+    with duckdb.connect(warehouse, read_only=True) as con:
+        before = con.execute('select * from synthetic_shop."orders" order by order_id').df()
+    done = pipeline.augment(spec, layout, connect, model, model_dir, "orders", conditions=["coupon=VIP"], rows=200,
+                            seed=5)
+    with duckdb.connect(str(layout.data_dir / "warehouse.duckdb"), read_only=True) as con:
+        orders = con.execute('select * from augmented_shop."orders"').df()
+        twin_customers = con.execute('select customer_id from synthetic_shop."customers"').df()["customer_id"]
+        after = con.execute('select * from synthetic_shop."orders" order by order_id').df()
+    assert len(orders) == 200 and (orders["coupon"] == "VIP").all()
+    assert orders["customer_id"].notna().all() and orders["customer_id"].isin(twin_customers).all()
+    assert orders["order_id"].is_unique
+    pd.testing.assert_frame_equal(before, after)  # the twin is not touched
+    assert done.tables == {"orders": 200} and done.summary["descendants"] == {}
+    # the other columns still follow the learned shape: amounts stay in the real range, not a constant
+    assert orders["amount"].nunique() > 20
+
+
+def test_conditioned_rows_are_scored_against_the_real_rows_meeting_the_condition():
+    """Rows made under a condition must look like the real rows that meet it: rows drawn from the right class score
+    above rows drawn from the other class; too few matching real rows give no score."""
+    from genesis_pipelines.engine.evaluation.conditioned import conditioned_quality
+
+    rng = np.random.default_rng(0)
+    real = pd.DataFrame({"cls": np.repeat(["a", "b"], 500), "x": np.r_[rng.normal(0, 1, 500), rng.normal(5, 1, 500)],
+                         "k": np.r_[rng.choice(["u", "v"], 500, p=[0.9, 0.1]), rng.choice(["u", "v"], 500, p=[0.1, 0.9])]})
+    real.loc[0, "cls"] = "rare"
+    meta = profile_table("t", real, parse_spec({"name": "t"}))
+    right = pd.DataFrame({"cls": "b", "x": rng.normal(5, 1, 300), "k": rng.choice(["u", "v"], 300, p=[0.1, 0.9])})
+    wrong = pd.DataFrame({"cls": "b", "x": rng.normal(0, 1, 300), "k": rng.choice(["u", "v"], 300, p=[0.9, 0.1])})
+    groups = [{"condition": {"cls": "b"}, "rows": 300}]
+    good = conditioned_quality(real, right, meta, groups)["groups"][0]
+    bad = conditioned_quality(real, wrong, meta, groups)["groups"][0]
+    assert good["real_rows_matching"] == 500 and good["rows"] == 300 and good["columns"] == 2
+    assert good["column_shapes"] > 0.9 > 0.5 > bad["column_shapes"]
+    rare = conditioned_quality(real, right.assign(cls="rare"), meta, [{"condition": {"cls": "rare"}, "rows": 300}])
+    assert rare["groups"][0]["column_shapes"] is None and "fewer than 5" in rare["groups"][0]["note"]
+
+
+def test_the_quality_report_says_which_rows_were_conditioned(shop):
+    _, spec, layout, connect, model, model_dir = shop
+    pipeline.augment(spec, layout, connect, model, model_dir, "customers", conditions=["segment=online"], rows=90, seed=4)
+    report = pipeline.quality_report(spec, layout, connect, model)
+    (entry,) = [a for a in report["conditioned"] if a["table"] == "customers"]
+    (group,) = entry["quality"]["groups"]
+    assert group["condition"] == {"segment": "online"} and group["rows"] == 90
+    assert group["real_rows_matching"] > 5 and 0.5 < group["column_shapes"] <= 1.0
+    html = pipeline.write_report(layout.reports, spec.name, "quality_report", report).read_text()
+    assert 'id="conditioned"' in html and "segment = online" in html
+    from genesis_pipelines.engine.evaluation import summary_markdown
+    assert "**Conditioned rows**" in summary_markdown(report, "quality")
 
 
 def test_rebalance_uniform_and_given_shares(shop):

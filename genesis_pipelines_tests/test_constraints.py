@@ -6,12 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.constraint_spec import predicate_columns
-from genesis_pipelines.engine.constraints import TableConstraints
-from genesis_pipelines.engine.errors import GenesisError, SchemaError, SpecError
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.constraint_spec import predicate_columns
+from genesis_pipelines.engine.core.errors import GenesisError, SchemaError, SpecError
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.constraints import TableConstraints
 
 
 def _spec(constraints: list[dict], **extra):
@@ -114,6 +115,29 @@ def test_enforce_returns_only_valid_rows():
     assert set(zip(out["Country"], out["City"])) <= {("FR", "Paris"), ("FR", "Lyon"), ("DE", "Berlin"), ("DE", "Bonn"),
                                                      ("US", "NYC"), ("US", "LA")}
     assert out.dtypes["Quantity"] == "Int64"
+
+
+def test_any_column_name_can_be_constrained():
+    """Names a Python identifier cannot hold (dashes, spaces, accents) are named as they are, backticked in predicates."""
+    renamed = {"Price": "unit-price", "Discount": "Remise accordée", "Quantity": "qty (units)"}
+    orders = _tables()["Orders"].rename(columns=renamed)
+    spec = _spec([
+        {"kind": "positive", "table": "Orders", "column": "unit-price"},
+        {"kind": "inequality", "table": "Orders", "low_column": "Remise accordée", "high_column": "unit-price"},
+        {"kind": "predicate", "table": "Orders", "expression": "(`qty (units)` < 8) | (`unit-price` > 10)"},
+    ])
+    assert predicate_columns("(`qty (units)` < 8) | (`unit-price` > 10)") == ["qty (units)", "unit-price"]
+    rules = TableConstraints.fit("Orders", spec.constraints, orders)
+    bad = pd.DataFrame({"unit-price": [5.0, -1.0, 5.0, 50.0], "Remise accordée": [1.0, 0.0, 6.0, 1.0],
+                        "qty (units)": [9, 1, 1, 9]})
+    assert rules.valid(bad).tolist() == [False, False, False, True]
+    out = rules.enforce(bad, 4, lambda k, cond, s: pd.DataFrame(
+        {"unit-price": np.full(k, 20.0), "Remise accordée": np.full(k, 2.0), "qty (units)": np.full(k, 3)}), seed=0)
+    assert rules.valid(out).all() and len(out) == 4
+    for rule, message in [({"kind": "positive", "table": "Orders", "column": " "}, "non-empty"),
+                          ({"kind": "predicate", "table": "Orders", "expression": "`unit-price > 0"}, "backtick")]:
+        with pytest.raises(SpecError, match=message):
+            _spec([rule])
 
 
 def test_nulls_never_violate_and_aligned_conditions_keep_their_rows():

@@ -40,6 +40,27 @@ def test_asset_keys_groups_and_kinds(defs):
     assert "html" in graph.get(dg.AssetKey(["chinook", "quality_report"])).kinds
 
 
+def test_every_asset_names_its_stage(defs):
+    """The lineage filter `tag:genesis/stage=<stage>` shows one stage of a twin, so every asset must carry one."""
+    from genesis_pipelines.defs.assets.common import STAGES
+
+    graph = defs.resolve_asset_graph()
+    stage_of = {k.to_user_string(): graph.get(k).tags.get("genesis/stage") for k in graph.get_all_asset_keys()}
+    untagged = sorted(k for k, stage in stage_of.items() if stage is None and not k.endswith("/definition_error"))
+    assert not untagged, f"assets without a genesis/stage tag: {untagged[:5]}"
+    assert set(stage_of.values()) - {None} <= set(STAGES)
+    expected = {"chinook/source/Track": "source", "chinook/schema": "analysis", "chinook/pii_scan": "analysis",
+                "chinook/training_plan": "training", "chinook/model/Track": "training", "chinook/model": "training",
+                "chinook/synthetic/Track": "synthetic", "chinook/synthetic_files": "synthetic",
+                "chinook/quality_report": "reports", "chinook/privacy_report": "reports", "chinook/drift": "monitoring"}
+    assert {k: stage_of.get(k) for k in expected} == expected
+    # the string the README gives for the UI's lineage filter: chinook's synthetic stage, every synthetic table
+    synthetic = dg.AssetSelection.from_string('tag:"genesis/stage"="synthetic" and group:"chinook"').resolve(graph)
+    assert dg.AssetKey(["chinook", "synthetic", "PlaylistTrack"]) in synthetic
+    assert dg.AssetKey(["chinook", "source", "PlaylistTrack"]) not in synthetic
+    assert all(key.path[0] == "chinook" for key in synthetic)
+
+
 def test_synthetic_deps_follow_the_fk_graph(defs):
     graph = defs.resolve_asset_graph()
 

@@ -12,9 +12,9 @@ import torch
 
 from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.defs.resources import DeviceResource, default_resources
-from genesis_pipelines.engine.device import TRAINING_LOGGER, forward_training_log, measure_training, resolve_device
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.core.device import TRAINING_LOGGER, forward_training_log, measure_training, resolve_device
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import load_spec
 
 HAS_CUDA = torch.cuda.is_available()
 

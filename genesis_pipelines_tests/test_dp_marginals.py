@@ -6,9 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.generators import create_generator, load_generator
-from genesis_pipelines.engine.generators.dp_domain import (
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
+from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     DomainTooSmall,
     check_domain,
     default_delta,
@@ -16,8 +18,6 @@ from genesis_pipelines.engine.generators.dp_domain import (
     epsilon_from,
     rho_from,
 )
-from genesis_pipelines.engine.schema import profile_table
-from genesis_pipelines.engine.spec import parse_spec
 from genesis_pipelines_tests.helpers import read_corpus_csv
 
 

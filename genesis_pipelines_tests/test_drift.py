@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.drift import categorical_drift, numeric_drift, psi, relation_drift, table_drift
-from genesis_pipelines.engine.relational import RelationStats
-from genesis_pipelines.engine.schema import ForeignKey
-from genesis_pipelines_tests.helpers import write_shop
-from genesis_pipelines_tests.helpers import Ticker, dataset_defs
+from genesis_pipelines.engine.core.schema import ForeignKey
+from genesis_pipelines.engine.evaluation.drift import categorical_drift, numeric_drift, psi, relation_drift, table_drift
+from genesis_pipelines.engine.synthesis.relational import RelationStats
+from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 
 RNG = np.random.default_rng(7)
 
@@ -118,8 +117,8 @@ def test_drift_asset_and_sensor_retrain_once(tmp_path, isolated_data):
 
 
 def test_drift_spec_field():
-    from genesis_pipelines.engine.errors import SpecError
-    from genesis_pipelines.engine.spec import parse_spec
+    from genesis_pipelines.engine.core.errors import SpecError
+    from genesis_pipelines.engine.core.spec import parse_spec
 
     assert parse_spec({"name": "x"}).drift.psi_threshold == 0.2
     assert parse_spec({"name": "x", "drift": {"psi_threshold": 0.3}}).drift.psi_threshold == 0.3

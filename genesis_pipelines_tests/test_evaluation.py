@@ -10,20 +10,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.columns import evaluable_columns
+from genesis_pipelines.engine.analysis.schema_inference import analyse, profile_table
+from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
+from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 from genesis_pipelines.engine.evaluation import (
     cardinality_scores,
-    column_shape_scores,
     distance_to_closest_record,
-    evaluable_columns,
     exact_copies,
-    pair_trend_scores,
     privacy_report,
     quality_report,
     render_html,
     summary_markdown,
 )
-from genesis_pipelines.engine.schema import DatasetSchema, analyse, profile_table
-from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
 from genesis_pipelines_tests.helpers import read_corpus_csv
 
 SPEC = parse_spec({"name": "t"})

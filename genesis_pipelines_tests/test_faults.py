@@ -16,12 +16,10 @@ import pytest
 import yaml
 
 from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine import io
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.relational import load_model
-from genesis_pipelines_tests.helpers import PROJECT_ROOT
-from genesis_pipelines_tests.helpers import write_shop
-from genesis_pipelines_tests.helpers import dataset_defs
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.sources import io
+from genesis_pipelines.engine.synthesis.relational import load_model
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, dataset_defs, write_shop
 
 pytestmark = pytest.mark.dagster
 
@@ -53,7 +51,7 @@ def test_failure_after_some_chunks_keeps_the_old_table(tmp_path):
 KILLED_WRITER = textwrap.dedent("""
     import sys, time
     import duckdb, pandas as pd
-    from genesis_pipelines.engine.io import write_table
+    from genesis_pipelines.engine.sources.io import write_table
 
     def chunks():
         yield pd.DataFrame({"id": range(1000)})
@@ -164,7 +162,7 @@ RACER = textwrap.dedent("""
     import sys, time
     import pandas as pd
     from genesis_pipelines.defs.resources import Warehouse
-    from genesis_pipelines.engine.io import write_table
+    from genesis_pipelines.engine.sources.io import write_table
 
     def chunks(n):
         for i in range(5):

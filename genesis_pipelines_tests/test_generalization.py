@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.relational import rows_per_person
-from genesis_pipelines.engine.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
-from genesis_pipelines.engine.transform import ContinuousTransform
+from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
+from genesis_pipelines.engine.synthesis.relational.structure import rows_per_person
+from genesis_pipelines.engine.synthesis.transform import ContinuousTransform
 
 
 def _meta(name: str) -> ColumnMeta:
@@ -46,7 +46,7 @@ def test_rows_per_person_follows_the_first_key_into_people():
 
 
 def test_numbers_modelled_as_categories_come_back_as_numbers():
-    from genesis_pipelines.engine.relational import _storage_types
+    from genesis_pipelines.engine.synthesis.relational.sampling import _storage_types
 
     meta = TableMeta(name="t", row_count=3, columns={
         "flag": ColumnMeta(name="flag", sdtype="categorical", dtype="int64", null_rate=0.0, cardinality=2),
@@ -63,7 +63,7 @@ def test_numbers_modelled_as_categories_come_back_as_numbers():
 def test_a_single_informative_column_is_no_record_to_guard():
     """Guarding single values steers the output away from each value one training row holds, and that gap tells an
     attacker which rows were trained on (sakila's address load timestamps: membership AUC 0.68 with the guard)."""
-    from genesis_pipelines.engine.record_guard import record_columns
+    from genesis_pipelines.engine.privacy.record_guard import record_columns
 
     def meta(stamp_cardinality: int, line_null_rate: float) -> TableMeta:
         return TableMeta(name="address", row_count=600, columns={

@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.generators import create_generator, load_generator
-from genesis_pipelines.engine.generators.data_transformer import DataTransformer
-from genesis_pipelines.engine.generators.neural import WEIGHTS
-from genesis_pipelines.engine.schema import profile_table
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
+from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
+from genesis_pipelines.engine.synthesis.generators.neural import WEIGHTS
 
 SPEC = parse_spec({"name": "t"})
 FAST = {"epochs": 2, "batch_size": 200, "threads": 1, "progress": False}

@@ -9,8 +9,9 @@ import duckdb
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import GenesisError, SourceError
-from genesis_pipelines.engine.io import (
+from genesis_pipelines.engine.core.errors import GenesisError, SourceError
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
+from genesis_pipelines.engine.sources.io import (
     atomic_path,
     coerce_types,
     export_table,
@@ -22,7 +23,6 @@ from genesis_pipelines.engine.io import (
     write_json,
     write_table,
 )
-from genesis_pipelines.engine.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"

@@ -9,16 +9,14 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.errors import SchemaError, SpecError
+from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.core.errors import SchemaError, SpecError
+from genesis_pipelines.engine.core.schema import child_keys, parent_keys
+from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
 from genesis_pipelines.engine.evaluation.integrity import key_integrity
-from genesis_pipelines.engine.schema import (
-    analyse,
-    child_keys,
-    parent_keys,
-    plan_generation,
-)
-from genesis_pipelines.engine.spec import ForeignKeySpec, parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.keys import _match_categories
 from genesis_pipelines_tests.helpers import corpus_dir
 
 
@@ -241,7 +239,7 @@ def test_match_categories_hands_out_every_parent_when_some_are_null():
     rng = np.random.default_rng(1)
     have = np.asarray(["a", None, "b", np.nan, "a", "c"], dtype=object)
     want = np.asarray(["a", "a", "a", "b", None, "c"], dtype=object)
-    take = relational._match_categories(want, have, rng)
+    take = _match_categories(want, have, rng)
     assert sorted(take.tolist()) == list(range(len(have)))
     assert have[take[5]] == "c" and have[take[3]] == "b"
 
@@ -274,7 +272,7 @@ def corpus_spec(name: str, *, declared: bool = True, **extra):
 
 
 def _corpus_tables(spec) -> dict[str, pd.DataFrame]:
-    from genesis_pipelines.engine.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 
     return {t: read_source_table(spec, t) for t in source_table_names(spec)}
 
@@ -423,7 +421,7 @@ def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
 
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     tables, spec = (_stores(), STORE_SPEC) if case == "cycle" else (_show(), SHOW_SPEC)
     path = _write_dataset(tmp_path / spec["name"], tables, spec)

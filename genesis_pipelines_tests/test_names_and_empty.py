@@ -14,10 +14,12 @@ import pytest
 from genesis_pipelines.cli import main as genesis_main
 from genesis_pipelines.defs.assets.common import key_name, source_key, synthetic_key
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.spec import load_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD
 from genesis_pipelines_tests.helpers import materialize_all
 
 pytestmark = pytest.mark.dagster
@@ -171,7 +173,7 @@ def test_empty_parquet_tables_keep_their_dtypes_through_train_and_generate(tmp_p
     assert schema.tables["shops"].row_count == 0
     findings = pii.scan_tables(real, schema, spec)
     model, splits = relational.train(spec, schema, real, findings, tmp_path / "models")
-    assert model.tables["shops"].method == relational.EMPTY_METHOD and splits["shops"][0].empty
+    assert model.tables["shops"].method == EMPTY_METHOD and splits["shops"][0].empty
     model, model_dir = relational.load_model(tmp_path / "models")
     out = relational.generate_all(model, model_dir, scale=2.0, seed=1)
     for table in ("shops", "refunds"):

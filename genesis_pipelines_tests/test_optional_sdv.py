@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import pytest
-
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
+
+import pytest
 
 pytestmark = pytest.mark.cli
 
@@ -21,12 +21,13 @@ SCRIPT = textwrap.dedent("""
         sys.modules[name] = None  # any `import name` now raises ImportError
 
     import genesis_pipelines.definitions  # the Dagster entry point
-    from genesis_pipelines.engine import pii, relational
-    from genesis_pipelines.engine.errors import GenesisError
-    from genesis_pipelines.engine.generators import available_methods, create_generator
-    from genesis_pipelines.engine.io import read_source_table, source_table_names
-    from genesis_pipelines.engine.schema import analyse
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.synthesis import relational
+    from genesis_pipelines.engine.core.errors import GenesisError
+    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.core.spec import load_spec
 
     spec = load_spec(Path(sys.argv[1]) / "resources/datasets/chinook/dataset.yaml")
     tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}

@@ -7,9 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.privacy.pii.normalise import _fold_series
 
 SURNAMES_MIXED = ["Müller", "Dubois", "García", "Rossi", "Kowalski", "Johansson", "Novák", "Silva", "Jansen", "Smith",
                   "Fernández", "Moreau", "Schneider", "Bianchi", "Nowak", "Lindqvist", "Dvořák", "Santos", "Bakker",
@@ -103,8 +104,8 @@ def _employees() -> pd.DataFrame:
     people = _people(30, seed=1)
     return pd.DataFrame({
         "EmployeeId": people["id"], "GivenName": people["first"], "FamilyName": people["last"],
-        "PhotoPath": "http://intranet/staff/" + pii._fold_series(people["last"]) + ".bmp",
-        "Login": (pii._fold_series(people["first"]).str[0] + pii._fold_series(people["last"])),
+        "PhotoPath": "http://intranet/staff/" + _fold_series(people["last"]) + ".bmp",
+        "Login": (_fold_series(people["first"]).str[0] + _fold_series(people["last"])),
         "Title": ["Sales Representative", "Sales Manager", "Vice President, Sales"] * 10,
     })
 
@@ -120,12 +121,12 @@ def test_a_path_and_a_login_built_from_the_surname_are_derived_and_follow_the_ro
     assert "Employees.Title" not in by_ref
     learned = pii.prepare_for_training("Employees", employees, findings, hash_key=None)
     assert {"GivenName", "FamilyName"}.isdisjoint(learned.columns)
-    real_surnames = set(pii._fold_series(employees["FamilyName"]))
+    real_surnames = set(_fold_series(employees["FamilyName"]))
     assert not any(s in v for v in learned["PhotoPath"] for s in real_surnames)  # the template holds no surname
     out = pii.fill_synthetic("Employees", learned, findings, n_rows=len(employees),
                              column_order=list(employees.columns), seed=3)
-    fake_last = pii._fold_series(out["FamilyName"])
-    fake_first = pii._fold_series(out["GivenName"])
+    fake_last = _fold_series(out["FamilyName"])
+    fake_first = _fold_series(out["GivenName"])
     assert (out["PhotoPath"] == "http://intranet/staff/" + fake_last + ".bmp").all()
     assert (out["Login"] == fake_first.str[0] + fake_last).all()
     assert not out["FamilyName"].isin(employees["FamilyName"]).any()
@@ -176,7 +177,7 @@ def test_low_cardinality_notes_naming_real_people_are_never_copied_verbatim():
 def test_a_company_column_of_people_is_organisation_pii_and_faked_unless_the_spec_keeps_it():
     customers = _people(24)
     customers["Company"] = (["Embraer S.A.", "JetBrains s.r.o.", None, None, "Riotur", "Telus Ltd."] * 4)
-    customers["Email"] = pii._fold_series(customers["first"]) + "@example.org"
+    customers["Email"] = _fold_series(customers["first"]) + "@example.org"
     findings, _ = _scan({"Customers": customers}, {"Customers": "id"})
     company = _refs(findings)["Customers.Company"]
     assert company.kind == "company" and company.policy == "fake"

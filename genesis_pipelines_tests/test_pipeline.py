@@ -15,11 +15,9 @@ import pytest
 from genesis_pipelines.cli import main
 from genesis_pipelines.defs.lineage import MODEL_VERSION_TAG, SEED_TAG
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.export import ExportError, current_version, publish_versioned, versions_dir
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines_tests.helpers import PROJECT_ROOT
-from genesis_pipelines_tests.helpers import write_shop
-from genesis_pipelines_tests.helpers import dataset_defs
+from genesis_pipelines.engine.sources.export import ExportError, current_version, publish_versioned, versions_dir
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, dataset_defs, write_shop
 
 MODEL = dg.AssetKey(["shop", "model"])
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
@@ -113,7 +111,7 @@ def test_both_front_ends_give_the_same_reports_and_files_for_the_same_model_and_
 
 
 def spec_seed(spec_path: Path) -> int:
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.core.spec import load_spec
 
     return load_spec(spec_path).seed
 
@@ -250,7 +248,7 @@ def test_cli_export_killed_mid_export_keeps_the_previous_files(tmp_path, isolate
     assert main(["generate", "--spec", str(spec)]) == 0
     synthetic = DatasetLayout(isolated_data, "shop").synthetic
     before = {p.name: p.read_bytes() for p in synthetic.iterdir()}
-    from genesis_pipelines.engine import io
+    from genesis_pipelines.engine.sources import io
 
     real_export = io.export_warehouse_table
     calls = []
@@ -277,7 +275,7 @@ def test_latest_moves_only_after_the_split_is_committed(tmp_path, isolated_data,
     layout = DatasetLayout(isolated_data, "shop")
     latest = (layout.models / "LATEST.json").read_text()
     versions = sorted(p.name for p in layout.models.iterdir() if p.is_dir())
-    from genesis_pipelines.engine import splits
+    from genesis_pipelines.engine.synthesis import splits
 
     def disk_full(*args, **kwargs):
         raise OSError(28, "No space left on device")
@@ -344,8 +342,9 @@ def _inferred_shop(folder: Path) -> Path:
 @pytest.mark.dagster
 def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.defs.factory import build_dataset_defs
-    from genesis_pipelines.engine import io, schema
-    from genesis_pipelines.engine.spec import load_spec
+    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.sources import io
 
     spec_path = _inferred_shop(tmp_path / "shop")
     orders = dg.AssetKey(["shop", "synthetic", "orders"])
@@ -363,7 +362,7 @@ def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path,
 
     with monkeypatch.context() as mp:
         mp.setattr(io, "read_source_table", no_reading)
-        mp.setattr(schema, "analyse", no_reading)
+        mp.setattr(schema_inference, "analyse", no_reading)
         assert parents(build_dataset_defs(load_spec(spec_path))) == parents(first)
         # a changed spec invalidates the state: planning it again needs the data
         spec_path.write_text(spec_path.read_text() + "seed: 3\n")
@@ -414,7 +413,7 @@ def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path
     import os
 
     code = ("import sys; from genesis_pipelines.definitions import build_definitions; build_definitions(); "
-            "heavy = [m for m in ('torch', 'sklearn', 'genesis_pipelines.engine.relational', "
+            "heavy = [m for m in ('torch', 'sklearn', 'genesis_pipelines.engine.synthesis.relational', "
             "'genesis_pipelines.engine.evaluation') if m in sys.modules]; assert not heavy, heavy")
     env = {**os.environ, "GENESIS_DATA_DIR": str(tmp_path / "data")}
     env.pop("GENESIS_SPECS_DIR", None)

@@ -18,7 +18,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 PLUGIN = '''
 import pandas as pd
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
 
 pytestmark = pytest.mark.cli
 
@@ -70,7 +70,7 @@ def test_entry_point_plugin_trains_from_a_spec(tmp_path):
         generator: {default: toy_copula}
     """))
     data = tmp_path / "out"
-    listed = run(["-c", "from genesis_pipelines import available_methods; from genesis_pipelines.engine.generators.base "
+    listed = run(["-c", "from genesis_pipelines import available_methods; from genesis_pipelines.engine.synthesis.generators.base "
                   "import auto_candidates; print(available_methods()); print(auto_candidates())"], site, tmp_path, data)
     assert listed.returncode == 0, listed.stderr[-2000:]
     assert "toy_copula" in listed.stdout.splitlines()[0] and "toy_copula" in listed.stdout.splitlines()[1]
@@ -105,8 +105,12 @@ def test_auto_compares_a_plugin_that_asks(tmp_path):
 
 def test_register_generator_in_process():
     from genesis_pipelines import register_generator
-    from genesis_pipelines.engine.errors import SpecError
-    from genesis_pipelines.engine.generators import GaussianCopulaGenerator, available_methods, create_generator
+    from genesis_pipelines.engine.core.errors import SpecError
+    from genesis_pipelines.engine.synthesis.generators import (
+        GaussianCopulaGenerator,
+        available_methods,
+        create_generator,
+    )
 
     @register_generator("inproc_copula")
     class InProc(GaussianCopulaGenerator):
@@ -118,3 +122,49 @@ def test_register_generator_in_process():
         register_generator("gaussian_copula")(type("Other", (GaussianCopulaGenerator,), {}))
     with pytest.raises(SpecError, match="letters, digits"):
         register_generator("bad name")
+
+
+def test_an_unknown_method_is_refused_when_the_spec_is_opened(tmp_path, monkeypatch):
+    """A typo in a method name fails at spec load, naming the field, in the CLI (exit 2) and the code location
+    (that dataset's own failing asset), not when training reaches the table; a plugin's name is accepted."""
+    import dagster as dg
+    import yaml
+
+    from genesis_pipelines import register_generator
+    from genesis_pipelines.cli import main
+    from genesis_pipelines.definitions import build_definitions
+    from genesis_pipelines.engine.core.errors import SpecError
+    from genesis_pipelines.engine.pipeline import open_spec
+    from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+
+    folder = tmp_path / "specs" / "shop"
+    (folder / "data").mkdir(parents=True)
+    pd.DataFrame({"id": range(1, 41), "qty": range(40)}).to_csv(folder / "data" / "orders.csv", index=False)
+
+    def write(generator: dict) -> Path:
+        spec = {"name": "shop", "source": {"kind": "csv_folder", "path": "data"},
+                "tables": {"orders": {"primary_key": "id"}}, "generator": generator}
+        (folder / "dataset.yaml").write_text(yaml.safe_dump(spec))
+        return folder / "dataset.yaml"
+
+    with pytest.raises(SpecError, match=r"generator\.tables\.orders: generator 'gausian_copula' is unknown"):
+        open_spec(write({"default": "gaussian_copula", "tables": {"orders": "gausian_copula"}}))
+    with pytest.raises(SpecError, match=r"generator\.default"):
+        open_spec(write({"default": "autoregresive"}))
+    monkeypatch.setenv("GENESIS_DATA_DIR", str(tmp_path / "data"))
+    assert main(["train", "--spec", str(folder / "dataset.yaml")]) == 2
+
+    monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))
+    defs = build_definitions()
+    error = defs.resolve_assets_def(dg.AssetKey(["shop", "definition_error"])).metadata_by_key[
+        dg.AssetKey(["shop", "definition_error"])]["error"]
+    assert "autoregresive" in error and "generator.default" in error
+
+    @register_generator("shop_copula")
+    class ShopCopula(GaussianCopulaGenerator):
+        pass
+
+    assert open_spec(write({"default": "shop_copula"})).generator.default == "shop_copula"
+    from genesis_pipelines import SyntheticGenerator
+    with pytest.raises(SpecError, match=r"method=\.\.\.\): generator 'ctgn' is unknown"):
+        SyntheticGenerator(method="ctgn")

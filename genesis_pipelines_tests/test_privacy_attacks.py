@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 from genesis_pipelines.engine.evaluation import attacks
 from genesis_pipelines.engine.evaluation.privacy import (
     distance_to_closest_record,
@@ -20,8 +23,6 @@ from genesis_pipelines.engine.evaluation.privacy import (
     parent_level_columns,
     privacy_report,
 )
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, profile_table
-from genesis_pipelines.engine.spec import ThresholdSpec, parse_spec
 
 SPEC = parse_spec({"name": "t"})
 

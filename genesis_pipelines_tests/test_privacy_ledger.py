@@ -9,10 +9,11 @@ from types import SimpleNamespace
 import dagster as dg
 import pytest
 
-from genesis_pipelines.engine import pipeline, privacy_ledger
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.privacy_ledger import PrivacyBudgetExceeded
-from genesis_pipelines.engine.spec import load_spec, parse_spec
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
+from genesis_pipelines.engine.synthesis import privacy_ledger
+from genesis_pipelines.engine.synthesis.privacy_ledger import PrivacyBudgetExceeded
 from genesis_pipelines_tests.helpers import write_shop
 
 pytestmark = pytest.mark.dagster

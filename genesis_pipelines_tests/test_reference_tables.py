@@ -4,18 +4,17 @@ that numbers rows within the rest of its composite key (episodes within a series
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.errors import SpecError
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD, find_reference_tables
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.evaluation.privacy import privacy_report
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD, find_reference_tables
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
 
 GENRES = ["Rock", "Jazz", "Metal", "Alternative & Punk", "Blues", "Latin", "Reggae", "Pop", "Soundtrack", "Bossa Nova",
           "Easy Listening", "Heavy Metal", "R&B/Soul", "Electronica/Dance", "World", "Hip Hop/Rap", "Science Fiction",

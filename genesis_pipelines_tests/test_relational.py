@@ -16,13 +16,18 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pytest
-from genesis_pipelines.engine import errors, pii, record_guard, relational
-from genesis_pipelines.engine.io import read_table, write_table
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
-from genesis_pipelines.engine.schema import ForeignKey
-from genesis_pipelines.engine.spec import load_spec
 from scipy.stats import ks_2samp
 
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.core import errors
+from genesis_pipelines.engine.core.schema import ForeignKey
+from genesis_pipelines.engine.core.spec import load_spec
+from genesis_pipelines.engine.privacy import pii, record_guard
+from genesis_pipelines.engine.sources.io import read_table, write_table
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.holdout import MIN_ROWS_FOR_HOLDOUT
+from genesis_pipelines.engine.synthesis.relational.keys import apportion
+from genesis_pipelines.engine.synthesis.relational.sampling import table_size
 from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, train_dataset
 
 CHINOOK_SPEC = BUNDLED_SPECS / "chinook" / "dataset.yaml"
@@ -224,7 +229,7 @@ def test_scale_sizes_and_integrity(chinook, scaled, scale):
     frames = scaled[scale]
     order = chinook.schema.generation_order
     for name in order:
-        expected = relational.table_size(chinook.model, name, scale)
+        expected = table_size(chinook.model, name, scale)
         real = len(chinook.tables[name])
         if chinook.model.tables[name].method == REFERENCE_METHOD:  # genres, media types: the vocabulary, any scale
             assert expected == len(frames[name]) == real, name
@@ -460,7 +465,7 @@ def test_missing_parent_table_names_the_parent(chinook, synthetic):
     ([1, 2, 3, 4], 100), ([1, 1, 1], 10), ([5, 0, 5], 7), ([0.2, 0.3, 0.5], 1), ([3], 17), ([1, 2, 3], 0),
 ])
 def test_apportion_sums_exactly_and_is_proportional(weights, total):
-    counts = relational.apportion(np.asarray(weights, dtype=float), total, np.random.default_rng(0))
+    counts = apportion(np.asarray(weights, dtype=float), total, np.random.default_rng(0))
     exact = np.asarray(weights, dtype=float) / np.sum(weights) * total
     assert counts.sum() == total
     assert np.all(counts >= 0)
@@ -469,17 +474,17 @@ def test_apportion_sums_exactly_and_is_proportional(weights, total):
 
 
 def test_apportion_exact_when_divisible_and_random_weights():
-    assert relational.apportion(np.array([1, 2, 3, 4]), 100, np.random.default_rng(0)).tolist() == [10, 20, 30, 40]
+    assert apportion(np.array([1, 2, 3, 4]), 100, np.random.default_rng(0)).tolist() == [10, 20, 30, 40]
     rng = np.random.default_rng(3)
     for _ in range(50):
         weights = rng.random(rng.integers(1, 40)) * rng.choice([0, 1], size=1, p=[0.1, 0.9])
         total = int(rng.integers(0, 5000))
-        counts = relational.apportion(weights, total, np.random.default_rng(1))
+        counts = apportion(weights, total, np.random.default_rng(1))
         assert counts.sum() == total
         base = weights if weights.sum() > 0 else np.ones_like(weights)
         assert np.all(np.abs(counts - base / base.sum() * total) < 1)
-    assert relational.apportion(np.zeros(4), 8, np.random.default_rng(0)).tolist() == [2, 2, 2, 2]
-    assert relational.apportion(np.array([]), 5, np.random.default_rng(0)).size == 0
+    assert apportion(np.zeros(4), 8, np.random.default_rng(0)).tolist() == [2, 2, 2, 2]
+    assert apportion(np.array([]), 5, np.random.default_rng(0)).size == 0
 
 
 def test_split_holdout_is_seeded_and_partitions():
@@ -496,7 +501,7 @@ def test_split_holdout_is_seeded_and_partitions():
 
 
 def test_split_holdout_keeps_small_tables_whole():
-    small = pd.DataFrame({"a": range(relational.MIN_ROWS_FOR_HOLDOUT - 1)})
+    small = pd.DataFrame({"a": range(MIN_ROWS_FOR_HOLDOUT - 1)})
     train, holdout = relational.split_holdout(small, 0.5, seed=0)
     pd.testing.assert_frame_equal(train, small)
     assert holdout.empty and list(holdout.columns) == ["a"]
@@ -510,7 +515,7 @@ def test_chinook_splits_follow_the_rules(chinook):
     for name, (train, holdout) in chinook.splits.items():
         real = chinook.tables[name]
         assert len(train) + len(holdout) == len(real)
-        if len(real) < relational.MIN_ROWS_FOR_HOLDOUT or chinook.model.tables[name].method == REFERENCE_METHOD:
+        if len(real) < MIN_ROWS_FOR_HOLDOUT or chinook.model.tables[name].method == REFERENCE_METHOD:
             assert holdout.empty, name
         elif name in followers:
             key = followers[name]

@@ -9,12 +9,17 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from genesis_pipelines.engine import pii, relational
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.io import read_source_table
-from genesis_pipelines.engine.schema import analyse, plan_generation
-from genesis_pipelines.engine.spec import parse_spec
 from scipy.stats import ks_2samp
+
+from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+
+DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
+CHINOOK = DATASETS / "chinook" / "dataset.yaml"
 
 
 def _train(spec, tables, root: Path):

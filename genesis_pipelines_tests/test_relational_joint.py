@@ -6,10 +6,12 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from genesis_pipelines.engine import record_guard, relational
-from genesis_pipelines.engine.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import parse_spec
+
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import record_guard
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.synthesis.relational.sampling import _swap_copies
 
 
 def _meta(frame: pd.DataFrame):
@@ -47,7 +49,7 @@ def test_swapping_resolves_copies_and_keeps_every_marginal():
         return int(record_guard.row_keys(frame, columns, meta).map(lambda k: record_guard.digest("salt", k) in digests).sum())
 
     assert copies(body) == 6  # the rows with a one-customer country or a company
-    swapped = relational._swap_copies(body, columns, meta, "salt", digests, columns, np.random.default_rng(0))
+    swapped = _swap_copies(body, columns, meta, "salt", digests, columns, np.random.default_rng(0))
     assert copies(swapped) <= 2  # what no exchange can fix is left to the redraw
     for column in columns:
         assert sorted(swapped[column].fillna("-")) == sorted(body[column].fillna("-"))

@@ -20,9 +20,8 @@ from urllib.parse import unquote, urlparse
 import dagster as dg
 import pytest
 
-from genesis_pipelines.engine import catalog
-from genesis_pipelines_tests.helpers import PROJECT_ROOT
-from genesis_pipelines_tests.helpers import materialize_all, write_shop
+from genesis_pipelines.engine.evaluation import catalog
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, materialize_all, write_shop
 
 pytestmark = pytest.mark.dagster
 
@@ -321,7 +320,7 @@ def test_single_bin_plots_and_empty_cells_are_left_out():
 
 
 def test_model_kinds_follow_what_each_generator_trains_with():
-    from genesis_pipelines.engine.generators import available_methods, create_generator
+    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
 
     for method in available_methods():
         if method == "auto":

@@ -1,4 +1,4 @@
-"""The data's own rules (engine/rules.py): each kind found on small tables made here, kept by `enforce` on rows
+"""The data's own rules (engine/analysis/rules.py): each kind found on small tables made here, kept by `enforce` on rows
 that break it, counted by `violations`, switched off in the spec, and kept end to end by relational."""
 
 from __future__ import annotations
@@ -7,10 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import relational, rules
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.schema import analyse
-from genesis_pipelines.engine.spec import RulesSpec, parse_spec
+from genesis_pipelines.engine.analysis import rules
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import RulesSpec, parse_spec
+from genesis_pipelines.engine.synthesis import relational
 
 N = 400
 
@@ -240,7 +241,7 @@ def test_schema_asset_lists_the_rules_without_values(tmp_path):
 def test_min_children_holds_where_the_child_picks_among_parents_agreeing_on_a_shared_key(tmp_path):
     """Results of (series, episode, baker) pick their baker among the bakers of the episode's series, distinct within
     the episode: every baker still gets at least one result, as in the real data."""
-    from genesis_pipelines.engine import pii
+    from genesis_pipelines.engine.privacy import pii
 
     rng = np.random.default_rng(2)
     bakers, episodes, results = [], [], []

@@ -9,12 +9,11 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from genesis_pipelines.defs.assets.common import synthetic_key
 from genesis_pipelines.defs.assets.s3_export import s3_export_key
 from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.defs.io_managers import EXPORT_URI_ENV, IO_MANAGER_KEY, S3ParquetIOManager
 from genesis_pipelines.defs.resources import default_resources
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines_tests.helpers import write_shop
 
 pytestmark = pytest.mark.dagster

@@ -7,10 +7,11 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import SchemaError
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.schema import DatasetSchema, ForeignKey, analyse, generation_order, infer_sdtype
-from genesis_pipelines.engine.spec import DatasetSpec, load_spec, parse_spec
+from genesis_pipelines.engine.analysis.schema_inference import analyse, generation_order, infer_sdtype
+from genesis_pipelines.engine.core.errors import SchemaError
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec, parse_spec
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"
@@ -291,7 +292,7 @@ def test_two_table_cycle():
         "B": pd.DataFrame({"BId": pd.array([1, 2], dtype="Int64"), "ARef": pd.array([2, 1], dtype="Int64")}),
     }
     spec = _spec({"A": {"primary_key": "AId"}, "B": {"primary_key": "BId"}}, [("A.BRef", "B.BId"), ("B.ARef", "A.AId")])
-    # a cycle of required keys is broken at one of them, filled after generation (relational.fill_deferred_keys)
+    # a cycle of required keys is broken at one of them, filled after generation (relational.keys.fill_deferred_keys)
     schema = analyse(spec, tables)
     assert sum(fk.deferred for fk in schema.foreign_keys) == 1 and sorted(schema.generation_order) == ["A", "B"]
 

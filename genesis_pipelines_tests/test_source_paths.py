@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.spec import load_spec
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import load_spec
 
 
 def _spec(folder, source: str, tables: str = "") -> object:

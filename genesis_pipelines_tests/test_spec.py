@@ -9,9 +9,9 @@ import pydantic
 import pytest
 import yaml
 
-from genesis_pipelines.engine.errors import SpecError
-from genesis_pipelines.engine.io import source_file
-from genesis_pipelines.engine.spec import DatasetSpec, discover_specs, load_spec, parse_spec
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.spec import DatasetSpec, discover_specs, load_spec, parse_spec
+from genesis_pipelines.engine.sources.io import source_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"

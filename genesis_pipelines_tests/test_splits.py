@@ -8,8 +8,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.splits import read_splits, stored_split_version, write_splits
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.synthesis.splits import read_splits, stored_split_version, write_splits
 
 
 def _model(version: str, fingerprint: str = "f1", seed: int = 0):

@@ -21,15 +21,15 @@ def test_cli_import_loads_no_heavy_library():
     assert _loaded_after("import genesis_pipelines.cli") == []
 
 
-@pytest.mark.parametrize("module", ["genesis_pipelines.engine.relational", "genesis_pipelines.engine.pipeline",
-                                    "genesis_pipelines.engine.generators", "genesis_pipelines.engine.evaluation"])
+@pytest.mark.parametrize("module", ["genesis_pipelines.engine.synthesis.relational", "genesis_pipelines.engine.pipeline",
+                                    "genesis_pipelines.engine.synthesis.generators", "genesis_pipelines.engine.evaluation"])
 def test_engine_modules_load_no_heavy_library(module):
     assert _loaded_after(f"import {module}") == []
 
 
 def test_generators_load_on_first_use():
     """A method's module (and torch) loads when the method is asked for; the list of methods needs neither."""
-    code = ("from genesis_pipelines.engine.generators import available_methods, create_generator\n"
+    code = ("from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator\n"
             "assert 'tvae' in available_methods() and 'sdv_gaussian_copula' in available_methods()\n"
             "create_generator('tvae')")
     assert "torch" in _loaded_after(code)

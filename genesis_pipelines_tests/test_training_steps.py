@@ -10,18 +10,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine import pii, relational, schema, training
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.io import read_source_table, source_table_names
-from genesis_pipelines.engine.spec import load_spec
-from genesis_pipelines_tests.helpers import PROJECT_ROOT
-from genesis_pipelines_tests.helpers import write_shop
+from genesis_pipelines.engine.analysis import schema_inference
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.core.spec import load_spec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational import training
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, write_shop
 
 
 def _inputs(spec_path: Path):
     spec = load_spec(spec_path)
     tables = {t: read_source_table(spec, t) for t in source_table_names(spec)}
-    db_schema = schema.analyse(spec, tables)
+    db_schema = schema_inference.analyse(spec, tables)
     return spec, tables, db_schema, pii.scan_tables(tables, db_schema, spec)
 
 

@@ -9,13 +9,12 @@ import dagster as dg
 import pytest
 
 import genesis_pipelines
-from genesis_pipelines.defs.lineage import CODE_VERSION, MODEL_VERSION_TAG, SEED_TAG
-from genesis_pipelines.engine.pipeline import write_report
 from genesis_pipelines.definitions import build_definitions
-from genesis_pipelines.engine.lineage import compare_reports, engine_code_version
-from genesis_pipelines.engine.relational import load_model
-from genesis_pipelines_tests.helpers import write_shop
-from genesis_pipelines_tests.helpers import dataset_defs
+from genesis_pipelines.defs.lineage import CODE_VERSION, MODEL_VERSION_TAG, SEED_TAG
+from genesis_pipelines.engine.core.lineage import compare_reports, engine_code_version
+from genesis_pipelines.engine.pipeline import write_report
+from genesis_pipelines.engine.synthesis.relational import load_model
+from genesis_pipelines_tests.helpers import dataset_defs, write_shop
 
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
 

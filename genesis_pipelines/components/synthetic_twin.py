@@ -9,9 +9,10 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.common import key_name
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.engine.errors import GenesisError
-from genesis_pipelines.engine.layout import specs_dir
-from genesis_pipelines.engine.spec import discover_specs, load_spec
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.layout import specs_dir
+from genesis_pipelines.engine.core.spec import discover_specs
+from genesis_pipelines.engine.pipeline import open_spec
 
 log = logging.getLogger(__name__)
 
@@ -34,7 +35,7 @@ class SyntheticTwinComponent(dg.Component, dg.Model, dg.Resolvable):
         built, names = [], {}
         for path in self.spec_paths(context.project_root):
             try:
-                spec = load_spec(path)
+                spec = open_spec(path)
                 if spec.name in names:  # two pipelines of one name would clash and break the whole location
                     raise GenesisError(f"dataset name {spec.name!r} is already used by {names[spec.name]}")
                 built.append(build_dataset_defs(spec))

@@ -10,10 +10,10 @@ import contextlib
 import dagster as dg
 
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.errors import ModelError
-from genesis_pipelines.engine.lineage import engine_code_version
+from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.core.lineage import engine_code_version
+from genesis_pipelines.engine.core.spec import DatasetSpec
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines.engine.spec import DatasetSpec
 
 SEED_TAG = "genesis/seed"  # set by the regeneration schedule: a new seed each tick
 MODEL_VERSION_TAG = "genesis/model_version"  # regenerate from an earlier model version

@@ -11,9 +11,9 @@ from pathlib import Path
 import dagster as dg
 import pandas as pd
 
-from genesis_pipelines.engine import catalog
-from genesis_pipelines.engine.catalog import number_text, percent, readable
-from genesis_pipelines.engine.pii import DECLARED_KIND
+from genesis_pipelines.engine.evaluation import catalog
+from genesis_pipelines.engine.evaluation.catalog import number_text, percent, readable
+from genesis_pipelines.engine.privacy.pii import DECLARED_KIND
 
 REPORTS_URL_ENV = "GENESIS_REPORTS_URL"  # e.g. http://127.0.0.1:8001: a static server over GENESIS_DATA_DIR
 

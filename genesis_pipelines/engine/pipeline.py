@@ -36,8 +36,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
-from genesis_pipelines.engine.errors import GenesisError, ModelError
-from genesis_pipelines.engine.layout import (  # noqa: F401  (re-exported: the one layout of the project)
+from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.layout import (  # noqa: F401  (re-exported: the one layout of the project)
     PROJECT_ROOT,
     DatasetLayout,
     data_dir,
@@ -157,8 +157,23 @@ def _lock_holder(layout: DatasetLayout) -> str:
         return ""
 
 
+def open_spec(path: str | Path):
+    """The dataset spec at `path`, refused at once when it names a generator no registry knows (a typo would
+    otherwise surface only when training reaches that table)."""
+    from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.synthesis.generators.base import check_methods
+
+    spec = load_spec(path)
+    where = str(path)
+    methods = {f"{where}: generator.default": spec.generator.default}
+    methods |= {f"{where}: generator.tables.{table}": method for table, method in spec.generator.tables.items()}
+    methods |= {f"{where}: generator.settings.{method}": method for method in spec.generator.settings}
+    check_methods(methods)
+    return spec
+
+
 def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[str, pd.DataFrame]:
-    from genesis_pipelines.engine.io import read_table
+    from genesis_pipelines.engine.sources.io import read_table
 
     with connect() as con:
         return {t: read_table(con, schema, t) for t in tables}
@@ -166,7 +181,7 @@ def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[st
 
 def read_sources(spec, layout: DatasetLayout, connect: Connect) -> dict[str, pd.DataFrame]:
     """The real tables as loaded into the warehouse by load_source (what every later step reads)."""
-    from genesis_pipelines.engine.io import source_table_names
+    from genesis_pipelines.engine.sources.io import source_table_names
 
     return read_tables(connect, layout.source_schema, source_table_names(spec))
 
@@ -175,7 +190,7 @@ def read_sources(spec, layout: DatasetLayout, connect: Connect) -> dict[str, pd.
 
 
 def load_schema(layout: DatasetLayout):
-    from genesis_pipelines.engine.schema import DatasetSchema
+    from genesis_pipelines.engine.core.schema import DatasetSchema
 
     path = layout.analysis("schema")
     if not path.is_file():
@@ -184,7 +199,7 @@ def load_schema(layout: DatasetLayout):
 
 
 def load_findings(layout: DatasetLayout):
-    from genesis_pipelines.engine.pii import PiiFinding
+    from genesis_pipelines.engine.privacy.pii import PiiFinding
 
     path = layout.analysis("pii_scan")
     if not path.is_file():
@@ -194,7 +209,7 @@ def load_findings(layout: DatasetLayout):
 
 def load_model(layout: DatasetLayout, version: str | None = None, *, retrain_hint: str = DEFAULT_RETRAIN_HINT):
     """(model, its folder): `version`, else the latest; a missing or corrupt one names the way out."""
-    from genesis_pipelines.engine import relational
+    from genesis_pipelines.engine.synthesis import relational
 
     try:
         return relational.load_model(layout.models, version)
@@ -204,7 +219,7 @@ def load_model(layout: DatasetLayout, version: str | None = None, *, retrain_hin
 
 def read_splits(layout: DatasetLayout, connect: Connect, model, *, retrain_hint: str = DEFAULT_RETRAIN_HINT):
     """The model's own training and holdout rows (an error naming the way out if the warehouse no longer has them)."""
-    from genesis_pipelines.engine import splits
+    from genesis_pipelines.engine.synthesis import splits
 
     with connect() as con:
         return splits.read_splits(con, layout.dataset, model, model.tables, retrain_hint=retrain_hint)
@@ -215,7 +230,7 @@ def read_splits(layout: DatasetLayout, connect: Connect, model, *, retrain_hint:
 
 def load_source(spec, layout: DatasetLayout, connect: Connect, table: str) -> pd.DataFrame:
     """One real table, read from its file (or S3) and swapped into source_<ds>; returns it for its metadata."""
-    from genesis_pipelines.engine.io import read_source_table, write_table
+    from genesis_pipelines.engine.sources.io import read_source_table, write_table
 
     df = read_source_table(spec, table)
     with connect() as con:
@@ -232,10 +247,10 @@ class Analysis:
 def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> Analysis:
     """Types, keys and the FK graph, written to <ds>/schema.json; the rules found are returned for display
     (the model finds them again on its own inputs)."""
-    from genesis_pipelines.engine import rules, schema
-    from genesis_pipelines.engine.io import write_json
+    from genesis_pipelines.engine.analysis import rules, schema_inference
+    from genesis_pipelines.engine.sources.io import write_json
 
-    result = schema.analyse(spec, tables)
+    result = schema_inference.analyse(spec, tables)
     found = rules.select(rules.discover(tables, result, seed=spec.seed), spec.rules)
     write_json(layout.analysis("schema"), result.model_dump(mode="json"))
     save_plan(spec, layout, result)
@@ -244,8 +259,8 @@ def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> 
 
 def scan(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame], db_schema) -> list:
     """PII findings with the spec's policies, written to <ds>/pii_scan.json."""
-    from genesis_pipelines.engine import pii
-    from genesis_pipelines.engine.io import write_json
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.sources.io import write_json
 
     findings = pii.scan_tables(tables, db_schema, spec)
     write_json(layout.analysis("pii_scan"), [f.model_dump(mode="json") for f in findings])
@@ -274,7 +289,7 @@ def plan_from_schema(db_schema) -> dict[str, list[str]]:
 
 def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
     """The plan as state (<ds>/plan.json), so loading the definitions needs no source data."""
-    from genesis_pipelines.engine.io import write_json
+    from genesis_pipelines.engine.sources.io import write_json
 
     write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
                                         "plan": [[t, parents] for t, parents in plan_from_schema(db_schema).items()]})
@@ -283,12 +298,19 @@ def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
 def table_names(spec, layout: DatasetLayout) -> list[str]:
     """The dataset's tables at definitions load: declared ones, a local folder's file names (a listing, no data),
     or, for an S3 prefix or a DuckDB file, the names the stored plan recorded (listed once when there is none)."""
-    from genesis_pipelines.engine.io import source_table_names
+    from genesis_pipelines.engine.sources.io import source_table_names
 
     if spec.tables or spec.source.kind in ("csv_folder", "parquet_folder"):
         return source_table_names(spec)
     stored = stored_plan(spec, layout)
     return list(stored) if stored is not None else source_table_names(spec)
+
+
+def retraining_refusal(spec, layout: DatasetLayout) -> str | None:
+    """Why retraining now would break the spec's privacy_budget (the model step would refuse it), else None."""
+    from genesis_pipelines.engine.synthesis import privacy_ledger
+
+    return privacy_ledger.refusal(spec, layout, privacy_ledger.retraining_rows(layout, table_names(spec, layout)))
 
 
 def stored_plan(spec, layout: DatasetLayout, tables: Sequence[str] | None = None) -> dict[str, list[str]] | None:
@@ -308,8 +330,8 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
     Only when the plan depends on the data (inferred keys, or a declared cycle whose deferred key depends on where
     the data has nulls) and no fresh state exists yet (a new dataset, a changed spec) is it computed from the
     source, once, and stored: later loads read no data until the schema step plans again."""
-    from genesis_pipelines.engine import schema
-    from genesis_pipelines.engine.io import read_source_table, write_json
+    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.sources.io import read_source_table, write_json
 
     tables = list(tables)
     plan = stored_plan(spec, layout, tables)
@@ -323,7 +345,7 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
         read.append(table)
         return read_source_table(spec, table)
 
-    plan = schema.plan_generation(spec, tables, read_table=read_table)
+    plan = schema_inference.plan_generation(spec, tables, read_table=read_table)
     listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
     if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
         try:
@@ -352,8 +374,8 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
     expectation suites beside it, and only then make it LATEST: plan_training, train_table for every table, then
     finish_training, in one process (the Dagster assets run them as separate steps). A failure anywhere leaves
     LATEST and the previous model as they were, and removes the unpublished version folder."""
-    from genesis_pipelines.engine import training
-    from genesis_pipelines.engine.device import forward_training_log, measure_training
+    from genesis_pipelines.engine.core.device import forward_training_log, measure_training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     with writer_lock(layout, wait=wait, log=log):
         with measure_training(device) as cost, forward_training_log(log):
@@ -393,8 +415,9 @@ def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame
     """Step 1 of training (under the writer lock): the plan every table trains against (training.prepare_training),
     in a new staging folder that models/BUILDING.json points at. A training left unfinished by an earlier run is
     abandoned: one build per dataset at a time (production runs one run per dataset, see dagster.yaml)."""
-    from genesis_pipelines.engine import privacy_ledger, training
-    from genesis_pipelines.engine.io import write_json
+    from genesis_pipelines.engine.sources.io import write_json
+    from genesis_pipelines.engine.synthesis import privacy_ledger
+    from genesis_pipelines.engine.synthesis.relational import training
 
     with writer_lock(layout, wait=wait, log=log):
         # refused before any table trains when the new DP model would exceed the spec's privacy_budget
@@ -408,7 +431,7 @@ def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame
 
 
 def _current_plan(spec, layout: DatasetLayout):
-    from genesis_pipelines.engine import training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     version = building_version(layout)
     if version is None:
@@ -423,7 +446,7 @@ def train_table(spec, layout: DatasetLayout, connect: Connect | None, table: str
     """Step 2 of training, for one table and against the current plan: reads only the source tables it needs
     (training.tables_needed) through `connect` (read-only is enough), so tables train in parallel processes; a
     table trained again replaces its earlier attempt."""
-    from genesis_pipelines.engine import training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     plan = plan if plan is not None else _current_plan(spec, layout)
     findings = findings if findings is not None else load_findings(layout)
@@ -438,9 +461,10 @@ def finish_training(spec, layout: DatasetLayout, connect: Connect, *, log: Log =
     """Step 3 of training (under the writer lock): assemble the model from every table's result, commit its split to
     the warehouse, save its expectation suites, and only then make it LATEST. A failure after assembly removes the
     version folder and leaves LATEST as it was; before it (a table not trained yet), the plan stays for a retry."""
-    from genesis_pipelines.engine import privacy_ledger, relational, training
-    from genesis_pipelines.engine.expectations import build_suites, save_suites
-    from genesis_pipelines.engine.splits import write_splits
+    from genesis_pipelines.engine.evaluation.expectations import build_suites, save_suites
+    from genesis_pipelines.engine.synthesis import privacy_ledger, relational
+    from genesis_pipelines.engine.synthesis.relational import training
+    from genesis_pipelines.engine.synthesis.splits import write_splits
 
     with writer_lock(layout, wait=wait, log=log):
         plan = _current_plan(spec, layout)
@@ -492,7 +516,7 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
           log: Log = _quiet, wait: float | None = 0.0) -> Trained:
     """Source -> schema -> PII scan -> model, in one go, exactly as the Dagster assets run them one by one: the
     tables are loaded into the warehouse and read back, so both front ends train on the very same frames."""
-    from genesis_pipelines.engine.io import source_table_names
+    from genesis_pipelines.engine.sources.io import source_table_names
 
     with writer_lock(layout, wait=wait, log=log):  # before any work: a second writer fails (or waits) here
         names = source_table_names(spec)
@@ -511,7 +535,7 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
 def normalise_frames(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Frames as the steps see them: written into DuckDB and read back (load_source then read_sources), so frames
     handed in by the Python API train on the same types as files loaded by the pipeline."""
-    from genesis_pipelines.engine.io import read_table, write_table
+    from genesis_pipelines.engine.sources.io import read_table, write_table
 
     con = duckdb.connect(":memory:")
     try:
@@ -533,12 +557,14 @@ def train_frames(spec, tables: Mapping[str, pd.DataFrame], model_root: Path, *, 
     """Schema -> PII scan -> model on frames in memory (the Python API), with the same engine calls as train():
     schema.analyse, pii.scan_tables, their stored (JSON) form, relational.train. Returns (model, its folder, the
     train/holdout splits); the model is LATEST under `model_root`."""
-    from genesis_pipelines.engine import pii, relational, schema
-    from genesis_pipelines.engine.pii import PiiFinding
-    from genesis_pipelines.engine.schema import DatasetSchema
+    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.core.schema import DatasetSchema
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.privacy.pii import PiiFinding
+    from genesis_pipelines.engine.synthesis import relational
 
     tables = normalise_frames(tables)
-    analysed = schema.analyse(spec, tables)
+    analysed = schema_inference.analyse(spec, tables)
     findings = pii.scan_tables(tables, analysed, spec)
     # what the steps hand on is the stored analysis (its JSON orders columns by name), as between the assets
     analysed = DatasetSchema.model_validate(json.loads(json.dumps(analysed.model_dump(mode="json"))))
@@ -566,8 +592,9 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     chunk, no lock held), and then committed into synthetic_<ds> in one short transaction through `connect`, where,
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
     generate in parallel processes and queue only for their commit."""
-    from genesis_pipelines.engine import relational
-    from genesis_pipelines.engine.io import read_table, write_table
+    from genesis_pipelines.engine.sources.io import read_table, write_table
+    from genesis_pipelines.engine.synthesis import relational
+    from genesis_pipelines.engine.synthesis.relational import keys as key_assignment
 
     out_schema = layout.synthetic_schema
     first: list[pd.DataFrame] = []
@@ -598,10 +625,10 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
             scratch.close()
         with connect() as con:
             commit_staged(con, out_schema, table, staged)
-            for relation in relational.deferred_relations(model, table):
+            for relation in key_assignment.deferred_relations(model, table):
                 child = relation.fk.child_table
-                done = relational.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
-                                                     read_table(con, out_schema, table), seed=seed)
+                done = key_assignment.fill_deferred_keys(model, model_dir, relation, read_table(con, out_schema, child),
+                                                         read_table(con, out_schema, table), seed=seed)
                 write_table(con, out_schema, child, done)
                 filled.append(child)
     finally:
@@ -623,7 +650,7 @@ def _file_token(name: str) -> str:
 def commit_staged(con: duckdb.DuckDBPyConnection, schema: str, table: str, staged: Path) -> None:
     """A table staged in its own DuckDB file, copied into the warehouse's scratch table and swapped in within one
     transaction (same column types as a direct write); a failure leaves the old table."""
-    from genesis_pipelines.engine.io import quote, staging_name, swap_in_staged
+    from genesis_pipelines.engine.sources.io import quote, staging_name, swap_in_staged
 
     alias = "__genesis_staged"
     scratch = f"{quote(schema)}.{quote(staging_name(table))}"
@@ -641,8 +668,8 @@ def publish_files(layout: DatasetLayout, connect: Connect, tables: Sequence[str]
                   formats: Sequence[str] = FILE_FORMATS) -> list[Path]:
     """Every synthetic table as Parquet + CSV, from the committed warehouse tables, in one new version folder made
     current in one swap: `<ds>/synthetic` (or `out`) always shows one complete set."""
-    from genesis_pipelines.engine.export import publish_versioned
-    from genesis_pipelines.engine.io import export_warehouse_table
+    from genesis_pipelines.engine.sources.export import publish_versioned
+    from genesis_pipelines.engine.sources.io import export_warehouse_table
 
     target = Path(out) if out is not None else layout.synthetic
 
@@ -655,7 +682,7 @@ def publish_files(layout: DatasetLayout, connect: Connect, tables: Sequence[str]
 
 def export(layout: DatasetLayout, connect: Connect, model, fmt: str, *, out: str | Path | None = None) -> list[Path]:
     """The synthetic tables in another format (export.FORMATS), published as one versioned folder."""
-    from genesis_pipelines.engine.export import export_tables, publish_versioned
+    from genesis_pipelines.engine.sources.export import export_tables, publish_versioned
 
     synthetic = read_tables(connect, layout.synthetic_schema, model.db_schema.generation_order)
     target = Path(out) if out is not None else layout.exports(fmt)
@@ -707,10 +734,10 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     `rows` of them (default: the real table's size), written to augmented_<ds> beside the twin, never over it.
     Parents come from the twin (synthetic_<ds>); the conditioned rows' descendants are generated from them as usual
     (children per parent as learned). Files: <ds>/augmented/<table>/ (one versioned folder, + conditions.json)."""
-    from genesis_pipelines.engine import conditions as cond
-    from genesis_pipelines.engine import relational
-    from genesis_pipelines.engine.export import publish_versioned
-    from genesis_pipelines.engine.io import export_warehouse_table, read_table, write_json, write_table
+    from genesis_pipelines.engine.sources.export import publish_versioned
+    from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table, write_json, write_table
+    from genesis_pipelines.engine.synthesis import conditions as cond
+    from genesis_pipelines.engine.synthesis import relational
 
     seed = spec.seed if seed is None else seed
     if isinstance(rebalance, str):
@@ -747,7 +774,8 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
             names = {t: augmented_name(table, t) for t in affected}
             counts = {names[t]: write_table(con, layout.augmented_schema, names[t], made[t]) for t in affected}
         summary = {**summary, "dataset": spec.name, "model_version": model.version, "seed": seed,
-                   "descendants": {t: len(made[t]) for t in affected[1:]}}
+                   "descendants": {t: len(made[t]) for t in affected[1:]},
+                   "quality": _conditioned_quality(layout, connect, model, table, made[table], summary["groups"])}
 
         def write(folder: Path) -> list[Path]:
             with connect() as con:
@@ -759,14 +787,43 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     return Augmented(table=table, tables=counts, files=files, summary=summary)
 
 
-# ---------------------------------------------------------------- reports
+def _conditioned_quality(layout: DatasetLayout, connect: Connect, model, table: str, rows: pd.DataFrame,
+                         groups: list[dict]) -> dict:
+    """Each condition group's rows scored against the model's real training rows that meet the same condition."""
+    from genesis_pipelines.engine.evaluation.conditioned import conditioned_quality
+    from genesis_pipelines.engine.synthesis import splits
+    from genesis_pipelines.engine.synthesis.relational import comparison_exclusions
+
+    with connect() as con:
+        train = splits.read_splits(con, layout.dataset, model, [table], retrain_hint=DEFAULT_RETRAIN_HINT)[0][table]
+    return conditioned_quality(train, rows, model.db_schema.tables[table], groups,
+                               exclude=comparison_exclusions(model).get(table, set()))
+
+
+def augmentations(layout: DatasetLayout, model) -> list[dict]:
+    """The published augmentations of `model`'s version (their conditions.json): which rows were conditioned, on
+    what, and how well they match the real rows that meet the condition. Other versions' augmentations are left out."""
+    from genesis_pipelines.engine.sources.export import current_version
+
+    root = layout.root / "augmented"
+    found = []
+    for link in sorted(root.iterdir()) if root.is_dir() else []:
+        summary_file = link / "conditions.json"
+        if current_version(link) is None or not summary_file.is_file():
+            continue
+        summary = json.loads(summary_file.read_text(encoding="utf-8"))
+        if summary.get("model_version") == model.version:
+            found.append(summary)
+    return found
+
+
 
 
 def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                    retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
     """Fidelity against the real source; utility trains on the model's train split and scores on its holdout."""
     from genesis_pipelines.engine import evaluation
-    from genesis_pipelines.engine.relational import comparison_exclusions
+    from genesis_pipelines.engine.synthesis.relational import comparison_exclusions
 
     synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
     train_rows, holdout_rows = read_splits(layout, connect, model, retrain_hint=retrain_hint)
@@ -778,6 +835,7 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                                        seed=spec.seed, public=public, train_tables=train_rows,
                                        holdout_tables=holdout_rows, utility_target=spec.utility.target)
     report["model_version"], report["context"] = model.version, _report_context(spec, model, seed)
+    report["conditioned"] = augmentations(layout, model)
     return report
 
 
@@ -794,8 +852,9 @@ def privacy_report(spec, layout: DatasetLayout, connect: Connect, model, model_d
                    retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
     """Attacks against the model's own train/holdout split, the DP budget each generator spent, and real PII
     found in the synthetic tables (counts per table, never values) as the `no_pii_leak` gate."""
-    from genesis_pipelines.engine import evaluation, pii
-    from genesis_pipelines.engine.relational import comparison_exclusions, load_pii_guard
+    from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.synthesis.relational import comparison_exclusions, load_pii_guard
 
     synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
     train_rows, holdout_rows = read_splits(layout, connect, model, retrain_hint=retrain_hint)
@@ -818,7 +877,7 @@ def privacy_report(spec, layout: DatasetLayout, connect: Connect, model, model_d
 
 def privacy_ledger_summary(spec, layout: DatasetLayout) -> dict:
     """The dataset's DP spend over all its models (privacy_ledger.summary): for the privacy report."""
-    from genesis_pipelines.engine import privacy_ledger
+    from genesis_pipelines.engine.synthesis import privacy_ledger
 
     return privacy_ledger.summary(spec, layout)
 
@@ -827,7 +886,7 @@ def write_report(directory: str | Path, dataset: str, kind: str, report: dict) -
     """HTML + JSON as the latest report, and a copy under <directory>/<model version>/ so versions can be compared.
     Returns the latest HTML's path."""
     from genesis_pipelines.engine.evaluation import render_html
-    from genesis_pipelines.engine.io import atomic_path, write_json
+    from genesis_pipelines.engine.sources.io import atomic_path, write_json
 
     directory = Path(directory)
     html = render_html(report, title=f"{dataset}: {kind.replace('_', ' ')}", kind=kind)

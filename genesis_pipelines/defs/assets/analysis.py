@@ -5,19 +5,20 @@ from collections import Counter
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import pii_findings, schema_columns
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.catalog import percent
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import percent
 
 
 def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
 
     @dg.asset(
         key=dataset_key(spec.name, "schema"),
+        tags=stage_tags("analysis"),
         group_name=spec.name,
         deps=[source_key(spec.name, t) for t in tables],
         kinds={"python"},
@@ -58,6 +59,7 @@ def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.Asset
 
     @dg.asset(
         key=dataset_key(spec.name, "pii_scan"),
+        tags=stage_tags("analysis"),
         group_name=spec.name,
         deps=[schema],
         kinds={"python"},

@@ -10,11 +10,12 @@ conditioned and on what. The body calls engine.pipeline.augment.
 import dagster as dg
 from pydantic import Field
 
-from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, synthetic_key
+from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, stage_tags, synthetic_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import number_text
 
 
 class AugmentConfig(dg.Config):
@@ -48,6 +49,7 @@ def _read_parents(table: str, plan: dict[str, list[str]]) -> list[str]:
 def _augmented_asset(spec: DatasetSpec, table: str, plan: dict[str, list[str]]) -> dg.AssetsDefinition:
     @dg.asset(
         key=augmented_key(spec.name, table),
+        tags=stage_tags("synthetic"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in _read_parents(table, plan)],
         kinds={"duckdb", "parquet"},
@@ -68,10 +70,13 @@ def _augmented_asset(spec: DatasetSpec, table: str, plan: dict[str, list[str]]) 
         done = pipeline.augment(spec, layout, warehouse.get_connection, model, model_dir, table,
                                 conditions=config.conditions or None, rows=config.rows, rebalance=config.rebalance,
                                 seed=seed, log=context.log.info, wait=None)
-        groups = [[", ".join(f"{c}={v}" for c, v in g["condition"].items()), g["rows"]] for g in done.summary["groups"]]
+        groups = [[", ".join(f"{c}={v}" for c, v in g["condition"].items()) or "(rebalance)", g["rows"],
+                   g["real_rows_matching"], number_text(g["column_shapes"], 3) if g["column_shapes"] is not None else g["note"]]
+                  for g in done.summary["quality"]["groups"]]
         return dg.MaterializeResult(metadata={
             "dagster/row_count": dg.MetadataValue.int(done.tables[pipeline.augmented_name(table)]),
-            "conditioned": dg.MetadataValue.md(markdown_table(["condition", "rows"], groups)),
+            "conditioned": dg.MetadataValue.md(markdown_table(
+                ["condition", "rows", "real rows meeting it", "column shapes vs those rows"], groups)),
             "condition_columns": ", ".join(done.summary["columns"]),
             "rebalanced": (done.summary["rebalance"] or {}).get("column") or "no",
             "restored_cells": done.summary["restored"],

@@ -8,8 +8,7 @@ import unicodedata
 import dagster as dg
 import pandas as pd
 
-from genesis_pipelines.engine.layout import warehouse_schema  # noqa: F401  (the one spelling of schema names)
-
+from genesis_pipelines.engine.core.layout import warehouse_schema  # noqa: F401  (the one spelling of schema names)
 
 _DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
@@ -44,6 +43,20 @@ def table_definition_metadata(schema: str, table: str) -> dict:
 
 def dataset_key(dataset: str, name: str) -> dg.AssetKey:
     return dg.AssetKey([dataset, name])
+
+
+STAGES = ("source", "analysis", "training", "synthetic", "reports", "monitoring")
+
+
+def stage_tags(stage: str) -> dict[str, str]:
+    """The `genesis/stage` tag every asset carries, so one stage of a dataset's lineage can be shown on its own.
+
+    A whole twin's graph does not fit a screen, and the UI labels a node by its key's last part (`source/Track` and
+    `synthetic/Track` both read `Track`): `tag:"genesis/stage"="synthetic"` in the lineage filter shows one stage.
+    """
+    if stage not in STAGES:
+        raise ValueError(f"unknown pipeline stage {stage!r}; one of {', '.join(STAGES)}")
+    return {"genesis/stage": stage}
 
 
 def column_schema(df: pd.DataFrame) -> dg.TableSchema:

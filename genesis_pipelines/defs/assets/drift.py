@@ -4,13 +4,13 @@
 import dagster as dg
 import pandas as pd
 
-from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key
+from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.catalog import NOISE, readable
-from genesis_pipelines.engine.io import write_json
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import NOISE, readable
+from genesis_pipelines.engine.sources.io import write_json
 
 
 def _finite(value: float, digits: int | None = 4) -> float:
@@ -23,6 +23,7 @@ def _finite(value: float, digits: int | None = 4) -> float:
 def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(spec.name, "drift"),
+        tags=stage_tags("monitoring"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "model")] + [source_key(spec.name, t) for t in tables],
         kinds={"python", "scipy"},
@@ -32,7 +33,7 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
                     f"above {spec.drift.psi_threshold} the drift sensor retrains.",
     )
     def drift(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        from genesis_pipelines.engine.drift import dataset_drift
+        from genesis_pipelines.engine.evaluation.drift import dataset_drift
 
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)

@@ -1,6 +1,6 @@
 """Training as steps an executor can spread:
 
-    <dataset>/training_plan    the split, FK relations and rules every table trains against (engine/training.py)
+    <dataset>/training_plan    the split, FK relations and rules every table trains against (engine/synthesis/relational/training.py)
     <dataset>/model/<table>    one step per table: its generator, trained in parallel with the other tables
     <dataset>/model            the trained tables assembled into one model version, published as LATEST
 
@@ -16,13 +16,14 @@ import os
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table
+from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import generators, model_kinds
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
-from genesis_pipelines.engine import catalog, pipeline
-from genesis_pipelines.engine.device import may_use_cuda
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.device import may_use_cuda
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation import catalog
 
 
 def training_plan_key(dataset: str) -> dg.AssetKey:
@@ -51,6 +52,7 @@ def build_model_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDe
 def _plan_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=training_plan_key(spec.name),
+        tags=stage_tags("training"),
         group_name=spec.name,
         deps=[dataset_key(spec.name, "pii_scan")],
         kinds={"python"},
@@ -83,6 +85,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=table_model_key(spec.name, table),
+        tags=stage_tags("training"),
         group_name=spec.name,
         deps=[training_plan_key(spec.name)],
         metadata={"table": table},
@@ -93,7 +96,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
     )
     def table_model(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage,
                     pii_settings: PiiSettings, device: DeviceResource) -> dg.MaterializeResult:
-        from genesis_pipelines.engine.device import forward_training_log
+        from genesis_pipelines.engine.core.device import forward_training_log
 
         layout, where = storage.layout(spec.name), device.resolve()
         with forward_training_log(context.log.info):
@@ -119,6 +122,7 @@ def _table_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 def _model_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=dataset_key(spec.name, "model"),
+        tags=stage_tags("training"),
         group_name=spec.name,
         # pii_scan too: materialized without the table steps it trains from the schema and scan itself
         deps=[dataset_key(spec.name, "pii_scan"), *(table_model_key(spec.name, t) for t in tables)],

@@ -7,19 +7,19 @@ defs/checks/gates.py): the gate reads the report this materialization computed, 
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key
+from genesis_pipelines.defs.assets.common import dataset_key, stage_tags, synthetic_key
 from genesis_pipelines.defs.checks.gates import privacy_gate_spec, privacy_gates, quality_gate_spec, quality_threshold
 from genesis_pipelines.defs.lineage import CODE_VERSION, model_failures, retrain_hint, run_model, run_seed
 from genesis_pipelines.defs.metadata import number, numbers, report_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
     deps = [synthetic_key(spec.name, t) for t in tables]
 
-    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, deps=deps, kinds={"html"},
+    @dg.asset(key=dataset_key(spec.name, "quality_report"), group_name=spec.name, tags=stage_tags("reports"), deps=deps, kinds={"html"},
               code_version=CODE_VERSION, check_specs=[quality_gate_spec(spec)],
               description="Fidelity of the synthetic twin: column shapes, pair trends, children per parent; 0-100.")
     def quality(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
@@ -44,7 +44,7 @@ def build_report_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsD
                               verdict=verdict(report, "quality", quality_min=spec.thresholds.quality_min)),
         }, check_results=[quality_threshold(spec, report)])
 
-    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, deps=deps, kinds={"html"},
+    @dg.asset(key=dataset_key(spec.name, "privacy_report"), group_name=spec.name, tags=stage_tags("reports"), deps=deps, kinds={"html"},
               code_version=CODE_VERSION, check_specs=[privacy_gate_spec(spec)],
               description="Privacy of the synthetic twin against the real holdout: exact copies, distance to closest record.")
     def privacy(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:

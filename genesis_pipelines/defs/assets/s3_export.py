@@ -6,11 +6,11 @@ the generation or the warehouse write; present only when GENESIS_EXPORT_S3_URI i
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import key_name, synthetic_key, table_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import key_name, stage_tags, synthetic_key, table_metadata, warehouse_schema
 from genesis_pipelines.defs.io_managers import IO_MANAGER_KEY, S3_RETRY_POLICY, s3_export_enabled
 from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine.io import read_table
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.sources.io import read_table
 
 
 def s3_export_key(dataset: str, table: str) -> dg.AssetKey:
@@ -28,6 +28,7 @@ def build_s3_export_assets(spec: DatasetSpec, tables) -> list[dg.AssetsDefinitio
 def _s3_export_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
     @dg.asset(
         key=s3_export_key(spec.name, table),
+        tags=stage_tags("synthetic"),
         group_name=spec.name,
         metadata={"table": table},  # the real name: the IO manager writes <dataset>/<table>.parquet with it
         deps=[synthetic_key(spec.name, table)],

@@ -3,12 +3,12 @@
 
 import dagster as dg
 
-from genesis_pipelines.defs.assets.common import source_key, table_definition_metadata, warehouse_schema
+from genesis_pipelines.defs.assets.common import source_key, stage_tags, table_definition_metadata, warehouse_schema
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import source_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def build_source_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:
@@ -21,6 +21,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
 
     @dg.asset(
         key=source_key(spec.name, table),
+        tags=stage_tags("source"),
         group_name=spec.name,
         metadata=table_definition_metadata(warehouse_schema("source", spec.name), table),
         kinds={*kinds, "duckdb"},
@@ -31,7 +32,7 @@ def _source_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         description=f"Real table {table} of {spec.name}, typed and loaded into the warehouse.",
     )
     def source_table(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
-        from genesis_pipelines.engine.relational import fingerprint_tables
+        from genesis_pipelines.engine.synthesis.relational import fingerprint_tables
 
         df = pipeline.load_source(spec, storage.layout(spec.name), warehouse.get_connection, table)
         snapshot = fingerprint_tables({table: df})

@@ -5,14 +5,19 @@ synthetic tables as Parquet + CSV, published as one complete versioned folder.""
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import (
-    dataset_key, source_key, synthetic_key, table_definition_metadata, warehouse_schema,
+    dataset_key,
+    source_key,
+    stage_tags,
+    synthetic_key,
+    table_definition_metadata,
+    warehouse_schema,
 )
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.export import current_version
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.sources.export import current_version
 
 
 def synthetic_files_key(dataset: str) -> dg.AssetKey:
@@ -28,6 +33,7 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
 
     @dg.asset(
         key=synthetic_key(spec.name, table),
+        tags=stage_tags("synthetic"),
         group_name=spec.name,
         metadata=table_definition_metadata(warehouse_schema("synthetic", spec.name), table),
         deps=[dataset_key(spec.name, "model")] + [synthetic_key(spec.name, p) for p in parents],
@@ -63,6 +69,7 @@ def _synthetic_asset(spec: DatasetSpec, table: str, parents: list[str]) -> dg.As
 def _files_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
     @dg.asset(
         key=synthetic_files_key(spec.name),
+        tags=stage_tags("synthetic"),
         group_name=spec.name,
         deps=[synthetic_key(spec.name, t) for t in tables],
         kinds={"parquet", "csv"},

@@ -12,10 +12,10 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
 from genesis_pipelines.defs.lineage import checked_model
 from genesis_pipelines.defs.metadata import gate_check_metadata, number
-from genesis_pipelines.engine.catalog import number_text
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.io import read_table
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import number_text
+from genesis_pipelines.engine.sources.io import read_table
 
 
 def build_checks(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetChecksDefinition]:
@@ -47,8 +47,8 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
                     description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet of real "
                                 "free text appears in the synthetic table.")
     def no_pii_leak(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
-        from genesis_pipelines.engine.pii import find_leaks, find_text_leaks, read_text_guard
-        from genesis_pipelines.engine.relational import load_pii_guard
+        from genesis_pipelines.engine.privacy.pii import find_leaks, find_text_leaks, read_text_guard
+        from genesis_pipelines.engine.synthesis.relational import load_pii_guard
 
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         with warehouse.read_connection()() as con:
@@ -75,8 +75,8 @@ def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefiniti
                     description="The Great Expectations suite derived from the real data (types, ranges, value sets, "
                                 "nullability, key uniqueness, FK membership in the synthetic parent); warning only.")
     def expectations(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
-        from genesis_pipelines.engine.expectations import load_suites
-        from genesis_pipelines.engine.expectations import validate as validate_suite
+        from genesis_pipelines.engine.evaluation.expectations import load_suites
+        from genesis_pipelines.engine.evaluation.expectations import validate as validate_suite
 
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
         suites = load_suites(model_dir)

@@ -10,7 +10,7 @@ import time
 import dagster as dg
 
 from genesis_pipelines.defs.lineage import SEED_TAG
-from genesis_pipelines.engine.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def build_regeneration_schedule(spec: DatasetSpec, job,

@@ -10,8 +10,7 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.common import dataset_key
 from genesis_pipelines.defs.sensors.new_data import TRIGGER_TAG
-from genesis_pipelines.engine.spec import DatasetSpec
-
+from genesis_pipelines.engine.core.spec import DatasetSpec
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
@@ -27,10 +26,9 @@ def _budget_refusal(spec: DatasetSpec) -> str | None:
     if spec.privacy_budget is None:
         return None
     from genesis_pipelines import paths
-    from genesis_pipelines.engine import pipeline, privacy_ledger
+    from genesis_pipelines.engine import pipeline
 
-    layout = pipeline.DatasetLayout(paths.data_dir(), spec.name)
-    return privacy_ledger.refusal(spec, layout, privacy_ledger.retraining_rows(spec, layout))
+    return pipeline.retraining_refusal(spec, pipeline.DatasetLayout(paths.data_dir(), spec.name))
 
 
 def build_drift_sensor(spec: DatasetSpec, job,

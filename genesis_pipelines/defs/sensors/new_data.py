@@ -9,8 +9,8 @@ import json
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import source_key
-from genesis_pipelines.engine.spec import DatasetSpec
-from genesis_pipelines.engine.watch import load_cursor, poll
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.sources.watch import load_cursor, poll
 
 TRIGGER_TAG = "genesis/trigger"
 

@@ -5,11 +5,10 @@ Every result is an aggregate (score, count, rate, distance): nothing here return
 
 import importlib
 
-# names by submodule, imported on first access: the copy guard needs only _prep and fidelity's column lists,
-# not matplotlib (report) or sklearn (utility, attacks)
+# names by submodule, imported on first access: a privacy report needs neither matplotlib (report)
+# nor sklearn (utility, attacks)
 _NAMES = {
-    "cardinality_scores": "fidelity", "column_shape_scores": "fidelity", "evaluable_columns": "fidelity",
-    "grade": "fidelity", "pair_trend_scores": "fidelity", "parent_child_trends": "fidelity",
+    "cardinality_scores": "fidelity", "grade": "fidelity", "parent_child_trends": "fidelity",
     "quality_report": "fidelity", "recommendations": "fidelity",
     "distance_to_closest_record": "privacy", "exact_copies": "privacy", "privacy_report": "privacy",
     "render_html": "report", "summary_markdown": "report", "utility_report": "utility",
@@ -24,12 +23,9 @@ def __getattr__(name: str):
 
 __all__ = [
     "cardinality_scores",
-    "column_shape_scores",
     "distance_to_closest_record",
-    "evaluable_columns",
     "exact_copies",
     "grade",
-    "pair_trend_scores",
     "parent_child_trends",
     "privacy_report",
     "quality_report",

@@ -21,7 +21,7 @@ from sklearn.metrics import pairwise_distances, roc_curve
 from sklearn.neighbors import NearestNeighbors
 from threadpoolctl import threadpool_limits
 
-from genesis_pipelines.engine.evaluation._prep import num
+from genesis_pipelines.engine.analysis.columns import num
 
 ROC_POINTS = 50
 BOOTSTRAP = 200

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import pandas as pd
 
-from genesis_pipelines.engine.schema import DatasetSchema, child_keys, parent_keys
+from genesis_pipelines.engine.core.schema import DatasetSchema, child_keys, parent_keys
 
 
 def checked_tables(schema: DatasetSchema, table: str) -> set[str]:

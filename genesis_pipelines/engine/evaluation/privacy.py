@@ -19,10 +19,17 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.evaluation._prep import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
-from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.schema import DatasetSchema, TableMeta
-from genesis_pipelines.engine.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.analysis.columns import (
+    NUMERIC_LIKE,
+    category_keys,
+    evaluable_columns,
+    num,
+    sample_rows,
+    to_float,
+)
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
+from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.privacy.record_guard import MIN_RECORD_COLUMNS, tells_records_apart
 
 
 class _LazyModule:
@@ -39,9 +46,6 @@ class _LazyModule:
 attacks = _LazyModule("genesis_pipelines.engine.evaluation.attacks")
 
 MIN_HOLDOUT_ROWS = 20
-# A "record" of one column is a single value: sampling a learned category repeats it by design, so
-# tables compared on fewer columns are reported but left out of the exact-copies gate.
-MIN_RECORD_COLUMNS = 2
 # Fewer members / non-members than this give an AUC too noisy to block a release on (SD ~0.04 at 100).
 MIN_MIA_ROWS = 100
 # the DCR share gates a table only when chance alone moves it by at most this (1 sd): a generator that never saw
@@ -261,13 +265,6 @@ def _reference_frames(train, holdout, synth, seed) -> list[pd.DataFrame]:
     """Train, holdout and synthetic rows, each capped at MAX_REFERENCE by a seeded sample."""
     return [sample_rows(train, MAX_REFERENCE, seed + 3), sample_rows(holdout, MAX_REFERENCE, seed + 4),
             sample_rows(synth, MAX_REFERENCE, seed + 5)]
-
-
-def tells_records_apart(meta: TableMeta, column: str) -> bool:
-    """A column with more than one value (nulls count as one): a constant, such as a lookup table's load timestamp
-    or an address line nobody filled, tells no record apart."""
-    cmeta = meta.columns[column]
-    return cmeta.cardinality >= 2 or (cmeta.cardinality == 1 and 0.0 < cmeta.null_rate < 1.0)
 
 
 def _pooled_real(frames: list[pd.DataFrame]) -> pd.DataFrame:
@@ -725,7 +722,7 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
         informative = [c for c in columns if tells_records_apart(meta, c)]
         entry["in_copy_gate"] = len(informative) >= MIN_RECORD_COLUMNS and "skipped" not in entry["exact_copies"]
         if (model_describe.get(name) or {}).get("method") == REFERENCE_METHOD:
-            # kept as it is by design (engine/reference_tables.py): copies of it are the point, not a leak
+            # kept as it is by design (engine/analysis/reference_tables.py): copies of it are the point, not a leak
             entry["in_copy_gate"] = False
             entry["reference_table"] = model_describe[name].get("reference", True)
         tables[name] = entry

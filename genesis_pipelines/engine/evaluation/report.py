@@ -21,7 +21,7 @@ import jinja2
 import numpy as np
 from matplotlib.figure import Figure
 
-from genesis_pipelines.engine.catalog import number_text, percent
+from genesis_pipelines.engine.evaluation.catalog import number_text, percent
 
 _TEMPLATES = Path(__file__).parent / "templates"
 _ENV = jinja2.Environment(loader=jinja2.FileSystemLoader(_TEMPLATES), autoescape=jinja2.select_autoescape(["html", "j2"]),
@@ -484,6 +484,15 @@ def summary_markdown(report: dict, kind: str) -> str:
         for name, t in tables.items():
             lines.append(f"| {_escape(name)} | {t.get('row_count_real')} | {t.get('row_count_synthetic')} | "
                          f"{_cell(t.get('column_shapes'))} | {_cell(t.get('pair_trends'))} |")
+        conditioned = [a for a in report.get("conditioned") or [] if a.get("quality")]
+        if conditioned:
+            lines += ["", "**Conditioned rows** (beside the twin, not in the scores above)", "",
+                      "| table | condition | rows | real rows meeting it | column shapes |", "|---|---|---:|---:|---:|"]
+            for a in conditioned:
+                for g in a["quality"]["groups"]:
+                    condition = ", ".join(f"{c} = {v}" for c, v in g["condition"].items()) or "(rebalance)"
+                    lines.append(f"| {_escape(a['table'])} | {_escape(condition)} | {g['rows']} | "
+                                 f"{g['real_rows_matching']} | {_cell(g['column_shapes'], 3)} |")
         advice = [r for r in report.get("recommendations", []) if r.get("severity") != "info"][:5]
         if advice:
             lines += ["", "**Recommendations**", *(f"- {_escape(r['text'])}" for r in advice)]

@@ -30,18 +30,18 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
-from genesis_pipelines.engine.evaluation._prep import (
+from genesis_pipelines.engine.analysis.columns import (
     CATEGORY_LIKE,
     NULL_KEY,
     NUMERIC_LIKE,
     category_keys,
+    evaluable_columns,
     mean_or_none,
     num,
     sample_rows,
     to_float,
 )
-from genesis_pipelines.engine.evaluation.fidelity import evaluable_columns
-from genesis_pipelines.engine.schema import DatasetSchema
+from genesis_pipelines.engine.core.schema import DatasetSchema
 
 MAX_ROWS = 20_000  # rows per side (train, synthetic; holdout too): ratios settle well before this, fits stay seconds
 MAX_FEATURES = 40

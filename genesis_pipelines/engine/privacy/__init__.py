@@ -1,0 +1,1 @@
+"""Guards against leaking real people: PII detection and policies, fakes, leak guards, the copy guard."""

@@ -1,0 +1,1 @@
+"""Making synthetic rows: encoders, generators, constraints, conditions, relational training and sampling."""

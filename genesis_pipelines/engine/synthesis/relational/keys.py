@@ -1,0 +1,488 @@
+"""Key assignment: primary keys regenerated, children given to generated parents following the learned
+children-per-parent distribution (jointly with the parents' features where the child's model sees them)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from genesis_pipelines.engine.analysis import rules
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.schema import ForeignKey, comparable_values, key_values, parent_keys
+from genesis_pipelines.engine.synthesis.generators import load_generator
+from genesis_pipelines.engine.synthesis.relational.model import (
+    CHUNK_ROWS,
+    COUNT_COLUMN,
+    KeyStats,
+    ParentFeature,
+    RelationalModel,
+    RelationStats,
+)
+from genesis_pipelines.engine.synthesis.relational.structure import (
+    children_counts,
+    join_parent_features,
+    parent_feature_frame,
+)
+
+COUNT_DRAWS = 8  # conditional draws of children per parent averaged to rank the parents
+
+
+def _sample_counts(relation: RelationStats, n_parents: int, rng: np.random.Generator) -> np.ndarray:
+    """Systematic sampling of the children-per-parent distribution: at scale 1 it is reproduced exactly
+    (3 hub airports stay 3), where independent draws could give 1 or 0 hubs."""
+    cumulative = np.cumsum(np.asarray(relation.probs))
+    u = (np.arange(n_parents) + rng.random()) / max(n_parents, 1)
+    counts = np.asarray(relation.counts)[np.minimum(np.searchsorted(cumulative, u, side="right"), len(cumulative) - 1)]
+    return counts[rng.permutation(n_parents)]
+
+
+def apportion(weights: np.ndarray, total: int, rng: np.random.Generator) -> np.ndarray:
+    """Integer counts summing to `total`, proportional to `weights` (largest remainder, random tie-break)."""
+    weights = np.asarray(weights, dtype="float64")
+    if len(weights) == 0:
+        return weights.astype(int)
+    if weights.sum() <= 0:
+        weights = np.ones_like(weights)
+    exact = weights / weights.sum() * total
+    counts = np.floor(exact).astype(int)
+    remainder = int(total - counts.sum())
+    if remainder > 0:
+        order = np.argsort(-(exact - counts) - rng.random(len(exact)) * 1e-9)
+        counts[order[:remainder]] += 1
+    return counts
+
+
+class _Parents:
+    """A generated parent table as the relational layer needs it: keys, and per relation the count model."""
+
+    def __init__(self, model: RelationalModel, model_dir: Path, relation: RelationStats, parent: pd.DataFrame):
+        self.relation, self.frame = relation, parent.reset_index(drop=True)
+        # a composite key as its tuple codes (see schema.key_values); one column as generated, keeping its dtype
+        self.keys = (parent_keys(relation.fk, self.frame) if relation.fk.composite
+                     else self.frame[relation.fk.parent_column])
+        self.model_dir = Path(model_dir) / "relations" / str(model.relations.index(relation))
+
+    def weights(self, rng: np.random.Generator) -> np.ndarray:
+        """Children per parent: the learned distribution, systematically sampled, handed out to parents in the
+        order the count model ranks them given their own columns (the marginal stays exact, the dependence on
+        the parent's columns comes from the model)."""
+        n = len(self.frame)
+        if self.relation.count_by_value and self.relation.count_key in self.frame.columns:
+            known = self.frame[self.relation.count_key].astype(str).map(self.relation.count_by_value)
+            if known.notna().any():
+                return known.fillna(known.mean()).to_numpy(dtype="float64")
+        for _ in range(3):
+            counts = _sample_counts(self.relation, n, rng).astype("float64")
+            if counts.sum() > 0:
+                break
+        else:
+            return np.ones(n)
+        if not self.relation.count_model or n < 2:
+            return counts
+        features = [f for f in self.relation.features if f.kind != "count"]
+        conditions = parent_feature_frame(features, self.frame, None)
+        # the mean of a few conditional draws ranks the parents (one draw is too noisy on small lookup tables)
+        count_model = load_generator(self.model_dir)
+        repeated = conditions.iloc[np.tile(np.arange(n), COUNT_DRAWS)].reset_index(drop=True)
+        predicted = count_model.sample(n * COUNT_DRAWS, conditions=repeated, seed=int(rng.integers(0, 2**31 - 1)))
+        draws = pd.to_numeric(predicted[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
+        score = draws.reshape(COUNT_DRAWS, n).mean(axis=0)
+        ranks = np.lexsort((rng.random(n), score))  # ascending score, random among ties
+        out = np.empty(n)
+        out[ranks] = np.sort(counts)
+        return out
+
+
+def _generate_keys(stats: KeyStats, n: int, rng: np.random.Generator) -> pd.Series:
+    if stats.kind == "integer":
+        return pd.Series(np.arange(stats.start, stats.start + n), dtype="Int64")
+    alphabet = {"U": np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "L": np.array(list("abcdefghijklmnopqrstuvwxyz")),
+                "D": np.array(list("0123456789"))}
+    out: set[str] = set()
+    keys: list[str] = []
+    attempts = 0
+    while len(keys) < n:
+        attempts += 1
+        if attempts > 50:
+            # the learned shapes cannot hold n distinct keys: widen with a counter suffix
+            keys += [f"K{i}" for i in range(len(keys), n)]
+            break
+        need = n - len(keys)
+        templates = rng.choice(np.asarray(stats.templates, dtype=object), size=need * 2, p=np.asarray(stats.template_probs))
+        for template in templates:
+            key = "".join(alphabet[c][rng.integers(0, len(alphabet[c]))] if c in alphabet else c for c in template)
+            if key not in out:
+                out.add(key)
+                keys.append(key)
+                if len(keys) == n:
+                    break
+    return pd.Series(keys, dtype="string")
+
+
+def _nullable_dtype(values: pd.Series):
+    """Keys read back from the warehouse come as numpy dtypes; FK columns need room for nulls."""
+    if pd.api.types.is_integer_dtype(values):
+        return "Int64"
+    if pd.api.types.is_string_dtype(values):
+        return "string"
+    return values.dtype
+
+
+def _weighted_distinct(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
+    """Efraimidis-Spirakis: k distinct indices, weighted, without replacement."""
+    if k >= len(weights):
+        return np.arange(len(weights))
+    priority = np.log(rng.random(len(weights))) / np.maximum(weights, 1e-12)
+    return np.argpartition(-priority, k - 1)[:k]
+
+
+def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) -> tuple[pd.Series, np.ndarray]:
+    """FK values for n child rows (nulls at the learned share, the rest spread over parents like the real data)
+    and the number of children each parent got."""
+    relation, parent_keys = parents.relation, parents.keys
+    fk = relation.fk
+    is_null = rng.random(n) < relation.null_share if relation.null_share > 0 else np.zeros(n, dtype=bool)
+    present = int((~is_null).sum())
+    if len(parent_keys) == 0:
+        if present:
+            raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
+        return pd.Series([None] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)  # None: NaN for float keys
+    weights = parents.weights(rng)
+    is_null = rules.enough_present(is_null, relation.min_children * len(parent_keys), rng)
+    present = int((~is_null).sum())
+    if relation.unique:
+        # one-to-one: distinct parents; rows beyond the number of parents get a null key, or where the key is
+        # required a parent again (rows whose primary key is this FK then repeat and are dropped at output)
+        counts = np.zeros(len(parent_keys), dtype=int)
+        counts[_weighted_distinct(weights + 1e-9, present, rng)] = 1
+        if present > len(parent_keys):
+            extra = np.flatnonzero(~is_null)[len(parent_keys):]
+            if fk.nullable:
+                is_null[extra] = True
+            else:
+                counts += apportion(weights + 1e-9, len(extra), rng)
+    else:
+        counts = rules.at_least(apportion(weights, present, rng), relation.min_children, rng)
+    assigned = np.repeat(parent_keys.to_numpy(), counts)
+    if shuffle:
+        assigned = assigned[rng.permutation(len(assigned))]
+    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys))
+    values[~is_null] = assigned
+    return values, counts
+
+
+def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Second key of a junction table: distinct parents within each group, weighted by popularity."""
+    weights = parents.weights(rng) + 1e-3
+    keep, chosen = [], []
+    order = np.argsort(groups, kind="stable")
+    boundaries = np.flatnonzero(np.diff(groups[order])) + 1
+    for rows in np.split(order, boundaries):
+        k = min(len(rows), len(weights))
+        keep.append(rows[:k])
+        chosen.append(_weighted_distinct(weights, k, rng))
+    rows = np.concatenate(keep) if keep else np.array([], dtype=int)
+    picked = np.concatenate(chosen) if chosen else np.array([], dtype=int)
+    picked = rules.cover(groups[rows], picked, len(weights), parents.relation.min_children, rng)
+    return rows, parents.keys.to_numpy()[picked], np.bincount(picked, minlength=len(weights))
+
+
+def _self_reference(relation: RelationStats, keys: pd.Series, rng: np.random.Generator) -> pd.Series:
+    """A forest generated level by level: the learned share of rows per depth, each row pointing to a row one
+    level up (weighted by the learned children-per-parent distribution); never a cycle."""
+    n = len(keys)
+    if n == 0:
+        return pd.Series([], dtype=keys.dtype)
+    depth_probs = np.asarray(relation.depth_probs or [relation.null_share, 1 - relation.null_share], dtype="float64")
+    per_level = apportion(depth_probs, n, rng)
+    if per_level[0] == 0:  # a hierarchy needs a root
+        per_level[int(np.argmax(per_level))] -= 1
+        per_level[0] += 1
+    per_level = per_level[: max(1, int(np.flatnonzero(per_level).max()) + 1)]
+    values = pd.Series([pd.NA] * n, dtype=keys.dtype)
+    key_values = keys.to_numpy()
+    bounds = np.concatenate([[0], np.cumsum(per_level)])
+    for level in range(1, len(per_level)):
+        above = np.arange(bounds[level - 1], bounds[level])
+        rows = np.arange(bounds[level], bounds[level + 1])
+        if not len(rows):
+            continue
+        weights = _sample_counts(relation, len(above), rng).astype("float64") + 1e-3
+        counts = apportion(weights, len(rows), rng)
+        values[rows] = key_values[np.repeat(above, counts)][rng.permutation(len(rows))]
+    return values
+
+
+def _predicted_category(predicted: pd.DataFrame, relation: RelationStats, feature: ParentFeature) -> np.ndarray:
+    """The parent category a sampled child row asks for: its one set indicator if exactly one is, else the value."""
+    values = predicted[feature.name].astype(object).where(predicted[feature.name].notna(), None)
+    values = np.asarray([None if v is None else str(v) for v in values], dtype=object)
+    indicators = [f for f in relation.features if f.kind == "onehot" and f.column == feature.column and f.name in predicted]
+    if indicators:
+        flags = np.column_stack([pd.to_numeric(predicted[f.name], errors="coerce").fillna(0).to_numpy() >= 0.5
+                                 for f in indicators])
+        one = flags.sum(axis=1) == 1
+        values[one] = np.asarray([f.category for f in indicators], dtype=object)[flags[one].argmax(axis=1)]
+    return values
+
+
+def _match_categories(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """take[i]: which of the assigned parents (categories `have`) row i gets, as many rows as possible getting
+    the category they ask for (`want`); the rest are paired at random."""
+    take = np.full(len(want), -1)
+    # a null category (a parent with no value) is a slot like any other: every assigned parent is handed out once
+    codes, uniques = pd.factorize(pd.Series(have, dtype=object), use_na_sentinel=False)
+    slots = {code: list(rng.permutation(np.flatnonzero(codes == code))) for code in range(len(uniques))}
+    code_of = {category: code for code, category in enumerate(uniques) if not pd.isna(category)}
+    for category in pd.unique(want[pd.notna(want)]):
+        code = code_of.get(category)
+        pool = slots.get(code) if code is not None else None
+        if not pool:
+            continue
+        rows = rng.permutation(np.flatnonzero(want == category))[: len(pool)]
+        take[rows] = pool[: len(rows)]
+        slots[code] = pool[len(rows):]
+    left = np.asarray([i for pool in slots.values() for i in pool], dtype=int)
+    open_rows = np.flatnonzero(take < 0)
+    take[open_rows] = rng.permutation(left)[: len(open_rows)]
+    return take
+
+
+def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score."""
+    jitter = rng.random(len(want)) * 1e-9
+    take = np.empty(len(want), dtype=int)
+    rows = np.lexsort((jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want)))
+    take[rows] = np.lexsort((rng.random(len(have)), np.nan_to_num(have)))
+    return take
+
+
+def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
+                   per_parent: dict[int, np.ndarray], rng: np.random.Generator) -> None:
+    """A child with several parents gets a plausible combination of them, not independent ones (a track's genre
+    goes with its media type; an invoice line's track with its invoice): the child model is sampled given the
+    first parent only, and each further parent's assigned keys (children per parent unchanged) are permuted over
+    the rows so each row gets a parent like the one it asks for: the lookup name it asks for, else the closest
+    rank of the parent's numeric features, else its first category."""
+    rest = [r for r in relations[1:] if any(f.kind == "value" for f in r.features)]
+    if not relations or not rest or generator is None:
+        return
+    anchor = relations[0]
+    n = len(keys[anchor.fk.child_column])
+    if n < 2:
+        return
+    cond = (join_parent_features(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])
+            if anchor.features else None)
+    wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
+    seed = int(rng.integers(0, 2**31 - 1))
+    parts = []
+    try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
+        for start in range(0, n, CHUNK_ROWS):
+            part_cond = cond.iloc[start:start + CHUNK_ROWS].reset_index(drop=True) if cond is not None else None
+            part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
+            parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
+    except GenesisError:  # a model that cannot condition this way keeps the independent choice
+        return
+    predicted = pd.concat(parts, ignore_index=True)
+    for relation in rest:
+        column = keys[relation.fk.child_column]
+        present = column.notna().to_numpy()
+        frame = placed[id(relation)].frame
+        position = pd.Index(parent_keys(relation.fk, frame).to_numpy()).get_indexer(
+            comparable_values(column[present]).to_numpy())
+        if present.sum() < 2 or (position < 0).any():
+            continue
+        values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
+        lookup = [f for f in values if f.column == relation.count_key]
+        numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
+                   and not pd.api.types.is_bool_dtype(frame[f.column])]
+        categorical = [f for f in values if f not in numeric]
+        if lookup or (categorical and not numeric):
+            feature = (lookup or categorical)[0]
+            have = frame[feature.column].astype(str).to_numpy(dtype=object)[position]
+            take = _match_categories(_predicted_category(predicted, relation, feature)[present], have, rng)
+        elif numeric:
+            want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
+            for feature in numeric:
+                parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
+                mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
+                asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
+                want += np.nan_to_num((asked - mean) / sd)
+                have += np.nan_to_num((parent_values - mean) / sd)
+            take = _match_numbers(want, have, rng)
+        else:
+            continue
+        matched = column.copy()
+        matched[present] = column[present].to_numpy()[take]
+        keys[relation.fk.child_column] = matched
+
+
+def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
+               rng: np.random.Generator, generator=None) -> tuple[dict[str, pd.Series], pd.DataFrame | None, int]:
+    """Every key column of the table's n rows, and the parent features each row is conditioned on.
+
+    `keys` holds each FK's values under `fk.child_column` (a composite FK's tuple codes under its joined name)
+    and every real key column; an FK that shares columns with one assigned before it (results_raw's
+    (series, baker) after its (series, episode)) picks among the parents that agree on them (_assign_within)."""
+    tm, meta = model.tables[table], model.db_schema.tables[table]
+    relations = [r for r in model.relations_of(table) if not r.fk.is_self_reference and not r.fk.deferred]
+    keys: dict[str, pd.Series] = {}
+    per_parent: dict[int, np.ndarray] = {}  # children each parent got, by relation index
+    pk = meta.primary_key
+    pk_fks = [r for r in relations if r.fk.child_column in pk]
+    placed: dict[int, _Parents] = {id(r): _Parents(model, model_dir, r, parents[r.fk.parent_table]) for r in relations}
+    rows = None
+    if len(pk) >= 2 and len(pk_fks) == len(pk) == 2:
+        # junction: group by the parent with fewer rows, then pick distinct partners within each group
+        first, second = sorted(pk_fks, key=lambda r: len(parents[r.fk.parent_table]))
+        first_values, _ = _assign(placed[id(first)], n, rng, shuffle=False)
+        rows, partners, per_parent[id(second)] = _unique_within_groups(pd.factorize(first_values)[0], placed[id(second)], rng)
+        keys[first.fk.child_column] = first_values.iloc[rows].reset_index(drop=True)
+        per_parent[id(first)] = children_counts(first.fk, pd.DataFrame({first.fk.child_column: keys[first.fk.child_column]}),
+                                                 placed[id(first)].frame).to_numpy()
+        keys[second.fk.child_column] = pd.Series(partners, dtype=_nullable_dtype(placed[id(second)].keys))
+        n = len(rows)
+        relations = [r for r in relations if r not in (first, second)]
+    keep = np.ones(n, dtype=bool)
+    within: list[RelationStats] = []  # assigned among parents agreeing with earlier keys: not permuted afterwards
+    for index, relation in enumerate(relations):
+        columns = relation.fk.child_columns
+        shared = [c for c in columns if c in keys]
+        new = set(columns) - set(shared)
+        # the FK completes the primary key: rows agreeing on the rest of it need distinct parents
+        distinct = set(pk) <= set(keys) | new and bool(set(pk) & new) and bool(set(pk) - new)
+        distinct_by = [c for c in pk if c not in new and c not in shared] if distinct else None
+        if shared or distinct:
+            keys[relation.fk.child_column], per_parent[id(relation)] = _assign_within(
+                placed[id(relation)], keys, shared, distinct_by, keep, rng)
+            within.append(relation)
+        else:
+            keys[relation.fk.child_column], per_parent[id(relation)] = _assign(placed[id(relation)], n, rng, shuffle=index > 0)
+        _expand_key(relation, keys, placed[id(relation)].frame)
+    if not keep.all():  # rows no parent combination could take (more rows of an episode than bakers of its series)
+        keys = {c: v[keep].reset_index(drop=True) for c, v in keys.items()}
+        n = int(keep.sum())
+        for relation in relations:
+            per_parent[id(relation)] = _key_counts(relation.fk, keys[relation.fk.child_column], placed[id(relation)].frame)
+    _joint_parents(generator, [r for r in relations if r not in within], keys, placed, per_parent, rng)
+    for relation in relations:
+        _expand_key(relation, keys, placed[id(relation)].frame)
+    for column, stats in tm.key_stats.items():
+        if stats.within and all(c in keys for c in stats.within):
+            groups = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in stats.within})
+            keys[column] = pd.Series(groups.groupby(stats.within, dropna=False, sort=False).cumcount().to_numpy()
+                                     + stats.start, dtype="Int64")
+        else:
+            keys[column] = _generate_keys(stats, n, rng)
+    for relation in model.relations_of(table):
+        if relation.fk.deferred:  # filled once its parent table exists (fill_deferred_keys)
+            for child_column, parent_column in zip(relation.fk.child_columns, relation.fk.parent_columns):
+                if child_column not in keys:
+                    parent_dtype = model.db_schema.tables[relation.fk.parent_table].columns[parent_column].dtype
+                    keys[child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
+        elif relation.fk.is_self_reference:
+            keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
+    frames = [join_parent_features(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
+              for r in model.relations_of(table) if id(r) in placed and r.features]
+    conditions = pd.concat(frames, axis=1) if frames else None
+    return keys, conditions, n
+
+
+def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:
+    """Children per parent row of assigned FK values (tuple codes for a composite FK)."""
+    per_parent = comparable_values(values.dropna()).value_counts()
+    return per_parent.reindex(parent_keys(fk, parent).to_numpy(), fill_value=0).to_numpy()
+
+
+def _expand_key(relation: RelationStats, keys: dict[str, pd.Series], parent: pd.DataFrame) -> None:
+    """A composite FK's tuple codes into its child columns: each row takes the parent row's key values."""
+    fk = relation.fk
+    if not fk.composite:
+        return
+    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(comparable_values(keys[fk.child_column]).to_numpy())
+    for child_column, parent_column in zip(fk.child_columns, fk.parent_columns):
+        values = parent[parent_column].reset_index(drop=True)
+        expanded = values.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
+        expanded[position < 0] = pd.NA
+        keys[child_column] = expanded.astype(_nullable_dtype(values))
+
+
+def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[str], distinct_by: list[str] | None,
+                   keep: np.ndarray, rng: np.random.Generator) -> tuple[pd.Series, np.ndarray]:
+    """FK values for rows whose `shared` key columns are already set: each row's parent is drawn, weighted by the
+    learned popularity, among the parent rows whose paired columns hold the same values, and distinct among rows
+    that agree on `distinct_by` (the rest of a primary key this FK completes). Rows with no parent left to take
+    are cleared from `keep` (dropped), or get a null key where the FK is nullable."""
+    relation, frame = parents.relation, parents.frame
+    fk = relation.fk
+    n = len(keep)
+    weights = parents.weights(rng) + 1e-3
+    paired = [fk.parent_columns[fk.child_columns.index(c)] for c in shared]
+    parent_group = key_values(frame, paired).to_numpy() if paired else np.zeros(len(frame), dtype=object)
+    rows_frame = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in shared + (distinct_by or [])}, index=range(n))
+    child_group = key_values(rows_frame, shared) if shared else pd.Series(np.zeros(n, dtype=object))
+    wanted = keep & child_group.notna().to_numpy()
+    if relation.null_share > 0:
+        wanted &= rng.random(n) >= relation.null_share
+    candidates = pd.Series(np.arange(len(frame))).groupby(pd.Series(parent_group, dtype=object)).indices \
+        if len(frame) else {}
+    if distinct_by is None:
+        subgroup = None
+    else:
+        subgroup = key_values(rows_frame, distinct_by).to_numpy() if distinct_by else np.zeros(n, dtype=object)
+    position = np.full(n, -1)
+    wanted_rows = np.flatnonzero(wanted)
+    for group, rows in pd.Series(wanted_rows).groupby(child_group.to_numpy()[wanted_rows]).groups.items():
+        rows = wanted_rows[np.asarray(rows)]
+        pool = candidates.get(group)
+        if pool is None or not len(pool):
+            continue
+        if subgroup is None:
+            p = weights[pool] / weights[pool].sum()
+            picked = rng.choice(len(pool), size=len(rows), p=p)
+            # rows may share a parent here: any row can move to a parent short of its fewest children
+            picked = rules.cover(np.arange(len(rows)), picked, len(pool), relation.min_children, rng)
+            position[rows] = pool[picked]
+            continue
+        for _, members in pd.Series(rows).groupby(subgroup[rows]).groups.items():
+            members = rng.permutation(rows[np.asarray(members)])
+            take = min(len(members), len(pool))
+            position[members[:take]] = pool[_weighted_distinct(weights[pool], take, rng)]
+        placed_rows = rows[position[rows] >= 0]
+        if relation.min_children > 0 and len(placed_rows):
+            # every parent of the group keeps its fewest children (each baker of a series has results), taking rows
+            # from parents above it in subgroups it is not in yet
+            local = pd.Index(pool).get_indexer(position[placed_rows])
+            labels = pd.factorize(pd.Series(subgroup[placed_rows], dtype=object))[0]
+            position[placed_rows] = pool[rules.cover(labels, local, len(pool), relation.min_children, rng)]
+    missing = wanted & (position < 0)
+    if not fk.nullable:
+        keep &= ~missing
+    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parents.keys))
+    present = position >= 0
+    values[present] = parents.keys.to_numpy()[position[present]]
+    return values, np.bincount(position[present], minlength=len(frame))
+
+
+def deferred_relations(model: RelationalModel, parent_table: str) -> list[RelationStats]:
+    """FKs that close a cycle and point at `parent_table`: filled once it is generated."""
+    return [r for r in model.relations if r.fk.deferred and r.fk.parent_table == parent_table]
+
+
+def fill_deferred_keys(model: RelationalModel, model_dir: Path, relation: RelationStats, child: pd.DataFrame,
+                       parent: pd.DataFrame, *, seed: int = 0) -> pd.DataFrame:
+    """The post-pass of a cycle broken at a nullable FK: its values, drawn from the now generated parent table
+    with the learned null share and children-per-parent distribution."""
+    rng = np.random.default_rng([seed, len(model.db_schema.generation_order) + model.relations.index(relation)])
+    placed = _Parents(model, model_dir, relation, parent)
+    values, _ = _assign(placed, len(child), rng, shuffle=True)
+    keys = {relation.fk.child_column: values.reset_index(drop=True)}
+    _expand_key(relation, keys, placed.frame)
+    out = child.copy()
+    for child_column, parent_column in zip(relation.fk.child_columns, relation.fk.parent_columns):
+        out[child_column] = keys[child_column].to_numpy()
+        out[child_column] = out[child_column].astype(_nullable_dtype(parent[parent_column]))
+    return out
