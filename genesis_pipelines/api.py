@@ -91,38 +91,38 @@ class Constraint:
     table: str | None = None
 
     @classmethod
-    def _make(cls, kind: str, table: str | None, **values) -> "Constraint":
+    def _make(cls, kind: str, table: str | None, **values) -> Constraint:
         return cls(kind, tuple((k, v) for k, v in values.items()), table)
 
     @classmethod
-    def positive(cls, column: str, *, strict: bool = True, table: str | None = None) -> "Constraint":
+    def positive(cls, column: str, *, strict: bool = True, table: str | None = None) -> Constraint:
         """column > 0 (strict=False: >= 0)."""
         return cls._make("positive", table, column=column, strict=strict)
 
     @classmethod
     def range(cls, column: str, low: float | None = None, high: float | None = None, *, strict: bool = False,
-              table: str | None = None) -> "Constraint":
+              table: str | None = None) -> Constraint:
         """low <= column <= high (either bound may be None)."""
         values = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         return cls._make("range", table, **values, column=column, **({"strict": True} if strict else {}))
 
     @classmethod
-    def unique(cls, *columns: str, table: str | None = None) -> "Constraint":
+    def unique(cls, *columns: str, table: str | None = None) -> Constraint:
         """No two rows share these columns' values."""
         return cls._make("unique", table, columns=list(columns))
 
     @classmethod
-    def fixed_combinations(cls, *columns: str, table: str | None = None) -> "Constraint":
+    def fixed_combinations(cls, *columns: str, table: str | None = None) -> Constraint:
         """Only combinations of these columns seen in the real rows."""
         return cls._make("fixed_combinations", table, columns=list(columns))
 
     @classmethod
-    def inequality(cls, low_column: str, high_column: str, *, strict: bool = False, table: str | None = None) -> "Constraint":
+    def inequality(cls, low_column: str, high_column: str, *, strict: bool = False, table: str | None = None) -> Constraint:
         """low_column <= high_column (strict: <)."""
         return cls._make("inequality", table, low_column=low_column, high_column=high_column, strict=strict)
 
     @classmethod
-    def predicate(cls, expression: str, *, table: str | None = None) -> "Constraint":
+    def predicate(cls, expression: str, *, table: str | None = None) -> Constraint:
         """A row predicate in pandas' expression syntax, e.g. "(discount <= price) | (price == 0)"."""
         return cls._make("predicate", table, expression=expression)
 
@@ -174,7 +174,7 @@ class _Fitted:
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(root), True) if temporary else None
 
     @classmethod
-    def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> "_Fitted":
+    def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> _Fitted:
         from genesis_pipelines.engine import pipeline
         from genesis_pipelines.engine.core.device import resolve_device
         from genesis_pipelines.engine.privacy import pii
@@ -200,7 +200,7 @@ class _Fitted:
         return Path(directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> tuple["_Fitted", dict]:
+    def load(cls, directory: str | Path) -> tuple[_Fitted, dict]:
         from genesis_pipelines.engine.synthesis import relational
 
         directory = Path(directory)
@@ -258,7 +258,7 @@ class SyntheticGenerator:
         self.table_name, self.holdout_fraction, self.device = table_name, holdout_fraction, device
         self._fitted: _Fitted | None = None
 
-    def fit(self, df: pd.DataFrame) -> "SyntheticGenerator":
+    def fit(self, df: pd.DataFrame) -> SyntheticGenerator:
         df = _as_frame(df, "fit(df)")
         tables = {self.table_name: df}
         spec = _build_spec(tables, method=self.method, seed=self.seed, settings=self.settings, privacy=self.privacy,
@@ -302,7 +302,7 @@ class SyntheticGenerator:
                                                 "seed": self.seed})
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SyntheticGenerator":
+    def load(cls, directory: str | Path) -> SyntheticGenerator:
         fitted, manifest = _Fitted.load(directory)
         if manifest.get("kind") != "single":
             raise ModelError(f"{directory} holds a multi-table model: load it with MultiTableSynthesizer.load")
@@ -368,7 +368,7 @@ class MultiTableSynthesizer:
         self.privacy, self.constraints, self.pii, self.device = privacy, list(constraints or []), dict(pii or {}), device
         self._fitted: _Fitted | None = None
 
-    def fit(self) -> "MultiTableSynthesizer":
+    def fit(self) -> MultiTableSynthesizer:
         spec = _build_spec(self.tables, method=self.method, seed=self.seed, settings=self.settings, privacy=self.privacy,
                            constraints=self.constraints, pii=self.pii, primary_keys=self.primary_keys,
                            foreign_keys=self.foreign_keys, methods=self.methods)
@@ -399,7 +399,7 @@ class MultiTableSynthesizer:
         return self._require().save(directory, {"kind": "multi", "tables": list(self.tables), "seed": self.seed})
 
     @classmethod
-    def load(cls, directory: str | Path) -> "MultiTableSynthesizer":
+    def load(cls, directory: str | Path) -> MultiTableSynthesizer:
         fitted, manifest = _Fitted.load(directory)
         synth = cls.__new__(cls)
         synth.tables, synth.primary_keys, synth.foreign_keys = {}, {}, None

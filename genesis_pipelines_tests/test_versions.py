@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
@@ -99,7 +99,7 @@ def test_schedule_regenerates_with_a_new_seed_each_tick(tmp_path, isolated_data)
                           "shop/privacy_report"}  # the files are republished with the tables
     requests = []
     for day in (1, 2):
-        when = datetime(2026, 1, day, 3, tzinfo=timezone.utc)
+        when = datetime(2026, 1, day, 3, tzinfo=UTC)
         request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
         requests.append(request)
         assert request.tags[SEED_TAG] == str(int(when.timestamp()))

@@ -184,7 +184,7 @@ class AutoGenerator:
         write_json(Path(directory) / CHOICE_FILE, self.choice)
 
     @classmethod
-    def load(cls, directory: Path) -> "AutoGenerator":
+    def load(cls, directory: Path) -> AutoGenerator:
         model = cls()
         model.chosen = load_generator(Path(directory))
         path = Path(directory) / CHOICE_FILE

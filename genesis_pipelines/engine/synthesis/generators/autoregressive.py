@@ -435,7 +435,7 @@ class AutoregressiveGenerator:
         save_manifest(directory, self._manifest())
 
     @classmethod
-    def load(cls, directory: Path) -> "AutoregressiveGenerator":
+    def load(cls, directory: Path) -> AutoregressiveGenerator:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         directory = Path(directory)

@@ -106,7 +106,7 @@ class DataTransformer:
         return need
 
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, seed: int = 0, private: bool = False,
-            bounds: dict | None = None, categories: dict | None = None, epsilon: float = 0.0, delta: float = 0.0) -> "DataTransformer":
+            bounds: dict | None = None, categories: dict | None = None, epsilon: float = 0.0, delta: float = 0.0) -> DataTransformer:
         """In private mode `epsilon`/`delta` is the budget for the columns that need DP estimates, shared evenly."""
         rng = np.random.default_rng([seed, 17])
         bounds, categories = dict(bounds or {}), dict(categories or {})
@@ -395,7 +395,7 @@ class DataTransformer:
         return {"columns": self.columns, "codecs": self.codecs, "text": self.text, "private": self.private, "dp_spent": self.dp_spent}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DataTransformer":
+    def from_dict(cls, data: dict) -> DataTransformer:
         self = cls()
         self.columns, self.codecs, self.text = list(data["columns"]), dict(data["codecs"]), dict(data["text"])
         self.private, self.dp_spent = bool(data["private"]), dict(data["dp_spent"])

@@ -292,7 +292,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         save_manifest(Path(directory), manifest)
 
     @classmethod
-    def load(cls, directory: Path) -> "DPGaussianCopulaGenerator":
+    def load(cls, directory: Path) -> DPGaussianCopulaGenerator:
         model = super().load(directory)
         manifest = load_manifest(Path(directory))
         settings = manifest.get("dp_settings", {})

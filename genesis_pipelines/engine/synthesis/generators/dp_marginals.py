@@ -416,7 +416,7 @@ class DPMarginalsGenerator:
             "dp": self.dp})
 
     @classmethod
-    def load(cls, directory: Path) -> "DPMarginalsGenerator":
+    def load(cls, directory: Path) -> DPMarginalsGenerator:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 

@@ -303,7 +303,7 @@ class NeuralGenerator:
         pass
 
     @classmethod
-    def load(cls, directory: Path, device: str = "auto") -> "NeuralGenerator":
+    def load(cls, directory: Path, device: str = "auto") -> NeuralGenerator:
         directory = Path(directory)
         data = load_manifest(directory, cls.format)
         if not (directory / WEIGHTS).is_file():
