@@ -18,6 +18,7 @@ from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     epsilon_from,
     rho_from,
 )
+from genesis_pipelines.engine.synthesis.generators.dp_mechanisms import dp_categories
 from genesis_pipelines_tests.helpers import read_corpus_csv
 
 
@@ -124,3 +125,13 @@ def test_privacy_report_states_the_dataset_guarantee():
     assert both["dataset_epsilon"] == pytest.approx(2 * entry["epsilon_spent"]) and "row-level" in both["statement"]
     mixed = dp_summary({"a": {"dp": entry}, "b": {"dp": _dp({})}})
     assert mixed["dataset_epsilon"] is None and "no DP guarantee" in mixed["statement"]
+
+
+def test_dp_categories_keep_common_values_and_drop_a_value_one_row_holds():
+    """The stability histogram: at epsilon 1 the threshold is 1 + ln(1e6) ~ 14.8, so 500-row categories pass and a
+    category of one row passes in at most delta / 2 of the draws (none of 200 seeds here)."""
+    keys = np.array(["red"] * 500 + ["blue"] * 300 + ["green"] * 120 + ["one-customer-secret"])
+    kept = [dp_categories(keys, 1.0, 1e-6, np.random.default_rng(seed)) for seed in range(200)]
+    assert all(k[:3] == ["red", "blue", "green"] for k in kept)  # most frequent first
+    assert not any("one-customer-secret" in k for k in kept)
+    assert dp_categories(np.array([], dtype=object), 1.0, 1e-6, np.random.default_rng(0)) == []
