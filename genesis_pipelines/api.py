@@ -27,6 +27,7 @@ from typing import Any
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import ModelError, SpecError
+from genesis_pipelines.engine.core.spec import column_ref, split_ref
 
 __all__ = [
     "Constraint", "MultiTableSynthesizer", "PrivacyConfig", "PrivacyEvaluator", "PrivacyReport", "QualityEvaluator",
@@ -383,8 +384,10 @@ class MultiTableSynthesizer:
     def sample(self, scale: float = 1.0, seed: int | None = None,
                conditions: Mapping[str, Mapping | pd.DataFrame] | None = None) -> dict[str, pd.DataFrame]:
         """Every table, parents first, keys consistent; `scale` rows relative to the real tables."""
-        if not 0 < scale <= 10:
-            raise SpecError(f"scale must be in (0, 10], got {scale}")
+        from genesis_pipelines.engine.core.spec import MAX_SCALE
+
+        if not 0 < scale <= MAX_SCALE:
+            raise SpecError(f"scale must be in (0, {MAX_SCALE}], got {scale}")
         return self._require().sample(scale=scale, seed=self.seed if seed is None else int(seed), conditions=conditions)
 
     @property
@@ -635,11 +638,14 @@ class QualityEvaluator:
                          foreign_keys=self.foreign_keys)
         target = None
         if target_column is not None:
-            table, column = (target_column.split(".", 1) if "." in target_column and len(inputs.real) > 1
-                             else (next(iter(inputs.real)), target_column))
+            try:
+                table, column = (split_ref(target_column, "target_column") if len(inputs.real) > 1
+                                 else (next(iter(inputs.real)), target_column))
+            except ValueError as exc:
+                raise SpecError(str(exc)) from None
             if table not in inputs.real or column not in inputs.real[table].columns:
                 raise SpecError(f"target column {target_column!r} is not a column of the real table {table!r}")
-            target = f"{table}.{column}"
+            target = column_ref(table, column)
         if inputs.holdout is not None:
             train, holdout = inputs.real, inputs.holdout
         else:

@@ -59,13 +59,14 @@ def _print_paths(paths_written) -> None:
 def cmd_generate(args) -> int:
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.core.device import resolve_device
+    from genesis_pipelines.engine.core.spec import MAX_SCALE
     from genesis_pipelines.engine.privacy import pii
 
     spec, layout, warehouse = _context(args)
     scale = spec.scale if args.scale is None else args.scale
     seed = spec.seed if args.seed is None else args.seed
-    if not 0 < scale <= 10:
-        raise GenesisError(f"--scale must be in (0, 10], got {scale}")
+    if not 0 < scale <= MAX_SCALE:
+        raise GenesisError(f"--scale must be in (0, {MAX_SCALE}], got {scale}")
     connect = _connect(warehouse, read_only=False)
     with pipeline.writer_lock(layout, wait=args.wait, log=_progress):  # one writer: fails here, before training
         if args.train or not (layout.models / "LATEST.json").is_file():

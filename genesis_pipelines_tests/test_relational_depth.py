@@ -238,9 +238,15 @@ def test_scale_children_follow_parents(chinook, scaled3, scale):
 
 def test_chunked_generation_matches_unchunked(chinook):
     model, model_dir, synth = chinook["model"], chinook["dir"], chinook["synth"]
-    chunks = list(relational.generate_table_chunks(model, model_dir, "InvoiceLine", synth, chunk_rows=500))
+    chunks = list(relational.generate_table_chunks(model, model_dir, "InvoiceLine", synth, chunk_rows=500, block_rows=500))
     assert [len(c) for c in chunks] == [500, 500, 500, 500, 240]
     chunked = pd.concat(chunks, ignore_index=True)
+    # the rows depend on the blocks only: grouped into other chunks (or one), they are the very same rows
+    for chunk_rows in (1000, 10**9):
+        regrouped = list(relational.generate_table_chunks(model, model_dir, "InvoiceLine", synth, chunk_rows=chunk_rows,
+                                                          block_rows=500))
+        assert len(regrouped) == -(-2240 // chunk_rows)
+        pd.testing.assert_frame_equal(pd.concat(regrouped, ignore_index=True), chunked)
     whole = synth["InvoiceLine"]
     assert list(chunked.columns) == list(whole.columns)
     assert chunked["InvoiceLineId"].is_unique

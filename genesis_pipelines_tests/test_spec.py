@@ -96,7 +96,7 @@ def _mutated(change) -> dict:
 
 
 BAD_SPECS = {
-    "scale_too_large": (lambda d: d.update(scale=50), "scale"),
+    "scale_too_large": (lambda d: d.update(scale=5000), "scale"),
     "scale_zero": (lambda d: d.update(scale=0), "scale"),
     "unknown_top_level_key": (lambda d: d.update(bogus_option=1), "bogus_option"),
     "unknown_table_key": (lambda d: d["tables"]["Album"].update(primary=1), "tables.Album.primary"),
@@ -130,7 +130,7 @@ def test_bad_field_raises_spec_error_naming_it(tmp_path: Path, case: str):
 
 def test_parse_spec_with_same_bad_field():
     with pytest.raises(SpecError, match="scale"):
-        parse_spec(_mutated(lambda d: d.update(scale=50)))
+        parse_spec(_mutated(lambda d: d.update(scale=5000)))
 
 
 def test_refs_are_not_checked_when_no_tables_declared():

@@ -586,16 +586,20 @@ class GeneratedTable:
 
 
 def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Path, table: str, *, scale: float,
-                   seed: int, locale: str = "en_US", read: Connect | None = None) -> GeneratedTable:
+                   seed: int, locale: str = "en_US", read: Connect | None = None,
+                   check_space: bool = True) -> GeneratedTable:
     """One synthetic table after its (already generated) parents: the parents are read (through `read`, read-only is
     enough), the rows are generated chunk by chunk into a staging DuckDB file of this step alone (memory bounded by a
     chunk, no lock held), and then committed into synthetic_<ds> in one short transaction through `connect`, where,
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
-    generate in parallel processes and queue only for their commit."""
+    generate in parallel processes and queue only for their commit. Before any row, the disk is checked for the
+    table's estimated size (`check_space`, see staging.check_free_space) and stale staging of killed runs removed."""
     from genesis_pipelines.engine.sources.io import read_table, write_table
-    from genesis_pipelines.engine.synthesis import relational
+    from genesis_pipelines.engine.synthesis import relational, staging
     from genesis_pipelines.engine.synthesis.relational import keys as key_assignment
 
+    if check_space:
+        check_generation_space(layout, model, [table], scale)
     out_schema = layout.synthetic_schema
     first: list[pd.DataFrame] = []
 
@@ -612,12 +616,9 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
         model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
         forbidden=relational.load_pii_guard(model, model_dir),
         copy_guard=relational.load_copy_guard(model, model_dir, table))
-    staging_dir = layout.root / ".staging"
-    staging_dir.mkdir(parents=True, exist_ok=True)
-    staged = staging_dir / f"synthetic-{_file_token(table)}-{os.getpid()}-{threading.get_ident()}.duckdb"
-    staged.unlink(missing_ok=True)
     filled: list[str] = []
-    try:
+    with staging.claim(layout.staging, f"synthetic-{_file_token(table)}-{os.getpid()}-{threading.get_ident()}") as lock:
+        staged = lock.with_suffix(".duckdb")
         scratch = duckdb.connect(str(staged))
         try:
             rows = write_table(scratch, "main", STAGED_TABLE, remember_first(chunks))
@@ -631,13 +632,20 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
                                                          read_table(con, out_schema, table), seed=seed)
                 write_table(con, out_schema, child, done)
                 filled.append(child)
-    finally:
-        for path in (staged, staged.with_name(staged.name + ".wal")):
-            path.unlink(missing_ok=True)
     return GeneratedTable(table=table, rows=rows, columns=first[0] if first else pd.DataFrame(), deferred_children=filled)
 
 
 STAGED_TABLE = "staged"
+
+
+def check_generation_space(layout: DatasetLayout, model, tables: Sequence[str], scale: float,
+                           formats: Sequence[str] = FILE_FORMATS) -> None:
+    """Refuse (staging.InsufficientSpace, naming the dataset, the estimate and the free bytes) a generation whose
+    estimated output does not fit on the disks of the dataset folder and the warehouse."""
+    from genesis_pipelines.engine.synthesis import staging
+
+    needed = staging.estimated_bytes(model, tables, scale, formats=formats)
+    staging.check_free_space(layout.dataset, needed, [layout.root, warehouse_path(layout.data_dir).parent], scale=scale)
 
 
 def _file_token(name: str) -> str:
@@ -680,15 +688,21 @@ def publish_files(layout: DatasetLayout, connect: Connect, tables: Sequence[str]
     return publish_versioned(target, write, adopt_existing=out is None)
 
 
-def export(layout: DatasetLayout, connect: Connect, model, fmt: str, *, out: str | Path | None = None) -> list[Path]:
-    """The synthetic tables in another format (export.FORMATS), published as one versioned folder."""
-    from genesis_pipelines.engine.sources.export import export_tables, publish_versioned
+def export(layout: DatasetLayout, connect: Connect, model, fmt: str, *, out: str | Path | None = None,
+           batch_rows: int | None = None) -> list[Path]:
+    """The synthetic tables in another format (export.FORMATS), streamed out of the warehouse in batches of
+    `batch_rows` (export.export_warehouse), published as one versioned folder."""
+    from genesis_pipelines.engine.sources.export import EXPORT_BATCH_ROWS, export_warehouse, publish_versioned
 
-    synthetic = read_tables(connect, layout.synthetic_schema, model.db_schema.generation_order)
     target = Path(out) if out is not None else layout.exports(fmt)
-    return publish_versioned(target, lambda folder: export_tables(synthetic, folder, fmt, name=layout.dataset,
-                                                                  schema=model.db_schema),
-                             adopt_existing=out is None)
+
+    def write(folder: Path) -> list[Path]:
+        with connect() as con:
+            return export_warehouse(con, layout.synthetic_schema, model.db_schema.generation_order, folder, fmt,
+                                    name=layout.dataset, db_schema=model.db_schema,
+                                    batch_rows=batch_rows or EXPORT_BATCH_ROWS)
+
+    return publish_versioned(target, write, adopt_existing=out is None)
 
 
 @dataclass
@@ -705,9 +719,10 @@ def generate(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     seed = spec.seed if seed is None else seed
     rows: dict[str, int] = {}
     with writer_lock(layout, wait=wait, log=log):
+        check_generation_space(layout, model, model.db_schema.generation_order, scale)  # before any table
         for table in model.db_schema.generation_order:
             rows[table] = generate_table(layout, connect, model, model_dir, table, scale=scale, seed=seed,
-                                         locale=spec.pii_locale).rows
+                                         locale=spec.pii_locale, check_space=False).rows
             log(f"{table}: {rows[table]} rows")
         files = publish_files(layout, connect, model.db_schema.generation_order, out=out)
     return Generated(tables=rows, files=files)
@@ -823,6 +838,7 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
                    retrain_hint: str = DEFAULT_RETRAIN_HINT, seed: int | None = None) -> dict:
     """Fidelity against the real source; utility trains on the model's train split and scores on its holdout."""
     from genesis_pipelines.engine import evaluation
+    from genesis_pipelines.engine.core import spec as spec_module
     from genesis_pipelines.engine.synthesis.relational import comparison_exclusions
 
     synthetic = read_tables(connect, layout.synthetic_schema, list(model.tables))
@@ -830,7 +846,8 @@ def quality_report(spec, layout: DatasetLayout, connect: Connect, model, *,
     real = read_tables(connect, layout.source_schema, list(model.tables))
     public: dict[str, set[str]] = {}
     for ref in spec.utility.public_columns:
-        public.setdefault(ref.split(".", 1)[0], set()).add(ref.split(".", 1)[1])
+        table, column = spec_module.split_ref(ref)
+        public.setdefault(table, set()).add(column)
     report = evaluation.quality_report(real, synthetic, model.db_schema, exclude=comparison_exclusions(model),
                                        seed=spec.seed, public=public, train_tables=train_rows,
                                        holdout_tables=holdout_rows, utility_target=spec.utility.target)

@@ -13,7 +13,7 @@ from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, war
 from genesis_pipelines.defs.lineage import checked_model
 from genesis_pipelines.defs.metadata import gate_check_metadata, number
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
 from genesis_pipelines.engine.evaluation.catalog import number_text
 from genesis_pipelines.engine.sources.io import read_table
 
@@ -60,7 +60,7 @@ def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
             "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
             "text_snippet_leaks": sum(snippets.values()),
             "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
-            "exempt_columns": ", ".join(sorted(r.split(".", 1)[1] for r in exempt if r.split(".", 1)[0] == table)) or "none",
+            "exempt_columns": ", ".join(sorted(split_ref(r)[1] for r in exempt if split_ref(r)[0] == table)) or "none",
             "model_version": model.version,
         })
 

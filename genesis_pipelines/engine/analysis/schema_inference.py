@@ -21,7 +21,7 @@ from genesis_pipelines.engine.core.schema import (
     key_values,
     parent_keys,
 )
-from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
 from genesis_pipelines.engine.sources.io import date_layout, majority_kind, parse_dates, parse_numbers
 
 # ---------------------------------------------------------------- semantic types
@@ -138,7 +138,7 @@ def column_exceptions(series: pd.Series, sdtype: str) -> tuple[int, int]:
 def profile_table(name: str, df: pd.DataFrame, spec: DatasetSpec, entity_keys: frozenset[str] = frozenset(),
                   shared_columns: frozenset[str] = frozenset()) -> TableMeta:
     declared = spec.tables.get(name)
-    overrides = {ref.split(".", 1)[1]: t for ref, t in spec.column_types.items() if ref.split(".", 1)[0] == name}
+    overrides = {split_ref(ref)[1]: t for ref, t in spec.column_types.items() if split_ref(ref)[0] == name}
     for column in overrides:
         if column not in df.columns:
             raise SchemaError(f"column_types names column {name}.{column}, which table {name!r} does not have")

@@ -58,6 +58,11 @@ class DatasetLayout:
         return self.data_dir / self.dataset
 
     @property
+    def staging(self) -> Path:
+        """Scratch files of running generation steps (see staging.claim); leftovers of killed ones are removed."""
+        return self.root / ".staging"
+
+    @property
     def models(self) -> Path:
         return self.root / "models"
 

@@ -18,6 +18,7 @@ SEMANTIC_TYPES = ("id", "numeric", "integer", "categorical", "boolean", "datetim
 # entity names that are not personal data (name: recombined real tokens)
 STRING_KINDS = ("text", "code", "name")
 PII_POLICIES = ("drop", "fake", "hash", "mask", "keep")
+MAX_SCALE = 1000  # a load-test database 1,000 times the source; the disk check guards what a scale really writes
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -98,20 +99,47 @@ class TableSpec(_Strict):
         return [self.primary_key] if isinstance(self.primary_key, str) else list(self.primary_key)
 
 
+_REF_PART = re.compile(r'`([^`]+)`|"([^"]+)"|([^.`"]+)')
+
+
+def split_ref(ref: str, field: str = "reference") -> tuple[str, str]:
+    """`Table.Column` as (table, column). A name holding a dot or a quote is written in backticks (or double
+    quotes): `` `dbo.Orders`.Total ``, `` Orders.`unit.price` ``; in YAML quote the whole reference."""
+    parts, at = [], 0
+    text = ref if isinstance(ref, str) else ""
+    while text and at <= len(text):
+        match = _REF_PART.match(text, at)
+        if match is None:
+            break
+        parts.append(next(g for g in match.groups() if g is not None))
+        at = match.end()
+        if at == len(text) or text[at] != ".":
+            break
+        at += 1
+    if len(parts) != 2 or at != len(text) or not all(p.strip() for p in parts):
+        raise ValueError(f"{field} must look like 'Table.Column' (a name with a dot in backticks: "
+                         f"'`dbo.Orders`.Total'), got {ref!r}")
+    return parts[0], parts[1]
+
+
+def column_ref(table: str, column: str) -> str:
+    """The one spelling of a reference: plain `Table.Column`, a part holding a dot or quote in backticks."""
+    def part(name: str) -> str:
+        return f"`{name}`" if any(ch in name for ch in '.`"') else name
+    return f"{part(table)}.{part(column)}"
+
+
+def _canonical(ref: str, field: str) -> str:
+    return column_ref(*split_ref(ref, field))
+
+
 def _split_ref(ref: str, field: str) -> tuple[str, str]:
-    if not isinstance(ref, str) or ref.count(".") != 1:
-        raise ValueError(f"{field} must look like 'Table.Column', got {ref!r}")
-    table, column = ref.split(".")
-    if not table or not column:
-        raise ValueError(f"{field} must look like 'Table.Column', got {ref!r}")
-    return table, column
+    return split_ref(ref, field)
 
 
 def _refs(values: list[str], field: str) -> list[str]:
-    """Every entry looks like 'Table.Column' (else a ValueError naming the field)."""
-    for ref in values:
-        _split_ref(ref, field)
-    return values
+    """Every entry looks like 'Table.Column' (else a ValueError naming the field), in its one spelling."""
+    return [_canonical(ref, field) for ref in values]
 
 
 class ForeignKeySpec(_Strict):
@@ -233,9 +261,7 @@ class UtilitySpec(_Strict):
     @field_validator("target")
     @classmethod
     def _target_is_ref(cls, value: str | None) -> str | None:
-        if value is not None:
-            _split_ref(value, "utility.target")
-        return value
+        return _canonical(value, "utility.target") if value is not None else None
 
     @field_validator("public_columns")
     @classmethod
@@ -300,7 +326,8 @@ class DatasetSpec(_Strict):
     sensitive_columns: dict[str, list[str]] = Field(
         default_factory=dict, description="table -> columns an attacker wants to learn: attribute inference, l-diversity")
     generator: GeneratorSpec = GeneratorSpec()
-    scale: float = Field(default=1.0, gt=0, le=10)
+    scale: float = Field(default=1.0, gt=0, le=MAX_SCALE,
+                         description="synthetic rows per real row; generation first checks the disk can hold it")
     holdout_fraction: float = Field(default=0.2, ge=0, lt=0.9)
     holdout_by_parent: bool = Field(
         default=True, description="child tables follow the train/holdout side of a parent that holds people (a "
@@ -334,7 +361,7 @@ class DatasetSpec(_Strict):
             _split_ref(ref, "column_types key")
             if sdtype not in SEMANTIC_TYPES:
                 raise ValueError(f"column_types[{ref}]: {sdtype!r} is not one of {', '.join(SEMANTIC_TYPES)}")
-        return value
+        return {_canonical(ref, "column_types key"): sdtype for ref, sdtype in value.items()}
 
     @field_validator("pii")
     @classmethod
@@ -343,7 +370,7 @@ class DatasetSpec(_Strict):
             _split_ref(ref, "pii key")
             if policy not in PII_POLICIES:
                 raise ValueError(f"pii[{ref}]: {policy!r} is not one of {', '.join(PII_POLICIES)}")
-        return value
+        return {_canonical(ref, "pii key"): policy for ref, policy in value.items()}
 
     @field_validator("pii_leak_exempt")
     @classmethod
@@ -365,10 +392,10 @@ class DatasetSpec(_Strict):
         refs += [("pii_leak_exempt", r) for r in self.pii_leak_exempt]
         refs += [("utility.target", r) for r in [self.utility.target] if r] + [("utility.public_columns", r) for r in self.utility.public_columns]
         for fk in self.foreign_keys or []:
-            refs += [("foreign_keys.child", f"{t}.{c}") for t, c in fk.child_refs]
-            refs += [("foreign_keys.parent", f"{t}.{c}") for t, c in fk.parent_refs]
+            refs += [("foreign_keys.child", column_ref(t, c)) for t, c in fk.child_refs]
+            refs += [("foreign_keys.parent", column_ref(t, c)) for t, c in fk.parent_refs]
         for field, ref in refs:
-            table = ref.split(".")[0]
+            table = split_ref(ref, field)[0]
             if table not in self.tables:
                 raise ValueError(f"{field}: table {table!r} in {ref!r} is not declared under tables")
         for field in ("quasi_identifiers", "sensitive_columns"):

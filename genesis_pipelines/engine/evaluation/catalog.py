@@ -16,7 +16,7 @@ import pandas as pd
 from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
-from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
 from genesis_pipelines.engine.privacy import pii
 
 NOISE = 1e-9  # below this a score, distance or PSI is numerical noise: shown as 0
@@ -100,11 +100,8 @@ def _roles(schema_or_none: DatasetSchema | None, meta: TableMeta, table: str, sp
     else:  # before the schema asset: the spec's declared FKs
         fks = []
         for fk in (spec.foreign_keys or []) if spec is not None else []:
-            child = [fk.child] if isinstance(fk.child, str) else list(fk.child)
-            parent = [fk.parent] if isinstance(fk.parent, str) else list(fk.parent)
-            if child[0].split(".", 1)[0] == table:
-                fks.append(([r.split(".", 1)[1] for r in child],
-                            parent[0].split(".", 1)[0] + "." + "+".join(r.split(".", 1)[1] for r in parent)))
+            if fk.child_table == table:
+                fks.append(([c for _, c in fk.child_refs], f"{fk.parent_table}.{'+'.join(c for _, c in fk.parent_refs)}"))
     for columns, parent in fks:
         for column in columns:
             roles[column] = (roles[column] + ", " if column in roles else "") + f"foreign key -> {parent}"
@@ -153,7 +150,7 @@ def source_columns(spec: DatasetSpec, table: str, df: pd.DataFrame) -> list[dict
         return [{"name": str(c), "dtype": str(t), "semantic_type": "unknown", "description": f"not profiled: {exc}"}
                 for c, t in df.dtypes.items()]
     roles = _roles(None, meta, table, spec)
-    declared = {ref.split(".", 1)[1]: policy for ref, policy in spec.pii.items() if ref.split(".", 1)[0] == table}
+    declared = {split_ref(ref)[1]: policy for ref, policy in spec.pii.items() if split_ref(ref)[0] == table}
     out = []
     for column in df.columns:
         finding = None

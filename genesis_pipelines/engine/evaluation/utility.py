@@ -42,6 +42,7 @@ from genesis_pipelines.engine.analysis.columns import (
     to_float,
 )
 from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.core.spec import split_ref
 
 MAX_ROWS = 20_000  # rows per side (train, synthetic; holdout too): ratios settle well before this, fits stay seconds
 MAX_FEATURES = 40
@@ -145,7 +146,7 @@ def utility_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
     target = target or guess_target(schema, exclude)
     if not target:
         return {"skipped": "no target: set utility.target in the spec (no label-like categorical column found)"}
-    table, column = target.split(".", 1)
+    table, column = split_ref(target, "utility target")
     meta = schema.tables.get(table)
     if meta is None or column not in meta.columns:
         return {"target": target, "skipped": "target column not in the schema"}

@@ -1,10 +1,15 @@
 """Never release a copy of a real record that is unique in the training data, nor a real PII value.
 
 Both guards keep only salted digests in the model, so a saved model holds no real PII value and no real row.
+A record's digest is 64 bits of a SipHash keyed by the model's salt over the row's canonical column values
+(row_digests: numbers by their float bits, categories by their text, hashed once per distinct value), all in
+numpy / pandas' C hashing, so checking a generated batch costs no Python per value. Models saved before
+hold 20-character sha256 digests of the row's text key (row_keys): they are still checked, the slow way.
 """
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from collections.abc import Callable, Mapping
 
@@ -21,6 +26,8 @@ MAX_RESAMPLE_ROUNDS = 25
 # A "record" of one column is a single value: sampling a learned category repeats it by design, so
 # tables compared on fewer columns are reported but left out of the exact-copies gate.
 MIN_RECORD_COLUMNS = 2
+LEGACY_DIGEST_CHARS = 20  # sha256 of row_keys' text, truncated: the digests of models saved before row_digests
+_NAN_BITS = np.array([np.nan]).view(np.uint64)[0]
 
 
 def digest(salt: str, text: str) -> str:
@@ -93,6 +100,75 @@ def row_keys(df: pd.DataFrame, columns: list[str], meta: TableMeta) -> pd.Series
     return pd.Series(joined.to_numpy(zero_copy_only=False), dtype=object)
 
 
+def _hash_key(salt: str) -> str:
+    """The 16-character SipHash key pandas' hashing takes, from the model's salt."""
+    return hashlib.sha256(("genesis.row_digest\x00" + salt).encode("utf-8")).hexdigest()[:16]
+
+
+def column_codes(df: pd.DataFrame, column: str, meta: TableMeta, salt: str) -> np.ndarray:
+    """One uint64 per row, equal exactly when row_keys spells the two values alike: a number's float bits (one
+    pattern for every missing value), a category's keyed hash of its text (hashed once per distinct value)."""
+    sdtype = meta.columns[column].sdtype
+    if sdtype in NUMERIC_LIKE:
+        values = to_float(df[column], sdtype)
+        bits = np.ascontiguousarray(values).view(np.uint64).copy()
+        bits[np.isnan(values)] = _NAN_BITS
+        return bits
+    keys = category_keys(df[column])[0]
+    codes, uniques = pd.factorize(keys, use_na_sentinel=False)
+    texts = pd.Series(uniques).astype("string").fillna("\x00null").astype(str).to_numpy(dtype=object)
+    hashed = pd.util.hash_array(texts, hash_key=_hash_key(salt), categorize=False) if len(texts) else np.zeros(0, np.uint64)
+    return hashed[codes]
+
+
+def row_digests(df: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str,
+                codes: np.ndarray | None = None) -> np.ndarray:
+    """The 64-bit keyed digest of each row's record (see column_codes); `codes` (rows x columns, from column_codes)
+    skips the per-column step when the caller keeps them."""
+    if codes is None:
+        codes = np.column_stack([column_codes(df, c, meta, salt) for c in columns]) if columns else np.zeros((len(df), 0))
+    if not codes.shape[1] or not len(codes):
+        return np.zeros(len(codes), dtype=np.uint64)
+    rows = np.ascontiguousarray(codes, dtype=np.uint64).view(f"S{8 * codes.shape[1]}").ravel()
+    # bytes objects drop trailing NULs, which keeps them distinct at a fixed width
+    return pd.util.hash_array(rows.astype(object), hash_key=_hash_key(salt), categorize=False)
+
+
+class RecordDigests(frozenset):
+    """The stored digests of a table's unique real records, with their uint64 form kept for np.isin."""
+
+    @functools.cached_property
+    def legacy(self) -> bool:
+        return any(len(d) == LEGACY_DIGEST_CHARS for d in self)
+
+    @functools.cached_property
+    def array(self) -> np.ndarray:
+        return np.sort(np.array([int(d, 16) for d in self], dtype=np.uint64))
+
+
+def as_digests(digests) -> RecordDigests:
+    return digests if isinstance(digests, RecordDigests) else RecordDigests(digests or ())
+
+
+def digest_hits(row_hashes: np.ndarray, digests) -> np.ndarray:
+    """Boolean mask of the rows whose row_digests value is a stored digest (new-format digests only)."""
+    stored = as_digests(digests).array
+    if not len(stored) or not len(row_hashes):
+        return np.zeros(len(row_hashes), dtype=bool)
+    at = np.minimum(np.searchsorted(stored, row_hashes), len(stored) - 1)
+    return stored[at] == row_hashes
+
+
+def copy_mask(df: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str, digests) -> np.ndarray:
+    """Boolean mask of the rows of `df` that reproduce a unique real record of the stored `digests`."""
+    digests = as_digests(digests)
+    if not digests or not columns or not len(df):
+        return np.zeros(len(df), dtype=bool)
+    if digests.legacy:
+        return copies(row_keys(df, columns, meta), salt, digests)
+    return digest_hits(row_digests(df, columns, meta, salt), digests)
+
+
 def digests_of(keys: pd.Series, salt: str) -> np.ndarray:
     """digest(salt, key) per row, hashed once per distinct key; a missing key gets '' (it matches no digest)."""
     codes, uniques = pd.factorize(keys, use_na_sentinel=True)
@@ -114,11 +190,11 @@ def copies(keys: pd.Series, salt: str, digests: set[str]) -> np.ndarray:
 
 
 def unique_record_digests(train: pd.DataFrame, columns: list[str], meta: TableMeta, salt: str) -> list[str]:
+    """The digests (row_digests, as 16 hex digits) of the records that occur once in the training rows."""
     if not columns or train.empty:
         return []
-    keys = row_keys(train, columns, meta)
-    counts = keys.value_counts()
-    return sorted(digests_of(pd.Series(counts.index[counts.to_numpy() == 1], dtype=object), salt).tolist())
+    values, counts = np.unique(row_digests(train, columns, meta, salt), return_counts=True)
+    return sorted(f"{int(v):016x}" for v in values[counts == 1])
 
 
 def redraw_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], body: pd.DataFrame,
@@ -130,10 +206,10 @@ def redraw_copies(draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame],
     if not digests or not columns or body.empty:
         return body
     for round_ in range(MAX_RESAMPLE_ROUNDS):
-        hits = np.flatnonzero(copies(row_keys(body, columns, meta), salt, digests))
+        hits = np.flatnonzero(copy_mask(body, columns, meta, salt, digests))
         if len(hits) and round_ == 0 and first_repair is not None:
             body = first_repair(body)
-            hits = np.flatnonzero(copies(row_keys(body, columns, meta), salt, digests))
+            hits = np.flatnonzero(copy_mask(body, columns, meta, salt, digests))
         if not len(hits):
             break
         cond = conditions.iloc[hits].reset_index(drop=True) if conditions is not None else None

@@ -65,6 +65,67 @@ def export_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path, fmt
     return [write_sql(tables, directory / f"{name}.sql", schema=schema)]
 
 
+# ---------------------------------------------------------------- streamed from the warehouse
+
+EXPORT_BATCH_ROWS = 100_000  # rows held at once while a warehouse table is written out
+_DUCKDB_VECTOR = 2048  # rows per DuckDB vector: batches are whole vectors
+
+
+def warehouse_batches(con, schema: str, table: str, batch_rows: int = EXPORT_BATCH_ROWS) -> Iterator[pd.DataFrame]:
+    """A warehouse table as frames of about `batch_rows` rows (the dtypes DuckDB's .df() gives), never whole; an
+    empty table gives one empty frame with its columns."""
+    from genesis_pipelines.engine.sources.io import quote
+
+    result = con.execute(f"select * from {quote(schema)}.{quote(table)}")
+    vectors = max(1, -(-int(batch_rows) // _DUCKDB_VECTOR))
+    first = True
+    while True:
+        batch = result.fetch_df_chunk(vectors)
+        if len(batch) or first:
+            yield batch
+        if not len(batch):
+            return
+        first = False
+
+
+def export_warehouse(con, schema: str, tables: Iterable[str], directory: str | Path, fmt: str, *,
+                     name: str = "synthetic", db_schema: DatasetSchema | None = None,
+                     batch_rows: int = EXPORT_BATCH_ROWS) -> list[Path]:
+    """Warehouse tables (in generation order) written in `fmt` with memory bounded by a batch: CSV and Parquet by
+    DuckDB's COPY, JSON and SQL batch by batch; XML and Excel (an Excel sheet holds at most ~1M rows anyway)
+    are written from the whole table."""
+    from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table
+
+    directory, tables = Path(directory), list(tables)
+    if fmt not in FORMATS:
+        raise ExportError(f"unknown export format {fmt!r}: choose one of {', '.join(FORMATS)}")
+    if fmt in ("csv", "parquet"):
+        return [p for t in tables for p in export_warehouse_table(con, schema, t, directory, (fmt,))]
+    if fmt == "json":
+        return [_write_json_batches(warehouse_batches(con, schema, t, batch_rows), directory / f"{t}.json") for t in tables]
+    if fmt == "sql":
+        return [write_sql({t: warehouse_batches(con, schema, t, batch_rows) for t in tables}, directory / f"{name}.sql",
+                          schema=db_schema)]
+    return export_tables({t: read_table(con, schema, t) for t in tables}, directory, fmt, name=name, schema=db_schema)
+
+
+def _write_json_batches(batches: Iterable[pd.DataFrame], target: Path) -> Path:
+    """One JSON array of records, as _write_json writes it, built batch by batch."""
+    with atomic_path(target) as tmp:
+        with tmp.open("w", encoding="utf-8") as handle:
+            handle.write("[")
+            written = False
+            for batch in batches:
+                if not len(batch):
+                    continue
+                text = batch.to_json(orient="records", date_format="iso", date_unit="us", force_ascii=False, indent=1)
+                body = text.strip()[1:-1].strip("\n")  # the records between the batch's own brackets
+                handle.write(("," if written else "") + "\n" + body)
+                written = True
+            handle.write("\n]" if written else "]")
+    return target
+
+
 # ---------------------------------------------------------------- versioned publication
 
 VERSIONS_SUFFIX = ".versions"
@@ -320,20 +381,26 @@ def _create_table(table: str, df: pd.DataFrame, schema: DatasetSchema | None) ->
     return f"CREATE TABLE {quote_identifier(table)} (\n" + ",\n".join(lines) + "\n);\n"
 
 
-def sql_script(tables: Mapping[str, pd.DataFrame], *, schema: DatasetSchema | None = None) -> Iterable[str]:
-    """CREATE TABLE + batched INSERTs in the given (generation) order, in one transaction."""
+def sql_script(tables: Mapping[str, pd.DataFrame | Iterable[pd.DataFrame]], *,
+               schema: DatasetSchema | None = None) -> Iterable[str]:
+    """CREATE TABLE + batched INSERTs in the given (generation) order, in one transaction. A table is a frame or
+    an iterable of frames (warehouse_batches): the first one's dtypes give the column types."""
     yield "-- synthetic data written by Genesis Pipelines\nBEGIN;\n"
-    for table, df in tables.items():
-        yield "\n" + _create_table(table, df, schema)
-        columns = ", ".join(quote_identifier(c) for c in df.columns)
-        names = [str(c) for c in df.columns]
-        for start in range(0, len(df), SQL_BATCH_ROWS):
-            chunk = df.iloc[start:start + SQL_BATCH_ROWS]
-            rows = [
-                "(" + ", ".join(sql_literal(v, table=table, column=c) for v, c in zip(row, names)) + ")"
-                for row in chunk.itertuples(index=False, name=None)
-            ]
-            yield f"INSERT INTO {quote_identifier(table)} ({columns}) VALUES\n" + ",\n".join(rows) + ";\n"
+    for table, frames in tables.items():
+        created = False
+        for df in [frames] if isinstance(frames, pd.DataFrame) else frames:
+            if not created:
+                yield "\n" + _create_table(table, df, schema)
+                columns = ", ".join(quote_identifier(c) for c in df.columns)
+                names = [str(c) for c in df.columns]
+                created = True
+            for start in range(0, len(df), SQL_BATCH_ROWS):
+                chunk = df.iloc[start:start + SQL_BATCH_ROWS]
+                rows = [
+                    "(" + ", ".join(sql_literal(v, table=table, column=c) for v, c in zip(row, names)) + ")"
+                    for row in chunk.itertuples(index=False, name=None)
+                ]
+                yield f"INSERT INTO {quote_identifier(table)} ({columns}) VALUES\n" + ",\n".join(rows) + ";\n"
     yield "COMMIT;\n"
 
 

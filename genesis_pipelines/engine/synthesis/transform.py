@@ -58,8 +58,10 @@ def restore_values(values: np.ndarray, sdtype: str, decimals: int | None, intege
     if sdtype == "datetime":
         out = pd.Series(pd.to_datetime(np.round(values).astype("int64"), unit="us"))
         return out.dt.normalize() if datetime_format == "date" else out.dt.floor("s")
-    if integer:
-        return pd.Series(np.round(values)).astype("Int64")
+    if integer:  # finite and inside int64 (the fit checked the bounds), so no per-value check is needed
+        rounded = np.round(values)
+        missing = np.isnan(rounded)
+        return pd.Series(pd.arrays.IntegerArray(np.where(missing, 0, rounded).astype("int64"), missing))
     if decimals is not None:
         values = np.round(values, decimals)
     return pd.Series(values, dtype="float64")
@@ -158,6 +160,7 @@ class DiscreteTransform(ColumnTransform):
         self.datetime_format = datetime_format
         self.cum = np.concatenate([[0.0], np.cumsum(self.probs)])
         self.cum[-1] = 1.0
+        self._choice_array = None  # the values (then the tail's) as one pandas array, made on first use
 
     @classmethod
     def fit(cls, series: pd.Series, meta: ColumnMeta) -> DiscreteTransform:
@@ -199,14 +202,20 @@ class DiscreteTransform(ColumnTransform):
         if self.ordered:
             values = np.asarray(self.values, dtype="float64")[index]
             return restore_values(values, self.sdtype, None, self.sdtype == "integer", self.datetime_format)
-        values = np.asarray(self.values, dtype=object)[index]
         if self.tail:
-            is_tail = values == "__tail__"
+            is_tail = np.asarray(self.values, dtype=object)[index] == "__tail__"
             rng = rng or np.random.default_rng(0)
-            values[is_tail] = np.asarray(self.tail, dtype=object)[rng.integers(0, len(self.tail), int(is_tail.sum()))]
-        if self.sdtype == "boolean":
-            return pd.Series(values, dtype="boolean")
-        return pd.Series(values, dtype="string")
+            # a tail row takes one of the tail's values, listed after the categories
+            index = index.copy()
+            index[is_tail] = len(self.values) + rng.integers(0, len(self.tail), int(is_tail.sum()))
+        # the distinct values converted once, then taken per row (no Python object per row)
+        return pd.Series(self._choices().take(index))
+
+    def _choices(self):
+        if self._choice_array is None:
+            self._choice_array = pd.array(list(self.values) + list(self.tail),
+                                          dtype="boolean" if self.sdtype == "boolean" else "string")
+        return self._choice_array
 
     def interval_of(self, value) -> tuple[float, float]:
         """The (0, 1) interval a given value occupies: used for conditional sampling."""
@@ -221,6 +230,26 @@ class DiscreteTransform(ColumnTransform):
                 return (np.nan, np.nan)
             index = self.values.index(key)
         return float(self.cum[index]), float(self.cum[index + 1])
+
+    def intervals_of(self, values) -> np.ndarray:
+        """interval_of for many values, (k, 2): categories found by one hash lookup instead of a list search each."""
+        values = list(values)
+        bounds = np.full((len(values), 2), np.nan)
+        if self.ordered:  # the nearest value at or above, if it is (close to) the value itself
+            numbers = np.asarray(self.values, dtype="float64")
+            keys = as_numbers(pd.Series(values, dtype=object), self.sdtype) if values else np.zeros(0)
+            index = np.clip(np.searchsorted(numbers, keys), 0, len(numbers) - 1)
+            found = np.isclose(numbers[index], keys)
+            bounds[found, 0], bounds[found, 1] = self.cum[index[found]], self.cum[index[found] + 1]
+            return bounds
+        known = pd.Index(self.values, dtype=object)
+        if not known.is_unique:
+            return np.array([self.interval_of(v) for v in values], dtype="float64").reshape(-1, 2)
+        keys = [bool(v) if self.sdtype == "boolean" else str(v) for v in values]
+        index = known.get_indexer(pd.Index(keys, dtype=object))
+        found = index >= 0
+        bounds[found, 0], bounds[found, 1] = self.cum[index[found]], self.cum[index[found] + 1]
+        return bounds
 
     def to_dict(self) -> dict:
         return {"kind": self.kind, "sdtype": self.sdtype, "values": self.values, "probs": self.probs.tolist(),

@@ -15,7 +15,7 @@ import pandas as pd
 from genesis_pipelines.engine.analysis.schema_inference import infer_sdtype
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.core.schema import DatasetSchema
-from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
 from genesis_pipelines.engine.privacy.pii.findings import (
     DECLARED_KIND,
     DEFAULT_POLICY,
@@ -514,7 +514,7 @@ def detect_derived(table: str, df: pd.DataFrame, findings: list[PiiFinding], *, 
 def _overrides(spec: DatasetSpec, tables: Mapping[str, pd.DataFrame], schema: DatasetSchema) -> dict[tuple[str, str], str]:
     result = {}
     for ref, policy in spec.pii.items():
-        table, column = ref.split(".", 1)
+        table, column = split_ref(ref, "pii key")
         if table not in tables:
             raise SpecError(f"pii names table {table!r} in {ref!r}, which is not a source table")
         if column not in tables[table].columns:

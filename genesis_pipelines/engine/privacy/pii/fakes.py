@@ -345,8 +345,10 @@ def row_locales(frame: pd.DataFrame, default: str) -> np.ndarray | None:
     if not candidates:
         return None
     column = min(candidates, key=lambda c: c[0])[1]
-    folded = _fold_series(frame[column].astype("string").fillna("").str.strip())
-    return folded.map(lambda v: mapping.get(v, default)).to_numpy(dtype=object)
+    # folded and looked up once per distinct value, spread to the rows by code
+    codes, uniques = pd.factorize(frame[column].astype("string").fillna("").str.strip())
+    folded = _fold_series(pd.Series(np.asarray(uniques, dtype=object), dtype=object))
+    return np.asarray([mapping.get(v, default) for v in folded], dtype=object)[codes]
 
 
 def _apply_case(words: np.ndarray, case: str) -> np.ndarray:

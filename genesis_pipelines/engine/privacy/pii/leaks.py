@@ -10,6 +10,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.errors import SchemaError
 from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.core.spec import column_ref
 from genesis_pipelines.engine.privacy.pii.findings import PiiFinding
 from genesis_pipelines.engine.privacy.pii.normalise import _isin, _normalize_series
 from genesis_pipelines.engine.privacy.pii.policies import derived_templates
@@ -58,7 +59,7 @@ def find_leaks(synthetic_tables: Mapping[str, pd.DataFrame], forbidden: set[str]
     for table, df in synthetic_tables.items():
         for column in df.columns:
             series = df[column]
-            if not _checkable(series) or f"{table}.{column}" in exempt:
+            if not _checkable(series) or column_ref(table, column) in exempt:
                 continue
             if isinstance(series.dtype, pd.CategoricalDtype):
                 series = series.astype(object)
@@ -152,7 +153,7 @@ def find_text_leaks(synthetic_tables: Mapping[str, pd.DataFrame], guard: Mapping
             series = df[column]
             if not (pd.api.types.is_string_dtype(series) or pd.api.types.is_object_dtype(series)):
                 continue
-            if f"{table}.{column}" in exempt:
+            if column_ref(table, column) in exempt:
                 continue
             values = _normalize_series(series)
             long = values[values.str.len() >= width] if len(values) else values

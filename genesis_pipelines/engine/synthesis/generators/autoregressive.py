@@ -308,7 +308,8 @@ class AutoregressiveGenerator:
             return
         gmeta = self._guard_meta()
         self.guard_columns = record_guard.record_columns(gmeta, set())
-        self.guard_digests = set(record_guard.unique_record_digests(table, self.guard_columns, gmeta, self.guard_salt))
+        self.guard_digests = record_guard.RecordDigests(
+            record_guard.unique_record_digests(table, self.guard_columns, gmeta, self.guard_salt))
 
     # -------------------------------------------------------------- sample
 
@@ -446,7 +447,7 @@ class AutoregressiveGenerator:
             model.codecs = {c: codec_from_dict(d) for c, d in data["codecs"].items()}
             model.text, model.stats = data["text"], data["stats"]
             guard = data["guard"]
-            model.guard_salt, model.guard_columns, model.guard_digests = guard["salt"], guard["columns"], set(guard["digests"])
+            model.guard_salt, model.guard_columns, model.guard_digests = guard["salt"], guard["columns"], record_guard.RecordDigests(guard["digests"])
             net = ARModel([model.codecs[c].size for c in model.order], data["emb_dims"], model.settings["hidden"],
                           model.settings["dropout"])
             net.load_state_dict(load_file(str(directory / WEIGHTS)))

@@ -180,7 +180,7 @@ class GaussianCopulaGenerator:
         u = rng.random(len(values))
         codes, uniques = pd.factorize(values.reset_index(drop=True))
         if hasattr(transform, "interval_of"):
-            bounds = np.array([transform.interval_of(v) for v in uniques], dtype="float64").reshape(-1, 2)
+            bounds = transform.intervals_of(uniques)
             lo, hi = np.full(len(values), np.nan), np.full(len(values), np.nan)
             known = codes >= 0
             lo[known], hi[known] = bounds[codes[known], 0], bounds[codes[known], 1]
@@ -280,7 +280,7 @@ class GaussianCopulaGenerator:
             values = transform.from_uniform(u[:, self.dims.index((column, "value"))])
             if (column, "null") in self.dims:
                 is_null = u[:, self.dims.index((column, "null"))] < transform.null_rate
-                values = values.astype(object).where(~is_null, None).astype(values.dtype)
+                values = _with_nulls(values, is_null)
             out[column] = values.reset_index(drop=True)
         if isinstance(conditions, pd.DataFrame):
             for column in conditions.columns:  # the caller's exact values
@@ -404,9 +404,22 @@ def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.
     n = len(z)
     if n < 2 or z.shape[1] == 0:
         return z
-    ranks = np.argsort(np.argsort(z, axis=0, kind="stable"), axis=0, kind="stable")
-    positions = (ranks + rng.random(z.shape[1])) / n
-    return ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * scale
+    # one sort per column (continuous draws have no ties, so any sort gives the ranks), and the quantile of rank k
+    # scattered to the row that holds it: no second sort, no rank array
+    order = np.argsort(np.ascontiguousarray(z.T), axis=1)
+    positions = (np.arange(n) + rng.random(z.shape[1])[:, None]) / n
+    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * np.asarray(scale, dtype="float64")[:, None]
+    out = np.empty_like(quantiles)
+    np.put_along_axis(out, order, quantiles, axis=1)
+    return out.T
+
+
+def _with_nulls(values: pd.Series, is_null: np.ndarray) -> pd.Series:
+    """Missing values where `is_null`, in the column's own dtype (NA, NaN or NaT), with no per-value Python for
+    the dtypes that hold a missing value; others (object, numpy bool) go through None as they always did."""
+    if isinstance(values.dtype, pd.api.extensions.ExtensionDtype) or values.dtype.kind in "fmM":
+        return values.where(~is_null)
+    return values.astype(object).where(~is_null, None).astype(values.dtype)
 
 
 def _slice(conditions: dict | pd.DataFrame | None, start: int, stop: int):

@@ -11,7 +11,12 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis import rules
 from genesis_pipelines.engine.core.errors import GenesisError
-from genesis_pipelines.engine.core.schema import ForeignKey, comparable_values, key_values, parent_keys
+from genesis_pipelines.engine.core.schema import (
+    ForeignKey,
+    comparable_values,
+    key_values,
+    parent_keys,
+)
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.relational.model import (
     CHUNK_ROWS,
@@ -22,8 +27,8 @@ from genesis_pipelines.engine.synthesis.relational.model import (
     RelationStats,
 )
 from genesis_pipelines.engine.synthesis.relational.structure import (
+    RowConditions,
     children_counts,
-    join_parent_features,
     parent_feature_frame,
 )
 
@@ -99,27 +104,38 @@ class _Parents:
 def _generate_keys(stats: KeyStats, n: int, rng: np.random.Generator) -> pd.Series:
     if stats.kind == "integer":
         return pd.Series(np.arange(stats.start, stats.start + n), dtype="Int64")
-    alphabet = {"U": np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "L": np.array(list("abcdefghijklmnopqrstuvwxyz")),
-                "D": np.array(list("0123456789"))}
-    out: set[str] = set()
-    keys: list[str] = []
-    attempts = 0
-    while len(keys) < n:
-        attempts += 1
-        if attempts > 50:
-            # the learned shapes cannot hold n distinct keys: widen with a counter suffix
-            keys += [f"K{i}" for i in range(len(keys), n)]
+    keys = np.empty(0, dtype=object)
+    for _ in range(50):
+        if len(keys) >= n:
             break
         need = n - len(keys)
         templates = rng.choice(np.asarray(stats.templates, dtype=object), size=need * 2, p=np.asarray(stats.template_probs))
-        for template in templates:
-            key = "".join(alphabet[c][rng.integers(0, len(alphabet[c]))] if c in alphabet else c for c in template)
-            if key not in out:
-                out.add(key)
-                keys.append(key)
-                if len(keys) == n:
-                    break
+        # distinct keys in the order drawn, the ones already made first
+        keys = pd.unique(np.concatenate([keys, _fill_templates(templates, rng)]))[:n]
+    if len(keys) < n:  # the learned shapes cannot hold n distinct keys: widen with a counter suffix
+        keys = np.concatenate([keys, np.asarray([f"K{i}" for i in range(len(keys), n)], dtype=object)])
     return pd.Series(keys, dtype="string")
+
+
+_KEY_ALPHABETS = {"U": np.array(list("ABCDEFGHIJKLMNOPQRSTUVWXYZ")), "L": np.array(list("abcdefghijklmnopqrstuvwxyz")),
+                  "D": np.array(list("0123456789"))}
+
+
+def _fill_templates(templates: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """One key per template ("UUDD" -> "AB12": U upper, L lower, D digit, any other character kept), drawn a
+    template's rows at a time, character position by position (no Python per key)."""
+    out = np.empty(len(templates), dtype=object)
+    codes, uniques = pd.factorize(pd.Series(templates, dtype=object))
+    for code, template in enumerate(uniques):
+        rows = np.flatnonzero(codes == code)
+        if not template:
+            out[rows] = ""
+            continue
+        chars = np.empty((len(rows), len(template)), dtype="<U1")
+        for j, c in enumerate(template):
+            chars[:, j] = _KEY_ALPHABETS[c][rng.integers(0, len(_KEY_ALPHABETS[c]), len(rows))] if c in _KEY_ALPHABETS else c
+        out[rows] = chars.view(f"<U{len(template)}").ravel().astype(object)
+    return out
 
 
 def _nullable_dtype(values: pd.Series):
@@ -274,14 +290,14 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
     n = len(keys[anchor.fk.child_column])
     if n < 2:
         return
-    cond = (join_parent_features(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])
+    cond = (RowConditions([(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])], n)
             if anchor.features else None)
     wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
     seed = int(rng.integers(0, 2**31 - 1))
     parts = []
     try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
-            part_cond = cond.iloc[start:start + CHUNK_ROWS].reset_index(drop=True) if cond is not None else None
+            part_cond = cond.rows(start, start + CHUNK_ROWS) if cond is not None else None
             part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
             parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
@@ -385,10 +401,9 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
                     keys[child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
         elif relation.fk.is_self_reference:
             keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
-    frames = [join_parent_features(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
-              for r in model.relations_of(table) if id(r) in placed and r.features]
-    conditions = pd.concat(frames, axis=1) if frames else None
-    return keys, conditions, n
+    joins = [(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
+             for r in model.relations_of(table) if id(r) in placed and r.features]
+    return keys, RowConditions(joins, n) if joins else None, n
 
 
 def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:

@@ -14,7 +14,8 @@ from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PR
 FORMAT = "genesis.relational/1"
 
 
-CHUNK_ROWS = 100_000  # rows sampled at once: bounds memory on big child tables
+CHUNK_ROWS = 100_000  # rows yielded at once: bounds memory on big child tables
+BLOCK_ROWS = 100_000  # rows drawn with one random stream: the output depends on it, never on CHUNK_ROWS
 
 
 EMPTY_METHOD = "empty"  # a table with no real rows: nothing is fitted, it is generated empty with its columns

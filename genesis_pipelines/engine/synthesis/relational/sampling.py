@@ -17,18 +17,30 @@ from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.sources.io import dates_as_text
 from genesis_pipelines.engine.synthesis import constraints
-from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
+from genesis_pipelines.engine.synthesis.conditioned_generator import (
+    ConditionedGenerator,
+)
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.generators.free_text import redraw_forbidden
-from genesis_pipelines.engine.synthesis.relational.keys import deferred_relations, fill_deferred_keys, plan_keys
+from genesis_pipelines.engine.synthesis.relational.keys import (
+    deferred_relations,
+    fill_deferred_keys,
+    plan_keys,
+)
 from genesis_pipelines.engine.synthesis.relational.model import (
+    BLOCK_ROWS,
     CHUNK_ROWS,
     EMPTY_METHOD,
     FEATURE_PREFIX,
     RelationalModel,
     RelationStats,
 )
-from genesis_pipelines.engine.synthesis.relational.storage import comparison_exclusions, load_copy_guard, load_pii_guard
+from genesis_pipelines.engine.synthesis.relational.storage import (
+    comparison_exclusions,
+    load_copy_guard,
+    load_pii_guard,
+)
+from genesis_pipelines.engine.synthesis.relational.structure import RowConditions
 
 SWAP_ROUNDS = 10  # exchange attempts for rows that copy a unique real record, before any left are redrawn
 
@@ -96,12 +108,24 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         return body
     body = body.reset_index(drop=True)
     values = {c: body[c].to_numpy(dtype=object, copy=True) for c in swappable}
+    digests = record_guard.as_digests(digests)
+    # each record column's per-value codes, exchanged with the values: a row's digest without rebuilding any frame
+    codes = None if digests.legacy else np.column_stack([record_guard.column_codes(body, c, meta, salt) for c in columns])
+    position = {c: columns.index(c) for c in swappable if c in columns}
 
     def copies(rows: np.ndarray) -> np.ndarray:
+        if codes is not None:
+            return record_guard.digest_hits(record_guard.row_digests(body, columns, meta, salt, codes=codes[rows]), digests)
         frame = body.iloc[rows].copy()
         for column in swappable:
             frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
-        return record_guard.copies(record_guard.row_keys(frame, columns, meta), salt, digests)
+        return record_guard.copy_mask(frame, columns, meta, salt, digests)
+
+    def exchange(column: str, a: np.ndarray, b: np.ndarray) -> None:
+        values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+        if codes is not None and column in position:
+            j = position[column]
+            codes[a, j], codes[b, j] = codes[b, j], codes[a, j].copy()
 
     every = np.arange(len(body))
     hit = every[copies(every)]
@@ -116,14 +140,12 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
         chosen = np.asarray(swappable, dtype=object)[rng.integers(0, len(swappable), len(hit))]
         for column in swappable:
             sel = chosen == column
-            a, b = hit[sel], partners[sel]
-            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+            exchange(column, hit[sel], partners[sel])
         after = copies(np.concatenate([hit, partners]))
         spoiled = after[len(hit):]  # the partner became a copy: undo that exchange
         for column in swappable:
             sel = (chosen == column) & spoiled
-            a, b = hit[sel], partners[sel]
-            values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+            exchange(column, hit[sel], partners[sel])
         hit = every[copies(every)]
     for column in swappable:
         body[column] = pd.Series(values[column], dtype=object).astype(body[column].dtype)
@@ -157,7 +179,7 @@ def _copies_after_rules(out: pd.DataFrame, table_rules: list, parents: Mapping[s
     ruled = {c for r in table_rules for c in r.columns}
     out = _swap_copies(out, columns, meta, salt, digests, [c for c in swappable if c not in ruled], rng)
     for _ in range(3):
-        if not record_guard.copies(record_guard.row_keys(out, columns, meta), salt, digests).any():
+        if not record_guard.copy_mask(out, columns, meta, salt, digests).any():
             break
         out = rules.enforce(table_rules, _swap_copies(out, columns, meta, salt, digests, swappable, rng), parents, rng)
     return out
@@ -194,12 +216,11 @@ def _distinct_values(generator, body: pd.DataFrame, columns: list[str], rng: np.
     return body
 
 
-def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: pd.DataFrame,
+def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Series], conditions: RowConditions,
                         draw: Callable[[int, pd.DataFrame | None, int], pd.DataFrame], fixed: set[str],
-                        columns: set[str], seed: int) -> pd.DataFrame:
+                        columns: set[str], seed: int) -> RowConditions:
     """Columns constant among a parent's children: one row is drawn per parent (given that parent's features, so
     the batch over parents follows the learned shares), and its values become conditions of all the children."""
-    conditions = conditions.copy()
     for relation in relations:
         wanted = [c for c in relation.constant if c in columns and c not in fixed]
         if not wanted or relation.fk.child_column not in keys:
@@ -210,11 +231,9 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         if not present.any():
             continue
         first = pd.Series(np.flatnonzero(present)).groupby(codes[present]).first().to_numpy()
-        batch = draw(len(first), conditions.iloc[first].reset_index(drop=True), seed)
+        batch = draw(len(first), conditions.take(first), seed)
         for column in wanted:
-            values = np.full(len(codes), None, dtype=object)
-            values[present] = batch[column].astype(object).to_numpy()[codes[present]]
-            conditions[column] = pd.Series(values).astype(batch[column].dtype)
+            conditions.per_parent[column] = (codes, batch[column].reset_index(drop=True))
             fixed.add(column)
     return conditions
 
@@ -245,8 +264,13 @@ def generate_table_chunks(
     chunk_rows: int = CHUNK_ROWS,
     rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> Iterator[pd.DataFrame]:
-    """One synthetic table, given its already generated parents, as chunks of at most `chunk_rows` rows.
+    """One synthetic table, given its already generated parents, as chunks of about `chunk_rows` rows (whole
+    blocks of `block_rows`).
+
+    Each block of rows is drawn from its own random stream (seeded from the table's), so the rows are the same
+    whatever `chunk_rows` is: a chunk only groups blocks (memory), and blocks could be drawn in any order.
 
     `rows` replaces the table's size at `scale`; `conditions` (column -> value, or a frame such as conditions.plan
     makes, cycled to the rows) gives each row values of some of its columns, on top of its parent's features (the
@@ -281,7 +305,8 @@ def generate_table_chunks(
     if given is not None and len(given) and len(given.columns):
         _check_condition_columns(model, table, given.columns)
         given = given.iloc[np.arange(n) % len(given)].reset_index(drop=True)  # n may differ (a junction's pairs)
-        conditions = given if conditions is None else pd.concat([conditions.reset_index(drop=True), given], axis=1)
+        conditions = conditions if conditions is not None else RowConditions([], n)
+        conditions.given = given
         raw_generator = ConditionedGenerator(raw_generator, list(given.columns), table)
     # constrained: the body and any row resampled below obey the spec's constraints
     generator = constraints.constrain(raw_generator, Path(model_dir) / "tables" / table)
@@ -309,9 +334,10 @@ def generate_table_chunks(
     tied = inherited | fixed | {c for t, d in tm.dependencies.items() for c in (t, d.source)}
     swappable = [c for c in guard_columns if c not in tied]
 
-    for start in range(0, max(n, 1), chunk_rows):
-        stop = min(n, start + chunk_rows)
-        cond = conditions.iloc[start:stop].reset_index(drop=True) if conditions is not None else None
+    def block(start: int, stop: int, block_seed: int) -> pd.DataFrame:
+        """Rows start..stop, all of their randomness from `block_seed`."""
+        rng = np.random.default_rng(block_seed)
+        cond = conditions.rows(start, stop) if conditions is not None else None
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
         guard_seed = int(rng.integers(0, 2**31 - 1))
         digests = copy_guard or set()
@@ -320,7 +346,7 @@ def generate_table_chunks(
         ) if swappable else None
         body = record_guard.redraw_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, digests,
                                           guard_seed, first_repair=swap)
-        if n <= chunk_rows:
+        if n <= block_rows:
             body = _distinct_values(generator, body, tm.unique_columns, rng)
         body = constraints.settle(generator, body, cond, lambda rows, c: rows if c is None else _inherit(
             model.relations_of(table), rows.reset_index(drop=True), c, rng), int(rng.integers(0, 2**31 - 1)))
@@ -337,9 +363,26 @@ def generate_table_chunks(
         if copy_guard:  # a repaired value can complete a copy of a unique real record
             out = _copies_after_rules(out, tm.rules, parents, guard_columns, meta, model.pii_guard_salt, copy_guard,
                                       swappable, rng)
+        if repeated is not None:
+            return out[~repeated[start:stop]].reset_index(drop=True)
         if pk and out.duplicated(subset=pk).any():
             out = out.drop_duplicates(subset=pk).reset_index(drop=True)
-        yield out
+        return out
+
+    # a primary key made of planned keys (a one-to-one FK given a parent again): its repeats are known before any
+    # row is drawn, so they are dropped the same way whichever chunk they fall in
+    repeated = (pd.DataFrame({c: keys[c].reset_index(drop=True) for c in pk}).duplicated().to_numpy()
+                if pk and all(c in keys for c in pk) else None)
+    block_rows = max(1, int(block_rows))
+    starts = list(range(0, max(n, 1), block_rows))
+    block_seeds = rng.integers(0, 2**63 - 1, size=len(starts))
+    pending: list[pd.DataFrame] = []
+    for i, start in enumerate(starts):
+        pending.append(block(start, min(n, start + block_rows), int(block_seeds[i])))
+        if sum(len(p) for p in pending) < chunk_rows and i + 1 < len(starts):
+            continue
+        yield pending[0] if len(pending) == 1 else pd.concat(pending, ignore_index=True)
+        pending = []
 
 
 def generate_table(
@@ -356,11 +399,12 @@ def generate_table(
     chunk_rows: int = CHUNK_ROWS,
     rows: int | None = None,
     conditions: pd.DataFrame | Mapping | None = None,
+    block_rows: int = BLOCK_ROWS,
 ) -> pd.DataFrame:
     """One synthetic table, given its already generated parents (see generate_table_chunks)."""
     chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
                                         forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows, rows=rows,
-                                        conditions=conditions))
+                                        conditions=conditions, block_rows=block_rows))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 

@@ -52,8 +52,8 @@ def load_pii_guard(model: RelationalModel, directory: Path) -> record_guard.Hash
     return record_guard.HashedValueSet(model.pii_guard_salt, set(_load_guard_file(model, directory, "pii_guard.json")))
 
 
-def load_copy_guard(model: RelationalModel, directory: Path, table: str) -> set[str]:
-    return set(_load_guard_file(model, directory, "record_guard.json").get(table, []))
+def load_copy_guard(model: RelationalModel, directory: Path, table: str) -> record_guard.RecordDigests:
+    return record_guard.RecordDigests(_load_guard_file(model, directory, "record_guard.json").get(table, []))
 
 
 def comparison_exclusions(model: RelationalModel) -> dict[str, set[str]]:

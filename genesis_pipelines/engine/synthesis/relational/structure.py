@@ -21,7 +21,12 @@ from genesis_pipelines.engine.core.schema import (
 )
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.synthesis.relational.model import COUNT_COLUMN, KeyStats, ParentFeature, RelationStats
+from genesis_pipelines.engine.synthesis.relational.model import (
+    COUNT_COLUMN,
+    KeyStats,
+    ParentFeature,
+    RelationStats,
+)
 
 FEATURE_SDTYPES = ("numeric", "integer", "categorical", "boolean", "datetime")
 
@@ -173,14 +178,49 @@ def feature_meta(features: list[ParentFeature], parent_meta: TableMeta, frame: p
 
 
 def join_parent_features(relation: RelationStats, child_fk_values: pd.Series, parent: pd.DataFrame,
-                          counts: np.ndarray | None) -> pd.DataFrame:
-    """Each child row gets its parent's features (nulls where the FK is null or unresolved)."""
+                          counts: np.ndarray | None, *, with_null_dtypes: bool = False) -> pd.DataFrame:
+    """Each child row gets its parent's features (nulls where the FK is null or unresolved). `with_null_dtypes`:
+    the dtypes a join with some null row has (a slice of rows then matches the whole table's join)."""
     frame = parent_feature_frame(relation.features, parent, counts)
     position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(comparable_values(child_fk_values).to_numpy())
+    if with_null_dtypes:
+        position = np.append(position, -1)
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
     if (position < 0).any():
         joined.loc[position < 0] = None
-    return joined
+    return joined.iloc[:-1] if with_null_dtypes else joined
+
+
+class RowConditions:
+    """What each row of a table is conditioned on, built for the rows asked for (a block at a time), never for the
+    whole table at once: its parents' features (joined from its planned keys), the caller's given values, and the
+    columns drawn once per parent (_per_parent_columns). Rows built in pieces equal the rows of one whole frame."""
+
+    def __init__(self, joins: list[tuple[RelationStats, pd.Series, pd.DataFrame, np.ndarray]], n: int):
+        self.n = n
+        self.joins = []
+        for relation, values, parent, counts in joins:
+            position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(comparable_values(values).to_numpy())
+            self.joins.append((relation, values.reset_index(drop=True), parent, counts, bool((position < 0).any())))
+        self.given: pd.DataFrame | None = None
+        self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
+
+    def take(self, index: np.ndarray) -> pd.DataFrame:
+        index = np.asarray(index, dtype=int)
+        frames = [join_parent_features(relation, values.iloc[index], parent, counts, with_null_dtypes=nulls)
+                  for relation, values, parent, counts, nulls in self.joins]
+        if self.given is not None:
+            frames.append(self.given.iloc[index].reset_index(drop=True))
+        out = pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.RangeIndex(len(index)))
+        for column, (codes, drawn) in self.per_parent.items():
+            picked = codes[index]
+            values = np.full(len(index), None, dtype=object)
+            values[picked >= 0] = drawn.astype(object).to_numpy()[picked[picked >= 0]]
+            out[column] = pd.Series(values).astype(drawn.dtype)
+        return out
+
+    def rows(self, start: int, stop: int) -> pd.DataFrame:
+        return self.take(np.arange(start, min(stop, self.n)))
 
 
 def is_lookup(df: pd.DataFrame, meta: TableMeta, findings: list[pii_engine.PiiFinding], column: str) -> bool:
