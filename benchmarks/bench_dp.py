@@ -176,7 +176,7 @@ def main() -> int:
     a = p.parse_args()
     if a.make_smartnoise_venv and not SN_PYTHON.exists():
         subprocess.run([sys.executable, "-m", "venv", str(SN_VENV)], check=True)
-        subprocess.run([str(SN_VENV / "bin" / "pip"), "install", "-q", "smartnoise-synth", "pyarrow"], check=True)
+        subprocess.run([str(SN_VENV / "bin" / "pip"), "install", "-q", "smartnoise-synth", "pyarrow", "packaging"], check=True)
     epsilons = [1.0] if a.quick else [float(e) for e in a.epsilons.split(",")]
     methods = OURS + THEIRS
     if a.quick:

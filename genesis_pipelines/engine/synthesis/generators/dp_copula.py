@@ -187,8 +187,8 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         integer = cmeta.sdtype == "integer"
         if integer:
             lo, hi = math.floor(lo), math.ceil(hi)
-        if not hi > lo:
-            hi = lo + 1.0
+        if hi < lo:
+            hi = lo
         values = np.clip(values, lo, hi)
         if integer and hi - lo + 1 <= 2 * self.bins:
             atoms, edges = np.arange(lo, hi + 1, dtype="float64"), np.array([lo, hi], dtype="float64")

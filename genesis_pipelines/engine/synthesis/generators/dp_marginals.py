@@ -4,21 +4,28 @@ Every read of the real rows goes through one mechanism, accounted in zero-concen
 to (epsilon, delta)-DP: epsilon = rho + 2 sqrt(rho ln(2/delta)), delta/2; the other delta/2 pays for unknown
 category sets. Neighbouring tables differ by one added or removed row. Steps and default shares of rho:
 
-1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from a noisy histogram
-   over a clamped grid of signed octaves (dp_domain.dp_octave_bounds, Gaussian noise, L2 sensitivity sqrt(columns)); category sets by
-   Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection); rows of categories not kept
-   form an "other" slot that is modelled and, at sampling, redrawn among the kept categories;
-2. 1-way marginals (1/3 of the rest): every column on a fine public grid inside its bounds (each integer of a short
-   range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about 2 sigma of rows per slot) plus a null slot, Gaussian noise, L2 sensitivity sqrt(d);
-3. selection (1/3): d - 1 rounds of the exponential mechanism (eps^2/8-zCDP each) over the pairs that join two
-   parts of the forest, score = L1 distance between the pair's table and the independent estimate from step 2
-   (sensitivity 2); the result is a maximum spanning tree of the pairs' dependence;
-4. 2-way marginals of the tree's edges (1/3) on coarse bins (<= `bins` per numeric column, merged from the fine grid
-   by the noisy 1-way masses: post-processing), Gaussian noise, L2 sensitivity sqrt(d - 1).
+1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from two noisy histograms
+   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, then a zoom into the outermost octaves, half each;
+   Gaussian noise, L2 sensitivity sqrt(columns) per histogram): inside the real range where that clamps at most 5 %
+   of the rows; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
+   rows of categories not kept form an "other" slot that is modelled and, at sampling, redrawn among the kept ones;
+2. 1-way marginals (ONE_WAY_SHARE = 0.3 of the rest): every column on a fine public grid inside its bounds (each
+   integer of a short range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about
+   2 sigma of rows per slot) plus a null slot, Gaussian noise, L2 sensitivity sqrt(d);
+3. tree selection (TREE_SHARE = 0.1): d - 1 rounds of the exponential mechanism (eps^2/8-zCDP each) over the pairs
+   that join two parts of the forest, score = L1 distance between the pair's table and the independent estimate
+   from step 2 (sensitivity 2): a maximum spanning tree of the pairs' dependence, sampled breadth-first from the root;
+3b. second parents (PARENT_SHARE = 0.1): per child, one round of the exponential mechanism over "none" and each
+   column sampled before it, score = L1 gap between the 3-way table and the tree's "child independent of it given
+   the parent", less the L1 noise the bigger table adds (sensitivity < 4): 3-way cliques (PrivBayes / AIM style)
+   only where the data is large enough for them to pay;
+4. clique marginals (the rest, 0.5): (parent, child) or (second parent, parent, child) on coarse bins (<= `bins`
+   per numeric column, merged from the fine grid by the noisy 1-way masses: post-processing), Gaussian noise,
+   L2 sensitivity sqrt(d - 1).
 Estimation is post-processing: each noisy table is projected onto non-negative counts summing to n, the 1-way
 estimates combine every measurement of a column (inverse variance), each edge table is fitted to both margins by
-iterative proportional fitting, and the tree gives an exact graphical model (junction tree = the spanning tree):
-ancestral sampling from P(root) and P(child | parent), then a fine slot within the coarse bin by the noisy fine
+iterative proportional fitting, a 3-way table gives P(child | second parent, parent) shrunk towards P(child | parent)
+where its parent cell holds few rows, and ancestral sampling runs from P(root) down the tree, then a fine slot within the coarse bin by the noisy fine
 marginal, then a value within the slot (uniform; an integer slot is its integer). Sampled values stay inside the
 bounds used; a post-sampling check (dp_domain.check_domain) refuses anything else. The schema and the number of
 rows are treated as public. State: JSON (domains, tree, guarantee) + safetensors (probability tables), no pickle.
@@ -50,6 +57,8 @@ from genesis_pipelines.engine.synthesis.transform import as_numbers, split_excep
 FORMAT = "genesis.dp_marginals/1"
 WEIGHTS = "dp_marginals.safetensors"
 _NUMERIC = ("numeric", "integer", "datetime")
+# shares of rho after the domain step; the rest measures the cliques
+ONE_WAY_SHARE, TREE_SHARE, PARENT_SHARE = 0.3, 0.1, 0.1
 
 
 def _project(counts: np.ndarray, total: float) -> np.ndarray:
@@ -101,6 +110,7 @@ class DPMarginalsGenerator:
         self.coarse: dict[str, np.ndarray] = {}  # coarse 1-way probabilities
         self.tree: list[tuple[str, str]] = []  # (parent, child) in sampling order
         self.cond: dict[str, np.ndarray] = {}  # child -> P(child coarse | parent coarse)
+        self.second: dict[str, str] = {}  # child -> its second parent (a 3-way clique)
         self.root: str | None = None
         self.dp: dict = {}
 
@@ -128,7 +138,9 @@ class DPMarginalsGenerator:
         rho_c = rho_domain - rho_b
         d = len(modelled)
         rest = rho - rho_domain
-        rho1, rho_sel, rho2 = (rest / 3, rest / 3, rest / 3) if d >= 2 else (rest, 0.0, 0.0)
+        shares = (ONE_WAY_SHARE, TREE_SHARE, PARENT_SHARE if d >= 3 else 0.0) if d >= 2 else (1.0, 0.0, 0.0)
+        rho1, rho_sel, rho_sel3 = (rest * share for share in shares)
+        rho2 = rest - rho1 - rho_sel - rho_sel3
 
         # 1. domain and fine slots
         sigma_b = math.sqrt(len(need_bounds) / (2 * rho_b)) if need_bounds else 0.0
@@ -181,40 +193,66 @@ class DPMarginalsGenerator:
                 old, new = parts[choice[1]], parts[choice[0]]
                 parts = {c: (new if p == old else p) for c, p in parts.items()}
 
-        # 4. noisy 2-way marginals of the tree, then consistent estimates
-        measured = {}
+        # the tree, rooted at the first modelled column, in breadth-first order for ancestral sampling
+        self.root = modelled[0] if modelled else None
+        self.tree = self._sampling_order(edges)
         sigma2 = math.sqrt(max(len(edges), 1) / (2 * rho2)) if edges else 0.0
-        for a, b in edges:
-            joint = np.zeros((k[a], k[b]))
-            np.add.at(joint, (coarse_codes[a], coarse_codes[b]), 1.0)
-            measured[(a, b)] = joint + rng.normal(0.0, sigma2, joint.shape)
+
+        def counts(axes: tuple) -> np.ndarray:
+            table_counts = np.zeros(tuple(k[c] for c in axes))
+            np.add.at(table_counts, tuple(coarse_codes[c] for c in axes), 1.0)
+            return table_counts
+
+        # 3b. a second parent per child (a junction tree of 3-way cliques), where it pays: exponential mechanism over
+        # "none" (score 0) and each column sampled before the child, score = L1 gap between the 3-way table and the
+        # tree's conditional independence (child independent of q given its parent), less the L1 noise the bigger
+        # table adds (sqrt(2/pi) sigma per extra cell: public); sensitivity < 4
+        self.second = {}
+        if len(self.tree) >= 2 and rho_sel3 > 0:
+            eps_parent = math.sqrt(8 * rho_sel3 / (len(self.tree) - 1))
+            sampled = [self.root]
+            for parent, child in self.tree:
+                candidates = [q for q in sampled if q != parent]
+                sampled.append(child)
+                if not candidates:
+                    continue
+                pair = counts((parent, child))
+                given = pair / np.maximum(pair.sum(axis=1, keepdims=True), 1.0)
+                gains = [0.0]
+                for q in candidates:
+                    triple = counts((q, parent, child))
+                    gap = float(np.abs(triple - triple.sum(axis=2)[:, :, None] * given[None]).sum())
+                    gains.append(gap - math.sqrt(2 / math.pi) * sigma2 * (k[q] - 1) * k[parent] * k[child])
+                pick = int(np.argmax(eps_parent * np.array(gains) / (2 * 4.0) + rng.gumbel(size=len(gains))))
+                if pick:
+                    self.second[child] = candidates[pick - 1]
+
+        # 4. noisy marginals of the cliques (parent, child) or (second parent, parent, child), then consistent estimates
+        measured = {}
+        for parent, child in self.tree:
+            axes = (self.second[child], parent, child) if child in self.second else (parent, child)
+            measured[axes] = counts(axes) + rng.normal(0.0, sigma2, tuple(k[c] for c in axes))
         for column in modelled:  # inverse-variance combination of every measurement of the column's coarse marginal
             estimate, weight = self.coarse[column] * n / var1[column], 1.0 / var1[column]
-            for (a, b), table_ab in measured.items():
-                if column in (a, b):
-                    other = b if column == a else a
-                    margin = table_ab.sum(axis=1 if column == a else 0)
-                    v = sigma2 ** 2 * k[other]
+            for axes, table_axes in measured.items():
+                if column in axes:
+                    at = axes.index(column)
+                    margin = table_axes.sum(axis=tuple(i for i in range(len(axes)) if i != at))
+                    v = sigma2 ** 2 * table_axes.size / k[column]
                     estimate, weight = estimate + margin / v, weight + 1.0 / v
             self.coarse[column] = _project(estimate / weight, n)
-        joints = {e: _ipf(_project(t, n), self.coarse[e[0]], self.coarse[e[1]]) for e, t in measured.items()}
-
-        # the tree, rooted at the first modelled column; breadth-first order for ancestral sampling
-        self.root = modelled[0] if modelled else None
-        self.tree, self.cond = [], {}
-        if self.root is not None:
-            seen, frontier = {self.root}, [self.root]
-            while frontier:
-                parent = frontier.pop(0)
-                for (a, b), joint in joints.items():
-                    if parent in (a, b) and (b if parent == a else a) not in seen:
-                        child = b if parent == a else a
-                        j = joint if parent == a else joint.T
-                        self.cond[child] = j / np.maximum(j.sum(axis=1, keepdims=True), 1e-300)
-                        self.tree.append((parent, child))
-                        seen.add(child)
-                        frontier.append(child)
-        spent_rho = rho_b + rho_c + rho1 + rho_sel + rho2
+        self.cond = {}
+        for axes, table_axes in measured.items():
+            child, parent = axes[-1], axes[-2]
+            if len(axes) == 2:
+                joint = _ipf(_project(table_axes, n), self.coarse[parent], self.coarse[child])
+                self.cond[child] = joint / np.maximum(joint.sum(axis=1, keepdims=True), 1e-300)
+            else:  # P(child | q, parent), shrunk towards P(child | parent) where the (q, parent) cell holds few rows
+                triple = _project(table_axes, n) * n
+                pair = _ipf(triple.sum(axis=0) / n, self.coarse[parent], self.coarse[child])
+                given = pair / np.maximum(pair.sum(axis=1, keepdims=True), 1e-300)
+                self.cond[child] = (triple + sigma2 * given[None]) / (triple.sum(axis=2, keepdims=True) + sigma2)
+        spent_rho = rho_b + rho_c + rho1 + rho_sel + rho_sel3 + rho2
         spent_eps = epsilon_from(spent_rho, delta_conv)
         if spent_eps > self.epsilon * (1 + 1e-9):
             raise ModelError(f"table {meta.name!r}: dp_marginals would spend epsilon {spent_eps:.4f} above its target; discarded")
@@ -223,10 +261,11 @@ class DPMarginalsGenerator:
             "delta_spent": delta, "accountant": "zCDP (Bun & Steinke 2016), converted once to (epsilon, delta)",
             "rho": round(spent_rho, 8),
             "budget": {"bounds": round(rho_b, 8), "category_sets": round(rho_c, 8), "one_way": round(rho1, 8),
-                       "selection": round(rho_sel, 8), "two_way": round(rho2, 8)},
+                       "selection": round(rho_sel, 8), "second_parents": round(rho_sel3, 8), "cliques": round(rho2, 8)},
+            "bounds_steps": "half of the bounds budget on the octave histogram, half on the zoom histogram",
             "budget_unit": "rho (zCDP)", "delta_split": {"conversion": delta_conv, "category_sets": delta - delta_conv},
             "columns_with_dp_bounds": len(need_bounds), "columns_with_dp_category_sets": len(need_sets),
-            "tree_edges": len(self.tree), "noise_sigma": {"one_way": round(sigma1, 4), "two_way": round(sigma2, 4)},
+            "tree_edges": len(self.tree), "three_way_cliques": len(self.second), "noise_sigma": {"one_way": round(sigma1, 4), "cliques": round(sigma2, 4)},
             "dp_guarantee": self.guarantee_text(spent_eps, delta, len(need_bounds), len(need_sets)),
             "dp_covers": ["numeric bounds (settings or DP)", "category sets (settings or DP)", "null shares",
                           "1-way and selected 2-way marginals", "the choice of the pairs (tree)"],
@@ -301,6 +340,22 @@ class DPMarginalsGenerator:
         return {"kind": cmeta.sdtype, "categories": values, "categories_from": source, "other": other,
                 "fine_size": n_values + 1}, codes
 
+    def _sampling_order(self, edges: list[tuple[str, str]]) -> list[tuple[str, str]]:
+        """(parent, child) pairs of the tree in breadth-first order from the root."""
+        order: list[tuple[str, str]] = []
+        if self.root is None:
+            return order
+        seen, frontier = {self.root}, [self.root]
+        while frontier:
+            parent = frontier.pop(0)
+            for a, b in edges:
+                child = b if parent == a else a if parent == b else None
+                if child is not None and child not in seen:
+                    order.append((parent, child))
+                    seen.add(child)
+                    frontier.append(child)
+        return order
+
     def _coarsen(self, column: str) -> None:
         """Coarse bins for the 2-way tables: categories (and "other") one each; numeric fine slots merged into at most
         `bins` runs of about equal noisy mass; the null slot alone. Post-processing of the noisy fine marginal."""
@@ -329,9 +384,10 @@ class DPMarginalsGenerator:
         if self.root is not None:
             coarse[self.root] = rng.choice(len(self.coarse[self.root]), size=n, p=self.coarse[self.root])
         for parent, child in self.tree:
-            cum = np.cumsum(self.cond[child], axis=1)
-            cum[:, -1] = 1.0
-            coarse[child] = np.minimum((cum[coarse[parent]] < rng.random(n)[:, None]).sum(axis=1), cum.shape[1] - 1)
+            cum = np.cumsum(self.cond[child], axis=-1)
+            cum[..., -1] = 1.0
+            rows = cum[coarse[self.second[child]], coarse[parent]] if child in self.second else cum[coarse[parent]]
+            coarse[child] = np.minimum((rows < rng.random(n)[:, None]).sum(axis=1), cum.shape[-1] - 1)
         for column in self.domains:
             if column not in coarse:  # a column outside the tree (only with a single modelled column)
                 coarse[column] = rng.choice(len(self.coarse[column]), size=n, p=self.coarse[column])
@@ -410,7 +466,7 @@ class DPMarginalsGenerator:
         save_file({t: np.ascontiguousarray(arrays[k], dtype="float64") for t, k in names.items()}, str(directory / WEIGHTS))
         save_manifest(directory, {
             "format": FORMAT, "method": self.name, "table": self.table_name, "columns": self.columns, "text": self.text,
-            "domains": self.domains, "tree": [list(e) for e in self.tree], "root": self.root, "tensors": names,
+            "domains": self.domains, "tree": [list(e) for e in self.tree], "second_parents": self.second, "root": self.root, "tensors": names,
             "settings": {"epsilon": self.epsilon, "delta": self.delta, "bins": self.bins, "domain_share": self.domain_share,
                          "bounds": self.public_bounds, "categories": self.public_categories},
             "dp": self.dp})
@@ -427,6 +483,7 @@ class DPMarginalsGenerator:
             model.table_name, model.columns, model.text = data["table"], data["columns"], data["text"]
             model.domains, model.root, model.dp = data["domains"], data["root"], data["dp"]
             model.tree = [tuple(e) for e in data["tree"]]
+            model.second = dict(data.get("second_parents", {}))
             for t, key in data["tensors"].items():
                 kind, column = key.split("/", 1)
                 getattr(model, kind)[column] = tensors[t]
