@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -31,17 +30,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _harness import corpus_dir, peak_rss_mib, split_80_20
+from _harness import tstr_auc as _tstr_auc
+
 ROOT = Path(__file__).resolve().parents[1]
-ADULT = ROOT.parent / "shared" / "datasets" / "adult" / "adult.csv"
+ADULT = corpus_dir() / "adult" / "adult.csv"
 SDV_PY = ROOT / "benchmarks" / ".venv-sdv" / "bin" / "python"
 MOSTLY_PY = ROOT / "benchmarks" / ".venv-mostly" / "bin" / "python"
 TARGET = "income"
 QUOTED_ARGN = {"fit_sample_s": 107.0, "quality": 0.982, "shapes": 0.989, "pairs": 0.975, "tstr": 0.921}
 ALL_METHODS = ["autoregressive", "gaussian_copula", "sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan", "mostly_tabular_argn"]
-
-
-def _peak_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
 
 
 def _plain(df: pd.DataFrame) -> pd.DataFrame:
@@ -104,7 +102,7 @@ def worker_fit(args) -> dict:
     total = time.perf_counter() - started
     cpu_s = time.process_time() - cpu
     _plain(synth).to_parquet(args.out, index=False)
-    return {"fit_s": fit_s, "fit_sample_s": total, "cpu_s": cpu_s, "peak_mb": _peak_mb(), "epochs": epochs}
+    return {"fit_s": fit_s, "fit_sample_s": total, "cpu_s": cpu_s, "peak_mb": peak_rss_mib(), "epochs": epochs}
 
 
 def worker_quality(args) -> dict:
@@ -149,29 +147,12 @@ def load_split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
     from genesis_pipelines.engine.sources.io import coerce_types
     raw = pd.read_csv(ADULT, dtype=str, keep_default_na=False, na_values=["", "?"])
     df = coerce_types(raw)
-    perm = np.random.default_rng(seed).permutation(len(df))
-    cut = int(0.8 * len(df))
-    return df.iloc[perm[:cut]].reset_index(drop=True), df.iloc[perm[cut:]].reset_index(drop=True)
+    return split_80_20(df, seed)
 
 
 def tstr_auc(synth: pd.DataFrame, test: pd.DataFrame) -> float | None:
-    from sklearn.ensemble import HistGradientBoostingClassifier
-    from sklearn.metrics import roc_auc_score
-    synth = _plain(synth)[list(test.columns)]
-    test = _plain(test)
-    both = pd.concat([synth, test], ignore_index=True)
-    for column in both.columns:
-        if test[column].dtype.kind in "if":
-            both[column] = pd.to_numeric(both[column], errors="coerce")
-        else:
-            both[column] = both[column].astype(str)
-    y = both.pop(TARGET).str.contains(">").to_numpy()
-    x = pd.get_dummies(both, dtype=float)
-    k = len(synth)
-    if len(set(y[:k])) < 2:
-        return None
-    model = HistGradientBoostingClassifier(random_state=0).fit(x.iloc[:k], y[:k])
-    return float(roc_auc_score(y[k:], model.predict_proba(x.iloc[k:])[:, 1]))
+    """TSTR ROC AUC of the income class, the same scorer as the other benchmarks (benchmarks/_harness.py)."""
+    return _tstr_auc(_plain(synth)[list(test.columns)], _plain(test), TARGET, lambda s: s.astype(str).str.contains(">"))
 
 
 def privacy(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta) -> tuple[int, float | None]:

@@ -22,16 +22,15 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.metrics import recall_score, roc_auc_score
 
+from _harness import Clock, corpus_dir, split_80_20, tstr_scores
+
 HERE = Path(__file__).resolve().parent
-ADULT = HERE.parents[1] / "shared" / "datasets" / "adult" / "adult.csv"
+ADULT = corpus_dir() / "adult" / "adult.csv"
 SDM_PYTHON = Path(os.environ.get("SDMETRICS_PYTHON", HERE / ".venv-sdmetrics" / "bin" / "python"))
 TARGET, MINORITY = "income", ">50K"
 
@@ -70,37 +69,19 @@ def plain(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def split(seed: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = pd.read_csv(ADULT)
-    order = np.random.default_rng(seed).permutation(len(df))
-    cut = int(round(len(df) * 0.8))
-    return df.iloc[order[:cut]].reset_index(drop=True), df.iloc[order[cut:]].reset_index(drop=True)
+    return split_80_20(pd.read_csv(ADULT), seed)
 
 
 def classifier(train: pd.DataFrame, test: pd.DataFrame) -> tuple[float, float]:
-    features = [c for c in test.columns if c != TARGET]
-
-    def encode(frame: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(index=frame.index)
-        for c in features:
-            if pd.api.types.is_numeric_dtype(test[c]):
-                out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-            else:
-                cats = sorted(set(test[c].dropna().astype(str)) | set(train[c].dropna().astype(str)))
-                out[c] = pd.Categorical(frame[c].astype(object).where(frame[c].notna(), None), categories=cats)
-        return out
-
-    y_train = (train[TARGET].astype(str) == MINORITY).to_numpy()
-    y_test = (test[TARGET].astype(str) == MINORITY).to_numpy()
-    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
-    model.fit(encode(train), y_train)
-    proba = model.predict_proba(encode(test))[:, 1]
+    """Recall and ROC AUC on the real test rows of HistGradientBoosting trained on `train`."""
+    y_test, proba = tstr_scores(train, test, TARGET, lambda s: s.astype(str) == MINORITY)
     return float(recall_score(y_test, proba >= 0.5)), float(roc_auc_score(y_test, proba))
 
 
 def run_method(method: str, train: pd.DataFrame, tmp: Path, seed: int, ar_epochs: int) -> dict:
-    from genesis_pipelines.engine.synthesis import conditions
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.synthesis import conditions
 
     folder = tmp / method
     (folder / "src").mkdir(parents=True)
@@ -110,19 +91,18 @@ def run_method(method: str, train: pd.DataFrame, tmp: Path, seed: int, ar_epochs
                        "seed": seed, "generator": {"default": method, "settings": settings}}, spec_dir=folder)
     layout = pipeline.DatasetLayout(folder / "data", "adult")
     connect = pipeline.warehouse_connector(folder / "data" / "warehouse.duckdb")
-    t0, c0 = time.perf_counter(), time.process_time()
-    pipeline.train(spec, layout, connect)
-    t1, c1 = time.perf_counter(), time.process_time()
-    model, model_dir = pipeline.load_model(layout)
-    real_minority = int((train[TARGET] == MINORITY).sum())
-    top_up = int((train[TARGET] != MINORITY).sum()) - real_minority
-    condition = [conditions.parse_condition(f"{TARGET}={MINORITY}", model, "adult")]
-    p = conditions.plan(model, model_dir, "adult", conditions=condition, rows=max(real_minority, top_up), seed=seed)
-    rows, summary = conditions.generate_rows(model, model_dir, "adult", {}, p, seed=seed + 1)
-    t2, c2 = time.perf_counter(), time.process_time()
+    with Clock() as fit:
+        pipeline.train(spec, layout, connect)
+    with Clock() as cond:
+        model, model_dir = pipeline.load_model(layout)
+        real_minority = int((train[TARGET] == MINORITY).sum())
+        top_up = int((train[TARGET] != MINORITY).sum()) - real_minority
+        condition = [conditions.parse_condition(f"{TARGET}={MINORITY}", model, "adult")]
+        p = conditions.plan(model, model_dir, "adult", conditions=condition, rows=max(real_minority, top_up), seed=seed)
+        rows, summary = conditions.generate_rows(model, model_dir, "adult", {}, p, seed=seed + 1)
     twin = pipeline.generate(spec, layout, connect, model, model_dir, seed=seed + 2)
     twin_rows = pd.read_parquet(layout.synthetic / "adult.parquet")
-    return {"fit_s": t1 - t0, "fit_cpu_s": c1 - c0, "cond_s": t2 - t1, "cond_cpu_s": c2 - c1,
+    return {"fit_s": fit.wall_s, "fit_cpu_s": fit.cpu_s, "cond_s": cond.wall_s, "cond_cpu_s": cond.cpu_s,
             "conditioned": rows, "share_on_condition": float((rows[TARGET] == MINORITY).mean()),
             "twin_minority": twin_rows[twin_rows[TARGET].astype(str) == MINORITY], "top_up": top_up,
             "real_minority": real_minority, "restored": summary["restored"], "twin_tables": twin.tables}

@@ -12,19 +12,19 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from _harness import Clock, peak_rss_mib
+
 
 def peak_rss_gib() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / 2**30
+    return peak_rss_mib() / 1024
 
 
 def make_frame(rows: int, seed: int = 0) -> pd.DataFrame:
@@ -56,10 +56,10 @@ def meta_for(df: pd.DataFrame):
 
 
 def phase_baseline(rows: int, path: Path) -> dict:
-    t0, c0 = time.perf_counter(), time.process_time()
-    df = make_frame(rows)
-    df.to_parquet(path, index=False)
-    return {"seconds": time.perf_counter() - t0, "cpu_s": time.process_time() - c0, "peak_gib": peak_rss_gib()}
+    with Clock() as clock:
+        df = make_frame(rows)
+        df.to_parquet(path, index=False)
+    return {"seconds": clock.wall_s, "cpu_s": clock.cpu_s, "peak_gib": peak_rss_gib()}
 
 
 def phase_copula(path: Path, out: Path) -> dict:
@@ -69,15 +69,16 @@ def phase_copula(path: Path, out: Path) -> dict:
     meta = meta_for(df)
     loaded = peak_rss_gib()
     generator = create_generator("gaussian_copula")
-    t0, c0 = time.perf_counter(), time.process_time()
-    generator.fit(df, meta, seed=0)
-    t1, c1 = time.perf_counter(), time.process_time()
+    with Clock() as fit:
+        generator.fit(df, meta, seed=0)
     rows = len(df)
     del df
-    synth = generator.sample(rows, seed=1)
-    t2, c2 = time.perf_counter(), time.process_time()
-    synth.to_parquet(out, index=False)
-    return {"fit_s": t1 - t0, "sample_s": t2 - t1, "fit_cpu_s": c1 - c0, "sample_cpu_s": c2 - c1, "write_s": time.perf_counter() - t2, "peak_gib": peak_rss_gib(),
+    with Clock() as sample:
+        synth = generator.sample(rows, seed=1)
+    with Clock() as write:
+        synth.to_parquet(out, index=False)
+    return {"fit_s": fit.wall_s, "sample_s": sample.wall_s, "fit_cpu_s": fit.cpu_s, "sample_cpu_s": sample.cpu_s,
+            "write_s": write.wall_s, "peak_gib": peak_rss_gib(),
             "peak_after_load_gib": loaded, "rows": len(synth), "columns": synth.shape[1],
             "rows_fitted": generator.describe()["rows_fitted"]}
 

@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _harness import corpus_dir, print_table  # noqa: E402
 from bench_relational import PROPERTIES, SDV_VENV, WORKER, read_parquet, sdv_python, write_parquet  # noqa: E402
 
 DATABASES = ("sakila", "bakeoff", "chinook", "adult", "nycflights13")
@@ -59,14 +60,6 @@ PERSONAL_COLUMNS = {
     "adult": {},
     "nycflights13": {},
 }
-
-
-def corpus_dir() -> Path:
-    """GENESIS_CORPUS_DIR, else `shared/datasets` beside the checkout (or beside its parent, for a git worktree)."""
-    if os.environ.get("GENESIS_CORPUS_DIR"):
-        return Path(os.environ["GENESIS_CORPUS_DIR"])
-    candidates = [base / "shared" / "datasets" for base in (ROOT.parent, ROOT.parent.parent)]
-    return next((c for c in candidates if c.is_dir()), candidates[0])
 
 
 # ---------------------------------------------------------------- schema.yaml -> a declared-keys spec
@@ -154,8 +147,8 @@ def run_dagster_job(name: str, spec_doc: dict, work: Path) -> dict:
     out: dict = {"success": False}
     started, cpu = time.perf_counter(), time.process_time()
     try:
-        from genesis_pipelines.defs.factory import build_dataset_defs
         from genesis_pipelines.definitions import build_definitions
+        from genesis_pipelines.defs.factory import build_dataset_defs
         from genesis_pipelines.engine.core.spec import load_spec
 
         # the code location leaves a broken dataset out with a warning: build it alone first to name the problem
@@ -342,8 +335,8 @@ def bench_database(name: str, args, python: Path | None) -> dict:
         return {"database": name, "missing": f"{folder} not found"}
     schema = yaml.safe_load((folder / "schema.yaml").read_text()) if (folder / "schema.yaml").is_file() else None
     fks, pks = (declared_foreign_keys(schema), primary_keys(schema)) if schema else ([], {})
-    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 
     with tempfile.TemporaryDirectory(prefix=f"bench_corpus_{name}_") as tmp:
         work = Path(tmp)
@@ -418,9 +411,7 @@ def print_report(rows: list[dict]) -> bool:
             (f"{_f(hma_s, 1)} ({_f(hma.get('cpu_s'), 1)})" + (" cached" if hma.get("cached") else "")) if hma_s else hma.get("error", "-"),
             _f(hma.get("fk_pct"), 2), f"{_f(speedup(row), 1)} ({_f(speedup(row, 'cpu'), 1)})",
         ])
-    widths = [max(len(str(r[i])) for r in [header, *lines]) for i in range(len(header))]
-    for r in [header, ["-" * w for w in widths], *lines]:
-        print(" | ".join(str(c).ljust(w) for c, w in zip(r, widths)))
+    print_table(header, lines, align="l" * len(header), indent="", sep=" | ")
     print()
     for row in rows:
         if "missing" in row:

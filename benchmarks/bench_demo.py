@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import os
 import platform
-import resource
 import shutil
 import statistics
 import sys
@@ -44,6 +43,7 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 if str(REPO_ROOT) not in sys.path:
     sys.path.insert(1, str(REPO_ROOT))
 
+from _harness import peak_rss_mib, print_table  # noqa: E402
 
 # ---------------------------------------------------------------- small helpers
 
@@ -58,27 +58,6 @@ def _rate(rows: float, seconds: float) -> float:
 
 def _median(values: list[float]) -> float:
     return statistics.median(values) if values else float("nan")
-
-
-def print_table(header: list[str], rows: list[list], align: str | None = None, indent: str = "  ") -> None:
-    """Fixed-width plain-text table; `align` is one of 'l'/'r' per column (default: first left, rest right)."""
-    align = align or "l" + "r" * (len(header) - 1)
-    cells = [[str(c) for c in header]] + [[str(c) for c in row] for row in rows]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-
-    def line(row: list[str]) -> str:
-        return indent + "  ".join(c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(row, widths, align)).rstrip()
-
-    print(line(cells[0]))
-    print(indent + "  ".join("-" * w for w in widths))
-    for row in cells[1:]:
-        print(line(row))
-
-
-def peak_rss_mib() -> float:
-    """High-water mark of this process's resident set size (ru_maxrss: KiB on Linux, bytes on macOS)."""
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    return peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
 
 
 @contextmanager
@@ -250,10 +229,10 @@ class EngineRun:
 def run_engine(spec, data_dir: Path) -> EngineRun:
     import duckdb
 
-    from genesis_pipelines.engine.sources import io
-    from genesis_pipelines.engine.privacy import pii
-    from genesis_pipelines.engine.synthesis import relational
     from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.sources import io
+    from genesis_pipelines.engine.synthesis import relational
 
     warehouse = data_dir / "warehouse.duckdb"
     copy_dir, synthetic_dir = data_dir / spec.name / "copy", data_dir / spec.name / "synthetic"

@@ -22,11 +22,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -36,16 +34,15 @@ if str(REPO_ROOT) not in sys.path:
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
-from sklearn.ensemble import HistGradientBoostingClassifier  # noqa: E402
-from sklearn.metrics import roc_auc_score  # noqa: E402
 from sklearn.neighbors import NearestNeighbors  # noqa: E402
 
-from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
-from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from _harness import corpus_dir, fit_and_sample, split_80_20, tstr_auc  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.core.spec import parse_spec  # noqa: E402
+from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
+from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
 
 SN_VENV = HERE / ".venv-smartnoise"
 SN_PYTHON = SN_VENV / "bin" / "python"
@@ -53,46 +50,24 @@ OURS = ["dp_marginals", "dp_marginals (private sets)", "dp_gaussian_copula", "dp
 THEIRS = ["mst", "aim", "dpctgan"]
 
 
-def _datasets() -> Path:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "datasets"
-
-
 def load(name: str, seed: int = 0):
     if name == "adult":
-        path, target = _datasets() / "adult" / "adult.csv", ("income", lambda s: s.astype(str) == ">50K")
+        path, target = corpus_dir() / "adult" / "adult.csv", ("income", lambda s: s.astype(str) == ">50K")
     else:
-        path, target = _datasets() / "sakila" / "film.csv", ("rating", lambda s: s.astype(str).isin(["R", "NC-17"]))
+        path, target = corpus_dir() / "sakila" / "film.csv", ("rating", lambda s: s.astype(str).isin(["R", "NC-17"]))
     df = coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
     df = df[[c for c in df.columns if df[c].notna().any()]]
     meta = profile_table(name, df, parse_spec({"name": name}))
     keep = [c for c, m in meta.columns.items() if m.sdtype in ("numeric", "integer", "categorical", "boolean")]
     df = df[keep]
     meta = profile_table(name, df, parse_spec({"name": name}))
-    order = np.random.default_rng(seed).permutation(len(df))
-    cut = int(round(0.8 * len(df)))
-    return df.iloc[order[:cut]].reset_index(drop=True), df.iloc[order[cut:]].reset_index(drop=True), meta, target
+    train, holdout = split_80_20(df, seed)
+    return train, holdout, meta, target
 
 
 def tstr(train: pd.DataFrame, test: pd.DataFrame, target) -> float | None:
     column, positive = target
-    y = positive(train[column]).to_numpy()
-    if y.all() or not y.any():
-        return None
-    feats = [c for c in test.columns if c != column]
-
-    def enc(frame):
-        out = pd.DataFrame(index=frame.index)
-        for c in feats:
-            if pd.api.types.is_numeric_dtype(test[c]):
-                out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-            else:
-                cats = sorted(set(test[c].dropna().astype(str)) | set(train[c].dropna().astype(str)))
-                out[c] = pd.Categorical(frame[c].astype(object).where(frame[c].notna(), None), categories=cats)
-        return out
-
-    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0).fit(enc(train), y)
-    return float(roc_auc_score(positive(test[column]).to_numpy(), model.predict_proba(enc(test))[:, 1]))
+    return tstr_auc(train, test, column, positive)
 
 
 def _matrix(frames, train):
@@ -109,7 +84,9 @@ def _matrix(frames, train):
 
 
 def privacy(train, holdout, synth, seed=0):
-    key = lambda f: pd.util.hash_pandas_object(f[train.columns].astype(str), index=False)
+    def key(frame):
+        return pd.util.hash_pandas_object(frame[train.columns].astype(str), index=False)
+
     copies = int(key(synth).isin(set(key(train))).sum())
     rng = np.random.default_rng(seed)
     s = synth.iloc[rng.permutation(len(synth))[:2000]].reset_index(drop=True)
@@ -145,14 +122,8 @@ def run_ours(method, train, meta, eps, seed):
     if base == "dp_autoregressive":
         settings.update(epochs=5)
     g = create_generator(base, **settings)
-    t0, c0 = time.perf_counter(), time.process_time()
-    g.fit(train, meta, seed=seed)
-    t1, c1 = time.perf_counter(), time.process_time()
-    synth = g.sample(len(train), seed=seed + 1)
-    t2, c2 = time.perf_counter(), time.process_time()
-    info = g.describe()
-    return {"fit_s": t1 - t0, "fit_cpu_s": c1 - c0, "sample_s": t2 - t1, "sample_cpu_s": c2 - c1,
-            "epsilon_spent": info.get("epsilon_spent")}, synth
+    timings, synth = fit_and_sample(g, train, meta, seed)
+    return {**timings, "epsilon_spent": g.describe().get("epsilon_spent")}, synth
 
 
 def run_theirs(method, train, meta, eps, seed, limit_s):

@@ -47,6 +47,7 @@ def twin_job():
 
 def write_spec(work: Path, flights: int | None) -> Path:
     import yaml
+
     from bench_corpus import corpus_dir, prepare_source, spec_document
 
     folder = corpus_dir() / DATASET
@@ -125,7 +126,7 @@ def main() -> int:
     flights = "all 336,776" if args.flights is None else f"{args.flights:,}"
     print(f"\nnycflights13 twin ({flights} flights), job {JOB}, multiprocess max_concurrent {args.concurrency}, "
           f"{os.cpu_count()} CPUs\n")
-    print(f"| executor | ok | wall s | CPU s | wall vs in process | synthetic tables identical to in process |")
+    print("| executor | ok | wall s | CPU s | wall vs in process | synthetic tables identical to in process |")
     print("|---|---|---|---|---|---|")
     for r in runs:
         same = "baseline" if r is base else ("yes" if r["hashes"] and r["hashes"] == base["hashes"] else "NO")

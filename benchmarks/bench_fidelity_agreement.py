@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import subprocess
 import sys
 import tempfile
@@ -33,12 +32,13 @@ if str(REPO_ROOT) not in sys.path:
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
-from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from _harness import corpus_dir  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.core.spec import parse_spec  # noqa: E402
+from genesis_pipelines.engine.evaluation import quality_report  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
+from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
 
 SDV_PYTHON = REPO_ROOT / "benchmarks" / ".venv-sdv" / "bin" / "python"
 SDTYPE_TO_SDMETRICS = {"numeric": "numerical", "integer": "numerical", "datetime": "datetime",
@@ -74,11 +74,6 @@ print(json.dumps(out))
 """
 
 
-def _datasets_dir() -> Path:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    return Path(env) if env else REPO_ROOT.parent / "shared" / "datasets"
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=20_000, help="real rows used (Adult has 48,842)")
@@ -86,7 +81,7 @@ def main() -> int:
     parser.add_argument("--tolerance", type=float, default=3.0, help="max allowed difference, points")
     args = parser.parse_args()
 
-    path = _datasets_dir() / "adult" / "adult.csv"
+    path = corpus_dir() / "adult" / "adult.csv"
     started = time.perf_counter()
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS)
     real = coerce_types(raw).sample(n=min(args.rows, len(raw)), random_state=args.seed).reset_index(drop=True)

@@ -21,16 +21,16 @@ import os
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.metrics import roc_auc_score
+
+from _harness import corpus_dir, fit_and_sample, split_80_20
+from _harness import tstr_auc as _tstr_auc
 
 HERE = Path(__file__).resolve().parent
-ADULT = HERE.parents[1] / "shared" / "datasets" / "adult" / "adult.csv"
+ADULT = corpus_dir() / "adult" / "adult.csv"
 SDV_PYTHON = Path(os.environ.get("SDV_PYTHON", HERE / ".venv-sdv" / "bin" / "python"))
 TARGET = "income"
 # targets of issue 4 (2 CPU cores); SDV's figures are the ones measured in the same run
@@ -39,39 +39,18 @@ SDV = ["sdv_gaussian_copula", "sdv_tvae", "sdv_ctgan"]
 
 
 def split(seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
-    df = pd.read_csv(ADULT)
-    order = np.random.default_rng(seed).permutation(len(df))
-    cut = int(round(len(df) * 0.8))
-    return df.iloc[order[:cut]].reset_index(drop=True), df.iloc[order[cut:]].reset_index(drop=True)
+    return split_80_20(pd.read_csv(ADULT), seed)
 
 
 def tstr_auc(train: pd.DataFrame, test: pd.DataFrame) -> float | None:
     """ROC AUC on the real test rows of a classifier trained on `train` (synthetic or real)."""
-    features = [c for c in test.columns if c != TARGET]
-    y_train = (train[TARGET].astype(str) == ">50K").to_numpy()
-    if y_train.all() or not y_train.any():
-        return None
-
-    def encode(frame: pd.DataFrame) -> pd.DataFrame:
-        out = pd.DataFrame(index=frame.index)
-        for c in features:
-            if pd.api.types.is_numeric_dtype(test[c]):
-                out[c] = pd.to_numeric(frame[c], errors="coerce").astype("float64")
-            else:
-                cats = sorted(test[c].dropna().astype(str).unique().tolist()
-                              + train[c].dropna().astype(str).unique().tolist())
-                out[c] = pd.Categorical(frame[c].astype(object).where(frame[c].notna(), None), categories=sorted(set(cats)))
-        return out
-
-    model = HistGradientBoostingClassifier(categorical_features="from_dtype", random_state=0)
-    model.fit(encode(train), y_train)
-    return float(roc_auc_score((test[TARGET].astype(str) == ">50K").to_numpy(), model.predict_proba(encode(test))[:, 1]))
+    return _tstr_auc(train, test, TARGET, lambda s: s.astype(str) == ">50K")
 
 
 def run_ours(method: str, train: pd.DataFrame, epochs: int, batch: int, seed: int) -> tuple[dict, pd.DataFrame]:
-    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
     from genesis_pipelines.engine.analysis.schema_inference import profile_table
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
 
     for module in ("ctgan", "tvae", "dp_neural"):  # registered by import, if the neural generators are present
         try:
@@ -86,13 +65,8 @@ def run_ours(method: str, train: pd.DataFrame, epochs: int, batch: int, seed: in
                 "tvae": {"epochs": epochs, "batch_size": batch, "patience": None, "progress": False}}.get(method, {})
     meta = profile_table("adult", train, parse_spec({"name": "adult"}))
     generator = create_generator(method, **settings)
-    t0, c0 = time.perf_counter(), time.process_time()
-    generator.fit(train, meta, seed=seed)
-    t1, c1 = time.perf_counter(), time.process_time()
-    synth = generator.sample(len(train), seed=seed + 1)
-    t2, c2 = time.perf_counter(), time.process_time()
+    row, synth = fit_and_sample(generator, train, meta, seed)
     info = generator.describe()
-    row = {"fit_s": t1 - t0, "sample_s": t2 - t1, "fit_cpu_s": c1 - c0, "sample_cpu_s": c2 - c1}
     if "epochs" in settings:
         row["epochs"] = info.get("epochs_run", settings["epochs"])
     if "epsilon_spent" in info:

@@ -37,13 +37,14 @@ import torch
 REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT))
 
-from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
-from genesis_pipelines.engine.sources.io import coerce_types  # noqa: E402
-from genesis_pipelines.engine.synthesis.relational import split_holdout  # noqa: E402
+from _harness import corpus_dir  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
 from genesis_pipelines.engine.core.spec import parse_spec  # noqa: E402
+from genesis_pipelines.engine.sources.io import coerce_types  # noqa: E402
+from genesis_pipelines.engine.synthesis.generators import create_generator  # noqa: E402
+from genesis_pipelines.engine.synthesis.relational import split_holdout  # noqa: E402
 
-DEFAULT_DATA = REPO_ROOT.parent / "shared" / "datasets" / "adult" / "adult.csv"
+DEFAULT_DATA = corpus_dir() / "adult" / "adult.csv"
 SDV_PYTHON = REPO_ROOT / "benchmarks" / ".venv-sdv" / "bin" / "python"
 
 

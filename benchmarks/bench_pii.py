@@ -13,7 +13,6 @@ A column counts for a kind when `detect_column` returns that exact kind (first_n
 from __future__ import annotations
 
 import csv
-import os
 import sys
 import time
 from collections import Counter
@@ -25,9 +24,10 @@ from faker import Faker
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.privacy.pii import PII_KINDS, detect_column  # noqa: E402
+from _harness import corpus_dir  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import infer_sdtype  # noqa: E402
+from genesis_pipelines.engine.privacy.pii import PII_KINDS, detect_column  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 LOCALES = ["en_US", "en_GB", "en_IN", "de_DE", "fr_FR", "es_ES", "it_IT", "pt_BR", "nl_NL", "pl_PL", "sv_SE", "ja_JP"]
 ROWS = 300
@@ -37,10 +37,6 @@ NAMES = {"person_name": "full_name", "first_name": "first_name", "last_name": "s
          "free_text_pii": "notes"}
 
 
-def _shared() -> Path:
-    return Path(os.environ.get("GENESIS_SHARED_DATASETS") or ROOT.parent / "shared" / "datasets")
-
-
 def _read(path: Path) -> pd.DataFrame:
     raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS)
     return coerce_types(raw)
@@ -48,7 +44,7 @@ def _read(path: Path) -> pd.DataFrame:
 
 def real_columns() -> list[tuple[str, pd.Series, str]]:
     sources = {"chinook": ROOT / "resources/datasets/chinook/data", "nycflights": ROOT / "resources/datasets/nycflights/data",
-               "adult": _shared() / "adult"}
+               "adult": corpus_dir() / "adult"}
     frames: dict[tuple[str, str], pd.DataFrame] = {}
     out = []
     with open(ROOT / "benchmarks/data/pii_labels.csv", encoding="utf-8") as handle:

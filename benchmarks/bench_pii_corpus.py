@@ -12,7 +12,6 @@ not counted: a city alone is not personal data, and the scan keeps it).
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -22,11 +21,12 @@ import yaml
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.privacy.pii import scan_tables  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey  # noqa: E402
+from _harness import corpus_dir  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey  # noqa: E402
 from genesis_pipelines.engine.core.spec import DatasetSpec  # noqa: E402
+from genesis_pipelines.engine.privacy.pii import scan_tables  # noqa: E402
+from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 PII = {
     "chinook": {"Customer": "FirstName LastName Company Address PostalCode Phone Fax Email",
@@ -42,13 +42,9 @@ PII = {
 }
 
 
-def _corpus() -> Path:
-    return Path(os.environ.get("GENESIS_CORPUS_DIR") or ROOT.parent / "shared" / "datasets")
-
-
 def _dataset(database: str, renamed: bool):
     """The tables (headers as-is or c1..cn), their schema (keys from schema.yaml) and a header -> column map."""
-    folder = _corpus() / database
+    folder = corpus_dir() / database
     schema_file = folder / "schema.yaml"  # adult has none: one table, no keys
     declared = yaml.safe_load(schema_file.read_text()) if schema_file.is_file() else {"tables": {}}
     tables, headers = {}, {}
@@ -96,8 +92,8 @@ def score(database: str, renamed: bool) -> tuple[int, int, int, list[str], list[
 
 
 def main() -> None:
-    if not _corpus().is_dir():
-        print(f"corpus not found at {_corpus()}: set GENESIS_CORPUS_DIR")
+    if not corpus_dir().is_dir():
+        print(f"corpus not found at {corpus_dir()}: set GENESIS_CORPUS_DIR")
         return
     print(f"{'database':10} {'headers':8} {'TP':>3} {'FP':>3} {'FN':>3} {'precision':>9} {'recall':>6}  missed / false positives")
     for database in PII:

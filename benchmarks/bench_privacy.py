@@ -24,18 +24,19 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from _harness import corpus_dir  # noqa: E402
+from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec  # noqa: E402
 from genesis_pipelines.engine.evaluation import privacy  # noqa: E402
 from genesis_pipelines.engine.evaluation.fidelity import quality_report  # noqa: E402
 from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
-from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
-from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec  # noqa: E402
 
 ROWS = 100_000
 
 
 def _adult() -> pd.DataFrame:
-    path = Path(os.environ.get("GENESIS_SHARED_DATASETS") or ROOT.parent / "shared" / "datasets") / "adult" / "adult.csv"
+    path = corpus_dir() / "adult" / "adult.csv"
     if path.is_file():
         return coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
     rng = np.random.default_rng(0)

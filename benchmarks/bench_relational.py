@@ -28,12 +28,12 @@ import pandas as pd
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.synthesis import relational  # noqa: E402
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names  # noqa: E402
-from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import analyse  # noqa: E402
+from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.core.spec import load_spec  # noqa: E402
+from genesis_pipelines.engine.privacy import pii  # noqa: E402
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names  # noqa: E402
+from genesis_pipelines.engine.synthesis import relational  # noqa: E402
 
 SDV_VENV = ROOT / "benchmarks" / ".venv-sdv"
 WORKER = ROOT / "benchmarks" / "sdv_worker.py"
@@ -208,7 +208,9 @@ def print_table(r: dict) -> None:
     for label, key in (("quality score (SDMetrics)", None), *((f"  {p.lower()}", p) for p in PROPERTIES)):
         q_ours = ours.get("quality")
         q_hma = hma and hma.get("quality")
-        pick = (lambda q: q and (q["score"] if key is None else q["properties"].get(key)))
+        def pick(q, key=key):
+            return q and (q["score"] if key is None else q["properties"].get(key))
+
         rows.append((label, pick(q_ours), pick(q_hma)))
     rows.append(("FK integrity %", ours["fk_pct"], hma and hma["fk_pct"]))
     rows.append(("synthetic rows", ours["rows"], hma and hma["rows"]))

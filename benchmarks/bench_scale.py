@@ -27,8 +27,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from _harness import corpus_dir
+
 ROOT = Path(__file__).resolve().parents[1]
-CORPUS = Path(os.environ.get("GENESIS_CORPUS_DIR", ROOT.parent / "shared" / "datasets"))
+CORPUS = corpus_dir()
 
 
 def flights(rows: int) -> pd.DataFrame:
@@ -51,10 +53,10 @@ def wide(columns: int, rows: int = 5000) -> pd.DataFrame:
 
 def child(kind: str, size: int, scale: float) -> dict:
     sys.path.insert(0, str(ROOT))
-    from genesis_pipelines.engine.privacy import pii
-    from genesis_pipelines.engine.synthesis import relational
     from genesis_pipelines.engine.analysis.schema_inference import analyse
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.synthesis import relational
 
     df = flights(size) if kind == "rows" else wide(size)
     with tempfile.TemporaryDirectory() as tmp:

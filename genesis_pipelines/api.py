@@ -26,7 +26,7 @@ from typing import Any
 
 import pandas as pd
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
+from genesis_pipelines.engine.core.errors import ModelError, SpecError
 from genesis_pipelines.engine.core.spec import column_ref, split_ref
 
 __all__ = [
@@ -92,38 +92,38 @@ class Constraint:
     table: str | None = None
 
     @classmethod
-    def _make(cls, kind: str, table: str | None, **values) -> "Constraint":
+    def _make(cls, kind: str, table: str | None, **values) -> Constraint:
         return cls(kind, tuple((k, v) for k, v in values.items()), table)
 
     @classmethod
-    def positive(cls, column: str, *, strict: bool = True, table: str | None = None) -> "Constraint":
+    def positive(cls, column: str, *, strict: bool = True, table: str | None = None) -> Constraint:
         """column > 0 (strict=False: >= 0)."""
         return cls._make("positive", table, column=column, strict=strict)
 
     @classmethod
     def range(cls, column: str, low: float | None = None, high: float | None = None, *, strict: bool = False,
-              table: str | None = None) -> "Constraint":
+              table: str | None = None) -> Constraint:
         """low <= column <= high (either bound may be None)."""
         values = {k: v for k, v in (("low", low), ("high", high)) if v is not None}
         return cls._make("range", table, **values, column=column, **({"strict": True} if strict else {}))
 
     @classmethod
-    def unique(cls, *columns: str, table: str | None = None) -> "Constraint":
+    def unique(cls, *columns: str, table: str | None = None) -> Constraint:
         """No two rows share these columns' values."""
         return cls._make("unique", table, columns=list(columns))
 
     @classmethod
-    def fixed_combinations(cls, *columns: str, table: str | None = None) -> "Constraint":
+    def fixed_combinations(cls, *columns: str, table: str | None = None) -> Constraint:
         """Only combinations of these columns seen in the real rows."""
         return cls._make("fixed_combinations", table, columns=list(columns))
 
     @classmethod
-    def inequality(cls, low_column: str, high_column: str, *, strict: bool = False, table: str | None = None) -> "Constraint":
+    def inequality(cls, low_column: str, high_column: str, *, strict: bool = False, table: str | None = None) -> Constraint:
         """low_column <= high_column (strict: <)."""
         return cls._make("inequality", table, low_column=low_column, high_column=high_column, strict=strict)
 
     @classmethod
-    def predicate(cls, expression: str, *, table: str | None = None) -> "Constraint":
+    def predicate(cls, expression: str, *, table: str | None = None) -> Constraint:
         """A row predicate in pandas' expression syntax, e.g. "(discount <= price) | (price == 0)"."""
         return cls._make("predicate", table, expression=expression)
 
@@ -159,7 +159,7 @@ def _build_spec(tables: Mapping[str, pd.DataFrame], *, method: str, seed: int, s
         "constraints": [c.to_spec(single) if isinstance(c, Constraint) else dict(c) for c in (constraints or [])],
         "pii": {(f"{single}.{ref}" if single and "." not in ref else ref): p for ref, p in (pii or {}).items()},
     }
-    for table, key in (primary_keys or {}).items():
+    for table in primary_keys or {}:
         if table not in tables:
             raise SpecError(f"primary_keys names table {table!r}, which is not among the tables given")
     if foreign_keys is not None:
@@ -175,10 +175,10 @@ class _Fitted:
         self._cleanup = weakref.finalize(self, shutil.rmtree, str(root), True) if temporary else None
 
     @classmethod
-    def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> "_Fitted":
-        from genesis_pipelines.engine.privacy import pii
+    def train(cls, spec, tables: Mapping[str, pd.DataFrame], *, device: str | None = None, log=None) -> _Fitted:
         from genesis_pipelines.engine import pipeline
         from genesis_pipelines.engine.core.device import resolve_device
+        from genesis_pipelines.engine.privacy import pii
 
         root = Path(tempfile.mkdtemp(prefix="genesis-sdk-"))
         try:
@@ -192,28 +192,16 @@ class _Fitted:
 
     def save(self, directory: str | Path, extra: Mapping[str, Any]) -> Path:
         """The model root (LATEST.json + the version folder) copied to a staging folder, then renamed into place."""
-        from genesis_pipelines.engine.sources.io import write_json
+        from genesis_pipelines.engine.sources.io import staged_folder, write_json
 
-        target = Path(directory)
-        if target.exists() and (not target.is_dir() or any(target.iterdir())):
-            raise GenesisError(f"{target} exists and is not an empty folder: save into a new folder")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        staging = target.parent / f".{target.name}.staging-{os.getpid()}"
-        shutil.rmtree(staging, ignore_errors=True)
-        try:
-            shutil.copytree(self.root, staging)
+        with staged_folder(Path(directory)) as staging:
+            shutil.copytree(self.root, staging, dirs_exist_ok=True)
             write_json(staging / "sdk.json", {"format": SAVED_FORMAT, "version": self.model.version,
                                               "locale": self.locale, **extra})
-            if target.exists():
-                target.rmdir()
-            os.replace(staging, target)
-        except BaseException:
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return target
+        return Path(directory)
 
     @classmethod
-    def load(cls, directory: str | Path) -> tuple["_Fitted", dict]:
+    def load(cls, directory: str | Path) -> tuple[_Fitted, dict]:
         from genesis_pipelines.engine.synthesis import relational
 
         directory = Path(directory)
@@ -271,7 +259,7 @@ class SyntheticGenerator:
         self.table_name, self.holdout_fraction, self.device = table_name, holdout_fraction, device
         self._fitted: _Fitted | None = None
 
-    def fit(self, df: pd.DataFrame) -> "SyntheticGenerator":
+    def fit(self, df: pd.DataFrame) -> SyntheticGenerator:
         df = _as_frame(df, "fit(df)")
         tables = {self.table_name: df}
         spec = _build_spec(tables, method=self.method, seed=self.seed, settings=self.settings, privacy=self.privacy,
@@ -315,7 +303,7 @@ class SyntheticGenerator:
                                                 "seed": self.seed})
 
     @classmethod
-    def load(cls, directory: str | Path) -> "SyntheticGenerator":
+    def load(cls, directory: str | Path) -> SyntheticGenerator:
         fitted, manifest = _Fitted.load(directory)
         if manifest.get("kind") != "single":
             raise ModelError(f"{directory} holds a multi-table model: load it with MultiTableSynthesizer.load")
@@ -381,7 +369,7 @@ class MultiTableSynthesizer:
         self.privacy, self.constraints, self.pii, self.device = privacy, list(constraints or []), dict(pii or {}), device
         self._fitted: _Fitted | None = None
 
-    def fit(self) -> "MultiTableSynthesizer":
+    def fit(self) -> MultiTableSynthesizer:
         spec = _build_spec(self.tables, method=self.method, seed=self.seed, settings=self.settings, privacy=self.privacy,
                            constraints=self.constraints, pii=self.pii, primary_keys=self.primary_keys,
                            foreign_keys=self.foreign_keys, methods=self.methods)
@@ -414,7 +402,7 @@ class MultiTableSynthesizer:
         return self._require().save(directory, {"kind": "multi", "tables": list(self.tables), "seed": self.seed})
 
     @classmethod
-    def load(cls, directory: str | Path) -> "MultiTableSynthesizer":
+    def load(cls, directory: str | Path) -> MultiTableSynthesizer:
         fitted, manifest = _Fitted.load(directory)
         synth = cls.__new__(cls)
         synth.tables, synth.primary_keys, synth.foreign_keys = {}, {}, None
@@ -453,10 +441,10 @@ def _inputs(real, synthetic, holdout=None, *, seed: int = 0, primary_keys=None, 
             quasi_identifiers=None, sensitive=None) -> _Inputs:
     """The schema and PII findings of the real tables (the pipeline's schema and PII steps), with the synthetic
     and holdout tables aligned to them."""
-    from genesis_pipelines.engine.privacy import pii, record_guard
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.privacy import pii, record_guard
 
     real_t = _as_tables(real, "real")
     names = list(real_t)
@@ -604,8 +592,8 @@ class PrivacyReport(_Report):
 
 def _privacy(inputs: _Inputs, seed: int, thresholds=None) -> dict:
     from genesis_pipelines.engine import evaluation
-    from genesis_pipelines.engine.privacy import pii, record_guard
     from genesis_pipelines.engine.core.spec import ThresholdSpec
+    from genesis_pipelines.engine.privacy import pii, record_guard
 
     spec = inputs.spec
     holdout = inputs.holdout or {}
@@ -736,8 +724,8 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
     """
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.analysis import schema_inference
-    from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
     from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
 
     df = _as_frame(df, "df")
     if not quasi_identifiers:

@@ -57,10 +57,10 @@ def _print_paths(paths_written) -> None:
 
 
 def cmd_generate(args) -> int:
-    from genesis_pipelines.engine.privacy import pii
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.core.device import resolve_device
     from genesis_pipelines.engine.core.spec import MAX_SCALE
+    from genesis_pipelines.engine.privacy import pii
 
     spec, layout, warehouse = _context(args)
     scale = spec.scale if args.scale is None else args.scale

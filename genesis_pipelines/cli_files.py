@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
 import sys
 from pathlib import Path
 
@@ -85,27 +83,19 @@ def _write_frame(df, path: Path, fmt: str) -> None:
 
 def write_output(tables: dict, out: Path, *, folder: bool, fmt: str | None) -> list[Path]:
     """One file (format from its suffix) or a folder of files, staged beside it and renamed into place."""
+
     out = Path(out)
     if not folder:
         (table, df), = tables.items()
         out.parent.mkdir(parents=True, exist_ok=True)
         _write_frame(df, out, _output_format(out))
         return [out]
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise GenesisError(f"output folder {out} exists and is not empty: choose a new folder")
+    from genesis_pipelines.engine.sources.io import staged_folder
+
     fmt = fmt or "parquet"
-    staging = out.parent / f".{out.name}.staging-{os.getpid()}"
-    shutil.rmtree(staging, ignore_errors=True)
-    staging.mkdir(parents=True)
-    try:
+    with staged_folder(out) as staging:
         for table, df in tables.items():
             _write_frame(df, staging / f"{table}.{fmt}", fmt)
-        if out.exists():
-            out.rmdir()
-        os.replace(staging, out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
     return [out / f"{table}.{fmt}" for table in tables]
 
 

@@ -1,14 +1,16 @@
-"""Shared fixtures: isolated data dirs, so no test touches ./data or ./.dagster_home."""
+"""Shared fixtures (isolated data dirs, so no test touches ./data or ./.dagster_home) and the test tiers.
+
+Every test that is not marked `slow`, `dagster` or `cli` is marked `unit` here: `./scripts/test.sh --fast` runs
+those (`-m unit`), the engine's own tests, in about a minute and a half on 2 cores."""
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
-BUNDLED_SPECS = PROJECT_ROOT / "resources" / "datasets"
+from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, train_dataset
 
 
 @pytest.fixture
@@ -20,8 +22,26 @@ def isolated_data(tmp_path, monkeypatch) -> Path:
     return data
 
 
-def copy_dataset(name: str, target: Path) -> Path:
-    """A writable copy of a bundled dataset folder (spec + data), for tests that damage the data."""
-    destination = target / name
-    shutil.copytree(BUNDLED_SPECS / name, destination)
-    return destination / "dataset.yaml"
+@pytest.fixture(scope="session")
+def chinook_trained(tmp_path_factory) -> TrainedDataset:
+    """The bundled Chinook trained once per worker: several modules test the same model (read it, never change it;
+    copy `model_root` before damaging files)."""
+    return train_dataset(BUNDLED_SPECS / "chinook" / "dataset.yaml", tmp_path_factory.mktemp("chinook_model"))
+
+
+@pytest.fixture(scope="session")
+def chinook_synthetic(chinook_trained) -> dict[str, pd.DataFrame]:
+    """Chinook's synthetic twin at scale 1, seed 0, generated once per worker (read it, never change it)."""
+    from genesis_pipelines.engine.synthesis import relational
+
+    return relational.generate_all(chinook_trained.model, chinook_trained.model_dir, scale=1.0, seed=0)
+
+
+FRONT_END_MARKS = {"slow", "dagster", "cli"}
+
+
+def pytest_collection_modifyitems(config, items):
+    """The fast tier is what is left once the slow, Dagster and CLI tests are set aside."""
+    for item in items:
+        if not FRONT_END_MARKS & {mark.name for mark in item.iter_markers()}:
+            item.add_marker(pytest.mark.unit)

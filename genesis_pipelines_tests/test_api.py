@@ -6,7 +6,6 @@ from __future__ import annotations
 import gc
 import json
 import re
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -14,21 +13,18 @@ import pytest
 
 import genesis_pipelines as gp
 from genesis_pipelines.engine.core.errors import GenesisError, SpecError
+from genesis_pipelines_tests.helpers import PROJECT_ROOT as ROOT
+from genesis_pipelines_tests.helpers import corpus_dir, corpus_path, needs_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "datasets"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/datasets")
-needs_corpus = pytest.mark.skipif(not (CORPUS / "adult").is_dir(), reason="shared corpus not present")
+CORPUS = corpus_dir()
+needs_corpus = needs_corpus("adult")
 
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    if not (CORPUS / "adult").is_dir():
-        pytest.skip("shared corpus not present")
     from genesis_pipelines.cli_files import read_input
 
-    tables, _, _ = read_input(CORPUS / "adult" / "adult.csv")
+    tables, _, _ = read_input(corpus_path("adult", "adult.csv"))
     return tables["adult"].sample(n=800, random_state=3).reset_index(drop=True)
 
 
@@ -124,6 +120,7 @@ def test_privacy_config_trains_the_dp_variant():
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_multi_table_infers_keys_on_chinook():
     from genesis_pipelines.cli_files import read_input
 
@@ -154,6 +151,7 @@ def test_multi_table_declared_keys_and_save_load(tmp_path):
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_quality_evaluator_ranks_good_above_broken(adult, tmp_path):
     real, holdout = adult.iloc[:600], adult.iloc[600:]
     good = gp.SyntheticGenerator(seed=0).fit_generate(real, 600)
@@ -174,6 +172,7 @@ def test_quality_evaluator_ranks_good_above_broken(adult, tmp_path):
 
 
 @needs_corpus
+@pytest.mark.slow
 def test_privacy_evaluator_flags_copies_and_passes_a_model(adult):
     real, holdout = adult.iloc[:600], adult.iloc[600:]
     copied = gp.PrivacyEvaluator(real, real.sample(frac=1.0, random_state=1), holdout, sensitive=["income"]).evaluate()
@@ -208,7 +207,7 @@ def test_readme_python_example_runs(tmp_path, monkeypatch):
     text = (ROOT / "README.md").read_text(encoding="utf-8")
     section = text.split("## Use it from Python", 1)[1]
     code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
-    assert len([l for l in code.splitlines() if l.strip() and not l.startswith("#")]) <= 6
+    assert len([line for line in code.splitlines() if line.strip() and not line.startswith("#")]) <= 6
     monkeypatch.chdir(tmp_path)
     namespace: dict = {}
     exec(compile(code, "README.md", "exec"), namespace)

@@ -7,61 +7,15 @@ from pathlib import Path
 
 import dagster as dg
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 from dagster._serdes import serialize_value
 
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.core.spec import load_spec
-from genesis_pipelines_tests.conftest import BUNDLED_SPECS
+from genesis_pipelines_tests.helpers import BUNDLED_SPECS, materialize_all, write_shop
 
-FIRST = ["Anna", "Bruno", "Chiara", "Dmitri", "Elena", "Farid", "Greta", "Hugo", "Ines", "Jonas"]
-LAST = ["Okafor", "Lindqvist", "Moreau", "Tanaka", "Novak", "Brennan", "Costa", "Weber", "Silva", "Haddad"]
-
-
-def write_shop(folder: Path, *, customers: int = 60, orders: int = 240, seed: int = 0) -> Path:
-    """A small two-table shop with PII, a nullable column and a date, plus its spec."""
-    rng = np.random.default_rng(seed)
-    data = folder / "data"
-    data.mkdir(parents=True, exist_ok=True)
-    first = rng.choice(FIRST, customers)
-    last = rng.choice(LAST, customers)
-    pd.DataFrame({
-        "customer_id": np.arange(1, customers + 1),
-        "first_name": first,
-        "last_name": last,
-        "email": [f"{f.lower()}.{l.lower()}{i}@shopmail.test" for i, (f, l) in enumerate(zip(first, last))],
-        "phone": [f"+44 20 7946 {1000 + i:04d}" for i in range(customers)],
-        "segment": rng.choice(["retail", "wholesale", "online"], customers, p=[0.5, 0.2, 0.3]),
-        "age": rng.integers(18, 80, customers),
-    }).to_csv(data / "customers.csv", index=False)
-    amount = np.round(rng.gamma(2.0, 30.0, orders), 2)
-    pd.DataFrame({
-        "order_id": np.arange(1, orders + 1),
-        "customer_id": rng.integers(1, customers + 1, orders),
-        "ordered_at": pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365, orders), unit="D"),
-        "amount": amount,
-        "coupon": np.where(rng.random(orders) < 0.3, rng.choice(["SPRING", "VIP"], orders), ""),
-    }).to_csv(data / "orders.csv", index=False)
-    spec = folder / "dataset.yaml"
-    spec.write_text(
-        "name: shop\n"
-        "source: {kind: csv_folder, path: data}\n"
-        "tables:\n  customers: {primary_key: customer_id}\n  orders: {primary_key: order_id}\n"
-        "foreign_keys:\n  - {child: orders.customer_id, parent: customers.customer_id}\n"
-        "thresholds: {quality_min: 50}\n"
-    )
-    return spec
-
-
-def materialize_all(spec_path: Path, instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInJobResult:
-    defs = build_dataset_defs(load_spec(spec_path))
-    return dg.materialize(
-        assets=[*defs.assets, *defs.asset_checks], resources=default_resources(), instance=instance,
-        selection=selection, raise_on_error=False,
-    )
+pytestmark = pytest.mark.dagster
 
 
 def _warehouse(data_dir: Path) -> duckdb.DuckDBPyConnection:

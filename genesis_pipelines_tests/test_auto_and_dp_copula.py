@@ -12,27 +12,12 @@ from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.auto import AutoGenerator
 from genesis_pipelines.engine.synthesis.generators.dp_copula import _gaussian_sigma, _quantile_function
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import parse_spec
-
-
-def _table(n: int = 3000, seed: int = 0) -> tuple[pd.DataFrame, object]:
-    rng = np.random.default_rng(seed)
-    age = rng.integers(18, 80, n)
-    income = np.round(age * 900 + rng.normal(0, 8000, n), 2)
-    df = pd.DataFrame({
-        "age": age, "income": income, "hours": rng.choice([20, 40, 40, 40, 50], n),
-        "city": rng.choice(["Paris", "Lyon", "Nice"], n, p=[0.6, 0.3, 0.1]),
-        "member": rng.random(n) < 0.3,
-    })
-    df.loc[rng.random(n) < 0.1, "income"] = np.nan
-    df.loc[0, "city"] = "Zanzibar-secret"  # one rare real value: must never be released
-    return df, profile_table("people", df, parse_spec({"name": "people"}))
+from genesis_pipelines_tests.helpers import people_table
 
 
 @pytest.fixture(scope="module")
 def people():
-    return _table()
+    return people_table()
 
 
 def test_dp_copula_spends_no_more_than_the_budget_and_says_what_it_covers(people, tmp_path):

@@ -5,13 +5,13 @@ from __future__ import annotations
 import pytest
 
 from genesis_pipelines.engine.synthesis.generators import create_generator
-from genesis_pipelines_tests.test_auto_and_dp_copula import _table
+from genesis_pipelines_tests.helpers import corpus_path, people_table
 
 CANDIDATES = ["gaussian_copula", "dp_gaussian_copula"]
 
 
 def test_the_choice_and_scores_do_not_depend_on_time():
-    df, meta = _table(1500)
+    df, meta = people_table(1500)
     infos = []
     for budget in (1800.0, 10_000.0):
         model = create_generator("auto", time_budget_s=budget, candidates=CANDIDATES)
@@ -23,7 +23,7 @@ def test_the_choice_and_scores_do_not_depend_on_time():
 
 
 def test_the_fail_safe_says_it_fired():
-    df, meta = _table(1500)
+    df, meta = people_table(1500)
     model = create_generator("auto", time_budget_s=0.0, candidates=CANDIDATES)
     with pytest.warns(RuntimeWarning, match="fail-safe"):
         model.fit(df, meta, seed=3)
@@ -43,10 +43,10 @@ def test_neural_trials_are_a_step_budget_whatever_the_rows():
 @pytest.mark.slow
 def test_auto_picks_the_autoregressive_model_on_adult():
     """On Adult the autoregressive model scores higher than the copula on the whole table; the trial must see it."""
-    import pandas as pd
-
     import os
     from pathlib import Path
+
+    import pandas as pd
 
     corpus = Path(os.environ.get("GENESIS_CORPUS_DIR") or Path(__file__).resolve().parents[2] / "shared" / "datasets")
     path = corpus / "adult" / "adult.csv"
@@ -54,6 +54,7 @@ def test_auto_picks_the_autoregressive_model_on_adult():
         pytest.skip(f"corpus table {path} not found (put the corpus at ../shared/datasets)")
     from genesis_pipelines.engine.analysis.schema_inference import profile_table
     from genesis_pipelines.engine.core.spec import DatasetSpec
+    path = corpus_path("adult", "adult.csv")
 
     df = pd.read_csv(path)
     spec = DatasetSpec.model_validate({"name": "d", "source": {"kind": "csv_folder", "path": "."}, "tables": {"adult": {}}})

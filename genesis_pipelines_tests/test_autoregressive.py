@@ -8,12 +8,12 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.privacy.record_guard import row_keys
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.autoregressive import AutoregressiveGenerator
-from genesis_pipelines.engine.privacy.record_guard import row_keys
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import DatasetSpec
 
 FAST = {"max_epochs": 60, "hidden": 32, "lr": 1e-2}
 
@@ -166,8 +166,8 @@ def test_dp_variant_spends_its_epsilon_and_needs_public_bounds(tmp_path, table):
 
 
 def test_numeric_condition_between_seen_values_maps_to_the_nearest_token():
-    from genesis_pipelines.engine.synthesis.generators._ar_codec import NumericCodec
     from genesis_pipelines.engine.core.schema import ColumnMeta
+    from genesis_pipelines.engine.synthesis.generators._ar_codec import NumericCodec
     codec = NumericCodec.fit(pd.Series([1, 2, 2, 3, 3, 3, 10] * 10), ColumnMeta(name="x", sdtype="integer", dtype="Int64",
                                                                               null_rate=0.0, cardinality=4), 100, 5)
     assert codec.size == 4 and codec.encode(pd.Series([1, 2.4, 2.6, 7])).tolist() == [0, 1, 2, 3]

@@ -18,8 +18,9 @@ import pytest
 from genesis_pipelines.cli import main
 from genesis_pipelines.engine.pipeline import DatasetLayout as Layout
 from genesis_pipelines.engine.sources.export import FORMATS
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, write_shop
+
+pytestmark = pytest.mark.cli
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.cli, pytest.mark.slow]
 
 
 def test_dagster_asset_materialize_cli_on_chinook(tmp_path):

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import pytest
+
 from genesis_pipelines.cli import EXIT_INTERNAL, main
 from genesis_pipelines.engine.analysis import schema_inference as schema_module
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import write_shop
+
+pytestmark = pytest.mark.cli
 
 
 def test_an_internal_error_exits_3_and_keeps_its_message_off_the_terminal(tmp_path, monkeypatch, capsys):

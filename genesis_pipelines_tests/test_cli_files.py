@@ -13,12 +13,11 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.cli_files import read_input
+from genesis_pipelines_tests.helpers import PROJECT_ROOT as ROOT
+from genesis_pipelines_tests.helpers import corpus_dir, needs_corpus
 
-ROOT = Path(__file__).resolve().parents[1]
-CORPUS = ROOT.parent / "shared" / "datasets"
-if not CORPUS.is_dir():
-    CORPUS = Path("/work/shared/datasets")
-pytestmark = pytest.mark.skipif(not (CORPUS / "adult").is_dir(), reason="shared corpus not present")
+CORPUS = corpus_dir()
+pytestmark = [pytest.mark.cli, needs_corpus("adult")]
 
 
 def genesis(*args, cwd: Path) -> subprocess.CompletedProcess:

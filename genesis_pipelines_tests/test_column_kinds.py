@@ -9,16 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation.fidelity import quality_report
+from genesis_pipelines.engine.analysis.schema_inference import analyse, infer_sdtype, profile_table
 from genesis_pipelines.engine.analysis.similarity import string_shape
+from genesis_pipelines.engine.core.schema import ColumnMeta
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.evaluation.fidelity import quality_report
+from genesis_pipelines.engine.sources.io import coerce_types, read_source_table
 from genesis_pipelines.engine.synthesis.generators import create_generator
 from genesis_pipelines.engine.synthesis.generators.autoregressive import AutoregressiveGenerator
-from genesis_pipelines.engine.synthesis.generators.free_text import _WORDS as LOREM, excluded_words, fit_text, sample_text
+from genesis_pipelines.engine.synthesis.generators.free_text import _WORDS as LOREM
+from genesis_pipelines.engine.synthesis.generators.free_text import excluded_words, fit_text, sample_text
 from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator
-from genesis_pipelines.engine.sources.io import coerce_types, read_source_table
-from genesis_pipelines.engine.core.schema import ColumnMeta
-from genesis_pipelines.engine.analysis.schema_inference import analyse, infer_sdtype, profile_table
-from genesis_pipelines.engine.core.spec import parse_spec
 
 LOREM_WORDS = {str(w).casefold() for w in LOREM}
 SHAPE = re.compile(r"^VCH-\d{5}-(alpha|beta|gamma)$")

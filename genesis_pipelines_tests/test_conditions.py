@@ -13,17 +13,15 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines import cli
-from genesis_pipelines.engine.synthesis import conditions
 from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
+from genesis_pipelines.engine.synthesis import conditions
 from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionedGenerator
 from genesis_pipelines.engine.synthesis.conditions import ConditionError
-from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.synthesis.generators import create_generator
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import load_spec, parse_spec
-from genesis_pipelines_tests.test_assets import write_shop
-
-ADULT = Path(__file__).resolve().parents[2] / "shared" / "datasets" / "adult" / "adult.csv"
+from genesis_pipelines_tests.helpers import write_shop
 
 
 def _train(spec_path: Path, data: Path):
@@ -216,6 +214,7 @@ def test_copula_conditions_a_class_through_its_own_marginals():
     assert abs(((out["x"] > 15).mean()) - 0.5) < 0.08  # and its two modes
 
 
+@pytest.mark.cli
 def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
     spec_path, spec, layout, *_ = shop
     monkeypatch.setenv("GENESIS_DATA_DIR", str(layout.data_dir))
@@ -229,9 +228,10 @@ def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
     assert "customers.segment" in capsys.readouterr().err
 
 
+@pytest.mark.dagster
 def test_augmented_asset_takes_run_config(tmp_path, isolated_data):
     from genesis_pipelines.defs.resources import default_resources
-    from genesis_pipelines_tests.test_sensors import dataset_defs
+    from genesis_pipelines_tests.helpers import dataset_defs
 
     spec_path = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec_path)

@@ -6,13 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.constraint_spec import predicate_columns
+from genesis_pipelines.engine.core.errors import GenesisError, SchemaError, SpecError
+from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational
-from genesis_pipelines.engine.core.constraint_spec import predicate_columns
 from genesis_pipelines.engine.synthesis.constraints import TableConstraints
-from genesis_pipelines.engine.core.errors import GenesisError, SchemaError, SpecError
-from genesis_pipelines.engine.analysis.schema_inference import analyse
-from genesis_pipelines.engine.core.spec import parse_spec
 
 
 def _spec(constraints: list[dict], **extra):

@@ -13,10 +13,9 @@ import dagster as dg
 import pytest
 import yaml
 
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import materialize_all
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, corpus_dir, materialize_all
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.dagster, pytest.mark.slow]
 
 
 def _bench_corpus():
@@ -27,7 +26,7 @@ def _bench_corpus():
 
 
 bench = _bench_corpus()
-CORPUS = bench.corpus_dir()
+CORPUS = corpus_dir()
 
 
 # sakila: junction tables, dates, two FKs to one parent, and a cycle of required keys (store <-> staff);

@@ -5,9 +5,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, privacy_report
 from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import ThresholdSpec
+from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, privacy_report
 
 
 def _meta(sdtypes: dict[str, str]) -> TableMeta:

@@ -7,6 +7,8 @@ import pytest
 
 from genesis_pipelines.definitions import build_definitions
 
+pytestmark = pytest.mark.dagster
+
 
 @pytest.fixture(scope="module")
 def defs(tmp_path_factory) -> dg.Definitions:
@@ -85,7 +87,7 @@ def test_checks_gate_every_synthetic_table(defs):
 
 
 def test_adding_a_spec_adds_a_pipeline(tmp_path, monkeypatch, isolated_data):
-    from genesis_pipelines_tests.test_assets import write_shop
+    from genesis_pipelines_tests.helpers import write_shop
 
     write_shop(tmp_path / "specs" / "shop")
     monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))

@@ -76,6 +76,7 @@ def _tiny_dataset(folder):
     return spec
 
 
+@pytest.mark.dagster
 def test_training_steps_hold_the_gpu_pool_only_on_cuda_and_record_their_cost(tmp_path, isolated_data, monkeypatch):
     spec = load_spec(_tiny_dataset(tmp_path))
     torch_spec = spec.model_copy(update={"generator": spec.generator.model_copy(update={"tables": {"sales": "autoregressive"}})})

@@ -2,31 +2,29 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
-    DomainTooSmall, check_domain, default_delta, dp_octave_bounds, epsilon_from, rho_from)
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import parse_spec
+    DomainTooSmall,
+    check_domain,
+    default_delta,
+    dp_octave_bounds,
+    epsilon_from,
+    rho_from,
+)
+from genesis_pipelines.engine.synthesis.generators.dp_mechanisms import dp_categories
+from genesis_pipelines_tests.helpers import read_corpus_csv
 
 
 def _corpus(name: str, table: str, rows: int | None = None) -> pd.DataFrame:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    folder = Path(env) if env else Path(__file__).resolve().parents[1].parent / "shared" / "datasets"
-    path = folder / name / f"{table}.csv"
-    if not path.is_file():
-        pytest.skip(f"corpus table {path} not found")
-    df = coerce_types(pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS))
-    df = df[[c for c in df.columns if df[c].notna().any()]]
-    return df.sample(n=rows, random_state=0).reset_index(drop=True) if rows else df
+    df = read_corpus_csv(name, table, rows)
+    return df[[c for c in df.columns if df[c].notna().any()]]
 
 
 def _people(n: int = 3000, seed: int = 0) -> pd.DataFrame:
@@ -193,3 +191,13 @@ def test_privacy_report_states_the_dataset_guarantee():
     assert both["dataset_epsilon"] == pytest.approx(2 * entry["epsilon_spent"]) and "row-level" in both["statement"]
     mixed = dp_summary({"a": {"dp": entry}, "b": {"dp": _dp({})}})
     assert mixed["dataset_epsilon"] is None and "no DP guarantee" in mixed["statement"]
+
+
+def test_dp_categories_keep_common_values_and_drop_a_value_one_row_holds():
+    """The stability histogram: at epsilon 1 the threshold is 1 + ln(1e6) ~ 14.8, so 500-row categories pass and a
+    category of one row passes in at most delta / 2 of the draws (none of 200 seeds here)."""
+    keys = np.array(["red"] * 500 + ["blue"] * 300 + ["green"] * 120 + ["one-customer-secret"])
+    kept = [dp_categories(keys, 1.0, 1e-6, np.random.default_rng(seed)) for seed in range(200)]
+    assert all(k[:3] == ["red", "blue", "green"] for k in kept)  # most frequent first
+    assert not any("one-customer-secret" in k for k in kept)
+    assert dp_categories(np.array([], dtype=object), 1.0, 1e-6, np.random.default_rng(0)) == []

@@ -9,11 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.core.schema import ForeignKey
 from genesis_pipelines.engine.evaluation.drift import categorical_drift, numeric_drift, psi, relation_drift, table_drift
 from genesis_pipelines.engine.synthesis.relational import RelationStats
-from genesis_pipelines.engine.core.schema import ForeignKey
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import Ticker, dataset_defs
+from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 
 RNG = np.random.default_rng(7)
 
@@ -72,6 +71,7 @@ def _metadata(result: dg.ExecuteInJobResult, key: str) -> dict:
     return {k: v.value for e in events if e.asset_key.to_user_string() == key for k, v in e.metadata.items()}
 
 
+@pytest.mark.dagster
 def test_drift_asset_and_sensor_retrain_once(tmp_path, isolated_data):
     spec = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec)

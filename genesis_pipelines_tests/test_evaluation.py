@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 from pathlib import Path
 
@@ -11,21 +10,23 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation import (cardinality_scores, distance_to_closest_record, exact_copies,
-                                                 privacy_report, quality_report, render_html, summary_markdown)
-from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
 from genesis_pipelines.engine.analysis.columns import evaluable_columns
-from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types
-from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.analysis.schema_inference import analyse, profile_table
+from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
+from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
+from genesis_pipelines.engine.evaluation import (
+    cardinality_scores,
+    distance_to_closest_record,
+    exact_copies,
+    privacy_report,
+    quality_report,
+    render_html,
+    summary_markdown,
+)
+from genesis_pipelines_tests.helpers import read_corpus_csv
 
 SPEC = parse_spec({"name": "t"})
-
-
-def _datasets_dir() -> Path:
-    env = os.environ.get("GENESIS_SHARED_DATASETS")
-    return Path(env) if env else Path(__file__).resolve().parents[2] / "shared" / "datasets"
 
 
 def _schema(tables: dict[str, pd.DataFrame]) -> DatasetSchema:
@@ -35,12 +36,7 @@ def _schema(tables: dict[str, pd.DataFrame]) -> DatasetSchema:
 
 @pytest.fixture(scope="module")
 def adult() -> pd.DataFrame:
-    path = _datasets_dir() / "adult" / "adult.csv"
-    if not path.is_file():
-        pytest.skip(f"shared dataset not found at {path}")
-    raw = pd.read_csv(path, dtype=str, keep_default_na=False, na_values=NULL_TOKENS)
-    df = coerce_types(raw)  # nullable dtypes (Int64, string), as the pipeline reads it
-    return df.sample(n=16_000, random_state=0).reset_index(drop=True)
+    return read_corpus_csv("adult", "adult", rows=16_000)  # nullable dtypes (Int64, string), as the pipeline reads it
 
 
 @pytest.fixture(scope="module")
@@ -296,6 +292,7 @@ def test_dcr_skips_when_it_cannot_measure(adult, adult_meta):
     assert "skipped" in distance_to_closest_record(train, holdout, fresh.iloc[0:0], adult_meta, list(adult.columns))
 
 
+@pytest.mark.slow
 def test_privacy_report_gates(adult, adult_meta):
     train, holdout, fresh = _split(adult)
     schema = _adult_schema(adult_meta)
@@ -366,6 +363,7 @@ def _strip_images(html: str) -> str:
     return re.sub(r"base64,[A-Za-z0-9+/=]+", "base64,", html)
 
 
+@pytest.mark.slow
 def test_html_reports_carry_no_real_values(adult, adult_meta):
     train, holdout, fresh = _split(adult)
     schema = _adult_schema(adult_meta)

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.evaluation import expectations
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.evaluation import expectations
 
 
 def _tables(seed: int = 0) -> dict[str, pd.DataFrame]:

@@ -12,10 +12,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.sources.export import (
-    FORMATS, ExportError, export_tables, parse_s3_uri, s3_table_key, sql_literal, write_sql,
-)
 from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
+from genesis_pipelines.engine.sources.export import (
+    FORMATS,
+    ExportError,
+    export_tables,
+    parse_s3_uri,
+    s3_table_key,
+    sql_literal,
+    write_sql,
+)
 
 HAS_OPENPYXL = importlib.util.find_spec("openpyxl") is not None  # the `export` extra; without it Excel is skipped
 

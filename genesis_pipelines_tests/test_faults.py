@@ -16,12 +16,12 @@ import pytest
 import yaml
 
 from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine.sources import io
 from genesis_pipelines.engine.core.errors import ModelError
+from genesis_pipelines.engine.sources import io
 from genesis_pipelines.engine.synthesis.relational import load_model
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, dataset_defs, write_shop
+
+pytestmark = pytest.mark.dagster
 
 ORDERS = dg.AssetKey(["shop", "synthetic", "orders"])
 

@@ -8,15 +8,20 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.core.errors import SpecError
-from genesis_pipelines.engine.evaluation import quality_report, render_html, summary_markdown
-from genesis_pipelines.engine.evaluation.fidelity import (categorical_distribution, count_distribution, grade,
-                                                          numeric_distribution, recommendations)
-from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
-from genesis_pipelines.engine.evaluation.utility import guess_target, utility_report
-from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.analysis.schema_inference import analyse, profile_table
+from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
+from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.evaluation import quality_report, render_html, summary_markdown
+from genesis_pipelines.engine.evaluation.fidelity import (
+    categorical_distribution,
+    count_distribution,
+    grade,
+    numeric_distribution,
+    recommendations,
+)
+from genesis_pipelines.engine.evaluation.utility import guess_target, utility_report
 
 SPEC = parse_spec({"name": "t"})
 

@@ -3,8 +3,8 @@
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.synthesis.relational.structure import rows_per_person
 from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, ForeignKey, TableMeta
+from genesis_pipelines.engine.synthesis.relational.structure import rows_per_person
 from genesis_pipelines.engine.synthesis.transform import ContinuousTransform
 
 

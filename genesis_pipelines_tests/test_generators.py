@@ -8,10 +8,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
-from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
 from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 
 SPEC = parse_spec({"name": "t"})
 

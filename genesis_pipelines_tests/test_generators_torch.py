@@ -11,12 +11,12 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
 from genesis_pipelines.engine.synthesis.generators.neural import WEIGHTS
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import parse_spec
 
 SPEC = parse_spec({"name": "t"})
 FAST = {"epochs": 2, "batch_size": 200, "threads": 1, "progress": False}
@@ -81,7 +81,7 @@ def test_transformer_round_trip(table, meta):
 
 
 def test_transformer_groups_rare_categories_and_bounds_decoding(meta, table):
-    rare = table.assign(colour=pd.array(["c%d" % i if i < 300 else "red" for i in range(len(table))], dtype="string"))
+    rare = table.assign(colour=pd.array([f"c{i}" if i < 300 else "red" for i in range(len(table))], dtype="string"))
     transformer = DataTransformer().fit(rare, meta, seed=0)
     assert transformer.codecs["colour"]["values"] == ["red"] and len(transformer.codecs["colour"]["tail"]) == 300
     wild = np.random.default_rng(0).normal(0, 5, (200, transformer.dim)).astype("float32")
@@ -157,7 +157,7 @@ PUBLIC = {"bounds": {"x": [0, 60], "count": [0, 200], "price": [0, 20], "when": 
           "categories": {"group": ["high", "low"], "colour": ["red", "green", "blue"]}}
 
 
-@pytest.mark.parametrize("method", ["dp_tvae", "dp_ctgan"])
+@pytest.mark.parametrize("method", [pytest.param("dp_tvae", marks=pytest.mark.slow), "dp_ctgan"])
 def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
     generator = create_generator(method, epsilon=2.0, epochs=1, batch_size=100, progress=False, **PUBLIC)
     with warnings.catch_warnings():
@@ -174,6 +174,7 @@ def test_dp_generators_spend_at_most_the_target(table, meta, tmp_path, method):
     assert load_generator(tmp_path / method).describe()["epsilon_spent"] == info["epsilon_spent"]
 
 
+@pytest.mark.slow
 def test_dp_estimates_missing_bounds_with_a_budget_share(table, meta):
     # 1,000 rows at epsilon 0.025 per column cannot pay for private bounds: a clear error, not exploded bounds
     too_small = create_generator("dp_tvae", epsilon=1.0, epochs=1, batch_size=100, progress=False,

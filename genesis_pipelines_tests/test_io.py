@@ -9,7 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.core.errors import SourceError
+from genesis_pipelines.engine.core.errors import GenesisError, SourceError
+from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 from genesis_pipelines.engine.sources.io import (
     atomic_path,
     coerce_types,
@@ -17,11 +18,11 @@ from genesis_pipelines.engine.sources.io import (
     read_source_table,
     read_table,
     source_table_names,
+    staged_folder,
     table_exists,
     write_json,
     write_table,
 )
-from genesis_pipelines.engine.core.spec import load_spec, parse_spec
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"
@@ -259,6 +260,24 @@ def test_atomic_path_keeps_old_file_on_failure(tmp_path: Path):
             raise ValueError("failed while writing")
     assert target.read_text(encoding="utf-8") == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["report.txt"]  # no temp file left behind
+
+
+def test_staged_folder_appears_whole_or_not_at_all(tmp_path: Path):
+    target = tmp_path / "twin"
+    with pytest.raises(ValueError):
+        with staged_folder(target) as staging:
+            (staging / "a.csv").write_text("x", encoding="utf-8")
+            raise ValueError("failed half way")
+    assert list(tmp_path.iterdir()) == []  # neither the target nor the staging folder is left
+    target.mkdir()  # an empty folder may be filled
+    with staged_folder(target) as staging:
+        assert staging.parent == tmp_path and staging != target and not any(staging.iterdir())
+        (staging / "a.csv").write_text("x", encoding="utf-8")
+    assert [p.name for p in tmp_path.iterdir()] == ["twin"] and (target / "a.csv").read_text(encoding="utf-8") == "x"
+    with pytest.raises(GenesisError, match="not an empty folder"):
+        with staged_folder(target):
+            pass
+    assert [p.name for p in target.iterdir()] == ["a.csv"]
 
 
 def test_write_json_and_export_table(tmp_path: Path):

@@ -3,21 +3,21 @@ inference; small data made here, plus slow runs on the corpus databases (skipped
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.core.errors import SchemaError, SpecError
+from genesis_pipelines.engine.core.schema import child_keys, parent_keys
+from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
+from genesis_pipelines.engine.evaluation.integrity import key_integrity
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.synthesis.relational.keys import _match_categories
-from genesis_pipelines.engine.core.errors import SchemaError, SpecError
-from genesis_pipelines.engine.evaluation.integrity import key_integrity
-from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
-from genesis_pipelines.engine.core.schema import child_keys, parent_keys
-from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
+from genesis_pipelines_tests.helpers import corpus_dir
 
 
 def _train_generate(spec, tables, root: Path, seed: int = 0):
@@ -247,20 +247,12 @@ def test_match_categories_hands_out_every_parent_when_some_are_null():
 # ---------------------------------------------------------------- corpus databases (declared keys from schema.yaml)
 
 
-def _corpus_dir() -> Path | None:
-    for candidate in (Path(__file__).resolve().parents[1].parent / "shared" / "datasets",
-                      Path(os.environ.get("GENESIS_CORPUS_DIR", "/nonexistent"))):
-        if candidate.is_dir():
-            return candidate
-    return None
-
-
 def corpus_schema(name: str) -> dict | None:
     """A corpus database's schema.yaml (keys as its source declares them), or None when it is absent."""
     import yaml
 
-    folder = _corpus_dir()
-    if folder is None or not (folder / name / "schema.yaml").is_file():
+    folder = corpus_dir()
+    if not (folder / name / "schema.yaml").is_file():
         return None
     return yaml.safe_load((folder / name / "schema.yaml").read_text(encoding="utf-8"))
 
@@ -271,7 +263,7 @@ def corpus_spec(name: str, *, declared: bool = True, **extra):
     meta = corpus_schema(name)
     if meta is None:
         pytest.skip(f"corpus database {name!r} not found (../shared/datasets or GENESIS_CORPUS_DIR)")
-    body = {"name": name, "source": {"kind": "csv_folder", "path": str(_corpus_dir() / name)},
+    body = {"name": name, "source": {"kind": "csv_folder", "path": str(corpus_dir() / name)},
             "tables": {t: {"primary_key": v.get("primary_key")} if declared else {} for t, v in meta["tables"].items()},
             **extra}
     if declared:
@@ -377,6 +369,7 @@ def _corpus_inference(name: str):
 
 
 @pytest.mark.parametrize("name", ["chinook", "sakila", "bakeoff", "nycflights13"])
+@pytest.mark.slow
 def test_key_inference_precision_and_recall_on_the_corpus(name):
     schema, pks, fks = _corpus_inference(name)
     for kind, (truth, found) in (("primary keys", pks), ("foreign keys", fks)):
@@ -388,6 +381,7 @@ def test_key_inference_precision_and_recall_on_the_corpus(name):
     assert all(fk.evidence for fk in schema.foreign_keys)
 
 
+@pytest.mark.slow
 def test_key_inference_recall_pooled_over_the_corpus():
     hits = {"pk": 0, "fk": 0}
     truths = {"pk": 0, "fk": 0}
@@ -420,6 +414,7 @@ def _write_dataset(folder: Path, tables: dict[str, pd.DataFrame], spec: dict) ->
 
 @pytest.mark.slow
 @pytest.mark.parametrize("case", ["cycle", "composite"])
+@pytest.mark.dagster
 def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
     import dagster as dg
     import duckdb

@@ -14,13 +14,15 @@ import pytest
 from genesis_pipelines.cli import main as genesis_main
 from genesis_pipelines.defs.assets.common import key_name, source_key, synthetic_key
 from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.synthesis import relational
-from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import load_spec
-from genesis_pipelines_tests.test_assets import materialize_all
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.synthesis import relational
+from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD
+from genesis_pipelines_tests.helpers import materialize_all
+
+pytestmark = pytest.mark.dagster
 
 CUSTOMERS, LINES, REGIONS, RETURNS, LOOKUP = "Commandes clients", "order-lines", "Régions", "2024 returns", "Prénom 名前.v2"
 

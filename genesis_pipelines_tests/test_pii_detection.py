@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.privacy.pii.normalise import _fold_series
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.privacy.pii.normalise import _fold_series
 
 SURNAMES_MIXED = ["Müller", "Dubois", "García", "Rossi", "Kowalski", "Johansson", "Novák", "Silva", "Jansen", "Smith",
                   "Fernández", "Moreau", "Schneider", "Bianchi", "Nowak", "Lindqvist", "Dvořák", "Santos", "Bakker",

@@ -18,7 +18,9 @@ import pandas as pd
 import pytest
 from dagster._serdes import serialize_value
 
-from genesis_pipelines_tests.test_assets import materialize_all, write_shop
+from genesis_pipelines_tests.helpers import materialize_all, write_shop
+
+pytestmark = pytest.mark.dagster
 
 WIDTH = 20
 _REVIEW_WORDS = ("sturdy parcel arrived promptly wrapped carefully colour matched photos sizing generous stitching "

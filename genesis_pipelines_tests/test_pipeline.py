@@ -15,11 +15,9 @@ import pytest
 from genesis_pipelines.cli import main
 from genesis_pipelines.defs.lineage import MODEL_VERSION_TAG, SEED_TAG
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.sources.export import ExportError, current_version, publish_versioned, versions_dir
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines.engine.sources.export import ExportError, current_version, publish_versioned, versions_dir
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, dataset_defs, write_shop
 
 MODEL = dg.AssetKey(["shop", "model"])
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
@@ -77,6 +75,7 @@ def both_front_ends(tmp_path_factory):
         yield spec, root, mp
 
 
+@pytest.mark.dagster
 def test_a_model_trained_by_the_cli_and_by_the_assets_holds_the_same_things(both_front_ends):
     _, root, _ = both_front_ends
     cli, dagster = (_model_contents(DatasetLayout(root / name, "shop")) for name in ("cli", "dagster"))
@@ -86,6 +85,7 @@ def test_a_model_trained_by_the_cli_and_by_the_assets_holds_the_same_things(both
     assert set(cli[2]["suites"]["suites"]) == {"customers", "orders"}
 
 
+@pytest.mark.dagster
 def test_both_front_ends_give_the_same_reports_and_files_for_the_same_model_and_seed(both_front_ends):
     spec, root, mp = both_front_ends
     layout = DatasetLayout(root / "cli", "shop")
@@ -140,6 +140,7 @@ def _check_versions(result: dg.ExecuteInJobResult) -> dict[tuple[str, str], str]
             for e in result.get_asset_check_evaluations()}
 
 
+@pytest.mark.dagster
 def test_checks_judge_the_runs_model_version(two_versions):
     defs, instance, _, (v1, v2) = two_versions
     assert v1 != v2
@@ -156,6 +157,7 @@ def test_checks_judge_the_runs_model_version(two_versions):
     assert set(_check_versions(_run(defs, instance, [*SYNTHETIC])).values()) == {v2}
 
 
+@pytest.mark.dagster
 def test_report_gates_judge_their_own_materialization_not_the_file(two_versions, monkeypatch):
     defs, instance, _, (_, v2) = two_versions
     real_write = pipeline.write_report
@@ -240,6 +242,7 @@ def test_a_plain_folder_is_adopted_only_when_it_is_ours(tmp_path):
     assert (theirs / "notes.txt").read_text() == "keep me"
 
 
+@pytest.mark.cli
 def test_cli_export_killed_mid_export_keeps_the_previous_files(tmp_path, isolated_data, monkeypatch, capsys):
     spec = write_shop(tmp_path / "shop")
     assert main(["generate", "--spec", str(spec)]) == 0
@@ -265,6 +268,7 @@ def test_cli_export_killed_mid_export_keeps_the_previous_files(tmp_path, isolate
 # ---------------------------------------------------------------- LATEST and a second writer
 
 
+@pytest.mark.cli
 def test_latest_moves_only_after_the_split_is_committed(tmp_path, isolated_data, monkeypatch, capsys):
     spec = write_shop(tmp_path / "shop")
     assert main(["generate", "--spec", str(spec)]) == 0
@@ -335,11 +339,12 @@ def _inferred_shop(folder: Path) -> Path:
     return spec
 
 
+@pytest.mark.dagster
 def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.defs.factory import build_dataset_defs
-    from genesis_pipelines.engine.sources import io
     from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.sources import io
 
     spec_path = _inferred_shop(tmp_path / "shop")
     orders = dg.AssetKey(["shop", "synthetic", "orders"])
@@ -372,6 +377,7 @@ def test_definitions_load_reads_no_source_data_once_the_plan_is_stored(tmp_path,
         assert parents(build_dataset_defs(load_spec(spec_path))) == {"shop/model", "shop/synthetic/customers"}
 
 
+@pytest.mark.dagster
 def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path, isolated_data, monkeypatch):
     from genesis_pipelines.definitions import build_definitions
 
@@ -402,6 +408,7 @@ def test_a_broken_dataset_is_its_own_failing_asset_and_the_others_load(tmp_path,
 
 
 @pytest.mark.slow  # a fresh interpreter importing Dagster
+@pytest.mark.dagster
 def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path):
     import os
 

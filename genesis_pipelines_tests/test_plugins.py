@@ -20,6 +20,8 @@ PLUGIN = '''
 import pandas as pd
 from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
 
+pytestmark = pytest.mark.cli
+
 
 class ToyGenerator(GaussianCopulaGenerator):
     """A copula that adds one to every sampled integer column: visible in the output, so the test sees it ran."""
@@ -104,7 +106,11 @@ def test_auto_compares_a_plugin_that_asks(tmp_path):
 def test_register_generator_in_process():
     from genesis_pipelines import register_generator
     from genesis_pipelines.engine.core.errors import SpecError
-    from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator, available_methods, create_generator
+    from genesis_pipelines.engine.synthesis.generators import (
+        GaussianCopulaGenerator,
+        available_methods,
+        create_generator,
+    )
 
     @register_generator("inproc_copula")
     class InProc(GaussianCopulaGenerator):

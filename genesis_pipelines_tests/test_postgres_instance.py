@@ -18,7 +18,9 @@ from pathlib import Path
 import dagster as dg
 import pytest
 
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
+from genesis_pipelines_tests.helpers import PROJECT_ROOT
+
+pytestmark = pytest.mark.dagster
 
 DEPLOY = PROJECT_ROOT / "resources" / "deploy"
 DEPLOY_CONFIG = DEPLOY / "dagster.yaml"

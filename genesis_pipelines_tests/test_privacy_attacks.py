@@ -13,6 +13,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
+from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
+from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 from genesis_pipelines.engine.evaluation import attacks
 from genesis_pipelines.engine.evaluation.privacy import (
     distance_to_closest_record,
@@ -20,9 +23,6 @@ from genesis_pipelines.engine.evaluation.privacy import (
     parent_level_columns,
     privacy_report,
 )
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
-from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 
 SPEC = parse_spec({"name": "t"})
 
@@ -144,6 +144,7 @@ def test_report_is_json_and_holds_no_real_value(data, fresh_report, copier_repor
         assert "Z0" not in text
 
 
+@pytest.mark.slow
 def test_dp_epsilon_is_read_from_the_generator(data):
     schema, _, train, holdout, fresh, _ = data
     describe = {"people": {"epsilon_spent": 1.0, "delta_spent": 1e-6, "budget": {"marginals": 0.5, "correlation": 0.5},

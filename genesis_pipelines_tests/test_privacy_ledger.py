@@ -10,11 +10,13 @@ import dagster as dg
 import pytest
 
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.synthesis import privacy_ledger
 from genesis_pipelines.engine.core.errors import SpecError
-from genesis_pipelines.engine.synthesis.privacy_ledger import PrivacyBudgetExceeded
 from genesis_pipelines.engine.core.spec import load_spec, parse_spec
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines.engine.synthesis import privacy_ledger
+from genesis_pipelines.engine.synthesis.privacy_ledger import PrivacyBudgetExceeded
+from genesis_pipelines_tests.helpers import write_shop
+
+pytestmark = pytest.mark.dagster
 
 
 def _model(version: str, fingerprint: str, **tables):
@@ -72,7 +74,7 @@ def _dp_shop(tmp_path):
 
 
 def test_model_asset_refuses_past_the_budget_and_sensor_skips(tmp_path, isolated_data):
-    from genesis_pipelines_tests.test_sensors import Ticker, dataset_defs
+    from genesis_pipelines_tests.helpers import Ticker, dataset_defs
 
     spec_path = _dp_shop(tmp_path)
     spec = load_spec(spec_path)

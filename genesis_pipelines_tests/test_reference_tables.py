@@ -4,19 +4,17 @@ that numbers rows within the rest of its composite key (episodes within a series
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.synthesis import relational
-from genesis_pipelines.engine.core.errors import SpecError
-from genesis_pipelines.engine.evaluation.privacy import privacy_report
 from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD, find_reference_tables
 from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.evaluation.privacy import privacy_report
+from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.synthesis import relational
 
 GENRES = ["Rock", "Jazz", "Metal", "Alternative & Punk", "Blues", "Latin", "Reggae", "Pop", "Soundtrack", "Bossa Nova",
           "Easy Listening", "Heavy Metal", "R&B/Soul", "Electronica/Dance", "World", "Hip Hop/Rap", "Science Fiction",
@@ -112,7 +110,7 @@ def test_reference_rows_are_kept_and_children_follow_each_ones_real_popularity(m
 
 
 def test_a_reference_table_is_reported_and_left_out_of_the_copy_gate(music):
-    model, real, synth, splits = music["model"], music["real"], music["synth"], music["splits"]
+    model, synth, splits = music["model"], music["synth"], music["splits"]
     report = privacy_report({t: s[0] for t, s in splits.items()}, {t: s[1] for t, s in splits.items()}, synth,
                             model.db_schema, exclude={}, thresholds={"exact_copies_max": 0},
                             model_describe={t: m.describe for t, m in model.tables.items()})

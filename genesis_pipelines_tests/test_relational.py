@@ -10,7 +10,6 @@ import json
 import os
 import re
 import shutil
-from dataclasses import dataclass
 from pathlib import Path
 
 import duckdb
@@ -19,21 +18,20 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
 from genesis_pipelines.engine.core import errors
+from genesis_pipelines.engine.core.schema import ForeignKey
+from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines.engine.privacy import pii, record_guard
+from genesis_pipelines.engine.sources.io import read_table, write_table
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.synthesis.relational.holdout import MIN_ROWS_FOR_HOLDOUT
 from genesis_pipelines.engine.synthesis.relational.keys import apportion
 from genesis_pipelines.engine.synthesis.relational.sampling import table_size
-from genesis_pipelines.engine.sources.io import read_source_table, read_table, source_table_names, write_table
-from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
-from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
-from genesis_pipelines.engine.analysis.schema_inference import analyse
-from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec
+from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, train_dataset
 
-DATASETS = Path(__file__).resolve().parents[1] / "resources" / "datasets"
-CHINOOK_SPEC = DATASETS / "chinook" / "dataset.yaml"
-NYCFLIGHTS_SPEC = DATASETS / "nycflights" / "dataset.yaml"
+CHINOOK_SPEC = BUNDLED_SPECS / "chinook" / "dataset.yaml"
+NYCFLIGHTS_SPEC = BUNDLED_SPECS / "nycflights" / "dataset.yaml"
 
 # the declared FKs, read from the bundled spec at collection time so each gets its own test id
 CHINOOK_FKS = [f"{fk.child} -> {fk.parent}" for fk in load_spec(CHINOOK_SPEC).foreign_keys or []]
@@ -42,40 +40,14 @@ PII_COLUMNS = ("Email", "Phone", "FirstName", "LastName")
 EMAIL = re.compile(r"^[a-z0-9._%+-]+@[a-z0-9-]+(\.[a-z0-9-]+)*\.[a-z]{2,}$", re.IGNORECASE)
 
 
-@dataclass
-class Trained:
-    spec: DatasetSpec
-    tables: dict[str, pd.DataFrame]
-    schema: DatasetSchema
-    findings: list[pii.PiiFinding]
-    model: relational.RelationalModel
-    splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]]
-    model_root: Path
-    model_dir: Path
-
-    def fk(self, label: str) -> ForeignKey:
-        return next(fk for fk in self.schema.foreign_keys if f"{fk.child_table}.{fk.child_column} -> {fk.parent_table}.{fk.parent_column}" == label)
-
-
-def _train(spec_path: Path, model_root: Path) -> Trained:
-    spec = load_spec(spec_path)
-    tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}
-    schema = analyse(spec, tables)
-    findings = pii.scan_tables(tables, schema, spec)
-    trained, splits = relational.train(spec, schema, tables, findings, model_root)
-    model, model_dir = relational.load_model(model_root)
-    assert model.version == trained.version
-    return Trained(spec, tables, schema, findings, model, splits, model_root, model_dir)
+@pytest.fixture(scope="module")
+def chinook(chinook_trained) -> TrainedDataset:
+    return chinook_trained
 
 
 @pytest.fixture(scope="module")
-def chinook(tmp_path_factory) -> Trained:
-    return _train(CHINOOK_SPEC, tmp_path_factory.mktemp("chinook_model"))
-
-
-@pytest.fixture(scope="module")
-def synthetic(chinook) -> dict[str, pd.DataFrame]:
-    return relational.generate_all(chinook.model, chinook.model_dir, scale=1.0, seed=0)
+def synthetic(chinook_synthetic) -> dict[str, pd.DataFrame]:
+    return chinook_synthetic
 
 
 @pytest.fixture(scope="module")
@@ -84,8 +56,8 @@ def scaled(chinook) -> dict[float, dict[str, pd.DataFrame]]:
 
 
 @pytest.fixture(scope="module")
-def nycflights(tmp_path_factory) -> Trained:
-    return _train(NYCFLIGHTS_SPEC, tmp_path_factory.mktemp("nycflights_model"))
+def nycflights(tmp_path_factory) -> TrainedDataset:
+    return train_dataset(NYCFLIGHTS_SPEC, tmp_path_factory.mktemp("nycflights_model"))
 
 
 # ---------------------------------------------------------------- helpers
@@ -117,7 +89,7 @@ def assert_hierarchy_acyclic(employee: pd.DataFrame) -> None:
             assert steps <= n, f"ReportsTo forms a cycle (from {start})"
 
 
-def assert_integrity(trained: Trained, tables: dict[str, pd.DataFrame]) -> None:
+def assert_integrity(trained: TrainedDataset, tables: dict[str, pd.DataFrame]) -> None:
     for fk in trained.schema.foreign_keys:
         assert orphans(tables, fk) == 0, fk.label
         if not fk.nullable:
@@ -165,6 +137,7 @@ def test_only_reports_to_is_nullable(chinook):
     assert [fk.label for fk in chinook.schema.foreign_keys if fk.nullable] == ["Employee.ReportsTo -> Employee.EmployeeId"]
 
 
+@pytest.mark.slow
 def test_reports_to_null_share_about_real(chinook, synthetic, scaled):
     real = chinook.tables["Employee"]["ReportsTo"].isna().mean()
     for frames in (synthetic, *scaled.values()):
@@ -175,6 +148,7 @@ def test_reports_to_null_share_about_real(chinook, synthetic, scaled):
     assert synthetic["Employee"]["ReportsTo"].isna().sum() == chinook.tables["Employee"]["ReportsTo"].isna().sum()
 
 
+@pytest.mark.slow
 def test_employee_hierarchy_has_no_cycles(synthetic, scaled):
     for frames in (synthetic, *scaled.values()):
         employee = frames["Employee"]
@@ -190,6 +164,7 @@ def test_primary_keys_unique_and_non_null(chinook, synthetic):
         assert not keys.duplicated().any(), name
 
 
+@pytest.mark.slow
 def test_playlist_track_composite_key_unique(chinook, synthetic, scaled):
     assert chinook.schema.tables["PlaylistTrack"].primary_key == ["PlaylistId", "TrackId"]
     for frames in (synthetic, *scaled.values()):
@@ -211,6 +186,7 @@ def test_children_per_parent_close_to_real(chinook, synthetic, label):
 
 
 @pytest.mark.parametrize("label", ["InvoiceLine.InvoiceId -> Invoice.InvoiceId", "Track.AlbumId -> Album.AlbumId"])
+@pytest.mark.slow
 def test_children_per_parent_holds_at_scale_2(chinook, scaled, label):
     fk = chinook.fk(label)
     real, synth = children_per_parent(chinook.tables, fk), children_per_parent(scaled[2.0], fk)
@@ -248,6 +224,7 @@ def test_row_counts_equal_real_at_scale_1(chinook, synthetic):
 
 
 @pytest.mark.parametrize("scale", [0.5, 2.0])
+@pytest.mark.slow
 def test_scale_sizes_and_integrity(chinook, scaled, scale):
     frames = scaled[scale]
     order = chinook.schema.generation_order
@@ -286,6 +263,7 @@ def _real_pii_values(tables) -> dict[str, set[str]]:
     return out
 
 
+@pytest.mark.slow
 def test_no_real_pii_string_in_any_synthetic_table(chinook, synthetic, scaled):
     real = _real_pii_values(chinook.tables)
     forbidden = set().union(*real.values())
@@ -364,9 +342,8 @@ def test_model_holds_no_real_pii(chinook):
 # ---------------------------------------------------------------- the copy guard
 
 
-
-
 @pytest.mark.parametrize("table", ["Invoice", "Employee"])
+@pytest.mark.slow
 def test_no_unique_training_record_is_reproduced(chinook, synthetic, scaled, table):
     meta = chinook.schema.tables[table]
     exclusions = record_guard.comparison_exclusions(chinook.schema, chinook.findings)
@@ -394,6 +371,7 @@ def test_copy_guard_recognises_training_records_after_reload(chinook, table):
 # ---------------------------------------------------------------- seeding and regeneration
 
 
+@pytest.mark.slow
 def test_same_seed_same_output_different_seed_differs(chinook, synthetic):
     again = relational.generate_all(chinook.model, chinook.model_dir, scale=1.0, seed=0)
     for name in synthetic:
@@ -552,6 +530,7 @@ def test_chinook_splits_follow_the_rules(chinook):
 # ---------------------------------------------------------------- nycflights
 
 
+@pytest.mark.slow
 def test_nycflights_integrity_nullable_tailnum_and_hub_airports(nycflights):
     synthetic = relational.generate_all(nycflights.model, nycflights.model_dir, scale=1.0, seed=0)
     real = nycflights.tables

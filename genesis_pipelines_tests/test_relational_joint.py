@@ -3,21 +3,15 @@ of unique real records resolved by exchanging values between rows (marginals kep
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.privacy import pii, record_guard
-from genesis_pipelines.engine.synthesis import relational
-from genesis_pipelines.engine.synthesis.relational.sampling import _swap_copies
-from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 from genesis_pipelines.engine.analysis.schema_inference import analyse
-from genesis_pipelines.engine.core.spec import load_spec, parse_spec
-
-CHINOOK = Path(__file__).resolve().parents[1] / "resources" / "datasets" / "chinook" / "dataset.yaml"
+from genesis_pipelines.engine.core.spec import parse_spec
+from genesis_pipelines.engine.privacy import record_guard
+from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
+from genesis_pipelines.engine.synthesis.relational.sampling import _swap_copies
 
 
 def _meta(frame: pd.DataFrame):
@@ -62,15 +56,8 @@ def test_swapping_resolves_copies_and_keeps_every_marginal():
 
 
 @pytest.fixture(scope="module")
-def chinook(tmp_path_factory):
-    spec = load_spec(CHINOOK)
-    tables = {t: read_source_table(spec, t) for t in source_table_names(spec)}
-    schema = analyse(spec, tables)
-    findings = pii.scan_tables(tables, schema, spec)
-    root = tmp_path_factory.mktemp("joint_chinook")
-    relational.train(spec, schema, tables, findings, root)
-    model, model_dir = relational.load_model(root)
-    return {"real": tables, "model": model, "synth": relational.generate_all(model, model_dir, seed=0)}
+def chinook(chinook_trained, chinook_synthetic):
+    return {"real": chinook_trained.tables, "model": chinook_trained.model, "synth": chinook_synthetic}
 
 
 def test_billing_columns_are_one_per_customer(chinook):

@@ -21,8 +21,9 @@ import dagster as dg
 import pytest
 
 from genesis_pipelines.engine.evaluation import catalog
-from genesis_pipelines_tests.conftest import PROJECT_ROOT
-from genesis_pipelines_tests.test_assets import materialize_all, write_shop
+from genesis_pipelines_tests.helpers import PROJECT_ROOT, materialize_all, write_shop
+
+pytestmark = pytest.mark.dagster
 
 CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
                  if shutil.which(n)), None)

@@ -7,11 +7,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.analysis import rules
-from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.analysis.schema_inference import analyse
+from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import RulesSpec, parse_spec
+from genesis_pipelines.engine.synthesis import relational
 
 N = 400
 
@@ -210,6 +210,7 @@ def test_relational_keeps_the_rules_and_the_spec_switches_them_off(tmp_path, sho
 
 
 @pytest.mark.slow
+@pytest.mark.dagster
 def test_schema_asset_lists_the_rules_without_values(tmp_path):
     import dagster as dg
 

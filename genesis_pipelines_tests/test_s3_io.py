@@ -9,13 +9,14 @@ import dagster as dg
 import pandas as pd
 import pytest
 
-from genesis_pipelines.defs.assets.common import synthetic_key
 from genesis_pipelines.defs.assets.s3_export import s3_export_key
 from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.defs.io_managers import EXPORT_URI_ENV, IO_MANAGER_KEY, S3ParquetIOManager
 from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.core.spec import load_spec
-from genesis_pipelines_tests.test_assets import write_shop
+from genesis_pipelines_tests.helpers import write_shop
+
+pytestmark = pytest.mark.dagster
 
 boto3 = pytest.importorskip("boto3", reason="boto3 is not installed (pip install -e '.[dev]')")
 moto_server = pytest.importorskip("moto.server", reason="moto[server] is not installed (pip install -e '.[dev]')")

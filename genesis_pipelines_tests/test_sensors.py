@@ -14,28 +14,10 @@ import pytest
 from genesis_pipelines.defs.factory import build_dataset_defs, twin_job_name
 from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.core.errors import SourceError
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 from genesis_pipelines.engine.core.spec import load_spec, parse_spec
+from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
 from genesis_pipelines.engine.sources.watch import load_cursor, poll
-from genesis_pipelines_tests.test_assets import write_shop
-
-
-class Ticker:
-    """Evaluates one sensor tick after another, carrying the cursor the way the daemon persists it (a string)."""
-
-    def __init__(self, sensor: dg.SensorDefinition, instance: dg.DagsterInstance):
-        self.sensor, self.instance, self.cursor = sensor, instance, None
-
-    def tick(self) -> dg.SensorResult:
-        result = self.sensor(dg.build_sensor_context(instance=self.instance, cursor=self.cursor))
-        if result.cursor is not None:
-            self.cursor = result.cursor
-        return result
-
-
-def dataset_defs(spec_path: Path) -> dg.Definitions:
-    """One dataset's definitions with the default resources, as the code location builds them."""
-    return dg.Definitions.merge(build_dataset_defs(load_spec(spec_path)), dg.Definitions(resources=default_resources()))
+from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 
 
 def _sensor(spec_path: Path, name: str = "shop_new_data") -> tuple[dg.Definitions, dg.SensorDefinition]:
@@ -54,6 +36,7 @@ def shop_sensor(tmp_path, isolated_data):
     return spec, defs, Ticker(sensor, dg.DagsterInstance.ephemeral())
 
 
+@pytest.mark.dagster
 def test_sensor_is_registered_stopped_and_targets_what_it_requests(shop_sensor):
     _, defs, ticker = shop_sensor
     assert ticker.sensor.default_status == dg.DefaultSensorStatus.STOPPED
@@ -63,6 +46,7 @@ def test_sensor_is_registered_stopped_and_targets_what_it_requests(shop_sensor):
     assert {s.name for s in defs.sensors} == {"shop_new_data", "shop_drift_retrain"}
 
 
+@pytest.mark.dagster
 def test_files_trigger_once_when_stable_then_not_again(shop_sensor):
     spec, defs, ticker = shop_sensor
     first = ticker.tick()
@@ -80,6 +64,7 @@ def test_files_trigger_once_when_stable_then_not_again(shop_sensor):
     assert not ticker.tick().run_requests
 
 
+@pytest.mark.dagster
 def test_on_change_all_retrains_everything_downstream(tmp_path, isolated_data):
     spec = write_shop(tmp_path / "shop")
     text = spec.read_text().replace("source: {kind: csv_folder, path: data}",
@@ -93,6 +78,7 @@ def test_on_change_all_retrains_everything_downstream(tmp_path, isolated_data):
     assert {"shop/source/orders", "shop/model", "shop/synthetic/orders", "shop/quality_report", "shop/drift"} <= _keys(request)
 
 
+@pytest.mark.dagster
 def test_touched_file_with_same_bytes_does_not_trigger(shop_sensor):
     spec, _, ticker = shop_sensor
     ticker.tick(), ticker.tick()
@@ -103,6 +89,7 @@ def test_touched_file_with_same_bytes_does_not_trigger(shop_sensor):
     assert not ticker.tick().run_requests  # stable, hashed, same content: no run
 
 
+@pytest.mark.dagster
 def test_half_written_file_waits_until_size_is_stable(shop_sensor):
     spec, _, ticker = shop_sensor
     ticker.tick(), ticker.tick()
@@ -120,6 +107,7 @@ def test_half_written_file_waits_until_size_is_stable(shop_sensor):
     assert not ticker.tick().run_requests, "a change triggers exactly once"
 
 
+@pytest.mark.dagster
 def test_success_marker_makes_a_new_file_ready_at_once(shop_sensor):
     spec, _, ticker = shop_sensor
     ticker.tick(), ticker.tick()
@@ -130,6 +118,7 @@ def test_success_marker_makes_a_new_file_ready_at_once(shop_sensor):
     assert _keys(request) >= {"shop/source/customers"} and "shop/source/orders" not in _keys(request)
 
 
+@pytest.mark.dagster
 def test_cursor_survives_a_restart_and_keys_follow_content(shop_sensor):
     spec, _, ticker = shop_sensor
     ticker.tick()
@@ -202,6 +191,7 @@ def s3_shop(moto_endpoint, tmp_path, monkeypatch, isolated_data):
     return spec_path, client, bucket, local
 
 
+@pytest.mark.dagster
 def test_s3_source_reads_like_a_folder(s3_shop):
     spec_path, _, _, local = s3_shop
     spec = load_spec(spec_path)
@@ -212,6 +202,7 @@ def test_s3_source_reads_like_a_folder(s3_shop):
     assert source_table_names(unlisted) == ["customers", "orders"]
 
 
+@pytest.mark.dagster
 def test_s3_sensor_uses_etags_and_waits_for_stable_uploads(s3_shop):
     spec_path, client, bucket, local = s3_shop
     _, sensor = _sensor(spec_path)
@@ -230,6 +221,7 @@ def test_s3_sensor_uses_etags_and_waits_for_stable_uploads(s3_shop):
     assert not ticker.tick().run_requests
 
 
+@pytest.mark.dagster
 def test_s3_source_materializes_through_the_asset(s3_shop):
     spec_path, *_ = s3_shop
     defs = build_dataset_defs(load_spec(spec_path))
@@ -242,6 +234,7 @@ def test_s3_source_materializes_through_the_asset(s3_shop):
     assert event.event_specific_data.materialization.metadata["dagster/row_count"].value == 240
 
 
+@pytest.mark.dagster
 def test_missing_bucket_is_a_clear_error(s3_shop):
     spec = parse_spec({"name": "gone", "source": {"path": "s3://no-such-bucket-genesis/x"}})
     with pytest.raises(SourceError, match=r"no-such-bucket-genesis.*NoSuchBucket"):

@@ -5,12 +5,13 @@ from __future__ import annotations
 import copy
 from pathlib import Path
 
+import pydantic
 import pytest
 import yaml
 
 from genesis_pipelines.engine.core.errors import SpecError
-from genesis_pipelines.engine.sources.io import source_file
 from genesis_pipelines.engine.core.spec import DatasetSpec, discover_specs, load_spec, parse_spec
+from genesis_pipelines.engine.sources.io import source_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"
@@ -154,5 +155,5 @@ def test_missing_spec_file(tmp_path: Path):
 
 def test_spec_is_frozen():
     spec = load_spec(CHINOOK)
-    with pytest.raises(Exception):
+    with pytest.raises(pydantic.ValidationError, match="frozen"):
         spec.scale = 2.0  # type: ignore[misc]

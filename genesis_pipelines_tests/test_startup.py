@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.cli
+
 HEAVY = ("torch", "dagster", "great_expectations", "matplotlib", "plotly", "sklearn")
 
 

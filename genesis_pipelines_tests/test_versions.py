@@ -3,19 +3,18 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import dagster as dg
 import pytest
 
 import genesis_pipelines
-from genesis_pipelines.defs.lineage import CODE_VERSION, MODEL_VERSION_TAG, SEED_TAG
-from genesis_pipelines.engine.pipeline import write_report
 from genesis_pipelines.definitions import build_definitions
+from genesis_pipelines.defs.lineage import CODE_VERSION, MODEL_VERSION_TAG, SEED_TAG
 from genesis_pipelines.engine.core.lineage import compare_reports, engine_code_version
+from genesis_pipelines.engine.pipeline import write_report
 from genesis_pipelines.engine.synthesis.relational import load_model
-from genesis_pipelines_tests.test_assets import write_shop
-from genesis_pipelines_tests.test_sensors import dataset_defs
+from genesis_pipelines_tests.helpers import dataset_defs, write_shop
 
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
 
@@ -43,6 +42,7 @@ def two_models(tmp_path_factory):
         yield defs, instance, root / "data", versions, mp
 
 
+@pytest.mark.dagster
 def test_each_model_version_records_snapshot_code_settings_and_metrics(two_models):
     _, _, data, (v1, v2), _ = two_models
     assert v1 != v2
@@ -58,6 +58,7 @@ def test_each_model_version_records_snapshot_code_settings_and_metrics(two_model
     assert load_model(data / "shop" / "models", v1)[0].metrics == {}
 
 
+@pytest.mark.dagster
 def test_assets_carry_the_code_version(two_models):
     defs = two_models[0]
     assert CODE_VERSION.startswith(genesis_pipelines.__version__ + "+")
@@ -66,6 +67,7 @@ def test_assets_carry_the_code_version(two_models):
         assert graph.get(dg.AssetKey.from_user_string(key)).code_version == CODE_VERSION
 
 
+@pytest.mark.dagster
 def test_regenerate_from_an_earlier_model_version_with_a_new_seed(two_models):
     defs, instance, _, (v1, v2), _ = two_models
     latest = instance.get_latest_materialization_event(SYNTHETIC[1]).asset_materialization.metadata
@@ -84,6 +86,7 @@ def test_regenerate_from_an_earlier_model_version_with_a_new_seed(two_models):
     assert "v0-missing" in text and "materialize the asset shop/model" in text
 
 
+@pytest.mark.dagster
 def test_schedule_regenerates_with_a_new_seed_each_tick(tmp_path, isolated_data):
     spec = write_shop(tmp_path / "shop")
     spec.write_text(spec.read_text() + 'schedule: "0 3 * * *"\n')
@@ -96,7 +99,7 @@ def test_schedule_regenerates_with_a_new_seed_each_tick(tmp_path, isolated_data)
                           "shop/privacy_report"}  # the files are republished with the tables
     requests = []
     for day in (1, 2):
-        when = datetime(2026, 1, day, 3, tzinfo=timezone.utc)
+        when = datetime(2026, 1, day, 3, tzinfo=UTC)
         request = schedule(dg.build_schedule_context(scheduled_execution_time=when))
         requests.append(request)
         assert request.tags[SEED_TAG] == str(int(when.timestamp()))
@@ -124,6 +127,7 @@ def test_compare_reports_and_reports_kept_per_model_version(tmp_path):
     assert (reports / "quality_report.json").is_file() and (reports / "v1" / "quality_report.html").is_file()
 
 
+@pytest.mark.dagster
 def test_removing_a_spec_keeps_its_stored_outputs(tmp_path, monkeypatch, isolated_data):
     write_shop(tmp_path / "specs" / "shop")
     monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))
@@ -140,6 +144,7 @@ def test_removing_a_spec_keeps_its_stored_outputs(tmp_path, monkeypatch, isolate
     assert (outputs / "model.json").is_file() and (isolated_data / "warehouse.duckdb").exists()
 
 
+@pytest.mark.dagster
 def test_reports_of_an_earlier_model_use_its_split_or_say_it_is_gone(tmp_path, isolated_data):
     spec = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec)

@@ -5,24 +5,23 @@ import logging
 
 import dagster as dg
 
+from genesis_pipelines import paths
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
 from genesis_pipelines.defs.assets.augmented import augmented_keys, build_augmented_assets
 from genesis_pipelines.defs.assets.common import dataset_key, source_key, synthetic_key
 from genesis_pipelines.defs.assets.drift import build_drift_asset
 from genesis_pipelines.defs.assets.model import build_model_assets, training_keys
 from genesis_pipelines.defs.assets.reports import build_report_assets
-from genesis_pipelines.defs.assets.source import build_source_assets
 from genesis_pipelines.defs.assets.s3_export import build_s3_export_assets, s3_export_keys
+from genesis_pipelines.defs.assets.source import build_source_assets
 from genesis_pipelines.defs.assets.synthetic import build_synthetic_assets, synthetic_files_key
 from genesis_pipelines.defs.checks.gates import build_checks
 from genesis_pipelines.defs.executor import genesis_executor
 from genesis_pipelines.defs.schedules.regeneration import build_regeneration_schedule
 from genesis_pipelines.defs.sensors.drift import build_drift_sensor
 from genesis_pipelines.defs.sensors.new_data import build_new_data_sensor
-from genesis_pipelines import paths
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.spec import DatasetSpec
-
 
 log = logging.getLogger(__name__)
 

@@ -10,7 +10,12 @@ import pandas as pd
 from pydantic import Field
 
 from genesis_pipelines.engine.sources.export import (
-    ExportError, TransientExportError, parse_s3_uri, read_s3_parquet, s3_table_key, write_s3_parquet,
+    ExportError,
+    TransientExportError,
+    parse_s3_uri,
+    read_s3_parquet,
+    s3_table_key,
+    write_s3_parquet,
 )
 
 EXPORT_URI_ENV = "GENESIS_EXPORT_S3_URI"

@@ -12,8 +12,8 @@ import dagster as dg
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.core.lineage import engine_code_version
-from genesis_pipelines.engine.pipeline import DatasetLayout
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.pipeline import DatasetLayout
 
 SEED_TAG = "genesis/seed"  # set by the regeneration schedule: a new seed each tick
 MODEL_VERSION_TAG = "genesis/model_version"  # regenerate from an earlier model version

@@ -11,8 +11,8 @@ from pydantic import Field
 
 from genesis_pipelines import paths
 from genesis_pipelines.defs.io_managers import s3_io_manager_resources
-from genesis_pipelines.engine.core.device import resolve_device
 from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.device import resolve_device
 from genesis_pipelines.engine.pipeline import DatasetLayout
 
 READ_WAIT_S = 600.0  # fail-safe: a reader gives up after waiting this long behind writers

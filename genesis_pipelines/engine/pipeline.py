@@ -32,7 +32,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import ContextManager
 
 import duckdb
 import pandas as pd
@@ -47,7 +46,7 @@ from genesis_pipelines.engine.core.layout import (  # noqa: F401  (re-exported: 
     warehouse_schema,
 )
 
-Connect = Callable[[], ContextManager[duckdb.DuckDBPyConnection]]
+Connect = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
 Log = Callable[[str], None]
 DEFAULT_RETRAIN_HINT = "retrain the model"
 FILE_FORMATS = ("parquet", "csv")
@@ -161,8 +160,8 @@ def _lock_holder(layout: DatasetLayout) -> str:
 def open_spec(path: str | Path):
     """The dataset spec at `path`, refused at once when it names a generator no registry knows (a typo would
     otherwise surface only when training reaches that table)."""
-    from genesis_pipelines.engine.synthesis.generators.base import check_methods
     from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.synthesis.generators.base import check_methods
 
     spec = load_spec(path)
     where = str(path)
@@ -248,8 +247,7 @@ class Analysis:
 def analyse(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame]) -> Analysis:
     """Types, keys and the FK graph, written to <ds>/schema.json; the rules found are returned for display
     (the model finds them again on its own inputs)."""
-    from genesis_pipelines.engine.analysis import rules
-    from genesis_pipelines.engine.analysis import schema_inference
+    from genesis_pipelines.engine.analysis import rules, schema_inference
     from genesis_pipelines.engine.sources.io import write_json
 
     result = schema_inference.analyse(spec, tables)
@@ -376,8 +374,8 @@ def train_model(spec, layout: DatasetLayout, connect: Connect, tables: Mapping[s
     expectation suites beside it, and only then make it LATEST: plan_training, train_table for every table, then
     finish_training, in one process (the Dagster assets run them as separate steps). A failure anywhere leaves
     LATEST and the previous model as they were, and removes the unpublished version folder."""
-    from genesis_pipelines.engine.synthesis.relational import training
     from genesis_pipelines.engine.core.device import forward_training_log, measure_training
+    from genesis_pipelines.engine.synthesis.relational import training
 
     with writer_lock(layout, wait=wait, log=log):
         with measure_training(device) as cost, forward_training_log(log):
@@ -417,9 +415,9 @@ def plan_training(spec, layout: DatasetLayout, tables: Mapping[str, pd.DataFrame
     """Step 1 of training (under the writer lock): the plan every table trains against (training.prepare_training),
     in a new staging folder that models/BUILDING.json points at. A training left unfinished by an earlier run is
     abandoned: one build per dataset at a time (production runs one run per dataset, see dagster.yaml)."""
+    from genesis_pipelines.engine.sources.io import write_json
     from genesis_pipelines.engine.synthesis import privacy_ledger
     from genesis_pipelines.engine.synthesis.relational import training
-    from genesis_pipelines.engine.sources.io import write_json
 
     with writer_lock(layout, wait=wait, log=log):
         # refused before any table trains when the new DP model would exceed the spec's privacy_budget
@@ -463,9 +461,9 @@ def finish_training(spec, layout: DatasetLayout, connect: Connect, *, log: Log =
     """Step 3 of training (under the writer lock): assemble the model from every table's result, commit its split to
     the warehouse, save its expectation suites, and only then make it LATEST. A failure after assembly removes the
     version folder and leaves LATEST as it was; before it (a table not trained yet), the plan stays for a retry."""
+    from genesis_pipelines.engine.evaluation.expectations import build_suites, save_suites
     from genesis_pipelines.engine.synthesis import privacy_ledger, relational
     from genesis_pipelines.engine.synthesis.relational import training
-    from genesis_pipelines.engine.evaluation.expectations import build_suites, save_suites
     from genesis_pipelines.engine.synthesis.splits import write_splits
 
     with writer_lock(layout, wait=wait, log=log):
@@ -559,11 +557,11 @@ def train_frames(spec, tables: Mapping[str, pd.DataFrame], model_root: Path, *, 
     """Schema -> PII scan -> model on frames in memory (the Python API), with the same engine calls as train():
     schema.analyse, pii.scan_tables, their stored (JSON) form, relational.train. Returns (model, its folder, the
     train/holdout splits); the model is LATEST under `model_root`."""
-    from genesis_pipelines.engine.privacy import pii
-    from genesis_pipelines.engine.synthesis import relational
     from genesis_pipelines.engine.analysis import schema_inference
-    from genesis_pipelines.engine.privacy.pii import PiiFinding
     from genesis_pipelines.engine.core.schema import DatasetSchema
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.privacy.pii import PiiFinding
+    from genesis_pipelines.engine.synthesis import relational
 
     tables = normalise_frames(tables)
     analysed = schema_inference.analyse(spec, tables)
@@ -756,10 +754,10 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     `rows` of them (default: the real table's size), written to augmented_<ds> beside the twin, never over it.
     Parents come from the twin (synthetic_<ds>); the conditioned rows' descendants are generated from them as usual
     (children per parent as learned). Files: <ds>/augmented/<table>/ (one versioned folder, + conditions.json)."""
-    from genesis_pipelines.engine.synthesis import conditions as cond
-    from genesis_pipelines.engine.synthesis import relational
     from genesis_pipelines.engine.sources.export import publish_versioned
     from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table, write_json, write_table
+    from genesis_pipelines.engine.synthesis import conditions as cond
+    from genesis_pipelines.engine.synthesis import relational
 
     seed = spec.seed if seed is None else seed
     if isinstance(rebalance, str):

@@ -10,8 +10,8 @@ from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import pii_findings, schema_columns
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.evaluation.catalog import percent
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import percent
 
 
 def build_analysis_assets(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetsDefinition]:

@@ -12,10 +12,10 @@ from pydantic import Field
 
 from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown_table, stage_tags, synthetic_key
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
-from genesis_pipelines.engine.evaluation.catalog import number_text
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation.catalog import number_text
 
 
 class AugmentConfig(dg.Config):

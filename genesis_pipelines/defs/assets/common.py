@@ -10,7 +10,6 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.layout import warehouse_schema  # noqa: F401  (the one spelling of schema names)
 
-
 _DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 
 

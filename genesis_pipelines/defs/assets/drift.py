@@ -8,9 +8,9 @@ from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, so
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
+from genesis_pipelines.engine.core.spec import DatasetSpec
 from genesis_pipelines.engine.evaluation.catalog import NOISE, readable
 from genesis_pipelines.engine.sources.io import write_json
-from genesis_pipelines.engine.core.spec import DatasetSpec
 
 
 def _finite(value: float, digits: int | None = 4) -> float:

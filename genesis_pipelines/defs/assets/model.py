@@ -20,10 +20,10 @@ from genesis_pipelines.defs.assets.common import dataset_key, key_name, markdown
 from genesis_pipelines.defs.lineage import CODE_VERSION
 from genesis_pipelines.defs.metadata import generators, model_kinds
 from genesis_pipelines.defs.resources import DeviceResource, GenesisStorage, PiiSettings, Warehouse
-from genesis_pipelines.engine.evaluation import catalog
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.device import may_use_cuda
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.evaluation import catalog
 
 
 def training_plan_key(dataset: str) -> dg.AssetKey:

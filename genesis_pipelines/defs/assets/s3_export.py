@@ -9,8 +9,8 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import key_name, stage_tags, synthetic_key, table_metadata, warehouse_schema
 from genesis_pipelines.defs.io_managers import IO_MANAGER_KEY, S3_RETRY_POLICY, s3_export_enabled
 from genesis_pipelines.defs.resources import Warehouse
-from genesis_pipelines.engine.sources.io import read_table
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.sources.io import read_table
 
 
 def s3_export_key(dataset: str, table: str) -> dg.AssetKey:

@@ -5,14 +5,19 @@ synthetic tables as Parquet + CSV, published as one complete versioned folder.""
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import (
-    dataset_key, source_key, stage_tags, synthetic_key, table_definition_metadata, warehouse_schema,
+    dataset_key,
+    source_key,
+    stage_tags,
+    synthetic_key,
+    table_definition_metadata,
+    warehouse_schema,
 )
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, run_seed
 from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
-from genesis_pipelines.engine.sources.export import current_version
 from genesis_pipelines.engine.core.spec import DatasetSpec
+from genesis_pipelines.engine.sources.export import current_version
 
 
 def synthetic_files_key(dataset: str) -> dg.AssetKey:

@@ -12,10 +12,10 @@ import dagster as dg
 from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key, warehouse_schema
 from genesis_pipelines.defs.lineage import checked_model
 from genesis_pipelines.defs.metadata import gate_check_metadata, number
-from genesis_pipelines.engine.evaluation.catalog import number_text
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
-from genesis_pipelines.engine.sources.io import read_table
 from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
+from genesis_pipelines.engine.evaluation.catalog import number_text
+from genesis_pipelines.engine.sources.io import read_table
 
 
 def build_checks(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetChecksDefinition]:

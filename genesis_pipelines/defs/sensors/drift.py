@@ -12,7 +12,6 @@ from genesis_pipelines.defs.assets.common import dataset_key
 from genesis_pipelines.defs.sensors.new_data import TRIGGER_TAG
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
-
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
            dg.DagsterRunStatus.STARTED]
 

@@ -25,9 +25,10 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.sources.io import date_layout, dates_as_text, parse_dates
 from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey, TableMeta, key_values
 from genesis_pipelines.engine.core.spec import RulesSpec
+from genesis_pipelines.engine.sources.io import date_layout, dates_as_text, parse_dates
+
 ORDER_MIN_SHARE = 0.95  # an ordering that holds on this share of real rows ...
 ORDER_MIN_LIFT = 0.05  # ... and on this much more than independent rows would is a rule (share 1.0: exact)
 MAX_ORDER_RULES = 12  # per table and kind: the pairs whose ranges overlap most (the least trivial ones)

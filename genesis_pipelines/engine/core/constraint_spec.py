@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import ast
 import re
-from typing import TYPE_CHECKING, Annotated, Literal, Union
+from typing import TYPE_CHECKING, Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -111,7 +111,7 @@ class RangeConstraint(_Rule):
 
 
     @model_validator(mode="after")
-    def _has_bound(self) -> "RangeConstraint":
+    def _has_bound(self) -> RangeConstraint:
         if self.low is None and self.high is None:
             raise ValueError("a range constraint needs low, high or both")
         if self.low is not None and self.high is not None and self.low > self.high:
@@ -179,8 +179,7 @@ class PredicateConstraint(_Rule):
 
 
 ConstraintSpec = Annotated[
-    Union[PositiveConstraint, RangeConstraint, UniqueConstraint, FixedCombinationsConstraint, InequalityConstraint,
-          PredicateConstraint],
+    PositiveConstraint | RangeConstraint | UniqueConstraint | FixedCombinationsConstraint | InequalityConstraint | PredicateConstraint,
     Field(discriminator="kind"),
 ]
 

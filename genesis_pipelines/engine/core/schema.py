@@ -64,7 +64,7 @@ class ForeignKey(BaseModel):
         return data
 
     @model_validator(mode="after")
-    def _same_length(self) -> "ForeignKey":
+    def _same_length(self) -> ForeignKey:
         if not self.child_columns or len(self.child_columns) != len(self.parent_columns):
             raise ValueError(f"foreign key {self.child_table} -> {self.parent_table}: {len(self.child_columns)} child "
                              f"columns against {len(self.parent_columns)} parent columns")

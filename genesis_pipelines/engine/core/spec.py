@@ -63,7 +63,7 @@ class SourceSpec(_Strict):
         return data
 
     @model_validator(mode="after")
-    def _s3_needs_bucket(self) -> "SourceSpec":
+    def _s3_needs_bucket(self) -> SourceSpec:
         if self.is_s3 and not self.bucket:
             raise ValueError(f"source kind {self.kind} needs a bucket (or path: s3://bucket/prefix)")
         return self
@@ -163,7 +163,7 @@ class ForeignKeySpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _same_length(self) -> "ForeignKeySpec":
+    def _same_length(self) -> ForeignKeySpec:
         if len(self.child_refs) != len(self.parent_refs):
             raise ValueError(f"foreign key {self.label}: child has {len(self.child_refs)} columns, parent "
                              f"{len(self.parent_refs)}; a composite key pairs them one to one")
@@ -209,7 +209,7 @@ class ForeignKeySpec(_Strict):
         return f"{self.child_table}.({', '.join(self.child_columns)}) -> {self.parent_table}.({', '.join(self.parent_columns)})"
 
     @classmethod
-    def from_column_entries(cls, entries: list[dict]) -> list["ForeignKeySpec"]:
+    def from_column_entries(cls, entries: list[dict]) -> list[ForeignKeySpec]:
         """FKs from one-column entries (`child_table`, `child_column`, `parent_table`, `parent_column`, as a schema
         dump lists them): consecutive entries of the same child and parent tables, each naming a new parent column,
         are ONE composite key (results_raw.series + .episode -> episodes.(series, episode)); an entry naming a parent
@@ -385,7 +385,7 @@ class DatasetSpec(_Strict):
         return value
 
     @model_validator(mode="after")
-    def _refs_name_declared_tables(self) -> "DatasetSpec":
+    def _refs_name_declared_tables(self) -> DatasetSpec:
         if not self.tables:
             return self
         refs = [("column_types", r) for r in self.column_types] + [("pii", r) for r in self.pii]

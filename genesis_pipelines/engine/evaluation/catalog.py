@@ -13,11 +13,11 @@ from collections.abc import Iterable, Mapping
 
 import pandas as pd
 
-from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
+from genesis_pipelines.engine.privacy import pii
 
 NOISE = 1e-9  # below this a score, distance or PSI is numerical noise: shown as 0
 

@@ -13,9 +13,9 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from genesis_pipelines.engine.synthesis.relational import RelationalModel, RelationStats
 from genesis_pipelines.engine.core.schema import child_keys, parent_keys
 from genesis_pipelines.engine.core.spec import STRING_KINDS
+from genesis_pipelines.engine.synthesis.relational import RelationalModel, RelationStats
 
 EPSILON = 1e-4  # share given to an empty bin, so PSI stays finite
 MAX_CATEGORIES = 50  # rarer categories are pooled into one "other" bin

@@ -23,17 +23,24 @@ import pandas as pd
 from genesis_pipelines.engine.analysis.columns import (
     NUMERIC_LIKE,
     category_keys,
+    evaluable_columns,
     joint_codes,
     mean_or_none,
     num,
     sample_rows,
     to_float,
 )
+from genesis_pipelines.engine.analysis.similarity import (
+    MAX_PAIR_ROWS,
+    MAX_SHAPE_ROWS,
+    column_shape_scores,
+    ks_statistic,
+    pair_trend_scores,
+    score_pairs,
+    shape_columns,
+)
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta, child_keys, parent_keys
-from genesis_pipelines.engine.analysis.columns import evaluable_columns
 from genesis_pipelines.engine.evaluation.utility import utility_report
-from genesis_pipelines.engine.analysis.similarity import (MAX_PAIR_ROWS, MAX_SHAPE_ROWS, column_shape_scores, ks_statistic,
-                                                          pair_trend_scores, score_pairs, shape_columns)
 
 DEFAULT_K = 5  # plots and histograms never show a bin or category with fewer real rows than this
 MAX_PLOT_COLUMNS = 30

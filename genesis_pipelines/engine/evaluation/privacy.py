@@ -19,11 +19,17 @@ from collections.abc import Mapping
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.analysis.columns import NUMERIC_LIKE, category_keys, num, sample_rows, to_float
-from genesis_pipelines.engine.analysis.columns import evaluable_columns
+from genesis_pipelines.engine.analysis.columns import (
+    NUMERIC_LIKE,
+    category_keys,
+    evaluable_columns,
+    num,
+    sample_rows,
+    to_float,
+)
+from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.privacy.record_guard import MIN_RECORD_COLUMNS, tells_records_apart
-from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD
 
 
 class _LazyModule:

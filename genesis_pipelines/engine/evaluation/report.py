@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import base64
 import io
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import jinja2
@@ -282,7 +282,7 @@ def report_context(*, dataset: str, model_version: str, seed: int, source_finger
                    quality_min: float | None = None, generated_at: str | None = None) -> dict:
     """What the report's header names: when it was made, from which model, seed and source snapshot (and the
     quality minimum the verdict compares with)."""
-    stamp = generated_at or datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = generated_at or datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
     return {"dataset": dataset, "model_version": model_version, "seed": seed, "source_fingerprint": source_fingerprint,
             "quality_min": quality_min, "generated_at": stamp}
 

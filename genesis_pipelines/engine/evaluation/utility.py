@@ -31,11 +31,11 @@ from sklearn.preprocessing import OneHotEncoder, OrdinalEncoder, StandardScaler
 from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.analysis.columns import (
-    evaluable_columns,
     CATEGORY_LIKE,
     NULL_KEY,
     NUMERIC_LIKE,
     category_keys,
+    evaluable_columns,
     mean_or_none,
     num,
     sample_rows,

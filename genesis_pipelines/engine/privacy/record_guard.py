@@ -18,9 +18,9 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.analysis.columns import NUMERIC_LIKE, category_keys, evaluable_columns, to_float
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
+from genesis_pipelines.engine.privacy import pii
 
 MAX_RESAMPLE_ROUNDS = 25
 # A "record" of one column is a single value: sampling a learned category repeats it by design, so

@@ -17,8 +17,7 @@ import re
 import secrets
 import shutil
 from collections.abc import Callable, Iterable, Iterator, Mapping
-from datetime import datetime, timezone
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -26,8 +25,8 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError
-from genesis_pipelines.engine.sources.io import atomic_path, export_table
 from genesis_pipelines.engine.core.schema import DatasetSchema
+from genesis_pipelines.engine.sources.io import atomic_path, export_table
 
 FORMATS = ("csv", "parquet", "json", "excel", "sql", "xml")
 SQL_BATCH_ROWS = 500  # rows per INSERT: well inside every engine's statement limits
@@ -183,7 +182,7 @@ def remove_stale(target: str | Path, *, keep: int = KEEP_VERSIONS) -> list[Path]
 
 
 def _new_version_name() -> str:
-    return datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ") + "-" + secrets.token_hex(3)
 
 
 def _point(target: Path, version: Path, *, adopt_existing: bool) -> None:

@@ -6,6 +6,7 @@ import csv
 import json
 import os
 import re
+import shutil
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,7 +16,7 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.core.errors import SourceError
+from genesis_pipelines.engine.core.errors import GenesisError, SourceError
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 _NUMBER = re.compile(r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$", re.IGNORECASE)
@@ -384,6 +385,27 @@ def atomic_path(target: Path) -> Iterator[Path]:
     finally:
         if os.path.exists(tmp):
             os.unlink(tmp)
+
+
+@contextmanager
+def staged_folder(target: Path) -> Iterator[Path]:
+    """Yield an empty staging folder beside `target` (absent or empty); one rename makes it `target` only if the
+    block succeeds, so a failure never leaves a half-written folder and a non-empty one is never overwritten."""
+    target = Path(target)
+    if target.exists() and (not target.is_dir() or any(target.iterdir())):
+        raise GenesisError(f"{target} exists and is not an empty folder: choose a new folder")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = target.parent / f".{target.name}.staging-{os.getpid()}"
+    shutil.rmtree(staging, ignore_errors=True)
+    staging.mkdir()
+    try:
+        yield staging
+        if target.exists():
+            target.rmdir()
+        os.replace(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
 
 
 def write_json(path: Path, payload: object) -> None:

@@ -28,7 +28,13 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
-from genesis_pipelines.engine.synthesis.conditioned_generator import ConditionError, _matches, _same, _strip, _unsupported
+from genesis_pipelines.engine.synthesis.conditioned_generator import (
+    ConditionError,
+    _matches,
+    _same,
+    _strip,
+    _unsupported,
+)
 
 PROBE_ROWS = 4000  # unconditioned rows sampled to learn which categories the model generates (and their shares)
 STRING_KINDS = ("text", "code", "name")
@@ -325,7 +331,7 @@ def _typed_frame(model, table: str, meta: TableMeta, frame: pd.DataFrame) -> pd.
         values = frame[column].reset_index(drop=True)
         if values.isna().any():
             raise ConditionError(f"the condition frame for table {table!r} has empty cells in {column!r}")
-        out[str(column)] = values.map(lambda v: typed_value(v, cmeta, f"{table}.{column}")) if values.dtype == object else values
+        out[str(column)] = values.map(lambda v, cmeta=cmeta, where=f"{table}.{column}": typed_value(v, cmeta, where)) if values.dtype == object else values
     return pd.DataFrame(out)
 
 

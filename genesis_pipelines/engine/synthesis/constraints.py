@@ -83,7 +83,7 @@ class TableConstraints:
     # ------------------------------------------------------------ learning and persistence
 
     @classmethod
-    def fit(cls, table: str, rules: list, train: pd.DataFrame) -> "TableConstraints":
+    def fit(cls, table: str, rules: list, train: pd.DataFrame) -> TableConstraints:
         for rule in rules:
             for column in rule.columns_used:
                 if column not in train.columns:
@@ -100,7 +100,7 @@ class TableConstraints:
         })
 
     @classmethod
-    def load(cls, directory: Path) -> "TableConstraints | None":
+    def load(cls, directory: Path) -> TableConstraints | None:
         path = Path(directory) / FILE
         if not path.is_file():
             return None
@@ -230,7 +230,7 @@ class TableConstraints:
 # ---------------------------------------------------------------- glue for the relational layer
 
 
-def fit_table(spec: "DatasetSpec", table: str, train: pd.DataFrame, directory: Path) -> None:
+def fit_table(spec: DatasetSpec, table: str, train: pd.DataFrame, directory: Path) -> None:
     """Learn and save the table's constraints beside its generator (nothing is written when it has none)."""
     rules = [r for r in spec.constraints if r.table == table]
     if rules:

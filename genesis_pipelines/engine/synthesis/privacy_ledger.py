@@ -20,7 +20,7 @@ from __future__ import annotations
 import inspect
 import json
 from collections.abc import Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 from genesis_pipelines.engine.core.errors import GenesisError
@@ -56,7 +56,7 @@ def read(layout) -> list[dict]:
 
 def entries_for(model) -> list[dict]:
     """What a trained model spent: one entry per table whose generator reports an epsilon (aggregates only)."""
-    now = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    now = datetime.now(UTC).isoformat(timespec="seconds")
     out = []
     for table, tm in model.tables.items():
         d = tm.describe

@@ -16,8 +16,8 @@ import duckdb
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import ModelError
-from genesis_pipelines.engine.sources.io import quote, read_table, table_exists, write_table
 from genesis_pipelines.engine.core.layout import warehouse_schema
+from genesis_pipelines.engine.sources.io import quote, read_table, table_exists, write_table
 
 MARKER = "_genesis_split"  # in the train schema: one row, the model version and split key of the stored split
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.sources.io import parse_dates, parse_numbers
 from genesis_pipelines.engine.core.schema import ColumnMeta
+from genesis_pipelines.engine.sources.io import parse_dates, parse_numbers
 
 _EPS = 1e-6
 MAX_CATEGORIES = 1000  # beyond this, the tail is kept as one pooled bucket
@@ -44,7 +44,7 @@ class ColumnTransform:
         raise NotImplementedError
 
     @staticmethod
-    def from_dict(data: dict) -> "ColumnTransform":
+    def from_dict(data: dict) -> ColumnTransform:
         return {"continuous": ContinuousTransform, "discrete": DiscreteTransform, "mixed": MixedTransform}[data["kind"]]._load(data)
 
 
@@ -103,7 +103,7 @@ class ContinuousTransform(ColumnTransform):
         self.probs = np.linspace(0.0, 1.0, len(self.quantiles))
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> "ContinuousTransform":
+    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> ContinuousTransform:
         """`rows_per_knot`: each quantile knot summarises at least this many rows, so the marginal cannot trace
         single records (or, for a table of people's rows, single people) back to their values."""
         values = as_numbers(series.dropna(), meta.sdtype)
@@ -143,7 +143,7 @@ class ContinuousTransform(ColumnTransform):
                 "decimals": self.decimals, "integer": self.integer, "datetime_format": self.datetime_format}
 
     @classmethod
-    def _load(cls, d: dict) -> "ContinuousTransform":
+    def _load(cls, d: dict) -> ContinuousTransform:
         return cls(d["sdtype"], np.asarray(d["quantiles"]), d["null_rate"], d["decimals"], d["integer"], d.get("datetime_format"))
 
 
@@ -163,7 +163,7 @@ class DiscreteTransform(ColumnTransform):
         self._choice_array = None  # the values (then the tail's) as one pandas array, made on first use
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta) -> "DiscreteTransform":
+    def fit(cls, series: pd.Series, meta: ColumnMeta) -> DiscreteTransform:
         non_null = series.dropna()
         numeric = meta.sdtype in ("numeric", "integer", "datetime")
         keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
@@ -257,7 +257,7 @@ class DiscreteTransform(ColumnTransform):
                 "datetime_format": self.datetime_format}
 
     @classmethod
-    def _load(cls, d: dict) -> "DiscreteTransform":
+    def _load(cls, d: dict) -> DiscreteTransform:
         return cls(d["sdtype"], d["values"], np.asarray(d["probs"]), d["null_rate"], d["ordered"], d.get("tail"),
                    d.get("datetime_format"))
 
@@ -308,7 +308,7 @@ class MixedTransform(ColumnTransform):
         self.cum[-1] = 1.0
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> "MixedTransform":
+    def fit(cls, series: pd.Series, meta: ColumnMeta, *, rows_per_knot: float = 1.0) -> MixedTransform:
         typed, exceptions = split_exceptions(series, meta.sdtype)
         numbers = typed.dropna()
         inner_meta = meta.model_copy(update={"exceptions": 0})
@@ -358,7 +358,7 @@ class MixedTransform(ColumnTransform):
                 "datetime_format": self.datetime_format}
 
     @classmethod
-    def _load(cls, d: dict) -> "MixedTransform":
+    def _load(cls, d: dict) -> MixedTransform:
         return cls(ColumnTransform.from_dict(d["inner"]), d["values"], np.asarray(d["probs"]), d["share"], d["null_rate"],
                    d["as_text"], d["sdtype"], d.get("datetime_format"))
 

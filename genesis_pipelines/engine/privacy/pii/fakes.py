@@ -319,8 +319,8 @@ def _country_locales() -> dict[str, str]:
 
     def pick(territory: str) -> str | None:
         options = by_territory.get(territory, [])
-        for prefer in (lambda l: l.split("_")[0] == territory.lower(), lambda l: l.startswith("en_"), lambda l: True):
-            match = next((l for l in options if prefer(l)), None)
+        for prefer in (lambda loc: loc.split("_")[0] == territory.lower(), lambda loc: loc.startswith("en_"), lambda loc: True):
+            match = next((loc for loc in options if prefer(loc)), None)
             if match:
                 return match
         return None

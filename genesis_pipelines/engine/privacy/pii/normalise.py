@@ -93,7 +93,7 @@ def _as_strings(value) -> list[str]:
     return []
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _faker_names(which: str) -> frozenset[str]:
     """First or last names of every Faker locale, casefolded and accent-folded: names cross borders."""
     attrs = {"first": ("first_names", "first_names_male", "first_names_female", "first_names_nonbinary"),

@@ -3,8 +3,13 @@ so importing this package loads neither torch nor sklearn; their classes are sti
 
 import importlib
 
-from genesis_pipelines.engine.synthesis.generators.base import (Generator, available_methods, create_generator, load_generator,
-                                                       register_generator)
+from genesis_pipelines.engine.synthesis.generators.base import (
+    Generator,
+    available_methods,
+    create_generator,
+    load_generator,
+    register_generator,
+)
 from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator
 
 _CLASSES = {

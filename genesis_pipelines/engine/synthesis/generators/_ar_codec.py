@@ -28,7 +28,7 @@ class NumericCodec:
         self.size = len(self.exact) + self.n_bins + int(has_null)
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta, max_bins: int, min_count: int) -> "NumericCodec":
+    def fit(cls, series: pd.Series, meta: ColumnMeta, max_bins: int, min_count: int) -> NumericCodec:
         values = as_numbers(series.dropna(), meta.sdtype)
         values = values[np.isfinite(values)]
         has_null = bool(series.isna().any())
@@ -105,7 +105,7 @@ class NumericCodec:
                 "datetime_format": self.datetime_format, "bounds": list(self.bounds)}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "NumericCodec":
+    def from_dict(cls, d: dict) -> NumericCodec:
         return cls(d["sdtype"], d["exact"], d["edges"], d["has_null"], d["decimals"], d["integer"], d["datetime_format"],
                    tuple(d["bounds"]))
 
@@ -128,7 +128,7 @@ class CategoricalCodec:
         return series.astype(bool).astype(str) if sdtype == "boolean" else series.astype(str)
 
     @classmethod
-    def fit(cls, series: pd.Series, meta: ColumnMeta, min_count: int) -> "CategoricalCodec":
+    def fit(cls, series: pd.Series, meta: ColumnMeta, min_count: int) -> CategoricalCodec:
         counts = cls._keys(series.dropna(), meta.sdtype).value_counts()
         counts = counts.sort_values(ascending=False, kind="stable")
         keep = counts[counts >= min_count]
@@ -173,7 +173,7 @@ class CategoricalCodec:
                 "has_null": self.has_null}
 
     @classmethod
-    def from_dict(cls, d: dict) -> "CategoricalCodec":
+    def from_dict(cls, d: dict) -> CategoricalCodec:
         return cls(d["sdtype"], d["categories"], d["rare"], d["has_null"])
 
     def describe(self) -> dict:

@@ -24,11 +24,16 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
-from genesis_pipelines.engine.synthesis.generators.base import (auto_candidates, available_methods, create_generator, load_generator,
-                                                       register)
-from genesis_pipelines.engine.sources.io import write_json
 from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.core.spec import STRING_KINDS
+from genesis_pipelines.engine.sources.io import write_json
+from genesis_pipelines.engine.synthesis.generators.base import (
+    auto_candidates,
+    available_methods,
+    create_generator,
+    load_generator,
+    register,
+)
 
 CHOICE_FILE = "auto.json"
 ORDER = ("gaussian_copula", "autoregressive", "tvae", "ctgan")  # cheapest first
@@ -53,8 +58,8 @@ def _cost_rank(method: str) -> tuple[int, str]:
 def holdout_score(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta) -> dict:
     """Mean column-shape and pair-trend scores (0..1) of `synth` against held-out real rows."""
     # imported here: the evaluation package pulls in matplotlib and jinja2, which generating alone never needs
-    from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
     from genesis_pipelines.engine.analysis.columns import evaluable_columns
+    from genesis_pipelines.engine.analysis.similarity import column_shape_scores, pair_trend_scores
 
     columns = [c for c in evaluable_columns(meta, set()) if c in real.columns]
     shapes = column_shape_scores(real, synth, meta, columns)
@@ -179,7 +184,7 @@ class AutoGenerator:
         write_json(Path(directory) / CHOICE_FILE, self.choice)
 
     @classmethod
-    def load(cls, directory: Path) -> "AutoGenerator":
+    def load(cls, directory: Path) -> AutoGenerator:
         model = cls()
         model.chosen = load_generator(Path(directory))
         path = Path(directory) / CHOICE_FILE

@@ -19,10 +19,10 @@ Put columns that are always conditioned on (a child's parent columns) first with
 from __future__ import annotations
 
 import math
-from contextlib import contextmanager
 import secrets
 import time
 import warnings
+from contextlib import contextmanager
 from pathlib import Path
 from typing import ClassVar
 
@@ -31,15 +31,15 @@ import pandas as pd
 import torch
 from torch import nn
 
-from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
+from genesis_pipelines.engine.privacy import record_guard
+from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.synthesis.generators._ar_codec import CategoricalCodec, NumericCodec, codec_from_dict
-from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
-from genesis_pipelines.engine.synthesis.transform import has_exceptions
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.synthesis.generators.dp_domain import default_delta
-from genesis_pipelines.engine.sources.io import atomic_path
-from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
+from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
+from genesis_pipelines.engine.synthesis.transform import has_exceptions
 
 FORMAT = "genesis.autoregressive/1"
 WEIGHTS = "autoregressive.safetensors"
@@ -288,7 +288,7 @@ class AutoregressiveGenerator:
     @staticmethod
     def _loss(model: ARModel, x: torch.Tensor) -> torch.Tensor:
         logits = model(x)
-        return sum(nn.functional.cross_entropy(l, x[:, j]) for j, l in enumerate(logits))
+        return sum(nn.functional.cross_entropy(column_logits, x[:, j]) for j, column_logits in enumerate(logits))
 
     def _evaluate(self, model: ARModel, val: torch.Tensor) -> float:
         model.eval()
@@ -436,7 +436,7 @@ class AutoregressiveGenerator:
         save_manifest(directory, self._manifest())
 
     @classmethod
-    def load(cls, directory: Path) -> "AutoregressiveGenerator":
+    def load(cls, directory: Path) -> AutoregressiveGenerator:
         from safetensors import SafetensorError
         from safetensors.torch import load_file
         directory = Path(directory)

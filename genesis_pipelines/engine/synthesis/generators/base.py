@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import importlib
-
 import json
 from pathlib import Path
 from typing import ClassVar, Protocol, runtime_checkable
@@ -11,8 +10,8 @@ from typing import ClassVar, Protocol, runtime_checkable
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import ModelError, SpecError
-from genesis_pipelines.engine.sources.io import write_json
 from genesis_pipelines.engine.core.schema import TableMeta
+from genesis_pipelines.engine.sources.io import write_json
 
 MANIFEST = "generator.json"
 
@@ -28,7 +27,7 @@ class Generator(Protocol):
     def save(self, directory: Path) -> None: ...
 
     @classmethod
-    def load(cls, directory: Path) -> "Generator": ...
+    def load(cls, directory: Path) -> Generator: ...
 
     def describe(self) -> dict: ...
 

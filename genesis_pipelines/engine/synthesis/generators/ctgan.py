@@ -8,9 +8,8 @@ conditional loss, and the training-by-sampling draws for a whole epoch at once.
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 import time
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -272,7 +271,7 @@ class CTGANGenerator(NeuralGenerator):
             q = torch.linspace(0, 1, 21, device=reference.device)
             real_q = torch.quantile(reference[:, layout.tanh], q, dim=0)
             fake_q = torch.quantile(generated[:, layout.tanh], q, dim=0)
-            gaps.append(((real_q - fake_q).abs().mean(0) / 2))
+            gaps.append((real_q - fake_q).abs().mean(0) / 2)
         for span in self.transformer.softmax_spans:
             real_f = torch.bincount(reference[:, span.start:span.start + span.width].argmax(1), minlength=span.width).float()
             fake_f = torch.bincount(generated[:, span.start:span.start + span.width].argmax(1), minlength=span.width).float()

@@ -22,11 +22,22 @@ from sklearn.mixture import BayesianGaussianMixture
 from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.dp_domain import dp_octave_bounds
 from genesis_pipelines.engine.synthesis.generators.dp_mechanisms import dp_categories
-from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, public_text_spec, sample_text
-from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import DISCRETE_NUMERIC_MAX, as_numbers, decimal_places, restore_values, has_exceptions
+from genesis_pipelines.engine.synthesis.generators.free_text import (
+    STRING_KINDS,
+    fit_text,
+    public_text_spec,
+    sample_text,
+)
+from genesis_pipelines.engine.synthesis.transform import (
+    DISCRETE_NUMERIC_MAX,
+    as_numbers,
+    decimal_places,
+    has_exceptions,
+    restore_values,
+)
 
 MAX_MODES = 10
 MAX_MIXTURE_ROWS = 10_000
@@ -95,7 +106,7 @@ class DataTransformer:
         return need
 
     def fit(self, table: pd.DataFrame, meta: TableMeta, *, seed: int = 0, private: bool = False,
-            bounds: dict | None = None, categories: dict | None = None, epsilon: float = 0.0, delta: float = 0.0) -> "DataTransformer":
+            bounds: dict | None = None, categories: dict | None = None, epsilon: float = 0.0, delta: float = 0.0) -> DataTransformer:
         """In private mode `epsilon`/`delta` is the budget for the columns that need DP estimates, shared evenly."""
         rng = np.random.default_rng([seed, 17])
         bounds, categories = dict(bounds or {}), dict(categories or {})
@@ -384,7 +395,7 @@ class DataTransformer:
         return {"columns": self.columns, "codecs": self.codecs, "text": self.text, "private": self.private, "dp_spent": self.dp_spent}
 
     @classmethod
-    def from_dict(cls, data: dict) -> "DataTransformer":
+    def from_dict(cls, data: dict) -> DataTransformer:
         self = cls()
         self.columns, self.codecs, self.text = list(data["columns"]), dict(data["codecs"]), dict(data["text"])
         self.private, self.dp_spent = bool(data["private"]), dict(data["dp_spent"])

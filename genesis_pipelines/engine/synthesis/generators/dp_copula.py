@@ -32,12 +32,23 @@ from scipy.special import ndtri
 from scipy.stats import chi2
 
 from genesis_pipelines.engine.core.errors import SpecError
+from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
-from genesis_pipelines.engine.synthesis.generators.dp_domain import DomainTooSmall, check_domain, default_delta, dp_octave_bounds
+from genesis_pipelines.engine.synthesis.generators.dp_domain import (
+    DomainTooSmall,
+    check_domain,
+    default_delta,
+    dp_octave_bounds,
+)
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, public_text_spec
 from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator, nearest_correlation
-from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.transform import ContinuousTransform, DiscreteTransform, as_numbers, has_exceptions, split_exceptions
+from genesis_pipelines.engine.synthesis.transform import (
+    ContinuousTransform,
+    DiscreteTransform,
+    as_numbers,
+    has_exceptions,
+    split_exceptions,
+)
 
 _QUANTILES = 257  # points kept of each noisy CDF (piecewise linear, so nothing is lost between them)
 _NUMERIC = ("numeric", "integer", "datetime")
@@ -281,7 +292,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         save_manifest(Path(directory), manifest)
 
     @classmethod
-    def load(cls, directory: Path) -> "DPGaussianCopulaGenerator":
+    def load(cls, directory: Path) -> DPGaussianCopulaGenerator:
         model = super().load(directory)
         manifest = load_manifest(Path(directory))
         settings = manifest.get("dp_settings", {})

@@ -41,11 +41,17 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
+from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
-    check_domain, default_delta, dp_octave_bounds, epsilon_from, gaussian_category_selection, rho_from)
+    check_domain,
+    default_delta,
+    dp_octave_bounds,
+    epsilon_from,
+    gaussian_category_selection,
+    rho_from,
+)
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, public_text_spec, sample_text
-from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.transform import as_numbers, split_exceptions
 
 FORMAT = "genesis.dp_marginals/1"
@@ -466,7 +472,7 @@ class DPMarginalsGenerator:
             "dp": self.dp})
 
     @classmethod
-    def load(cls, directory: Path) -> "DPMarginalsGenerator":
+    def load(cls, directory: Path) -> DPMarginalsGenerator:
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 

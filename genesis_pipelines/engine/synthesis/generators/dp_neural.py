@@ -25,13 +25,13 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.base import register
 from genesis_pipelines.engine.synthesis.generators.ctgan import CTGANGenerator, Discriminator
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
 from genesis_pipelines.engine.synthesis.generators.dp_domain import default_delta
 from genesis_pipelines.engine.synthesis.generators.neural import LOG
 from genesis_pipelines.engine.synthesis.generators.tvae import TVAEGenerator
-from genesis_pipelines.engine.core.schema import TableMeta
 
 
 class DifferentialPrivacy:

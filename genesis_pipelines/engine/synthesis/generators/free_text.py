@@ -15,9 +15,9 @@ import numpy as np
 import pandas as pd
 from faker.providers.lorem.la import Provider as _Lorem
 
+from genesis_pipelines.engine.core.spec import STRING_KINDS
 from genesis_pipelines.engine.synthesis.generators.codes import PUBLIC_CODE_SPEC, fit_code, sample_code
 from genesis_pipelines.engine.synthesis.generators.names import fit_name, public_name_spec, sample_name, word_chunks
-from genesis_pipelines.engine.core.spec import STRING_KINDS
 
 _WORDS = np.asarray(sorted(set(_Lorem.word_list)), dtype=object)
 # used where the real column may not be looked at (differential privacy): a data-independent length profile

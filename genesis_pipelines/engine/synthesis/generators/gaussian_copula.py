@@ -19,9 +19,14 @@ import pandas as pd
 from scipy.special import ndtr, ndtri
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
-from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PREFIX, load_manifest, register, save_manifest
-from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.core.schema import TableMeta
+from genesis_pipelines.engine.synthesis.generators.base import (
+    PARENT_FEATURE_PREFIX,
+    load_manifest,
+    register,
+    save_manifest,
+)
+from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.synthesis.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
 
 FORMAT = "genesis.gaussian_copula/1"
@@ -47,7 +52,7 @@ class GaussianCopulaGenerator:
         self.stratified = bool(stratified)
         # columns whose classes get their own copula (None: chosen from the data, see _choose_class_columns)
         self.class_columns = None if class_columns is None else [str(c) for c in class_columns]
-        self.per_class: dict[str, dict[str, "GaussianCopulaGenerator"]] = {}  # column -> class key -> copula
+        self.per_class: dict[str, dict[str, GaussianCopulaGenerator]] = {}  # column -> class key -> copula
         self.columns: list[str] = []
         self.transforms: dict[str, ColumnTransform] = {}
         self.text: dict[str, dict] = {}
@@ -304,7 +309,7 @@ class GaussianCopulaGenerator:
         save_manifest(Path(directory), self._state())
 
     @classmethod
-    def load(cls, directory: Path) -> "GaussianCopulaGenerator":
+    def load(cls, directory: Path) -> GaussianCopulaGenerator:
         data = load_manifest(Path(directory), FORMAT)
         try:
             model = cls(max_fit_rows=data["max_fit_rows"])  # subclasses (the DP copula) take their own settings

@@ -24,10 +24,10 @@ from tqdm.auto import tqdm
 
 from genesis_pipelines.engine.core.device import resolve_device
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.schema import TableMeta
+from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.synthesis.generators.base import load_manifest, save_manifest
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
-from genesis_pipelines.engine.sources.io import atomic_path
-from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.transform import as_numbers
 
 LOG = logging.getLogger("genesis_pipelines.training")
@@ -303,7 +303,7 @@ class NeuralGenerator:
         pass
 
     @classmethod
-    def load(cls, directory: Path, device: str = "auto") -> "NeuralGenerator":
+    def load(cls, directory: Path, device: str = "auto") -> NeuralGenerator:
         directory = Path(directory)
         data = load_manifest(directory, cls.format)
         if not (directory / WEIGHTS).is_file():

@@ -17,9 +17,9 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
-from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.core.schema import TableMeta
+from genesis_pipelines.engine.sources.io import atomic_path
+from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
 
 FORMAT = "genesis.sdv_pool/1"
 POOL_FILE = "pool.parquet"

@@ -17,7 +17,13 @@ import torch
 from torch import nn
 
 from genesis_pipelines.engine.synthesis.generators.base import register
-from genesis_pipelines.engine.synthesis.generators.neural import EarlyStopping, NeuralGenerator, SegmentLayout, adam, gumbel
+from genesis_pipelines.engine.synthesis.generators.neural import (
+    EarlyStopping,
+    NeuralGenerator,
+    SegmentLayout,
+    adam,
+    gumbel,
+)
 
 MIN_VALIDATION_ROWS = 50
 SIGMA_INIT, SIGMA_MIN, SIGMA_MAX = 0.1, 0.01, 1.0

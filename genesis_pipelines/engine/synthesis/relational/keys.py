@@ -29,7 +29,6 @@ from genesis_pipelines.engine.synthesis.relational.model import (
 from genesis_pipelines.engine.synthesis.relational.structure import (
     RowConditions,
     children_counts,
-    join_parent_features,
     parent_feature_frame,
 )
 

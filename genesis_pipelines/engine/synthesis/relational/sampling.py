@@ -342,8 +342,9 @@ def generate_table_chunks(
         body = draw(stop - start, cond, int(rng.integers(0, 2**31 - 1)))
         guard_seed = int(rng.integers(0, 2**31 - 1))
         digests = copy_guard or set()
-        swap = (lambda b: _swap_copies(b, guard_columns, meta, model.pii_guard_salt, digests, swappable,
-                                       np.random.default_rng(guard_seed))) if swappable else None
+        swap = (lambda b, digests=digests, guard_seed=guard_seed: _swap_copies(
+            b, guard_columns, meta, model.pii_guard_salt, digests, swappable, np.random.default_rng(guard_seed))
+        ) if swappable else None
         body = record_guard.redraw_copies(draw, body, cond, guard_columns, meta, model.pii_guard_salt, digests,
                                           guard_seed, first_repair=swap)
         if n <= block_rows:

@@ -20,7 +20,7 @@ import os
 import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pandas as pd
@@ -130,7 +130,7 @@ def prepare_training(spec: DatasetSpec, schema: DatasetSchema, tables: Mapping[s
 
     started = time.perf_counter()
     fingerprint = fingerprint_tables(tables)
-    created = datetime.now(timezone.utc)
+    created = datetime.now(UTC)
     version = created.strftime("v%Y%m%dT%H%M%S%fZ") + "-" + fingerprint[:8]
     staging = staging_dir(model_root, version)
     shutil.rmtree(staging, ignore_errors=True)
