@@ -94,7 +94,7 @@ def test_generate_a_chinook_folder_and_automl(tmp_path):
     album, artist = (pd.read_csv(tmp_path / "twin" / f"{t}.csv") for t in ("Album", "Artist"))
     assert album["ArtistId"].isin(artist["ArtistId"]).all()
     again = genesis("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin", cwd=tmp_path)
-    assert again.returncode == 2 and "not empty" in again.stderr
+    assert again.returncode == 2 and "not an empty folder" in again.stderr
     auto = genesis("automl", "-i", CORPUS / "chinook" / "Genre.csv", "-o", tmp_path / "genre.csv", "--json",
                    cwd=tmp_path)
     assert auto.returncode == 0, auto.stderr[-2000:]

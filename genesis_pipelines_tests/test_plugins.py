@@ -16,11 +16,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
+pytestmark = pytest.mark.cli
+
 PLUGIN = '''
 import pandas as pd
 from genesis_pipelines.engine.synthesis.generators import GaussianCopulaGenerator
-
-pytestmark = pytest.mark.cli
 
 
 class ToyGenerator(GaussianCopulaGenerator):

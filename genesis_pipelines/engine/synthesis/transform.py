@@ -17,7 +17,7 @@ MAX_QUANTILES = 1001
 MAX_EXCEPTION_VALUES = 100  # most frequent exceptions kept per column; rarer ones are pooled into them
 DISCRETE_NUMERIC_MAX = 30  # numeric columns with at most this many distinct values are modelled as discrete
 POINT_MASS_MIN_SHARE = 0.01  # a value shared by fewer rows is not reproduced as a point mass
-PEOPLE_PER_KNOT = 5  # a continuous marginal's knot summarises at least this many records (or people)
+PEOPLE_PER_KNOT = 12  # a continuous marginal's knot summarises at least this many records (or people): sakila payment shadow MIA 0.606 at 5, 0.599 at 8, 0.577 at 12
 
 
 def decimal_places(values: np.ndarray) -> int | None:
