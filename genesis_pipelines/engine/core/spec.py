@@ -133,8 +133,15 @@ def _canonical(ref: str, field: str) -> str:
     return column_ref(*split_ref(ref, field))
 
 
-def _split_ref(ref: str, field: str) -> tuple[str, str]:
-    return split_ref(ref, field)
+def _canonical_mapping(value: dict[str, str], field: str, allowed: tuple[str, ...]) -> dict[str, str]:
+    """A `'Table.Column' -> choice` mapping with each key in its one spelling and each choice one of `allowed`."""
+    out = {}
+    for ref, choice in value.items():
+        key = _canonical(ref, f"{field} key")
+        if choice not in allowed:
+            raise ValueError(f"{field}[{ref}]: {choice!r} is not one of {', '.join(allowed)}")
+        out[key] = choice
+    return out
 
 
 def _refs(values: list[str], field: str) -> list[str]:
@@ -155,7 +162,7 @@ class ForeignKeySpec(_Strict):
         refs = [value] if isinstance(value, str) else value
         if not refs:
             raise ValueError(f"{info.field_name} lists no columns")
-        tables = {_split_ref(ref, info.field_name)[0] for ref in refs}
+        tables = {split_ref(ref, info.field_name)[0] for ref in refs}
         if len(tables) > 1:
             raise ValueError(f"{info.field_name} names columns of several tables ({', '.join(sorted(tables))}): one table per side")
         if len(set(refs)) < len(refs):
@@ -171,11 +178,11 @@ class ForeignKeySpec(_Strict):
 
     @property
     def child_refs(self) -> list[tuple[str, str]]:
-        return [_split_ref(ref, "child") for ref in ([self.child] if isinstance(self.child, str) else self.child)]
+        return [split_ref(ref, "child") for ref in ([self.child] if isinstance(self.child, str) else self.child)]
 
     @property
     def parent_refs(self) -> list[tuple[str, str]]:
-        return [_split_ref(ref, "parent") for ref in ([self.parent] if isinstance(self.parent, str) else self.parent)]
+        return [split_ref(ref, "parent") for ref in ([self.parent] if isinstance(self.parent, str) else self.parent)]
 
     @property
     def child_table(self) -> str:
@@ -357,20 +364,12 @@ class DatasetSpec(_Strict):
     @field_validator("column_types")
     @classmethod
     def _valid_types(cls, value: dict[str, str]) -> dict[str, str]:
-        for ref, sdtype in value.items():
-            _split_ref(ref, "column_types key")
-            if sdtype not in SEMANTIC_TYPES:
-                raise ValueError(f"column_types[{ref}]: {sdtype!r} is not one of {', '.join(SEMANTIC_TYPES)}")
-        return {_canonical(ref, "column_types key"): sdtype for ref, sdtype in value.items()}
+        return _canonical_mapping(value, "column_types", SEMANTIC_TYPES)
 
     @field_validator("pii")
     @classmethod
     def _valid_policies(cls, value: dict[str, str]) -> dict[str, str]:
-        for ref, policy in value.items():
-            _split_ref(ref, "pii key")
-            if policy not in PII_POLICIES:
-                raise ValueError(f"pii[{ref}]: {policy!r} is not one of {', '.join(PII_POLICIES)}")
-        return {_canonical(ref, "pii key"): policy for ref, policy in value.items()}
+        return _canonical_mapping(value, "pii", PII_POLICIES)
 
     @field_validator("pii_leak_exempt")
     @classmethod
