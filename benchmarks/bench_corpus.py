@@ -336,7 +336,8 @@ def bench_database(name: str, args, python: Path | None) -> dict:
     schema = yaml.safe_load((folder / "schema.yaml").read_text()) if (folder / "schema.yaml").is_file() else None
     fks, pks = (declared_foreign_keys(schema), primary_keys(schema)) if schema else ([], {})
     from genesis_pipelines.engine.core.spec import parse_spec
-    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.sources.io import read_source_table
+    from genesis_pipelines.engine.sources.locations import source_table_names
 
     with tempfile.TemporaryDirectory(prefix=f"bench_corpus_{name}_") as tmp:
         work = Path(tmp)

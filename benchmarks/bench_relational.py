@@ -32,7 +32,8 @@ from genesis_pipelines.engine.analysis.schema_inference import analyse  # noqa: 
 from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.core.spec import load_spec  # noqa: E402
 from genesis_pipelines.engine.privacy import pii  # noqa: E402
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names  # noqa: E402
+from genesis_pipelines.engine.sources.io import read_source_table  # noqa: E402
+from genesis_pipelines.engine.sources.locations import source_table_names  # noqa: E402
 from genesis_pipelines.engine.synthesis import relational  # noqa: E402
 
 SDV_VENV = ROOT / "benchmarks" / ".venv-sdv"

@@ -105,7 +105,8 @@ def train_dataset(spec_path: Path, model_root: Path) -> TrainedDataset:
     from genesis_pipelines.engine.analysis.schema_inference import analyse
     from genesis_pipelines.engine.core.spec import load_spec
     from genesis_pipelines.engine.privacy import pii
-    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.sources.io import read_source_table
+    from genesis_pipelines.engine.sources.locations import source_table_names
     from genesis_pipelines.engine.synthesis import relational
 
 

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.analysis.fk_graph import plan_generation
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.errors import SchemaError, SpecError
 from genesis_pipelines.engine.core.schema import child_keys, parent_keys
 from genesis_pipelines.engine.core.spec import ForeignKeySpec, parse_spec
@@ -272,7 +273,8 @@ def corpus_spec(name: str, *, declared: bool = True, **extra):
 
 
 def _corpus_tables(spec) -> dict[str, pd.DataFrame]:
-    from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+    from genesis_pipelines.engine.sources.io import read_source_table
+    from genesis_pipelines.engine.sources.locations import source_table_names
 
     return {t: read_source_table(spec, t) for t in source_table_names(spec)}
 

@@ -17,7 +17,8 @@ from genesis_pipelines.defs.factory import build_dataset_defs
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.sources.locations import source_table_names
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.synthesis.relational.model import EMPTY_METHOD
 from genesis_pipelines_tests.helpers import materialize_all

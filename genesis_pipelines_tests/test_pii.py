@@ -29,7 +29,8 @@ from genesis_pipelines.engine.privacy.pii import leaks as pii_leaks
 from genesis_pipelines.engine.privacy.pii.fakes import _slug
 from genesis_pipelines.engine.privacy.pii.normalise import _normalize_series
 from genesis_pipelines.engine.privacy.pii.patterns import _EMAIL, _SSN, _card_mask, _iban_mask, _ip_mask
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.sources.locations import source_table_names
 from genesis_pipelines_tests.helpers import corpus_dir
 
 CHINOOK = corpus_dir() / "chinook"

@@ -11,7 +11,8 @@ import pandas as pd
 import pytest
 from scipy.stats import ks_2samp
 
-from genesis_pipelines.engine.analysis.schema_inference import analyse, plan_generation
+from genesis_pipelines.engine.analysis.fk_graph import plan_generation
+from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.sources.io import read_source_table

@@ -7,11 +7,13 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from genesis_pipelines.engine.analysis.schema_inference import analyse, generation_order, infer_sdtype
+from genesis_pipelines.engine.analysis.fk_graph import generation_order
+from genesis_pipelines.engine.analysis.schema_inference import analyse, infer_sdtype
 from genesis_pipelines.engine.core.errors import SchemaError
 from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
 from genesis_pipelines.engine.core.spec import DatasetSpec, load_spec, parse_spec
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.sources.locations import source_table_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"

@@ -15,7 +15,8 @@ from genesis_pipelines.defs.factory import build_dataset_defs, twin_job_name
 from genesis_pipelines.defs.resources import default_resources
 from genesis_pipelines.engine.core.errors import SourceError
 from genesis_pipelines.engine.core.spec import load_spec, parse_spec
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.sources.locations import source_table_names
 from genesis_pipelines.engine.sources.watch import load_cursor, poll
 from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
 

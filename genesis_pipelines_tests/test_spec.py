@@ -11,7 +11,7 @@ import yaml
 
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import DatasetSpec, discover_specs, load_spec, parse_spec
-from genesis_pipelines.engine.sources.io import source_file
+from genesis_pipelines.engine.sources.locations import source_file
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"

@@ -14,7 +14,8 @@ from genesis_pipelines.engine.analysis import schema_inference
 from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.core.spec import load_spec
 from genesis_pipelines.engine.privacy import pii
-from genesis_pipelines.engine.sources.io import read_source_table, source_table_names
+from genesis_pipelines.engine.sources.io import read_source_table
+from genesis_pipelines.engine.sources.locations import source_table_names
 from genesis_pipelines.engine.synthesis import relational
 from genesis_pipelines.engine.synthesis.relational import training
 from genesis_pipelines_tests.helpers import PROJECT_ROOT, write_shop

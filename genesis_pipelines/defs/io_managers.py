@@ -3,20 +3,16 @@
 Chosen by GENESIS_EXPORT_S3_URI; unset (the embedded default), nothing here is used.
 """
 
+from __future__ import annotations
+
 import os
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 from pydantic import Field
 
-from genesis_pipelines.engine.sources.export import (
-    ExportError,
-    TransientExportError,
-    parse_s3_uri,
-    read_s3_parquet,
-    s3_table_key,
-    write_s3_parquet,
-)
+if TYPE_CHECKING:
+    import pandas as pd
 
 EXPORT_URI_ENV = "GENESIS_EXPORT_S3_URI"
 IO_MANAGER_KEY = "synthetic_s3_io_manager"
@@ -49,10 +45,14 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
 
     def location(self, asset_key: dg.AssetKey, table: str | None = None) -> tuple[str, str]:
         """`table`: the real table name from the asset's metadata (the key's last part may be sanitised)."""
+        from genesis_pipelines.engine.sources.export import parse_s3_uri, s3_table_key
+
         bucket, prefix = parse_s3_uri(self.uri)
         return bucket, s3_table_key(prefix, asset_key.path[0], table or asset_key.path[-1])
 
     def handle_output(self, context: dg.OutputContext, obj: pd.DataFrame) -> None:
+        from genesis_pipelines.engine.sources.export import ExportError, TransientExportError, write_s3_parquet
+
         bucket, key = self.location(context.asset_key, (context.definition_metadata or {}).get("table"))
         try:
             size = write_s3_parquet(obj, self._client(), bucket, key)
@@ -64,6 +64,8 @@ class S3ParquetIOManager(dg.ConfigurableIOManager):
                                      "dagster/row_count": len(obj)})
 
     def load_input(self, context: dg.InputContext) -> pd.DataFrame:
+        from genesis_pipelines.engine.sources.export import ExportError, TransientExportError, read_s3_parquet
+
         upstream = context.upstream_output
         bucket, key = self.location(context.asset_key, (upstream.definition_metadata or {}).get("table") if upstream else None)
         try:

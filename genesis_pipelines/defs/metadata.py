@@ -7,13 +7,16 @@ import os
 from collections import Counter
 from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from genesis_pipelines.engine.evaluation import catalog
 from genesis_pipelines.engine.evaluation.catalog import number_text, percent, readable
-from genesis_pipelines.engine.privacy.pii import DECLARED_KIND
+from genesis_pipelines.engine.privacy.pii.findings import DECLARED_KIND
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 REPORTS_URL_ENV = "GENESIS_REPORTS_URL"  # e.g. http://127.0.0.1:8001: a static server over GENESIS_DATA_DIR
 

@@ -32,9 +32,7 @@ import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import duckdb
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.layout import (  # noqa: F401  (re-exported: the one layout of the project)
@@ -46,7 +44,11 @@ from genesis_pipelines.engine.core.layout import (  # noqa: F401  (re-exported: 
     warehouse_schema,
 )
 
-Connect = Callable[[], contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]]
+if TYPE_CHECKING:  # the data stack loads with the first step that needs it, not with the code location
+    import duckdb
+    import pandas as pd
+
+Connect = Callable[[], "contextlib.AbstractContextManager[duckdb.DuckDBPyConnection]"]
 Log = Callable[[str], None]
 DEFAULT_RETRAIN_HINT = "retrain the model"
 FILE_FORMATS = ("parquet", "csv")
@@ -67,6 +69,8 @@ def warehouse_connector(path: str | Path, *, read_only: bool = False, wait: floa
 
     @contextlib.contextmanager
     def connect() -> Iterator[duckdb.DuckDBPyConnection]:
+        import duckdb
+
         if read_only and not path.is_file():
             raise GenesisError(f"warehouse {path} does not exist: generate the synthetic tables first")
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -181,7 +185,7 @@ def read_tables(connect: Connect, schema: str, tables: Sequence[str]) -> dict[st
 
 def read_sources(spec, layout: DatasetLayout, connect: Connect) -> dict[str, pd.DataFrame]:
     """The real tables as loaded into the warehouse by load_source (what every later step reads)."""
-    from genesis_pipelines.engine.sources.io import source_table_names
+    from genesis_pipelines.engine.sources.locations import source_table_names
 
     return read_tables(connect, layout.source_schema, source_table_names(spec))
 
@@ -298,7 +302,7 @@ def save_plan(spec, layout: DatasetLayout, db_schema) -> None:
 def table_names(spec, layout: DatasetLayout) -> list[str]:
     """The dataset's tables at definitions load: declared ones, a local folder's file names (a listing, no data),
     or, for an S3 prefix or a DuckDB file, the names the stored plan recorded (listed once when there is none)."""
-    from genesis_pipelines.engine.sources.io import source_table_names
+    from genesis_pipelines.engine.sources.locations import source_table_names
 
     if spec.tables or spec.source.kind in ("csv_folder", "parquet_folder"):
         return source_table_names(spec)
@@ -330,8 +334,7 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
     Only when the plan depends on the data (inferred keys, or a declared cycle whose deferred key depends on where
     the data has nulls) and no fresh state exists yet (a new dataset, a changed spec) is it computed from the
     source, once, and stored: later loads read no data until the schema step plans again."""
-    from genesis_pipelines.engine.analysis import schema_inference
-    from genesis_pipelines.engine.sources.io import read_source_table, write_json
+    from genesis_pipelines.engine.analysis.fk_graph import plan_generation
 
     tables = list(tables)
     plan = stored_plan(spec, layout, tables)
@@ -340,14 +343,23 @@ def generation_plan(spec, layout: DatasetLayout, tables: Sequence[str], *, log: 
     read: list[str] = []
 
     def read_table(table: str) -> pd.DataFrame:
+        from genesis_pipelines.engine.sources.io import read_source_table
+
         if not read:
             log(f"dataset {spec.name}: no stored generation plan for this spec yet: planning from the source once")
         read.append(table)
         return read_source_table(spec, table)
 
-    plan = schema_inference.plan_generation(spec, tables, read_table=read_table)
+    inferred = None
+    if spec.foreign_keys is None:  # the FKs are found in the data: profile the sources (the data stack loads here)
+        from genesis_pipelines.engine.analysis.schema_inference import analyse
+
+        inferred = analyse(spec, {t: read_table(t) for t in tables}).foreign_keys
+    plan = plan_generation(spec, tables, read_table=read_table, inferred_fks=inferred)
     listed = not spec.tables and spec.source.kind not in ("csv_folder", "parquet_folder")  # S3 / DuckDB names
     if read or listed:  # kept as state; a plan from declared keys and tables alone is recomputed for free
+        from genesis_pipelines.engine.sources.io import write_json
+
         try:
             write_json(layout.analysis("plan"), {"format": PLAN_FORMAT, "spec_digest": spec_digest(spec),
                                                 "plan": [[t, parents] for t, parents in plan.items()]})
@@ -516,7 +528,7 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
           log: Log = _quiet, wait: float | None = 0.0) -> Trained:
     """Source -> schema -> PII scan -> model, in one go, exactly as the Dagster assets run them one by one: the
     tables are loaded into the warehouse and read back, so both front ends train on the very same frames."""
-    from genesis_pipelines.engine.sources.io import source_table_names
+    from genesis_pipelines.engine.sources.locations import source_table_names
 
     with writer_lock(layout, wait=wait, log=log):  # before any work: a second writer fails (or waits) here
         names = source_table_names(spec)
@@ -535,6 +547,8 @@ def train(spec, layout: DatasetLayout, connect: Connect, *, device: str = "cpu",
 def normalise_frames(tables: Mapping[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     """Frames as the steps see them: written into DuckDB and read back (load_source then read_sources), so frames
     handed in by the Python API train on the same types as files loaded by the pipeline."""
+    import duckdb
+
     from genesis_pipelines.engine.sources.io import read_table, write_table
 
     con = duckdb.connect(":memory:")
@@ -594,6 +608,9 @@ def generate_table(layout: DatasetLayout, connect: Connect, model, model_dir: Pa
     for a cycle broken at a nullable FK into this table, its children's keys are filled and swapped in too. So tables
     generate in parallel processes and queue only for their commit. Before any row, the disk is checked for the
     table's estimated size (`check_space`, see staging.check_free_space) and stale staging of killed runs removed."""
+    import duckdb
+    import pandas as pd
+
     from genesis_pipelines.engine.sources.io import read_table, table_exists, write_table
     from genesis_pipelines.engine.synthesis import relational, staging
     from genesis_pipelines.engine.synthesis.relational import keys as key_assignment
@@ -754,6 +771,8 @@ def augment(spec, layout: DatasetLayout, connect: Connect, model, model_dir: Pat
     `rows` of them (default: the real table's size), written to augmented_<ds> beside the twin, never over it.
     Parents come from the twin (synthetic_<ds>); the conditioned rows' descendants are generated from them as usual
     (children per parent as learned). Files: <ds>/augmented/<table>/ (one versioned folder, + conditions.json)."""
+    import pandas as pd
+
     from genesis_pipelines.engine.sources.export import publish_versioned
     from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table, write_json, write_table
     from genesis_pipelines.engine.synthesis import conditions as cond

@@ -1,14 +1,18 @@
 """Asset keys, warehouse schema names and metadata helpers shared by the asset factories."""
 
+from __future__ import annotations
 
 import hashlib
 import re
 import unicodedata
+from typing import TYPE_CHECKING
 
 import dagster as dg
-import pandas as pd
 
 from genesis_pipelines.engine.core.layout import warehouse_schema  # noqa: F401  (the one spelling of schema names)
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 _DAGSTER_NAME = re.compile(r"^[A-Za-z0-9_]+$")
 

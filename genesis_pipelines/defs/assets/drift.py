@@ -2,7 +2,6 @@
 
 
 import dagster as dg
-import pandas as pd
 
 from genesis_pipelines.defs.assets.common import dataset_key, markdown_table, source_key, stage_tags
 from genesis_pipelines.defs.lineage import CODE_VERSION, run_model, split_rows
@@ -10,7 +9,6 @@ from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.spec import DatasetSpec
 from genesis_pipelines.engine.evaluation.catalog import NOISE, readable
-from genesis_pipelines.engine.sources.io import write_json
 
 
 def _finite(value: float, digits: int | None = 4) -> float:
@@ -33,7 +31,10 @@ def build_drift_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefiniti
                     f"above {spec.drift.psi_threshold} the drift sensor retrains.",
     )
     def drift(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        import pandas as pd
+
         from genesis_pipelines.engine.evaluation.drift import dataset_drift
+        from genesis_pipelines.engine.sources.io import write_json
 
         layout = storage.layout(spec.name)
         model, _ = run_model(context, spec, layout)

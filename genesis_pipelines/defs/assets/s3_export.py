@@ -10,7 +10,6 @@ from genesis_pipelines.defs.assets.common import key_name, stage_tags, synthetic
 from genesis_pipelines.defs.io_managers import IO_MANAGER_KEY, S3_RETRY_POLICY, s3_export_enabled
 from genesis_pipelines.defs.resources import Warehouse
 from genesis_pipelines.engine.core.spec import DatasetSpec
-from genesis_pipelines.engine.sources.io import read_table
 
 
 def s3_export_key(dataset: str, table: str) -> dg.AssetKey:
@@ -39,6 +38,8 @@ def _s3_export_asset(spec: DatasetSpec, table: str) -> dg.AssetsDefinition:
         description=f"Synthetic {table} as Parquet in S3 (GENESIS_EXPORT_S3_URI/{spec.name}/{table}.parquet).",
     )
     def synthetic_s3(context: dg.AssetExecutionContext, warehouse: Warehouse) -> dg.Output:
+        from genesis_pipelines.engine.sources.io import read_table
+
         with warehouse.read_connection()() as con:
             df = read_table(con, warehouse_schema("synthetic", spec.name), table)
         return dg.Output(df, metadata=table_metadata(df))

@@ -17,7 +17,6 @@ from genesis_pipelines.defs.metadata import synthetic_table_metadata
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.core.spec import DatasetSpec
-from genesis_pipelines.engine.sources.export import current_version
 
 
 def synthetic_files_key(dataset: str) -> dg.AssetKey:
@@ -79,6 +78,8 @@ def _files_asset(spec: DatasetSpec, tables: list[str]) -> dg.AssetsDefinition:
                     "to one complete version folder, swapped in one rename, so it never mixes files of two runs.",
     )
     def synthetic_files(context: dg.AssetExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.MaterializeResult:
+        from genesis_pipelines.engine.sources.export import current_version
+
         layout = storage.layout(spec.name)
         files = pipeline.publish_files(layout, warehouse.read_connection(), tables)
         return dg.MaterializeResult(metadata={

@@ -10,7 +10,6 @@ import dagster as dg
 
 from genesis_pipelines.defs.assets.common import source_key
 from genesis_pipelines.engine.core.spec import DatasetSpec
-from genesis_pipelines.engine.sources.watch import load_cursor, poll
 
 TRIGGER_TAG = "genesis/trigger"
 
@@ -28,6 +27,8 @@ def build_new_data_sensor(spec: DatasetSpec, tables: list[str], job,
                     f"and refreshes {'everything downstream' if spec.source.watch.on_change == 'all' else 'the drift asset'}.",
     )
     def new_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
+        from genesis_pipelines.engine.sources.watch import load_cursor, poll
+
         result = poll(spec, tables, load_cursor(context.cursor))
         cursor = json.dumps(result.cursor, sort_keys=True)
         if result.waiting:

@@ -4,9 +4,12 @@ Inferring a schema from data is analysis.schema_inference; this is only its shap
 
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
+from typing import TYPE_CHECKING
+
 from pydantic import BaseModel, Field, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class ColumnMeta(BaseModel):
@@ -99,6 +102,8 @@ KEY_SEPARATOR = "\x1f"
 def key_values(df: pd.DataFrame, columns: list[str]) -> pd.Series:
     """One comparable value per row for a key of one or more columns: a composite key becomes one tuple code
     (its parts joined), null where any part is null; dtypes are normalised so read and generated keys match."""
+    import numpy as np
+
     if len(columns) == 1:
         return comparable_values(df[columns[0]]).where(df[columns[0]].notna().to_numpy())
     parts = [comparable_values(df[c]) for c in columns]
@@ -139,6 +144,8 @@ class DatasetSchema(BaseModel):
 
 def comparable_values(values: pd.Series) -> pd.Series:
     """Key values that compare equal whether read from a source or generated (numbers as float64, else text)."""
+    import pandas as pd
+
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
     return values.astype(str)

@@ -10,14 +10,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
 
-import pandas as pd
-
-from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
-from genesis_pipelines.engine.privacy import pii
+from genesis_pipelines.engine.privacy.pii.findings import DECLARED_KIND, PiiFinding
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 NOISE = 1e-9  # below this a score, distance or PSI is numerical noise: shown as 0
 
@@ -123,7 +124,7 @@ def _description(entry: dict, *, synthetic: bool, table: str) -> str:
         policy = entry.get("pii_policy") or "fake"
         meaning = {"fake": "values are generated fakes", "drop": "column dropped", "hash": "values are keyed hashes",
                    "mask": "values are masked", "keep": "values kept as they are"}.get(policy, policy)
-        kind = "set in the spec" if entry["pii_kind"] == pii.DECLARED_KIND else entry["pii_kind"]
+        kind = "set in the spec" if entry["pii_kind"] == DECLARED_KIND else entry["pii_kind"]
         parts.append(f"PII: {kind}, policy {policy}" + (f" ({meaning})" if synthetic else ""))
     return "; ".join(parts)
 
@@ -144,6 +145,9 @@ def source_columns(spec: DatasetSpec, table: str, df: pd.DataFrame) -> list[dict
 
     A table the schema step will reject (a declared key that is missing, null or repeated) is described by its
     storage types only, so loading it still works and the schema step reports the error where it always has."""
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.privacy.pii.detection import detect_column
+
     try:
         meta = profile_table(table, df, spec)
     except GenesisError as exc:
@@ -155,11 +159,11 @@ def source_columns(spec: DatasetSpec, table: str, df: pd.DataFrame) -> list[dict
     for column in df.columns:
         finding = None
         if column not in roles:
-            finding = pii.detect_column(table, column, df[column], meta.columns[column].sdtype)
+            finding = detect_column(table, column, df[column], meta.columns[column].sdtype)
             if column in declared:
                 finding = (finding.model_copy(update={"policy": declared[column]}) if finding is not None else
-                           pii.PiiFinding(table=table, column=column, kind=pii.DECLARED_KIND, method="spec",
-                                          confidence=1.0, policy=declared[column], policy_from_spec=True))
+                           PiiFinding(table=table, column=column, kind=DECLARED_KIND, method="spec",
+                                      confidence=1.0, policy=declared[column], policy_from_spec=True))
         entry = _entry(meta, column, roles, finding)
         if column in roles:
             entry["semantic_type"] = "id"

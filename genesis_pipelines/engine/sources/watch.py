@@ -16,7 +16,7 @@ from datetime import datetime
 from pathlib import Path
 
 from genesis_pipelines.engine.core.spec import DatasetSpec
-from genesis_pipelines.engine.sources.io import list_s3_objects, s3_key, s3_prefix, source_file
+from genesis_pipelines.engine.sources.locations import list_s3_objects, s3_key, s3_prefix, source_file
 
 CURSOR_FORMAT = 1
 CHUNK_BYTES = 1 << 20

@@ -46,19 +46,26 @@ faked column of the row (names, street, postcode, phone) is drawn from that loca
 Hard rule: real values never appear in findings, exceptions or logs, only names, kinds, counts and rates.
 """
 
-from genesis_pipelines.engine.privacy.pii.detection import detect_column, scan_tables
-from genesis_pipelines.engine.privacy.pii.fakes import consistent_fakes, fill_synthetic, row_locales
-from genesis_pipelines.engine.privacy.pii.findings import DECLARED_KIND, PII_KINDS, PiiFinding, person_tables
-from genesis_pipelines.engine.privacy.pii.leaks import (
-    SHINGLE,
-    find_leaks,
-    find_text_leaks,
-    forbidden_values,
-    read_text_guard,
-    text_shingle_digests,
-)
-from genesis_pipelines.engine.privacy.pii.normalise import normalize_value
-from genesis_pipelines.engine.privacy.pii.policies import hash_key_from_env, mask_series, prepare_for_training
+import importlib
+
+# name -> submodule: the package is imported at spec load and code-location load (findings only), so each submodule
+# (pandas, Faker) loads on first use of one of its names
+_NAMES = {
+    "detect_column": "detection", "scan_tables": "detection",
+    "consistent_fakes": "fakes", "fill_synthetic": "fakes", "row_locales": "fakes",
+    "DECLARED_KIND": "findings", "PII_KINDS": "findings", "PiiFinding": "findings", "person_tables": "findings",
+    "SHINGLE": "leaks", "find_leaks": "leaks", "find_text_leaks": "leaks", "forbidden_values": "leaks",
+    "read_text_guard": "leaks", "text_shingle_digests": "leaks",
+    "normalize_value": "normalise",
+    "hash_key_from_env": "policies", "mask_series": "policies", "prepare_for_training": "policies",
+}
+
+
+def __getattr__(name: str):
+    if name in _NAMES:
+        return getattr(importlib.import_module(f"{__name__}.{_NAMES[name]}"), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DECLARED_KIND",

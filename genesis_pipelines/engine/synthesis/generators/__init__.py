@@ -1,5 +1,5 @@
 """Generators behind one interface. Built-in methods are imported on first use (create_generator, load_generator),
-so importing this package loads neither torch nor sklearn; their classes are still importable from here."""
+so importing this package (or its registry, at spec load) loads neither torch, scipy nor sklearn; their classes are still importable from here."""
 
 import importlib
 
@@ -10,9 +10,9 @@ from genesis_pipelines.engine.synthesis.generators.base import (
     load_generator,
     register_generator,
 )
-from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator
 
 _CLASSES = {
+    "GaussianCopulaGenerator": "gaussian_copula",
     "AutoregressiveGenerator": "autoregressive", "DPGaussianCopulaGenerator": "dp_copula", "AutoGenerator": "auto",
     "CTGANGenerator": "ctgan", "TVAEGenerator": "tvae", "DPCTGANGenerator": "dp_neural", "DPTVAEGenerator": "dp_neural",
     "SdvGaussianCopula": "sdv_backend", "DPMarginalsGenerator": "dp_marginals",

@@ -5,13 +5,13 @@ from __future__ import annotations
 import importlib
 import json
 from pathlib import Path
-from typing import ClassVar, Protocol, runtime_checkable
-
-import pandas as pd
+from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
 
 from genesis_pipelines.engine.core.errors import ModelError, SpecError
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.sources.io import write_json
+
+if TYPE_CHECKING:  # the registry is read at spec load, where the data stack must not load
+    import pandas as pd
 
 MANIFEST = "generator.json"
 
@@ -149,6 +149,8 @@ def create_generator(method: str, **settings) -> Generator:
 
 
 def save_manifest(directory: Path, payload: dict) -> None:
+    from genesis_pipelines.engine.sources.io import write_json
+
     write_json(Path(directory) / MANIFEST, payload)
 
 
