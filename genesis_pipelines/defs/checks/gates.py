@@ -15,87 +15,99 @@ from genesis_pipelines.defs.metadata import gate_check_metadata, number
 from genesis_pipelines.defs.resources import GenesisStorage, Warehouse
 from genesis_pipelines.engine.core.spec import DatasetSpec, split_ref
 from genesis_pipelines.engine.evaluation.catalog import number_text
-from genesis_pipelines.engine.sources.io import read_table
 
 
 def build_checks(spec: DatasetSpec, tables: list[str]) -> list[dg.AssetChecksDefinition]:
-    checks = []
-    for table in tables:
-        checks += [_keys_check(spec, table), _pii_leak_check(spec, table), _expectations_check(spec, table)]
-    return checks  # the report gates are evaluated by the report assets themselves (check_specs)
+    # the report gates are evaluated by the report assets themselves (check_specs)
+    return [_table_gates(spec, table) for table in tables]
 
 
-def _keys_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="keys_valid", blocking=True,
-                    description="Primary key unique and not null; every foreign key value (column tuple) exists in its "
-                                "synthetic parent; keys deferred to close a cycle are checked with their parent.")
-    def keys_valid(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
-        from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
+def _table_gates(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
+    """The three gates of one synthetic table, `keys_valid` and `no_pii_leak` (blocking) and `expectations` (warn),
+    as one step: it loads the model and reads the table once for all three, and a code location of many tables
+    builds one check op per table instead of three. Each gate stays its own check in the UI and runs alone when
+    selected alone."""
+    asset = synthetic_key(spec.name, table)
+    specs = [
+        dg.AssetCheckSpec("keys_valid", asset=asset, blocking=True,
+                          description="Primary key unique and not null; every foreign key value (column tuple) exists in "
+                                      "its synthetic parent; keys deferred to close a cycle are checked with their parent."),
+        dg.AssetCheckSpec("no_pii_leak", asset=asset, blocking=True,
+                          description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet "
+                                      "of real free text appears in the synthetic table."),
+        # WARN, not blocking: the suite's ranges and value sets come from the real training rows, and a good generator
+        # may legitimately stray a little (a rare category, a tail value); the hard guarantees (keys, FKs, PII,
+        # copies) are blocking checks of their own.
+        dg.AssetCheckSpec("expectations", asset=asset,
+                          description="The Great Expectations suite derived from the real data (types, ranges, value "
+                                      "sets, nullability, key uniqueness, FK membership in the synthetic parent); "
+                                      "warning only."),
+    ]
 
-        model, _ = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
-        schema = model.db_schema
+    @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{asset.to_python_identifier()}_gates")
+    def gates(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage):
+        from genesis_pipelines.engine.sources.io import read_table
+
+        model, model_dir = checked_model(context, spec, storage.layout(spec.name), asset)
+        selected = {key.name for key in context.selected_asset_check_keys}
+        out_schema = warehouse_schema("synthetic", spec.name)
         with warehouse.read_connection()() as con:
-            frames = {t: read_table(con, warehouse_schema("synthetic", spec.name), t) for t in checked_tables(schema, table)}
-        result = key_integrity(frames, schema, table)
-        return dg.AssetCheckResult(passed=result["passed"], metadata={**result["metadata"], "model_version": model.version})
-
-    return keys_valid
-
-
-def _pii_leak_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="no_pii_leak", blocking=True,
-                    description="No real PII value (names, emails, phones, addresses...) and no 20-character snippet of real "
-                                "free text appears in the synthetic table.")
-    def no_pii_leak(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
-        from genesis_pipelines.engine.privacy.pii import find_leaks, find_text_leaks, read_text_guard
-        from genesis_pipelines.engine.synthesis.relational import load_pii_guard
-
-        model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
-        with warehouse.read_connection()() as con:
-            df = read_table(con, warehouse_schema("synthetic", spec.name), table)
-        exempt = spec.pii_leak_exempt
-        leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt, model.pii).get(table, {})
-        snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt, exempt).get(table, {})
-        return dg.AssetCheckResult(passed=not leaks and not snippets, metadata={
-            "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
-            "text_snippet_leaks": sum(snippets.values()),
-            "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
-            "exempt_columns": ", ".join(sorted(split_ref(r)[1] for r in exempt if split_ref(r)[0] == table)) or "none",
-            "model_version": model.version,
-        })
-
-    return no_pii_leak
-
-
-def _expectations_check(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
-    # WARN, not blocking: the suite's ranges and value sets come from the real training rows, and a good generator
-    # may legitimately stray a little (a rare category, a tail value); the hard guarantees (keys, FKs, PII, copies)
-    # are blocking checks of their own.
-    @dg.asset_check(asset=synthetic_key(spec.name, table), name="expectations",
-                    description="The Great Expectations suite derived from the real data (types, ranges, value sets, "
-                                "nullability, key uniqueness, FK membership in the synthetic parent); warning only.")
-    def expectations(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage) -> dg.AssetCheckResult:
-        from genesis_pipelines.engine.evaluation.expectations import load_suites
-        from genesis_pipelines.engine.evaluation.expectations import validate as validate_suite
-
-        model, model_dir = checked_model(context, spec, storage.layout(spec.name), synthetic_key(spec.name, table))
-        suites = load_suites(model_dir)
-        if table not in suites:
-            return dg.AssetCheckResult(passed=False, severity=dg.AssetCheckSeverity.WARN,
-                                       metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table",
-                                                 "model_version": model.version})
-        with warehouse.read_connection()() as con:
-            out_schema = warehouse_schema("synthetic", spec.name)
             df = read_table(con, out_schema, table)
-            parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table) if p != table}
-        result = validate_suite(df, suites[table], parents={**parents, table: df})
-        return dg.AssetCheckResult(passed=result["success"], severity=dg.AssetCheckSeverity.WARN, metadata={
-            "expectations_evaluated": result["evaluated"], "expectations_failed": result["failed"],
-            "failed_expectation_types": ", ".join(result["failed_types"]) or "none",
-            "model_version": model.version,
-        })
+            if "keys_valid" in selected:
+                yield _keys_valid(con, out_schema, model, table, df)
+            if "no_pii_leak" in selected:
+                yield _no_pii_leak(spec, model, model_dir, table, df)
+            if "expectations" in selected:
+                yield _expectations(con, out_schema, model, model_dir, table, df)
 
-    return expectations
+    return gates
+
+
+def _keys_valid(con, out_schema: str, model, table: str, df) -> dg.AssetCheckResult:
+    from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
+    from genesis_pipelines.engine.sources.io import read_table
+
+    schema = model.db_schema
+    frames = {t: df if t == table else read_table(con, out_schema, t) for t in checked_tables(schema, table)}
+    result = key_integrity(frames, schema, table)
+    return dg.AssetCheckResult(check_name="keys_valid", passed=result["passed"],
+                               metadata={**result["metadata"], "model_version": model.version})
+
+
+def _no_pii_leak(spec: DatasetSpec, model, model_dir, table: str, df) -> dg.AssetCheckResult:
+    from genesis_pipelines.engine.privacy.pii import find_leaks, find_text_leaks, read_text_guard
+    from genesis_pipelines.engine.synthesis.relational import load_pii_guard
+
+    exempt = spec.pii_leak_exempt
+    leaks = find_leaks({table: df}, load_pii_guard(model, model_dir), exempt, model.pii).get(table, {})
+    snippets = find_text_leaks({table: df}, read_text_guard(model_dir), model.pii_guard_salt, exempt).get(table, {})
+    return dg.AssetCheckResult(check_name="no_pii_leak", passed=not leaks and not snippets, metadata={
+        "leaked_values": sum(leaks.values()), "columns_with_leaks": ", ".join(sorted(leaks)) or "none",
+        "text_snippet_leaks": sum(snippets.values()),
+        "columns_with_text_snippet_leaks": ", ".join(sorted(snippets)) or "none",
+        "exempt_columns": ", ".join(sorted(split_ref(r)[1] for r in exempt if split_ref(r)[0] == table)) or "none",
+        "model_version": model.version,
+    })
+
+
+def _expectations(con, out_schema: str, model, model_dir, table: str, df) -> dg.AssetCheckResult:
+    from genesis_pipelines.engine.evaluation.expectations import load_suites
+    from genesis_pipelines.engine.evaluation.expectations import validate as validate_suite
+    from genesis_pipelines.engine.sources.io import read_table
+
+    suites = load_suites(model_dir)
+    if table not in suites:
+        return dg.AssetCheckResult(check_name="expectations", passed=False, severity=dg.AssetCheckSeverity.WARN,
+                                   metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table",
+                                             "model_version": model.version})
+    parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table) if p != table}
+    result = validate_suite(df, suites[table], parents={**parents, table: df})
+    return dg.AssetCheckResult(check_name="expectations", passed=result["success"], severity=dg.AssetCheckSeverity.WARN,
+                               metadata={
+        "expectations_evaluated": result["evaluated"], "expectations_failed": result["failed"],
+        "failed_expectation_types": ", ".join(result["failed_types"]) or "none",
+        "model_version": model.version,
+    })
 
 
 def quality_gate_spec(spec: DatasetSpec) -> dg.AssetCheckSpec:
