@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import warnings
 from abc import ABC, abstractmethod
 from pathlib import Path
 from typing import ClassVar, Self
@@ -22,6 +23,10 @@ from genesis_pipelines.engine.sources.io import write_json
 
 MANIFEST = "generator.json"
 RETRAIN = "retrain the model (materialize the model asset)"
+
+
+class PluginWarning(UserWarning):
+    """A generator plugin (entry point) was left out: it failed to import or is not a BaseGenerator."""
 
 
 class BaseGenerator(ABC):
@@ -137,6 +142,9 @@ def register_generator(name: str):
         raise SpecError(f"generator name {name!r} must be letters, digits and underscores")
 
     def decorate(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, BaseGenerator)):
+            raise SpecError(f"generator {name!r}: {getattr(cls, '__name__', cls)!r} must subclass BaseGenerator "
+                            "(genesis_pipelines.plugins)")
         if name in _BUILT_IN or (_REGISTRY.get(name) not in (None, cls)
                                  and getattr(_REGISTRY[name], "__module__", "").startswith("genesis_pipelines.")):
             raise SpecError(f"generator {name!r} is built in: choose another name")
@@ -146,9 +154,18 @@ def register_generator(name: str):
     return decorate
 
 
+def _leave_out(point, error: str, why: str) -> None:
+    """A plugin left out: recorded by entry point name and error type (never the message, which may quote data),
+    and a PluginWarning naming both, so the CLI and the code location go on with the other methods."""
+    _plugin_errors[point.name] = error
+    warnings.warn(f"generator plugin {point.name!r} (entry point {point.value!r} in group {ENTRY_POINT_GROUP}) "
+                  f"{why} ({error}): it is left out, the other generators are available", PluginWarning, stacklevel=3)
+
+
 def load_plugins() -> dict[str, str]:
     """Import the generators other installed packages declare (entry-point group genesis_pipelines.generators),
-    once; a plugin that fails to import is left out and named in the returned errors, never fatal."""
+    once. A plugin that fails to import, or is not a BaseGenerator subclass, is left out with a PluginWarning and
+    named in the returned {entry point: error type}, never fatal; one whose name is built in is left out too."""
     global _plugins_loaded
     if _plugins_loaded:
         return dict(_plugin_errors)
@@ -158,10 +175,14 @@ def load_plugins() -> dict[str, str]:
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = point.load()
-        except Exception as exc:  # a broken plugin never stops the built-in methods
-            _plugin_errors[point.name] = exc.__class__.__name__
+        except (Exception, SystemExit) as exc:  # a broken plugin never stops the built-in methods
+            _leave_out(point, type(exc).__name__, "failed to import")
             continue
-        if isinstance(cls, type) and point.name not in _REGISTRY and point.name not in _BUILT_IN:
+        if not (isinstance(cls, type) and issubclass(cls, BaseGenerator)):
+            _leave_out(point, "TypeError", "is not a subclass of genesis_pipelines.plugins.BaseGenerator")
+        elif point.name in _BUILT_IN or (point.name in _REGISTRY and _REGISTRY[point.name] is not cls):
+            _leave_out(point, "NameError", "takes the name of a generator already registered")
+        else:
             if getattr(cls, "name", None) != point.name:
                 cls.name = point.name
             register(cls)
