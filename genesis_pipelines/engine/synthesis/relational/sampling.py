@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.analysis import reference_tables, rules
-from genesis_pipelines.engine.analysis.rules import Dependency
+from genesis_pipelines.engine.analysis.rules.core import Dependency
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import TableMeta, comparable_values
 from genesis_pipelines.engine.privacy import pii as pii_engine
