@@ -156,7 +156,8 @@ def tstr_auc(synth: pd.DataFrame, test: pd.DataFrame) -> float | None:
 
 
 def privacy(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta) -> tuple[int, float | None]:
-    from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, exact_copies
+    from genesis_pipelines.engine.evaluation.privacy.copies import exact_copies
+    from genesis_pipelines.engine.evaluation.privacy.distance import distance_to_closest_record
     columns = list(train.columns)
     synth = synth[columns].copy()
     for column in columns:  # other tools' outputs back to this project's types

@@ -25,11 +25,14 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from _harness import corpus_dir  # noqa: E402
+from genesis_pipelines.engine.analysis.columns import evaluable_columns  # noqa: E402
 from genesis_pipelines.engine.analysis.schema_inference import profile_table  # noqa: E402
 from genesis_pipelines.engine.core.schema import DatasetSchema  # noqa: E402
 from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec  # noqa: E402
-from genesis_pipelines.engine.evaluation import privacy  # noqa: E402
 from genesis_pipelines.engine.evaluation.fidelity import quality_report  # noqa: E402
+from genesis_pipelines.engine.evaluation.privacy.audit import privacy_report  # noqa: E402
+from genesis_pipelines.engine.evaluation.privacy.copies import exact_copies  # noqa: E402
+from genesis_pipelines.engine.evaluation.privacy.distance import distance_to_closest_record  # noqa: E402
 from genesis_pipelines.engine.sources.io import NULL_TOKENS, coerce_types  # noqa: E402
 
 ROWS = 100_000
@@ -68,17 +71,17 @@ def main() -> None:
     train, holdout, synth = df.iloc[:80_000], df.iloc[80_000:ROWS], df.iloc[ROWS:].reset_index(drop=True)
     meta = profile_table("t", df.iloc[:ROWS], parse_spec({"name": "bench"}))
     schema = DatasetSchema(dataset="bench", tables={"t": meta}, foreign_keys=[], generation_order=["t"])
-    columns = privacy.evaluable_columns(meta, set())
+    columns = evaluable_columns(meta, set())
     print(f"table: {ROWS:,} real rows ({len(train):,} train / {len(holdout):,} holdout) x {df.shape[1]} columns "
           f"({len(columns)} evaluable), {len(synth):,} synthetic rows; {os.cpu_count()} CPUs")
 
     started, cpu = time.perf_counter(), time.process_time()
-    privacy.exact_copies(train, synth, columns, holdout=holdout, meta=meta)
-    dcr = privacy.distance_to_closest_record(train, holdout, synth, meta, columns)
+    exact_copies(train, synth, columns, holdout=holdout, meta=meta)
+    dcr = distance_to_closest_record(train, holdout, synth, meta, columns)
     baseline, baseline_cpu = time.perf_counter() - started, time.process_time() - cpu
 
     started, cpu = time.perf_counter(), time.process_time()
-    report = privacy.privacy_report({"t": train}, {"t": holdout}, {"t": synth}, schema, exclude={},
+    report = privacy_report({"t": train}, {"t": holdout}, {"t": synth}, schema, exclude={},
                                     thresholds=ThresholdSpec(), quasi_identifiers={"t": ["age", "sex", "race", "region"]},
                                     sensitive_columns={"t": ["income", "score_b"]})
     full, full_cpu = time.perf_counter() - started, time.process_time() - cpu

@@ -725,7 +725,7 @@ def check_k_anonymity(df: pd.DataFrame, quasi_identifiers: list[str], k: int = 5
     from genesis_pipelines.engine import pipeline
     from genesis_pipelines.engine.analysis import schema_inference
     from genesis_pipelines.engine.core.spec import parse_spec
-    from genesis_pipelines.engine.evaluation.privacy import table_k_anonymity
+    from genesis_pipelines.engine.evaluation.privacy.disclosure import table_k_anonymity
 
     df = _as_frame(df, "df")
     if not quasi_identifiers:

@@ -90,7 +90,7 @@ def test_privacy_audit_passes_then_fails_a_strict_gate(shop, capsys, monkeypatch
     strict.write_text(spec.read_text().replace("thresholds: {quality_min: 50}", "thresholds: {quality_min: 50, dcr_share_max: 0.0}"))
     out = spec.parent / "strict_reports"
     # the shop's tables are too small for chance to leave the DCR share judgeable: judge it anyway here
-    monkeypatch.setattr("genesis_pipelines.engine.evaluation.privacy.DCR_MAX_CHANCE_SD", 1.0)
+    monkeypatch.setattr("genesis_pipelines.engine.evaluation.privacy.audit.DCR_MAX_CHANCE_SD", 1.0)
     assert main(["privacy-audit", "--spec", str(strict), "--out", str(out)]) == 1
     assert "FAILED" in capsys.readouterr().err
     assert (out / "privacy_report.html").is_file()

@@ -7,7 +7,8 @@ import pytest
 
 from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import ThresholdSpec
-from genesis_pipelines.engine.evaluation.privacy import distance_to_closest_record, privacy_report
+from genesis_pipelines.engine.evaluation.privacy.audit import privacy_report
+from genesis_pipelines.engine.evaluation.privacy.distance import distance_to_closest_record
 
 
 def _meta(sdtypes: dict[str, str]) -> TableMeta:

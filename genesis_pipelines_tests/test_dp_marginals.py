@@ -179,17 +179,17 @@ def test_dp_marginals_small_table_error_names_column():
 
 
 def test_privacy_report_states_the_dataset_guarantee():
-    from genesis_pipelines.engine.evaluation.privacy import _dp, dp_summary
+    from genesis_pipelines.engine.evaluation.privacy.dp import dp_entry, dp_summary
 
     df = _people(2000)
     meta = profile_table("people", df, parse_spec({"name": "people"}))
     model = create_generator("dp_marginals", epsilon=1.0)
     model.fit(df, meta, seed=0)
-    entry = _dp(model.describe())
+    entry = dp_entry(model.describe())
     assert entry["epsilon_spent"] <= 1.0 and "zCDP" in entry["accountant"] and entry["not_covered"]
     both = dp_summary({"a": {"dp": entry}, "b": {"dp": entry}})
     assert both["dataset_epsilon"] == pytest.approx(2 * entry["epsilon_spent"]) and "row-level" in both["statement"]
-    mixed = dp_summary({"a": {"dp": entry}, "b": {"dp": _dp({})}})
+    mixed = dp_summary({"a": {"dp": entry}, "b": {"dp": dp_entry({})}})
     assert mixed["dataset_epsilon"] is None and "no DP guarantee" in mixed["statement"]
 
 

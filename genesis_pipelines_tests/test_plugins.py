@@ -31,22 +31,28 @@ class ToyGenerator(GaussianCopulaGenerator):
     def describe(self):
         return {**super().describe(), "plugin": "toy"}
 
-    def sample(self, n, *, conditions=None, seed=None):
-        out = super().sample(n, conditions=conditions, seed=seed)
+    def _sample(self, n, *, conditions=None, seed=None):
+        out = super()._sample(n, conditions=conditions, seed=seed)
         if "qty" in out.columns:
             out["qty"] = out["qty"] + 1000
         return out
 '''
 
 
-def make_plugin(root: Path) -> Path:
+def make_plugin(root: Path, broken: bool = False) -> Path:
+    """The toy plugin; with `broken`, a second package whose import fails and an entry point that is no generator."""
     site = root / "site"
     (site / "genesis_toy_plugin").mkdir(parents=True)
-    (site / "genesis_toy_plugin" / "__init__.py").write_text(PLUGIN)
+    (site / "genesis_toy_plugin" / "__init__.py").write_text(PLUGIN + "\n\ndef not_a_generator():\n    pass\n")
     info = site / "genesis_toy_plugin-0.1.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: genesis-toy-plugin\nVersion: 0.1\n")
-    (info / "entry_points.txt").write_text("[genesis_pipelines.generators]\ntoy_copula = genesis_toy_plugin:ToyGenerator\n")
+    points = "toy_copula = genesis_toy_plugin:ToyGenerator\n"
+    if broken:
+        (site / "genesis_broken_plugin.py").write_text("import genesis_no_such_dependency  # noqa: F401\n")
+        points += ("broken_gen = genesis_broken_plugin:Generator\n"
+                   "not_a_gen = genesis_toy_plugin:not_a_generator\n")
+    (info / "entry_points.txt").write_text(f"[genesis_pipelines.generators]\n{points}")
     return site
 
 
@@ -152,7 +158,7 @@ def test_an_unknown_method_is_refused_when_the_spec_is_opened(tmp_path, monkeypa
     with pytest.raises(SpecError, match=r"generator\.default"):
         open_spec(write({"default": "autoregresive"}))
     monkeypatch.setenv("GENESIS_DATA_DIR", str(tmp_path / "data"))
-    assert main(["train", "--spec", str(folder / "dataset.yaml")]) == 2
+    assert main(["generate", "--spec", str(folder / "dataset.yaml"), "--train"]) == 2
 
     monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))
     defs = build_definitions()
@@ -168,3 +174,110 @@ def test_an_unknown_method_is_refused_when_the_spec_is_opened(tmp_path, monkeypa
     from genesis_pipelines import SyntheticGenerator
     with pytest.raises(SpecError, match=r"method=\.\.\.\): generator 'ctgn' is unknown"):
         SyntheticGenerator(method="ctgn")
+
+
+def test_a_plugin_written_against_the_public_path_only(tmp_path):
+    """genesis_pipelines.plugins is all a plugin author imports: subclass BaseGenerator, register, and the
+    generator trains, samples, saves (JSON) and loads back through the registry; a class that does not subclass
+    the base is refused with a clear error."""
+    import numpy as np
+
+    from genesis_pipelines.engine.analysis.schema_inference import profile_table
+    from genesis_pipelines.engine.core.spec import parse_spec
+    from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
+    from genesis_pipelines.plugins import BaseGenerator, GenesisError, ModelError, register_generator
+
+    @register_generator("independent_columns")
+    class Independent(BaseGenerator):
+        """Each column drawn on its own from the training column's values."""
+
+        format = "example.independent/1"
+
+        def __init__(self):
+            self.values: dict[str, list] = {}
+
+        @property
+        def fitted(self):
+            return bool(self.values)
+
+        def _fit(self, table, meta, *, device, seed):
+            self.values = {c: table[c].astype(str).tolist() for c in table.columns}
+
+        def _sample(self, n, *, conditions, seed):
+            rng = np.random.default_rng(seed)
+            return pd.DataFrame({c: rng.choice(v, n) for c, v in self.values.items()})
+
+        def describe(self):
+            return {"method": self.name, "columns": len(self.values)}
+
+        def _state(self, directory):
+            return {"values": self.values}
+
+        @classmethod
+        def _from_state(cls, state, directory):
+            model = cls()
+            model.values = state["values"]
+            return model
+
+    table = pd.DataFrame({"kind": ["a", "b", "c"] * 20})
+    meta = profile_table("t", table, parse_spec({"name": "t"}))
+    generator = create_generator("independent_columns").fit(table, meta, seed=0)
+    generator.save(tmp_path / "m")
+    loaded = load_generator(tmp_path / "m")
+    assert isinstance(loaded, Independent)
+    pd.testing.assert_frame_equal(loaded.sample(9, seed=1), generator.sample(9, seed=1))
+    with pytest.raises(ModelError, match="has not been fitted"):
+        Independent().sample(3)
+    with pytest.raises(GenesisError, match="must subclass BaseGenerator"):
+        register_generator("plain_class")(type("Plain", (), {"fit": None, "sample": None}))
+
+
+def test_a_plugin_that_fails_to_import_warns_and_nothing_else_breaks(tmp_path, monkeypatch):
+    """Entry points that fail to import or are no generator are left out with a PluginWarning naming the entry
+    point and the error type (never its message); the CLI answers a spec that names one with exit 2 (an unknown
+    method, not a crash), and the code location loads a dataset that uses the working plugin."""
+    import yaml
+
+    from genesis_pipelines.cli import main
+    from genesis_pipelines.definitions import build_definitions
+    from genesis_pipelines.engine.synthesis.generators import base
+    from genesis_pipelines.plugins import PluginWarning
+
+    monkeypatch.syspath_prepend(str(make_plugin(tmp_path, broken=True)))
+    registry = dict(base._REGISTRY)
+
+    def fresh_plugins():
+        monkeypatch.setattr(base, "_REGISTRY", dict(registry))
+        monkeypatch.setattr(base, "_plugins_loaded", False)
+        monkeypatch.setattr(base, "_plugin_errors", {})
+
+    def spec(method: str) -> Path:
+        folder = tmp_path / "specs" / "shop"
+        (folder / "data").mkdir(parents=True, exist_ok=True)
+        pd.DataFrame({"id": range(1, 41), "qty": range(40)}).to_csv(folder / "data" / "orders.csv", index=False)
+        (folder / "dataset.yaml").write_text(yaml.safe_dump({
+            "name": "shop", "source": {"kind": "csv_folder", "path": "data"},
+            "tables": {"orders": {"primary_key": "id"}}, "generator": {"default": method}}))
+        return folder / "dataset.yaml"
+
+    def check(record) -> None:
+        messages = sorted(str(w.message) for w in record if issubclass(w.category, PluginWarning))
+        assert len(messages) == 2, messages
+        assert "'broken_gen'" in messages[0] and "failed to import (ModuleNotFoundError)" in messages[0]
+        assert "'not_a_gen'" in messages[1] and "(TypeError)" in messages[1]
+
+    fresh_plugins()
+    monkeypatch.setenv("GENESIS_DATA_DIR", str(tmp_path / "data"))
+    with pytest.warns(PluginWarning) as record:
+        assert main(["generate", "--spec", str(spec("broken_gen")), "--train"]) == 2
+    check(record)
+    assert base.load_plugins() == {"broken_gen": "ModuleNotFoundError", "not_a_gen": "TypeError"}
+
+    fresh_plugins()
+    spec("toy_copula")
+    monkeypatch.setenv("GENESIS_SPECS_DIR", str(tmp_path / "specs"))
+    with pytest.warns(PluginWarning) as record:
+        defs = build_definitions()
+    check(record)
+    keys = {key.to_user_string() for key in defs.resolve_asset_graph().get_all_asset_keys()}
+    assert "shop/model" in keys and "shop/definition_error" not in keys

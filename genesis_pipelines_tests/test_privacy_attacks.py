@@ -17,12 +17,9 @@ from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
 from genesis_pipelines.engine.core.spec import ThresholdSpec, parse_spec
 from genesis_pipelines.engine.evaluation import attacks
-from genesis_pipelines.engine.evaluation.privacy import (
-    distance_to_closest_record,
-    holdout_group_column,
-    parent_level_columns,
-    privacy_report,
-)
+from genesis_pipelines.engine.evaluation.privacy.audit import privacy_report
+from genesis_pipelines.engine.evaluation.privacy.distance import distance_to_closest_record
+from genesis_pipelines.engine.evaluation.privacy.grouping import holdout_group_column, parent_level_columns
 
 SPEC = parse_spec({"name": "t"})
 

@@ -12,7 +12,7 @@ from genesis_pipelines.engine.analysis.reference_tables import REFERENCE_METHOD,
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import parse_spec
-from genesis_pipelines.engine.evaluation.privacy import privacy_report
+from genesis_pipelines.engine.evaluation.privacy.audit import privacy_report
 from genesis_pipelines.engine.privacy import pii
 from genesis_pipelines.engine.synthesis import relational
 

@@ -1,4 +1,4 @@
-"""The data's own rules (engine/analysis/rules.py): each kind found on small tables made here, kept by `enforce` on rows
+"""The data's own rules (engine/analysis/rules/): each kind found on small tables made here, kept by `enforce` on rows
 that break it, counted by `violations`, switched off in the spec, and kept end to end by relational."""
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.analysis import rules
+from genesis_pipelines.engine.analysis.rules import children, core, dependency, orders
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import RulesSpec, parse_spec
@@ -85,7 +86,7 @@ def test_order_of_disjoint_dates_keeps_the_minimum_gap():
     birth = pd.Timestamp("1950-01-01") + pd.to_timedelta(rng.integers(0, 365 * 20, 50), unit="D")
     people = pd.DataFrame({"birth": birth, "hired": birth + pd.to_timedelta(rng.integers(365 * 25, 365 * 40, 50), unit="D")})
     meta = analyse(parse_spec({"name": "hr", "tables": {"people": {}}}), {"people": people}).tables["people"]
-    found = rules.find_orders("people", people, meta, set())
+    found = orders.find_orders("people", people, meta, set())
     assert [r.columns for r in found] == [["birth", "hired"]]
     young = people.copy()
     young["hired"] = young["birth"] + pd.Timedelta(days=365 * 4)  # hired aged four: ordered, but below the real gap
@@ -101,7 +102,7 @@ def test_orders_between_unrelated_columns_are_not_rules():
     frame["high"] = frame["low"] + rng.exponential(1.0, 300)
     meta = analyse(parse_spec({"name": "x", "tables": {"t": {}}}), {"t": frame}).tables["t"]
     # seats < dep_time holds on every row, but so it would for rows paired at random: no rule
-    assert [r.columns for r in rules.find_orders("t", frame, meta, set())] == [["low", "high"]]
+    assert [r.columns for r in orders.find_orders("t", frame, meta, set())] == [["low", "high"]]
 
 
 def test_approximate_order_keeps_its_real_share():
@@ -110,7 +111,7 @@ def test_approximate_order_keeps_its_real_share():
     high = low + np.where(rng.random(2000) < 0.97, rng.exponential(1.0, 2000), -rng.exponential(1.0, 2000))
     frame = pd.DataFrame({"low": low, "high": high})
     meta = analyse(parse_spec({"name": "x", "tables": {"t": {}}}), {"t": frame}).tables["t"]
-    rule = rules.find_orders("t", frame, meta, set())[0]
+    rule = orders.find_orders("t", frame, meta, set())[0]
     assert 0.95 <= rule.share < 1
     sampled = pd.DataFrame({"low": rng.normal(0, 1, 2000), "high": rng.normal(0, 1, 2000)})  # half broken
     fixed = rules.enforce([rule], sampled, {}, np.random.default_rng(0))
@@ -152,13 +153,13 @@ def test_dependency_found_with_missing_values_and_many_categories():
     frame["country"] = pd.Series(city).str[-1].map(lambda d: f"country{d}")
     frame["state"] = frame["country"].where(frame["country"] != "country0")  # one country has no states
     meta = analyse(parse_spec({"name": "x", "tables": {"t": {}}}), {"t": frame}).tables["t"]
-    found = rules.find_dependencies(frame, meta, set())
+    found = dependency.find_dependencies(frame, meta, set())
     assert found["country"].source == "city" and found["country"].purity == 1.0
     assert found["state"].mapping["city0"] is None  # a missing value is part of the mapping
     assert "noise" not in found and "city" not in found
-    assert "country" not in rules.find_dependencies(frame, meta, {"city", "state"})  # PII sources are left out
+    assert "country" not in dependency.find_dependencies(frame, meta, {"city", "state"})  # PII sources are left out
     mixed = frame.assign(country=rng.permutation(frame["country"].to_numpy()))
-    result = rules.violations(rules.dependency_rules("t", {"country": found["country"]}), {"t": mixed})[0]
+    result = rules.violations(dependency.dependency_rules("t", {"country": found["country"]}), {"t": mixed})[0]
     assert result["violations"] > 0 and result["synthetic_share"] < 0.9
 
 
@@ -166,13 +167,13 @@ def test_min_children_found_and_kept(shop):
     tables, schema, found = shop
     rule = _rule(found, "min_children:orders->lines.order_id")
     assert rule.min_count == 1
-    counts = rules.at_least(np.array([0, 0, 5, 3, 0, 1]), 1, np.random.default_rng(0))
+    counts = children.at_least(np.array([0, 0, 5, 3, 0, 1]), 1, np.random.default_rng(0))
     assert counts.min() == 1 and counts.sum() == 9
-    is_null = rules.enough_present(np.array([True, True, True, False]), 3, np.random.default_rng(0))
+    is_null = children.enough_present(np.array([True, True, True, False]), 3, np.random.default_rng(0))
     assert int((~is_null).sum()) == 3  # nulls give way when too few children are left for every parent
     # a junction: partners distinct within each group, every second parent at least once
     groups, picked = np.repeat(np.arange(4), 5), np.tile(np.arange(5), 4)
-    covered = rules.cover(groups, picked, 8, 1, np.random.default_rng(0))
+    covered = children.cover(groups, picked, 8, 1, np.random.default_rng(0))
     assert np.bincount(covered, minlength=8).min() == 1
     assert all(len(set(covered[groups == g])) == 5 for g in range(4))
     lines = tables["lines"][tables["lines"]["order_id"] > 10]  # ten orders without lines
@@ -181,8 +182,8 @@ def test_min_children_found_and_kept(shop):
 
 def test_spec_switch():
     assert _spec().rules == RulesSpec()
-    found = [rules.Rule(id="order:t.a<=t.b", kind="order", table="t", columns=["a", "b"], share=1.0),
-             rules.Rule(id="dependency:t.a->t.c", kind="dependency", table="t", columns=["a", "c"], share=1.0)]
+    found = [core.Rule(id="order:t.a<=t.b", kind="order", table="t", columns=["a", "b"], share=1.0),
+             core.Rule(id="dependency:t.a->t.c", kind="dependency", table="t", columns=["a", "c"], share=1.0)]
     assert rules.select(found, _spec(rules={"enabled": False}).rules) == []
     assert [r.kind for r in rules.select(found, _spec(rules={"disabled": ["order"]}).rules)] == ["dependency"]
     assert [r.kind for r in rules.select(found, _spec(rules={"disabled": ["dependency:t.a->t.c"]}).rules)] == ["order"]

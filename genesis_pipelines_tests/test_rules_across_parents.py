@@ -1,4 +1,4 @@
-"""Rules that span two parents of a row (engine/analysis/rules.py): a column bounded by both parents, a minimum of children
+"""Rules that span two parents of a row (engine/analysis/rules/): a column bounded by both parents, a minimum of children
 that only a full cross product meets, and an approximate child == parent share where most parents hold one value.
 Small data made here; the corpus check is benchmarks/bench_corpus.py on bakeoff and sakila."""
 
@@ -9,7 +9,8 @@ import pandas as pd
 import pytest
 
 from genesis_pipelines.engine.analysis import rules
-from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.analysis.rules import children
+from genesis_pipelines.engine.analysis.rules.core import Rule
 from genesis_pipelines.engine.analysis.schema_inference import analyse
 from genesis_pipelines.engine.core.schema import ForeignKey, key_values
 from genesis_pipelines.engine.core.spec import parse_spec
@@ -41,7 +42,7 @@ def test_parents_whose_bounds_cross_are_exchanged_and_every_parent_keeps_its_chi
     high = jobs["max_grade"].to_numpy()[keys["job_id"].to_numpy(dtype=int)]
     assert (low > high).sum() > 20  # the independent choice leaves no room in many rows
     before = {c: v.value_counts().sort_index() for c, v in keys.items()}
-    left = rules.room_between_parents(_bound_rules(), _fks(), keys, {"workers": workers, "jobs": jobs}, [], rng)
+    left = children.room_between_parents(_bound_rules(), _fks(), keys, {"workers": workers, "jobs": jobs}, [], rng)
     low = workers["min_grade"].to_numpy()[keys["worker_id"].to_numpy(dtype=int)]
     high = jobs["max_grade"].to_numpy()[keys["job_id"].to_numpy(dtype=int)]
     assert left == 0 and (low <= high).all()
@@ -66,7 +67,7 @@ def test_parents_short_of_their_fewest_children_get_rows_with_a_free_rest_of_the
     keys["league+player"] = key_values(planned, ["league", "player"]).astype(object)
     rule = Rule(id="m", kind="min_children", table="results", columns=["league+player"], share=1.0,
                 parent_table="players", parent_column="league+player", min_count=3)
-    added = rules.fill_min_children([rule], fks, keys, {"players": players, "rounds": rounds},
+    added = children.fill_min_children([rule], fks, keys, {"players": players, "rounds": rounds},
                                     ["league", "round", "player"], np.random.default_rng(0))
     out = pd.DataFrame({c: keys[c] for c in ("league", "round", "player")})
     assert added == len(out) - len(planned) > 0

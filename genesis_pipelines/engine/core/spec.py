@@ -295,7 +295,7 @@ RULE_KINDS = ("order", "parent_order", "parent_equal", "dependency", "min_childr
 
 
 class RulesSpec(_Strict):
-    """The data's own rules (orderings, parent values, dependencies, children minimums; see rules.py): found in the
+    """The data's own rules (orderings, parent values, dependencies, children minimums; see analysis/rules/): found in the
     real tables and kept by the synthetic ones, unless switched off, all or by rule id or kind."""
 
     enabled: bool = True

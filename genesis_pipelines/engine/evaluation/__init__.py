@@ -10,7 +10,7 @@ import importlib
 _NAMES = {
     "cardinality_scores": "fidelity", "grade": "fidelity", "parent_child_trends": "fidelity",
     "quality_report": "fidelity", "recommendations": "fidelity",
-    "distance_to_closest_record": "privacy", "exact_copies": "privacy", "privacy_report": "privacy",
+    "distance_to_closest_record": "privacy.distance", "exact_copies": "privacy.copies", "privacy_report": "privacy.audit",
     "render_html": "report", "summary_markdown": "report", "utility_report": "utility",
 }
 

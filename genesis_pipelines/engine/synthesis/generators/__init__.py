@@ -4,7 +4,7 @@ so importing this package (or its registry, at spec load) loads neither torch, s
 import importlib
 
 from genesis_pipelines.engine.synthesis.generators.base import (
-    Generator,
+    BaseGenerator,
     available_methods,
     create_generator,
     load_generator,
@@ -25,5 +25,5 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-__all__ = ["Generator", "GaussianCopulaGenerator", "available_methods", "create_generator", "load_generator",
+__all__ = ["BaseGenerator", "GaussianCopulaGenerator", "available_methods", "create_generator", "load_generator",
            "register_generator"]

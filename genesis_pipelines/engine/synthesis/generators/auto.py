@@ -23,11 +23,12 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.core.spec import STRING_KINDS
 from genesis_pipelines.engine.sources.io import write_json
 from genesis_pipelines.engine.synthesis.generators.base import (
+    BaseGenerator,
     auto_candidates,
     available_methods,
     create_generator,
@@ -70,7 +71,10 @@ def holdout_score(real: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta) -> d
 
 
 @register
-class AutoGenerator:
+class AutoGenerator(BaseGenerator):
+    """Compares candidate methods on a holdout and fits the chosen one; it saves as the chosen generator's own
+    folder (so `load_generator` returns that generator, its format checked by its own class) plus the choice."""
+
     name: ClassVar[str] = "auto"
 
     def __init__(self, time_budget_s: float = 1800.0, trial_rows: int = 20000, holdout_share: float = 0.25,
@@ -106,9 +110,7 @@ class AutoGenerator:
             out.insert(0, "gaussian_copula")
         return out, skipped
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         started = time.perf_counter()
         candidates, skipped = self._candidates(table, meta)
         results: dict[str, dict] = {}
@@ -170,21 +172,21 @@ class AutoGenerator:
 
     # -------------------------------------------------------------- delegation
 
-    def _require(self):
-        if self.chosen is None:
-            raise ModelError("the auto generator has not been fitted")
-        return self.chosen
+    @property
+    def fitted(self) -> bool:
+        return self.chosen is not None
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        return self._require().sample(n, conditions=conditions, seed=seed)
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
+        return self.chosen.sample(n, conditions=conditions, seed=seed)
 
     def save(self, directory: Path) -> None:
         """The chosen generator's own files (so load_generator returns it directly) plus the choice as JSON."""
-        self._require().save(Path(directory))
+        self.require_fitted()
+        self.chosen.save(Path(directory))
         write_json(Path(directory) / CHOICE_FILE, self.choice)
 
     @classmethod
-    def load(cls, directory: Path) -> AutoGenerator:
+    def load(cls, directory: Path, **options) -> AutoGenerator:
         model = cls()
         model.chosen = load_generator(Path(directory))
         path = Path(directory) / CHOICE_FILE
@@ -192,4 +194,5 @@ class AutoGenerator:
         return model
 
     def describe(self) -> dict:
-        return {**self._require().describe(), "method": self.name, "auto": self.choice}
+        self.require_fitted()
+        return {**self.chosen.describe(), "method": self.name, "auto": self.choice}

@@ -31,20 +31,18 @@ import pandas as pd
 import torch
 from torch import nn
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
 from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.synthesis.generators._ar_codec import CategoricalCodec, NumericCodec, codec_from_dict
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PREFIX, BaseGenerator, register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import default_delta
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.synthesis.transform import has_exceptions
 
-FORMAT = "genesis.autoregressive/1"
 WEIGHTS = "autoregressive.safetensors"
 _CHUNK = 65_536
-PARENT_FEATURE_PREFIX = "__parent."
 
 
 class ARModel(nn.Module):
@@ -112,8 +110,10 @@ def _filter_logits(logits: torch.Tensor, temperature: float, top_p: float) -> to
 
 
 @register
-class AutoregressiveGenerator:
+class AutoregressiveGenerator(BaseGenerator):
     name: ClassVar[str] = "autoregressive"
+    format: ClassVar[str] = "genesis.autoregressive/1"
+    files: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     dp: ClassVar[bool] = False
 
     def __init__(self, max_bins: int = 100, min_count: int = 5, emb_dim: int = 16, hidden: int = 128,
@@ -157,9 +157,7 @@ class AutoregressiveGenerator:
             rest.sort(key=lambda c: self.codecs[c].size)  # stable: ties keep table order
         return first + rest
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         started = time.perf_counter()
         s = self.settings
         if len(table) > s["max_fit_rows"]:
@@ -393,9 +391,11 @@ class AutoregressiveGenerator:
             parts.append(part)
         return pd.concat(parts, ignore_index=True)
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        if self.model is None:
-            raise ModelError("the generator has not been fitted")
+    @property
+    def fitted(self) -> bool:
+        return self.model is not None
+
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
         if isinstance(conditions, dict):
             conditions = pd.DataFrame({k: [v] * n for k, v in conditions.items()}) if conditions else None
         elif isinstance(conditions, pd.DataFrame):
@@ -416,43 +416,32 @@ class AutoregressiveGenerator:
 
     # -------------------------------------------------------------- persistence
 
-    def _manifest(self) -> dict:
+    def _state(self, directory: Path) -> dict:
+        from safetensors.torch import save_file
+
+        with atomic_path(directory / WEIGHTS) as tmp:
+            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
         return {
-            "format": FORMAT, "method": self.name, "settings": self.settings, "temperature": self.temperature,
+            "settings": self.settings, "temperature": self.temperature,
             "top_p": self.top_p, "columns": self.columns, "order": self.order, "metas": self.metas,
             "codecs": {c: codec.to_dict() for c, codec in self.codecs.items()}, "text": self.text,
             "emb_dims": self.model.emb_dims if self.model else None, "stats": self.stats,
             "guard": {"salt": self.guard_salt, "columns": self.guard_columns, "digests": sorted(self.guard_digests)},
         }
 
-    def save(self, directory: Path) -> None:
-        from safetensors.torch import save_file
-        if self.model is None:
-            raise ModelError("the generator has not been fitted")
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        with atomic_path(directory / WEIGHTS) as tmp:
-            save_file({k: v.contiguous() for k, v in self.model.state_dict().items()}, str(tmp))
-        save_manifest(directory, self._manifest())
-
     @classmethod
-    def load(cls, directory: Path) -> AutoregressiveGenerator:
-        from safetensors import SafetensorError
+    def _from_state(cls, state: dict, directory: Path) -> AutoregressiveGenerator:
         from safetensors.torch import load_file
-        directory = Path(directory)
-        data = load_manifest(directory, FORMAT, method=cls.name)
-        try:
-            model = cls(**data["settings"], temperature=data["temperature"], top_p=data["top_p"])
-            model.columns, model.order, model.metas = data["columns"], data["order"], data["metas"]
-            model.codecs = {c: codec_from_dict(d) for c, d in data["codecs"].items()}
-            model.text, model.stats = data["text"], data["stats"]
-            guard = data["guard"]
-            model.guard_salt, model.guard_columns, model.guard_digests = guard["salt"], guard["columns"], record_guard.RecordDigests(guard["digests"])
-            net = ARModel([model.codecs[c].size for c in model.order], data["emb_dims"], model.settings["hidden"],
-                          model.settings["dropout"])
-            net.load_state_dict(load_file(str(directory / WEIGHTS)))
-        except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError):
-            raise ModelError(f"model in {directory} is incomplete or corrupt: retrain it") from None
+
+        model = cls(**state["settings"], temperature=state["temperature"], top_p=state["top_p"])
+        model.columns, model.order, model.metas = state["columns"], state["order"], state["metas"]
+        model.codecs = {c: codec_from_dict(d) for c, d in state["codecs"].items()}
+        model.text, model.stats = state["text"], state["stats"]
+        guard = state["guard"]
+        model.guard_salt, model.guard_columns, model.guard_digests = guard["salt"], guard["columns"], record_guard.RecordDigests(guard["digests"])
+        net = ARModel([model.codecs[c].size for c in model.order], state["emb_dims"], model.settings["hidden"],
+                      model.settings["dropout"])
+        net.load_state_dict(load_file(str(directory / WEIGHTS)))
         model.model = net.eval()
         return model
 

@@ -1,35 +1,107 @@
-"""The interface every generator implements, and the registry that finds one by name."""
+"""The base class every generator subclasses, and the registry that finds one by name.
+
+A generator's saved folder is its JSON manifest (`generator.json`: format, method, state) beside its weights
+(safetensors) or other data files; never a pickle. `BaseGenerator` writes and checks that folder once: the
+public fit / sample / save / load run the checks (zero rows, not fitted, missing or corrupt manifest, another
+format or method, a missing or unreadable file) and call the subclass's private hooks.
+"""
 
 from __future__ import annotations
 
 import importlib
 import json
+import warnings
+from abc import ABC, abstractmethod
 from pathlib import Path
-from typing import TYPE_CHECKING, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, ClassVar, Self
 
-from genesis_pipelines.engine.core.errors import ModelError, SpecError
+from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
 from genesis_pipelines.engine.core.schema import TableMeta
 
 if TYPE_CHECKING:  # the registry is read at spec load, where the data stack must not load
     import pandas as pd
 
 MANIFEST = "generator.json"
+RETRAIN = "retrain the model (materialize the model asset)"
 
 
-@runtime_checkable
-class Generator(Protocol):
+class PluginWarning(UserWarning):
+    """A generator plugin (entry point) was left out: it failed to import or is not a BaseGenerator."""
+
+
+class BaseGenerator(ABC):
+    """fit / sample / save / load / describe, with the checks written once; a subclass gives
+
+    - `name` (the method, set by `register` / `register_generator`) and `format` ("genesis.<kind>/<version>":
+      bump the version when the saved state changes, so an older folder is refused rather than misread);
+    - `files`: the data files saved beside the manifest (weights), checked present before a load;
+    - `_fit(table, meta, device=, seed=)`, `_sample(n, conditions=, seed=)`, `fitted` and `describe()`;
+    - `_state(directory) -> dict`: the manifest's JSON, after writing `files` into `directory` (safetensors, with
+      atomic_path); `_from_state(state, directory, **options)`: the generator rebuilt from them. A KeyError,
+      TypeError, ValueError, RuntimeError, OSError or safetensors error there is reported as a corrupt model.
+    """
+
     name: ClassVar[str]
+    format: ClassVar[str]
+    files: ClassVar[tuple[str, ...]] = ()
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None: ...
+    # -------------------------------------------------------------- the subclass's part
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame: ...
+    @abstractmethod
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str, seed: int) -> None: ...
 
-    def save(self, directory: Path) -> None: ...
+    @abstractmethod
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None, seed: int | None) -> pd.DataFrame: ...
+
+    @property
+    @abstractmethod
+    def fitted(self) -> bool: ...
+
+    @abstractmethod
+    def describe(self) -> dict: ...
+
+    def _state(self, directory: Path) -> dict:
+        raise NotImplementedError(f"generator {self.name!r} defines no saved state (_state / _from_state)")
 
     @classmethod
-    def load(cls, directory: Path) -> Generator: ...
+    def _from_state(cls, state: dict, directory: Path, **options) -> Self:
+        raise NotImplementedError(f"generator {cls.name!r} defines no saved state (_state / _from_state)")
 
-    def describe(self) -> dict: ...
+    # -------------------------------------------------------------- the checks, once
+
+    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> Self:
+        if len(table) == 0:
+            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+        self._fit(table, meta, device=device, seed=seed)
+        return self
+
+    def require_fitted(self) -> None:
+        if not self.fitted:
+            raise ModelError(f"the {self.name} generator has not been fitted")
+
+    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
+        self.require_fitted()
+        return self._sample(n, conditions=conditions, seed=seed)
+
+    def save(self, directory: Path) -> None:
+        self.require_fitted()
+        directory = Path(directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        save_manifest(directory, {"format": self.format, "method": self.name, **self._state(directory)})
+
+    @classmethod
+    def load(cls, directory: Path, **options) -> Self:
+        from safetensors import SafetensorError
+
+        directory = Path(directory)
+        state = load_manifest(directory, cls.format, method=cls.name)
+        for file in cls.files:
+            if not (directory / file).is_file():
+                raise ModelError(f"model file {directory / file} is missing: {RETRAIN}")
+        try:
+            return cls._from_state(state, directory, **options)
+        except (KeyError, TypeError, ValueError, RuntimeError, OSError, SafetensorError) as exc:
+            raise ModelError(f"model in {directory} is incomplete or corrupt ({type(exc).__name__}): retrain it") from None
 
 
 _REGISTRY: dict[str, type] = {}
@@ -54,7 +126,7 @@ def register(cls: type) -> type:
 def register_generator(name: str):
     """Class decorator: make a third-party generator available as method `name` (spec, `auto`, model metadata).
 
-    The class implements the Generator protocol (fit / sample / save / load / describe); a class attribute
+    The class subclasses BaseGenerator (or a built-in generator); a class attribute
     `auto_candidate = True` adds it to the methods `auto` compares. Another package exposes it through the
     entry-point group `genesis_pipelines.generators` (`name = "package.module:Class"`), loaded on first use.
 
@@ -70,6 +142,9 @@ def register_generator(name: str):
         raise SpecError(f"generator name {name!r} must be letters, digits and underscores")
 
     def decorate(cls: type) -> type:
+        if not (isinstance(cls, type) and issubclass(cls, BaseGenerator)):
+            raise SpecError(f"generator {name!r}: {getattr(cls, '__name__', cls)!r} must subclass BaseGenerator "
+                            "(genesis_pipelines.plugins)")
         if name in _BUILT_IN or (_REGISTRY.get(name) not in (None, cls)
                                  and getattr(_REGISTRY[name], "__module__", "").startswith("genesis_pipelines.")):
             raise SpecError(f"generator {name!r} is built in: choose another name")
@@ -79,9 +154,18 @@ def register_generator(name: str):
     return decorate
 
 
+def _leave_out(point, error: str, why: str) -> None:
+    """A plugin left out: recorded by entry point name and error type (never the message, which may quote data),
+    and a PluginWarning naming both, so the CLI and the code location go on with the other methods."""
+    _plugin_errors[point.name] = error
+    warnings.warn(f"generator plugin {point.name!r} (entry point {point.value!r} in group {ENTRY_POINT_GROUP}) "
+                  f"{why} ({error}): it is left out, the other generators are available", PluginWarning, stacklevel=3)
+
+
 def load_plugins() -> dict[str, str]:
     """Import the generators other installed packages declare (entry-point group genesis_pipelines.generators),
-    once; a plugin that fails to import is left out and named in the returned errors, never fatal."""
+    once. A plugin that fails to import, or is not a BaseGenerator subclass, is left out with a PluginWarning and
+    named in the returned {entry point: error type}, never fatal; one whose name is built in is left out too."""
     global _plugins_loaded
     if _plugins_loaded:
         return dict(_plugin_errors)
@@ -91,10 +175,14 @@ def load_plugins() -> dict[str, str]:
     for point in entry_points(group=ENTRY_POINT_GROUP):
         try:
             cls = point.load()
-        except Exception as exc:  # a broken plugin never stops the built-in methods
-            _plugin_errors[point.name] = exc.__class__.__name__
+        except (Exception, SystemExit) as exc:  # a broken plugin never stops the built-in methods
+            _leave_out(point, type(exc).__name__, "failed to import")
             continue
-        if isinstance(cls, type) and point.name not in _REGISTRY and point.name not in _BUILT_IN:
+        if not (isinstance(cls, type) and issubclass(cls, BaseGenerator)):
+            _leave_out(point, "TypeError", "is not a subclass of genesis_pipelines.plugins.BaseGenerator")
+        elif point.name in _BUILT_IN or (point.name in _REGISTRY and _REGISTRY[point.name] is not cls):
+            _leave_out(point, "NameError", "takes the name of a generator already registered")
+        else:
             if getattr(cls, "name", None) != point.name:
                 cls.name = point.name
             register(cls)
@@ -138,7 +226,7 @@ def check_methods(methods: dict[str, str]) -> None:
         raise SpecError(f"{field}: generator {name!r} is unknown; available: {', '.join(available_methods())}")
 
 
-def create_generator(method: str, **settings) -> Generator:
+def create_generator(method: str, **settings) -> BaseGenerator:
     cls = registered_class(method)
     if cls is None:
         raise SpecError(f"generator {method!r} is unknown; available: {', '.join(available_methods())}")
@@ -155,23 +243,27 @@ def save_manifest(directory: Path, payload: dict) -> None:
 
 
 def load_manifest(directory: Path, expected_format: str | None = None, *, method: str | None = None) -> dict:
-    """A saved generator's JSON manifest; the format check every generator's load makes, once: a missing or corrupt
-    file, or (when given) another `expected_format` or `method`, is a ModelError asking for a retraining."""
+    """A saved generator's JSON manifest; a missing or corrupt file, or (when given) another `expected_format` or
+    `method`, is a ModelError asking for a retraining. BaseGenerator.load calls it; load_generator reads the method."""
     path = Path(directory) / MANIFEST
     if not path.is_file():
-        raise ModelError(f"model file {path} is missing: retrain the model (materialize the model asset)")
+        raise ModelError(f"model file {path} is missing: {RETRAIN}")
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError):
-        raise ModelError(f"model file {path} is corrupt: retrain the model (materialize the model asset)") from None
-    if expected_format is not None and (data.get("format") != expected_format
-                                        or (method is not None and data.get("method") != method)):
+        raise ModelError(f"model file {path} is corrupt: {RETRAIN}") from None
+    if not isinstance(data, dict):
+        raise ModelError(f"model file {path} is corrupt: {RETRAIN}")
+    if expected_format is not None and data.get("format") != expected_format:
         raise ModelError(f"model in {directory} has format {data.get('format')!r}, expected {expected_format!r}: "
                          "retrain it")
+    if method is not None and data.get("method") != method:
+        raise ModelError(f"model in {directory} was saved by generator {data.get('method')!r}, not {method!r}: "
+                         "load it with load_generator or retrain it")
     return data
 
 
-def load_generator(directory: Path) -> Generator:
+def load_generator(directory: Path) -> BaseGenerator:
     manifest = load_manifest(directory)
     method = manifest.get("method")
     cls = registered_class(method)

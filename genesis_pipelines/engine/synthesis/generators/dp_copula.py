@@ -33,7 +33,7 @@ from scipy.stats import chi2
 
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.synthesis.generators.base import register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     DomainTooSmall,
     check_domain,
@@ -128,7 +128,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
 
     # -------------------------------------------------------------- fit
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         table, rng = self._fit_rows(table, meta, seed)
         self.delta = self.delta_setting if self.delta_setting is not None else default_delta(len(table))
         self.table_name = meta.name
@@ -267,8 +267,8 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         scale = np.sqrt(np.maximum(np.diag(outer), 1.0))
         self.corr = nearest_correlation(outer / np.outer(scale, scale))
 
-    def sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
-        frame = super().sample(n, conditions=conditions, seed=seed)
+    def _sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
+        frame = super()._sample(n, conditions=conditions, seed=seed)
         check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
         return frame
 
@@ -284,20 +284,16 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
 
     # -------------------------------------------------------------- persistence and description
 
-    def save(self, directory: Path) -> None:
-        super().save(directory)
-        manifest = load_manifest(Path(directory))
-        manifest["dp"] = self.dp
-        manifest["dp_settings"] = {"epsilon": self.epsilon, "delta": self.delta, "bins": self.bins}
-        save_manifest(Path(directory), manifest)
+    def _state(self, directory: Path | None = None) -> dict:
+        return {**super()._state(directory), "dp": self.dp,
+                "dp_settings": {"epsilon": self.epsilon, "delta": self.delta, "bins": self.bins}}
 
     @classmethod
-    def load(cls, directory: Path) -> DPGaussianCopulaGenerator:
-        model = super().load(directory)
-        manifest = load_manifest(Path(directory))
-        settings = manifest.get("dp_settings", {})
+    def _from_state(cls, state: dict, directory: Path) -> DPGaussianCopulaGenerator:
+        model = super()._from_state(state, directory)
+        settings = state.get("dp_settings", {})
         model.epsilon, model.delta, model.bins = settings.get("epsilon", 1.0), settings.get("delta", 1e-6), settings.get("bins", 32)
-        model.dp = manifest.get("dp", {})
+        model.dp = state.get("dp", {})
         return model
 
     def describe(self) -> dict:

@@ -42,7 +42,8 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.sources.io import atomic_path
+from genesis_pipelines.engine.synthesis.generators.base import BaseGenerator, register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     check_domain,
     default_delta,
@@ -54,7 +55,6 @@ from genesis_pipelines.engine.synthesis.generators.dp_domain import (
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, public_text_spec, sample_text
 from genesis_pipelines.engine.synthesis.transform import as_numbers, split_exceptions
 
-FORMAT = "genesis.dp_marginals/1"
 WEIGHTS = "dp_marginals.safetensors"
 _NUMERIC = ("numeric", "integer", "datetime")
 # shares of rho after the domain step; the rest measures the cliques
@@ -87,8 +87,10 @@ def _ipf(table: np.ndarray, rows: np.ndarray, cols: np.ndarray, iterations: int 
 
 
 @register
-class DPMarginalsGenerator:
+class DPMarginalsGenerator(BaseGenerator):
     name: ClassVar[str] = "dp_marginals"
+    format: ClassVar[str] = "genesis.dp_marginals/1"
+    files: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     private: ClassVar[bool] = True
 
     def __init__(self, epsilon: float = 1.0, delta: float | None = None, bounds: dict | None = None,
@@ -116,9 +118,7 @@ class DPMarginalsGenerator:
 
     # ------------------------------------------------------------------ fit
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         for column in list(self.public_bounds) + list(self.public_categories):
             if column not in table.columns:
                 raise SpecError(f"generator {self.name!r} settings name column {column!r}, which table {meta.name!r} does not have")
@@ -374,9 +374,11 @@ class DPMarginalsGenerator:
 
     # ------------------------------------------------------------------ sample
 
-    def sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
-        if self.root is None and not self.text:
-            raise ModelError("the generator has not been fitted")
+    @property
+    def fitted(self) -> bool:
+        return self.root is not None or bool(self.text)
+
+    def _sample(self, n: int, *, conditions=None, seed: int | None = None) -> pd.DataFrame:
         if conditions is not None and len(conditions):
             raise GenesisError(f"{self.name} does not take conditions")
         rng = np.random.default_rng(seed)
@@ -454,41 +456,35 @@ class DPMarginalsGenerator:
 
     # ------------------------------------------------------------------ persistence
 
-    def save(self, directory: Path) -> None:
+    def _state(self, directory: Path) -> dict:
         from safetensors.numpy import save_file
 
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         arrays = {f"fine/{c}": v for c, v in self.fine.items()}
         arrays.update({f"coarse/{c}": v for c, v in self.coarse.items()})
         arrays.update({f"cond/{c}": v for c, v in self.cond.items()})
         names = {f"t{i}": k for i, k in enumerate(arrays)}  # tensor names never carry column names
-        save_file({t: np.ascontiguousarray(arrays[k], dtype="float64") for t, k in names.items()}, str(directory / WEIGHTS))
-        save_manifest(directory, {
-            "format": FORMAT, "method": self.name, "table": self.table_name, "columns": self.columns, "text": self.text,
+        with atomic_path(directory / WEIGHTS) as tmp:
+            save_file({t: np.ascontiguousarray(arrays[k], dtype="float64") for t, k in names.items()}, str(tmp))
+        return {
+            "table": self.table_name, "columns": self.columns, "text": self.text,
             "domains": self.domains, "tree": [list(e) for e in self.tree], "second_parents": self.second, "root": self.root, "tensors": names,
             "settings": {"epsilon": self.epsilon, "delta": self.delta, "bins": self.bins, "domain_share": self.domain_share,
                          "bounds": self.public_bounds, "categories": self.public_categories},
-            "dp": self.dp})
+            "dp": self.dp}
 
     @classmethod
-    def load(cls, directory: Path) -> DPMarginalsGenerator:
-        from safetensors import SafetensorError
+    def _from_state(cls, state: dict, directory: Path) -> DPMarginalsGenerator:
         from safetensors.numpy import load_file
 
-        data = load_manifest(Path(directory), FORMAT)
-        try:
-            model = cls(**data["settings"])
-            tensors = load_file(str(Path(directory) / WEIGHTS))
-            model.table_name, model.columns, model.text = data["table"], data["columns"], data["text"]
-            model.domains, model.root, model.dp = data["domains"], data["root"], data["dp"]
-            model.tree = [tuple(e) for e in data["tree"]]
-            model.second = dict(data.get("second_parents", {}))
-            for t, key in data["tensors"].items():
-                kind, column = key.split("/", 1)
-                getattr(model, kind)[column] = tensors[t]
-        except (KeyError, TypeError, ValueError, OSError, SafetensorError):
-            raise ModelError(f"model in {directory} is incomplete or corrupt: retrain it") from None
+        model = cls(**state["settings"])
+        tensors = load_file(str(directory / WEIGHTS))
+        model.table_name, model.columns, model.text = state["table"], state["columns"], state["text"]
+        model.domains, model.root, model.dp = state["domains"], state["root"], state["dp"]
+        model.tree = [tuple(e) for e in state["tree"]]
+        model.second = dict(state.get("second_parents", {}))
+        for t, key in state["tensors"].items():
+            kind, column = key.split("/", 1)
+            getattr(model, kind)[column] = tensors[t]
         return model
 
     def describe(self) -> dict:

@@ -18,18 +18,12 @@ import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import TableMeta
-from genesis_pipelines.engine.synthesis.generators.base import (
-    PARENT_FEATURE_PREFIX,
-    load_manifest,
-    register,
-    save_manifest,
-)
+from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PREFIX, BaseGenerator, register
 from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS, fit_text, sample_text
 from genesis_pipelines.engine.synthesis.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
 
-FORMAT = "genesis.gaussian_copula/1"
 _CHUNK = 200_000
 
 
@@ -44,8 +38,9 @@ def nearest_correlation(corr: np.ndarray) -> np.ndarray:
 
 
 @register
-class GaussianCopulaGenerator:
+class GaussianCopulaGenerator(BaseGenerator):
     name: ClassVar[str] = "gaussian_copula"
+    format: ClassVar[str] = "genesis.gaussian_copula/1"
 
     def __init__(self, max_fit_rows: int = 500_000, stratified: bool = True, class_columns: list[str] | None = None):
         self.max_fit_rows = int(max_fit_rows)
@@ -64,14 +59,12 @@ class GaussianCopulaGenerator:
 
     def _fit_rows(self, table: pd.DataFrame, meta: TableMeta, seed: int) -> tuple[pd.DataFrame, np.random.Generator]:
         """The rows a fit sees (a seeded subsample of big tables) and the columns it models; shared with the DP copula."""
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
         if len(table) > self.max_fit_rows:
             table = table.sample(self.max_fit_rows, random_state=seed)
         self.columns = [c for c in table.columns if meta.columns[c].sdtype != "id"]
         return table, np.random.default_rng(seed)
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         table, rng = self._fit_rows(table, meta, seed)
         scores = []
         bounds: list[np.ndarray | None] = []  # per dimension: category bounds of an ordered discrete value, else None
@@ -211,9 +204,11 @@ class GaussianCopulaGenerator:
             z[:, free] = z_fixed @ weights.T + noise
         return z
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        if self.corr is None:
-            raise ModelError("the generator has not been fitted")
+    @property
+    def fitted(self) -> bool:
+        return self.corr is not None
+
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
         by_class = next((c for c in self.per_class if conditions is not None and c in conditions.keys()), None)
         if by_class is not None:
             return self._sample_per_class(n, conditions, by_class, seed)
@@ -295,9 +290,10 @@ class GaussianCopulaGenerator:
 
     # -------------------------------------------------------------- persistence
 
-    def _state(self) -> dict:
+    def _state(self, directory: Path | None = None) -> dict:
+        """Everything in JSON (no weights file); a per-class copula's state nests inside its parent's."""
         return {
-            "format": FORMAT, "method": self.name, "max_fit_rows": self.max_fit_rows, "stratified": self.stratified,
+            "max_fit_rows": self.max_fit_rows, "stratified": self.stratified,
             "columns": self.columns,
             "transforms": {c: t.to_dict() for c, t in self.transforms.items()}, "text": self.text,
             "dims": [list(d) for d in self.dims], "corr": self.corr.tolist() if self.corr is not None else None,
@@ -305,17 +301,10 @@ class GaussianCopulaGenerator:
             "per_class": {c: {k: sub._state() for k, sub in subs.items()} for c, subs in self.per_class.items()},
         }
 
-    def save(self, directory: Path) -> None:
-        save_manifest(Path(directory), self._state())
-
     @classmethod
-    def load(cls, directory: Path) -> GaussianCopulaGenerator:
-        data = load_manifest(Path(directory), FORMAT)
-        try:
-            model = cls(max_fit_rows=data["max_fit_rows"])  # subclasses (the DP copula) take their own settings
-            model._restore(data)
-        except (KeyError, TypeError, ValueError):
-            raise ModelError(f"model in {directory} is incomplete or corrupt: retrain it") from None
+    def _from_state(cls, state: dict, directory: Path) -> GaussianCopulaGenerator:
+        model = cls(max_fit_rows=state["max_fit_rows"])  # subclasses (the DP copula) take their own settings
+        model._restore(state)
         return model
 
     def _restore(self, data: dict) -> None:

@@ -23,10 +23,10 @@ from safetensors.torch import load_file, save_file
 from tqdm.auto import tqdm
 
 from genesis_pipelines.engine.core.device import resolve_device
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.sources.io import atomic_path
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, save_manifest
+from genesis_pipelines.engine.synthesis.generators.base import BaseGenerator
 from genesis_pipelines.engine.synthesis.generators.data_transformer import DataTransformer
 from genesis_pipelines.engine.synthesis.transform import as_numbers
 
@@ -114,12 +114,11 @@ class EarlyStopping:
             module.load_state_dict(self.best_state)
 
 
-class NeuralGenerator:
+class NeuralGenerator(BaseGenerator):
     """Base of the torch generators: subclasses build `self.net` (what sampling needs) and implement
     `_train(matrix, device, seed)` and `_generate(n, generator, condition)`."""
 
-    name: ClassVar[str]
-    format: ClassVar[str]
+    files: ClassVar[tuple[str, ...]] = (WEIGHTS,)
     private: ClassVar[bool] = False
 
     def __init__(self, *, epochs: int = 300, batch_size: int = 500, patience: int | None = 10, progress: bool = True,
@@ -143,9 +142,7 @@ class NeuralGenerator:
     def _fit_transformer(self, table: pd.DataFrame, meta: TableMeta, seed: int) -> DataTransformer:
         return DataTransformer().fit(table, meta, seed=seed)
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
-        if len(table) == 0:
-            raise GenesisError(f"table {meta.name!r}: cannot fit a generator on zero rows")
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         self.device = torch_device(device)
         started = time.perf_counter()
         torch.manual_seed(seed)
@@ -175,9 +172,9 @@ class NeuralGenerator:
 
     # -------------------------------------------------------------- sampling
 
-    def _check_fitted(self) -> None:
-        if self.net is None or self.transformer is None:
-            raise ModelError(f"the {self.name} generator has not been fitted")
+    @property
+    def fitted(self) -> bool:
+        return self.net is not None and self.transformer is not None
 
     def _torch_generator(self, seed: int | None) -> torch.Generator:
         generator = torch.Generator(device=self.device)
@@ -191,8 +188,7 @@ class NeuralGenerator:
                  for start in range(0, n, SAMPLE_CHUNK)]
         return np.concatenate(parts) if parts else np.zeros((0, self.transformer.dim), dtype="float32")
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        self._check_fitted()
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
         if isinstance(conditions, pd.DataFrame):
             parts = []
             for _, group in conditions.groupby(list(conditions.columns), sort=False, dropna=False):
@@ -285,16 +281,12 @@ class NeuralGenerator:
 
     # -------------------------------------------------------------- persistence
 
-    def save(self, directory: Path) -> None:
-        self._check_fitted()
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
-        state = {k: v.detach().to("cpu").contiguous() for k, v in self.net.state_dict().items()}
+    def _state(self, directory: Path) -> dict:
+        weights = {k: v.detach().to("cpu").contiguous() for k, v in self.net.state_dict().items()}
         with atomic_path(directory / WEIGHTS) as tmp:
-            save_file(state, str(tmp))
-        save_manifest(directory, {"format": self.format, "method": self.name, "hyperparameters": self.hyperparameters(),
-                                  "transformer": self.transformer.to_dict(), "training": self.training,
-                                  "extra": self._extra_state(), "describe": self.describe()})
+            save_file(weights, str(tmp))
+        return {"hyperparameters": self.hyperparameters(), "transformer": self.transformer.to_dict(),
+                "training": self.training, "extra": self._extra_state(), "describe": self.describe()}
 
     def _extra_state(self) -> dict:
         return {}
@@ -303,23 +295,16 @@ class NeuralGenerator:
         pass
 
     @classmethod
-    def load(cls, directory: Path, device: str = "auto") -> NeuralGenerator:
-        directory = Path(directory)
-        data = load_manifest(directory, cls.format)
-        if not (directory / WEIGHTS).is_file():
-            raise ModelError(f"model file {directory / WEIGHTS} is missing: retrain the model (materialize the model asset)")
-        try:
-            model = cls(**data["hyperparameters"])
-            model.transformer = DataTransformer.from_dict(data["transformer"])
-            model.training = data["training"]
-            model._restore_extra(data.get("extra", {}))
-            model.device = torch_device(device)
-            model.layout = SegmentLayout(model.transformer, model.device)
-            model.net = model._build_sampling_net().to(model.device)
-            model.net.load_state_dict(load_file(str(directory / WEIGHTS), device="cpu"))
-            model.net.to(model.device).eval()
-        except (KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise ModelError(f"model in {directory} is incomplete or corrupt ({type(exc).__name__}): retrain it") from None
+    def _from_state(cls, state: dict, directory: Path, device: str = "auto") -> NeuralGenerator:
+        model = cls(**state["hyperparameters"])
+        model.transformer = DataTransformer.from_dict(state["transformer"])
+        model.training = state["training"]
+        model._restore_extra(state.get("extra", {}))
+        model.device = torch_device(device)
+        model.layout = SegmentLayout(model.transformer, model.device)
+        model.net = model._build_sampling_net().to(model.device)
+        model.net.load_state_dict(load_file(str(directory / WEIGHTS), device="cpu"))
+        model.net.to(model.device).eval()
         return model
 
     def describe(self) -> dict:

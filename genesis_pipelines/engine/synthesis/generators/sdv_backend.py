@@ -16,12 +16,11 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.core.errors import GenesisError, ModelError
+from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.sources.io import atomic_path
-from genesis_pipelines.engine.synthesis.generators.base import load_manifest, register, save_manifest
+from genesis_pipelines.engine.synthesis.generators.base import BaseGenerator, register
 
-FORMAT = "genesis.sdv_pool/1"
 POOL_FILE = "pool.parquet"
 _SDTYPE = {"numeric": "numerical", "integer": "numerical", "datetime": "datetime", "categorical": "categorical",
            "boolean": "boolean", "text": "categorical"}
@@ -47,8 +46,10 @@ def _plain(frame: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-class _SdvPool:
+class _SdvPool(BaseGenerator):
     name: ClassVar[str]
+    format: ClassVar[str] = "genesis.sdv_pool/1"
+    files: ClassVar[tuple[str, ...]] = (POOL_FILE,)
     synthesizer: ClassVar[str]
 
     def __init__(self, pool_rows: int = 50_000, **synthesizer_settings):
@@ -58,7 +59,7 @@ class _SdvPool:
         self.dtypes: dict[str, str] = {}
         self.rows_fitted = 0
 
-    def fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
+    def _fit(self, table: pd.DataFrame, meta: TableMeta, *, device: str = "cpu", seed: int = 0) -> None:
         single_table, metadata_module = import_sdv()
         columns = [c for c in table.columns if meta.columns[c].sdtype != "id"]
         if not columns:
@@ -88,9 +89,11 @@ class _SdvPool:
                 pass  # keep SDV's dtype when the original cannot hold the value (e.g. floats for an Int column)
         return out
 
-    def sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
-        if self.pool is None:
-            raise ModelError("the generator has not been fitted")
+    @property
+    def fitted(self) -> bool:
+        return self.pool is not None
+
+    def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
         if isinstance(conditions, pd.DataFrame):
             raise GenesisError(f"{self.name} does not support per-row conditions")
         pool = self.pool
@@ -104,22 +107,16 @@ class _SdvPool:
         index = rng.permutation(len(pool))[:n] if n <= len(pool) else rng.integers(0, len(pool), n)
         return pool.iloc[index].reset_index(drop=True)
 
-    def save(self, directory: Path) -> None:
-        directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
+    def _state(self, directory: Path) -> dict:
         with atomic_path(directory / POOL_FILE) as tmp:
             self.pool.to_parquet(tmp, index=False)
-        save_manifest(directory, {"format": FORMAT, "method": self.name, "dtypes": self.dtypes,
-                                  "rows_fitted": self.rows_fitted, "pool_rows": len(self.pool)})
+        return {"dtypes": self.dtypes, "rows_fitted": self.rows_fitted, "pool_rows": len(self.pool)}
 
     @classmethod
-    def load(cls, directory: Path):
-        data = load_manifest(Path(directory))
-        if data.get("format") != FORMAT or not (Path(directory) / POOL_FILE).is_file():
-            raise ModelError(f"model in {directory} is incomplete or from another format: retrain it")
-        model = cls(pool_rows=data["pool_rows"])
-        model.dtypes, model.rows_fitted = data["dtypes"], data["rows_fitted"]
-        model.pool = model._typed(pd.read_parquet(Path(directory) / POOL_FILE))
+    def _from_state(cls, state: dict, directory: Path) -> _SdvPool:
+        model = cls(pool_rows=state["pool_rows"])
+        model.dtypes, model.rows_fitted = state["dtypes"], state["rows_fitted"]
+        model.pool = model._typed(pd.read_parquet(directory / POOL_FILE))
         return model
 
     def describe(self) -> dict:

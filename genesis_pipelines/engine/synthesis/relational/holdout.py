@@ -33,7 +33,7 @@ def split_tables(schema: DatasetSchema, tables: Mapping[str, pd.DataFrame], frac
     holdout rows and following it puts a sensible share of the child in the holdout (between half and 1.5 times
     `fraction`: three hub airports holding every flight would not); rows with a null key, and tables with no such
     parent, are split by row. `follow_parents=False` splits every table by row. The privacy report reads which key a
-    split followed from the data (`evaluation.privacy.holdout_group_column`) and compares those tables against
+    split followed from the data (`evaluation.privacy.grouping.holdout_group_column`) and compares those tables against
     unseen people.
     """
     splits: dict[str, tuple[pd.DataFrame, pd.DataFrame]] = {}

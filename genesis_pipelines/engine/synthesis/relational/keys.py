@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.analysis import rules
+from genesis_pipelines.engine.analysis.rules import children
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import (
     ForeignKey,
@@ -167,7 +167,7 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
             raise GenesisError(f"table {fk.child_table!r}: parent table {fk.parent_table!r} has no generated rows for {fk.child_column}")
         return pd.Series([None] * n, dtype=_nullable_dtype(parent_keys)), np.zeros(0, dtype=int)  # None: NaN for float keys
     weights = parents.weights(rng)
-    is_null = rules.enough_present(is_null, relation.min_children * len(parent_keys), rng)
+    is_null = children.enough_present(is_null, relation.min_children * len(parent_keys), rng)
     present = int((~is_null).sum())
     if relation.unique:
         # one-to-one: distinct parents; rows beyond the number of parents get a null key, or where the key is
@@ -181,7 +181,7 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
             else:
                 counts += apportion(weights + 1e-9, len(extra), rng)
     else:
-        counts = rules.at_least(apportion(weights, present, rng), relation.min_children, rng)
+        counts = children.at_least(apportion(weights, present, rng), relation.min_children, rng)
     assigned = np.repeat(parent_keys.to_numpy(), counts)
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
@@ -202,7 +202,7 @@ def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.
         chosen.append(_weighted_distinct(weights, k, rng))
     rows = np.concatenate(keep) if keep else np.array([], dtype=int)
     picked = np.concatenate(chosen) if chosen else np.array([], dtype=int)
-    picked = rules.cover(groups[rows], picked, len(weights), parents.relation.min_children, rng)
+    picked = children.cover(groups[rows], picked, len(weights), parents.relation.min_children, rng)
     return rows, parents.keys.to_numpy()[picked], np.bincount(picked, minlength=len(weights))
 
 
@@ -386,11 +386,11 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
     _joint_parents(generator, [r for r in relations if r not in within], keys, placed, per_parent, rng)
     for relation in relations:
         _expand_key(relation, keys, placed[id(relation)].frame)
-    if rules.fill_min_children(tm.rules, [r.fk for r in relations], keys, parents, pk, rng):
+    if children.fill_min_children(tm.rules, [r.fk for r in relations], keys, parents, pk, rng):
         n = len(keys[relations[0].fk.child_column])
         for relation in relations:
             per_parent[id(relation)] = _key_counts(relation.fk, keys[relation.fk.child_column], placed[id(relation)].frame)
-    rules.room_between_parents(tm.rules, [r.fk for r in relations], keys, parents, pk, rng)
+    children.room_between_parents(tm.rules, [r.fk for r in relations], keys, parents, pk, rng)
     for column, stats in tm.key_stats.items():
         if stats.within and all(c in keys for c in stats.within):
             groups = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in stats.within})
@@ -464,7 +464,7 @@ def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[s
             p = weights[pool] / weights[pool].sum()
             picked = rng.choice(len(pool), size=len(rows), p=p)
             # rows may share a parent here: any row can move to a parent short of its fewest children
-            picked = rules.cover(np.arange(len(rows)), picked, len(pool), relation.min_children, rng)
+            picked = children.cover(np.arange(len(rows)), picked, len(pool), relation.min_children, rng)
             position[rows] = pool[picked]
             continue
         for _, members in pd.Series(rows).groupby(subgroup[rows]).groups.items():
@@ -477,7 +477,7 @@ def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[s
             # from parents above it in subgroups it is not in yet
             local = pd.Index(pool).get_indexer(position[placed_rows])
             labels = pd.factorize(pd.Series(subgroup[placed_rows], dtype=object))[0]
-            position[placed_rows] = pool[rules.cover(labels, local, len(pool), relation.min_children, rng)]
+            position[placed_rows] = pool[children.cover(labels, local, len(pool), relation.min_children, rng)]
     missing = wanted & (position < 0)
     if not fk.nullable:
         keep &= ~missing

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.analysis.rules import Dependency, Rule
+from genesis_pipelines.engine.analysis.rules.core import Dependency, Rule
 from genesis_pipelines.engine.core.schema import DatasetSchema, ForeignKey
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.synthesis.generators.base import PARENT_FEATURE_PREFIX
@@ -79,7 +79,7 @@ class TableModel(BaseModel):
     key_stats: dict[str, KeyStats]
     unique_columns: list[str] = Field(default_factory=list)  # categories unique per row in the real table (names of genres)
     dependencies: dict[str, Dependency] = Field(default_factory=dict)  # column -> the column that determines it
-    rules: list[Rule] = Field(default_factory=list)  # the table's rules kept at generation (rules.py)
+    rules: list[Rule] = Field(default_factory=list)  # the table's rules kept at generation (analysis/rules/)
     describe: dict = Field(default_factory=dict)
 
 

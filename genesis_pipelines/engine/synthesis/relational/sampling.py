@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.analysis import reference_tables, rules
-from genesis_pipelines.engine.analysis.rules import Dependency
+from genesis_pipelines.engine.analysis.rules.core import Dependency
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import TableMeta, comparable_values
 from genesis_pipelines.engine.privacy import pii as pii_engine
@@ -388,26 +388,12 @@ def generate_table_chunks(
         pending = []
 
 
-def generate_table(
-    model: RelationalModel,
-    model_dir: Path,
-    table: str,
-    parents: Mapping[str, pd.DataFrame],
-    *,
-    scale: float = 1.0,
-    seed: int = 0,
-    locale: str = "en_US",
-    forbidden=frozenset(),
-    copy_guard: set[str] | None = None,
-    chunk_rows: int = CHUNK_ROWS,
-    rows: int | None = None,
-    conditions: pd.DataFrame | Mapping | None = None,
-    block_rows: int = BLOCK_ROWS,
-) -> pd.DataFrame:
-    """One synthetic table, given its already generated parents (see generate_table_chunks)."""
-    chunks = list(generate_table_chunks(model, model_dir, table, parents, scale=scale, seed=seed, locale=locale,
-                                        forbidden=forbidden, copy_guard=copy_guard, chunk_rows=chunk_rows, rows=rows,
-                                        conditions=conditions, block_rows=block_rows))
+def generate_table(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame],
+                   **options) -> pd.DataFrame:
+    """One synthetic table in one frame: generate_table_chunks' chunks put together. Its keyword options (scale,
+    seed, locale, forbidden, copy_guard, chunk_rows, rows, conditions, block_rows) are generate_table_chunks' own,
+    declared there once."""
+    chunks = list(generate_table_chunks(model, model_dir, table, parents, **options))
     return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.analysis.rules.core import Rule
 from genesis_pipelines.engine.core.schema import (
     ColumnMeta,
     DatasetSchema,

@@ -26,7 +26,7 @@ from pathlib import Path
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.analysis.rules import Rule
+from genesis_pipelines.engine.analysis.rules.core import Rule
 from genesis_pipelines.engine.core.errors import ModelError
 from genesis_pipelines.engine.core.schema import DatasetSchema, TableMeta
 from genesis_pipelines.engine.core.spec import DatasetSpec
@@ -241,6 +241,7 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
                  findings: list[pii_engine.PiiFinding], model_root: Path, *, device: str, hash_key: bytes | None,
                  log: Log) -> TableResult:
     from genesis_pipelines.engine.analysis import reference_tables, rules
+    from genesis_pipelines.engine.analysis.rules import dependency
     from genesis_pipelines.engine.core.schema import child_keys
     from genesis_pipelines.engine.privacy import record_guard
     from genesis_pipelines.engine.synthesis import constraints
@@ -278,8 +279,8 @@ def _train_table(spec: DatasetSpec, plan: TrainingPlan, table: str, tables: Mapp
         learnable = learnable[[c for c in learnable.columns if c not in keys]].reset_index(drop=True)
         training_meta = structure.training_meta(meta, findings)
         training_meta.rows_per_person = plan.rows_per_person.get(table, 1.0)
-        dependencies = rules.find_dependencies(learnable, training_meta, private.get(table, set()), spec.seed)
-        table_rules = [r for r in found if r.table == table] + rules.select(rules.dependency_rules(table, dependencies), spec.rules)
+        dependencies = dependency.find_dependencies(learnable, training_meta, private.get(table, set()), spec.seed)
+        table_rules = [r for r in found if r.table == table] + rules.select(dependency.dependency_rules(table, dependencies), spec.rules)
         dependencies = {t: d for t, d in dependencies.items() if any(r.kind == "dependency" and r.columns[1] == t for r in table_rules)}
         mine = [r for r in relations if r.fk.child_table == table]
         joined = [learnable]
