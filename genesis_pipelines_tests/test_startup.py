@@ -34,3 +34,20 @@ def test_generators_load_on_first_use():
             "create_generator('tvae')")
     assert "torch" in _loaded_after(code)
     assert _loaded_after("from genesis_pipelines.engine.evaluation import render_html") == ["matplotlib"]
+
+
+def test_code_location_load_reads_no_data_stack(tmp_path):
+    """Loading the code location (every bundled spec) builds asset definitions only: no pandas, numpy, pyarrow, torch,
+    sklearn or Great Expectations, which the steps import when they run. The first load of a dataset whose keys are
+    inferred plans it from its source once (and stores the plan); the load after it reads no data."""
+    code = ("import os, sys\n"
+            f"os.environ['GENESIS_DATA_DIR'] = {str(tmp_path)!r}\n"
+            "from genesis_pipelines.definitions import build_definitions\n"
+            "defs = build_definitions()\n"
+            "assert defs.resolve_all_job_defs()\n"
+            "print(' '.join(m for m in ('pandas', 'numpy', 'pyarrow', 'torch', 'sklearn', 'scipy', 'great_expectations', "
+            "'matplotlib', 'faker') if m in sys.modules))")
+    first = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert "pandas" in first.stdout.split(), "the inferred-keys demo is planned from its source on its first load"
+    again = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert again.stdout.split() == []
