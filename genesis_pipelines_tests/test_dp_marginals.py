@@ -201,3 +201,19 @@ def test_dp_categories_keep_common_values_and_drop_a_value_one_row_holds():
     assert all(k[:3] == ["red", "blue", "green"] for k in kept)  # most frequent first
     assert not any("one-customer-secret" in k for k in kept)
     assert dp_categories(np.array([], dtype=object), 1.0, 1e-6, np.random.default_rng(0)) == []
+
+
+def test_laplace_sum_threshold_holds_its_tail_and_is_tighter_than_a_sub_exponential_bound():
+    """The bounds' windows pass when a noisy sum beats what `width` Laplace noises exceed with probability <= tail:
+    the Chernoff bound is valid (simulated exceedance <= tail) and below the old sub-exponential approximation."""
+    from genesis_pipelines.engine.synthesis.generators.dp_domain import _threshold
+
+    rng = np.random.default_rng(0)
+    epsilon, tail = 0.5, 0.01
+    for width in (2, 16, 128):
+        t = _threshold(width, tail, epsilon, None)
+        sums = rng.laplace(0.0, 1.0 / epsilon, (20_000, width)).sum(axis=1)
+        assert np.mean(sums > t) <= tail, width
+        b, log_tail = 1.0 / epsilon, np.log(1.0 / tail)
+        old = (b * np.sqrt(8.0 * width * log_tail) if 8.0 * log_tail <= 4.0 * width else 2.0 * b * log_tail + width * b)
+        assert t < min(np.sqrt(width) * 2.0 * b * log_tail, old), width

@@ -69,16 +69,15 @@ def _noise(rng, n, epsilon, sigma):
 
 def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | None) -> float:
     """What a sum of `width` noises exceeds with probability <= tail: Gaussian sigma sqrt(width) z(1 - tail);
-    Laplace bounded by its Chernoff tail (conservative)."""
+    Laplace(b) by its Chernoff bound, min over 0 < l < 1/b of (width ln(1 / (1 - l^2 b^2)) + ln(1/tail)) / l (the
+    moment generating function of a Laplace is 1 / (1 - l^2 b^2); any l gives a valid bound), exact for one noise."""
     if sigma is not None:
         return sigma * math.sqrt(width) * float(ndtri(1.0 - tail))
     b, log_tail = 1.0 / epsilon, math.log(1.0 / tail)
     if width == 1:  # P(X > t) = exp(-t / b) / 2
         return b * math.log(1.0 / (2.0 * tail))
-    # a Laplace(b) sum is sub-exponential: E exp(l X) <= exp(2 l^2 b^2) for |l| <= 1 / (2 b) (Chernoff)
-    sub_exponential = (b * math.sqrt(8.0 * width * log_tail) if 8.0 * log_tail <= 4.0 * width
-                       else 2.0 * b * log_tail + width * b)
-    return min(math.sqrt(width) * 2.0 * b * log_tail, sub_exponential)
+    u = np.linspace(1e-3, 1.0 - 1e-3, 999)  # l = u / b
+    return float(np.min(b * (-width * np.log1p(-u * u) + log_tail) / u))
 
 
 def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
