@@ -201,3 +201,53 @@ def test_dp_categories_keep_common_values_and_drop_a_value_one_row_holds():
     assert all(k[:3] == ["red", "blue", "green"] for k in kept)  # most frequent first
     assert not any("one-customer-secret" in k for k in kept)
     assert dp_categories(np.array([], dtype=object), 1.0, 1e-6, np.random.default_rng(0)) == []
+
+
+def test_laplace_sum_threshold_holds_its_tail_and_is_tighter_than_a_sub_exponential_bound():
+    """The bounds' windows pass when a noisy sum beats what `width` Laplace noises exceed with probability <= tail:
+    the Chernoff bound is valid (simulated exceedance <= tail) and below the old sub-exponential approximation."""
+    from genesis_pipelines.engine.synthesis.generators.dp_domain import _threshold
+
+    rng = np.random.default_rng(0)
+    epsilon, tail = 0.5, 0.01
+    for width in (2, 16, 128):
+        t = _threshold(width, tail, epsilon, None)
+        sums = rng.laplace(0.0, 1.0 / epsilon, (20_000, width)).sum(axis=1)
+        assert np.mean(sums > t) <= tail, width
+        b, log_tail = 1.0 / epsilon, np.log(1.0 / tail)
+        old = (b * np.sqrt(8.0 * width * log_tail) if 8.0 * log_tail <= 4.0 * width else 2.0 * b * log_tail + width * b)
+        assert t < min(np.sqrt(width) * 2.0 * b * log_tail, old), width
+
+
+def test_octave_bounds_at_small_n_constant_narrow_heavy_tailed_and_never_silently_degenerate():
+    """Bounds from 150..400 rows. A constant: exactly its value. A narrow and a heavy-tailed column: an interval with a
+    width, inside the octave windows around the data (nothing explodes), or DomainTooSmall naming the column. A point
+    mass with a third or more of the rows spread beside it: never the single value [v, v] when the noisy counts show
+    the spread (the old estimate gave [17, 17] in most seeds), DomainTooSmall instead."""
+    rng = np.random.default_rng(0)
+    constant = np.full(150, 17.0)
+    narrow = np.round(rng.normal(40.0, 2.0, 300))
+    heavy = np.round(rng.pareto(1.2, 400) * 50.0)
+    near = np.concatenate([np.full(200, 17.0), rng.integers(18, 31, 150).astype(float)])
+    kinds = ({"sigma": 20.0}, {"epsilon": 0.5}, {"epsilon": 0.2})
+    degenerate_spread, degenerate_now = 0, 0
+    for seed in range(10):
+        for noise in kinds:
+            try:  # exactly its value, or too few rows for the noise: never the octave's edges around it
+                assert dp_octave_bounds(constant, "integer", np.random.default_rng(seed), table="t", column="c", **noise) == (17, 17)
+            except DomainTooSmall as exc:
+                assert "'c'" in str(exc) and "bounds" in str(exc)
+            for values in (narrow, heavy):
+                try:
+                    lo, hi = dp_octave_bounds(values, "integer", np.random.default_rng(seed), table="t", column="c", **noise)
+                except DomainTooSmall as exc:
+                    assert "'c'" in str(exc) and "bounds" in str(exc)
+                    continue
+                assert lo <= hi and values.min() / 2 <= lo and hi <= 2 * values.max() + 1, (lo, hi)
+                degenerate_spread += lo == hi
+            try:
+                lo, hi = dp_octave_bounds(near, "integer", np.random.default_rng(seed), table="t", column="c", **noise)
+                degenerate_now += lo == hi
+            except DomainTooSmall as exc:
+                assert "'c'" in str(exc) and "declare its bounds" in str(exc)
+    assert degenerate_spread <= 3 and degenerate_now <= 10, (degenerate_spread, degenerate_now)  # of 60 and 30 fits

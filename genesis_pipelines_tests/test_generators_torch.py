@@ -207,3 +207,60 @@ def test_cuda_training_loads_on_cpu(table, meta, tmp_path):
         generator.save(tmp_path / method)
         loaded = type(generator).load(tmp_path / method, device="cpu")
         _check_shape(loaded.sample(100, seed=1), table, 100)
+
+
+def _rdp_epsilon(noise: float, sample_rate: float, steps: int, delta: float) -> float:
+    """Opacus' RDP accountant, fed by hand: what `steps` subsampled Gaussian steps cost."""
+    from opacus.accountants import RDPAccountant
+
+    accountant = RDPAccountant()
+    accountant.history = [(noise, sample_rate, steps)]
+    return float(accountant.get_epsilon(delta))
+
+
+@pytest.mark.parametrize("method", ["dp_ctgan", "dp_tvae"])
+def test_dp_sgd_stops_at_its_step_budget_with_the_stated_epsilon_spent(table, meta, method):
+    """A DP-SGD step budget: training takes exactly `steps` Poisson-sampled steps (7, mid-epoch: 10 batches of 100 rows
+    per epoch), the noise is calibrated for exactly those steps, the epsilon stated is the RDP accountant's for them
+    (recomputed here from the noise multiplier, sample rate and step count), at most the target and within Opacus'
+    calibration tolerance of it; the same seed trains the same weights."""
+    fits = []
+    for _ in range(2):
+        generator = create_generator(method, epsilon=2.0, epochs=50, steps=7, batch_size=100, progress=False, **PUBLIC)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            generator.fit(table, meta, seed=3)
+        fits.append(generator)
+    info = fits[0].describe()
+    assert info["steps"] == 7 and fits[0].training["steps_run"] == 7 and fits[0].training["epochs_run"] == 1
+    assert sum(step[2] for step in info["rdp_history"]) == 7
+    recomputed = _rdp_epsilon(info["rdp_history"][0][0], info["rdp_history"][0][1], 7, info["delta_sgd"])
+    assert info["epsilon_sgd"] == pytest.approx(recomputed, rel=1e-12)
+    assert 2.0 - 0.02 <= info["epsilon_spent"] <= 2.0  # the budget is spent, not a loose bound of it
+    assert "7 steps" in info["dp_guarantee"]
+    first, second = (dict(g.net.state_dict()) for g in fits)
+    assert all(torch.equal(first[k], second[k]) for k in first)
+    pd.testing.assert_frame_equal(fits[0].sample(50, seed=1), fits[1].sample(50, seed=1))
+    with pytest.raises(GenesisError, match="steps"):
+        create_generator(method, steps=0)
+
+
+def test_dp_autoregressive_stops_at_its_step_budget_with_the_stated_epsilon_spent(table, meta):
+    df = table.drop(columns=["id"])
+    settings = {"epsilon": 2.0, "epochs": 50, "steps": 5, "hidden": 16, "batch_size": 100,
+                "bounds": PUBLIC["bounds"], "categories": PUBLIC["categories"]}
+    models = []
+    for _ in range(2):
+        generator = create_generator("dp_autoregressive", **settings)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            generator.fit(df, meta, seed=3)
+        models.append(generator)
+    stats = models[0].stats
+    assert stats["steps"] == 5 and sum(step[2] for step in stats["rdp_history"]) == 5
+    recomputed = _rdp_epsilon(stats["noise_multiplier"], stats["sample_rate"], 5, stats["dp_delta"])
+    assert stats["epsilon_sgd"] == pytest.approx(recomputed, rel=1e-12)
+    target_sgd = 2.0 * (1 - 0.1)
+    assert target_sgd - 0.02 <= stats["epsilon_sgd"] <= target_sgd
+    first, second = (m.model.state_dict() for m in models)
+    assert all(torch.equal(first[k], second[k]) for k in first)

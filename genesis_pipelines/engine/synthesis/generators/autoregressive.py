@@ -477,13 +477,16 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
 
     def __init__(self, epsilon: float = 3.0, delta: float | None = None, max_grad_norm: float = 1.0,
                  epochs: int = 10, bounds: dict | None = None, categories: dict | None = None,
-                 discretization_share: float = 0.1, dp_bins: int = 32, **settings):
+                 discretization_share: float = 0.1, dp_bins: int = 32, steps: int | None = None, **settings):
         settings.setdefault("max_epochs", epochs)
+        if steps is not None and int(steps) < 1:
+            raise GenesisError("dp_autoregressive: steps (the DP-SGD step budget) must be >= 1")
         super().__init__(**settings)
         self.settings.update(epsilon=float(epsilon), delta=None if delta is None else float(delta),
                              max_grad_norm=float(max_grad_norm), bounds=dict(bounds or {}),
                              categories={k: [str(v) for v in vs] for k, vs in (categories or {}).items()},
-                             discretization_share=float(discretization_share), dp_bins=int(dp_bins))
+                             discretization_share=float(discretization_share), dp_bins=int(dp_bins),
+                             steps=None if steps is None else int(steps))
 
     def _dp_codecs(self, table: pd.DataFrame, meta: TableMeta, rng: np.random.Generator) -> None:
         s = self.settings
@@ -519,27 +522,34 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
         self._dp_codecs(table, meta, np.random.default_rng(seed + 1))
 
     def _train(self, tokens: torch.Tensor, rng: np.random.Generator, device: str) -> None:
-        from opacus import PrivacyEngine
         from torch.utils.data import DataLoader, TensorDataset
+
+        from genesis_pipelines.engine.synthesis.generators.dp_neural import (
+            accounted_steps,
+            charge_skipped_step,
+            dp_sgd_epoch,
+            dp_sgd_private,
+        )
         s = self.settings
         self.model = self._make_model()
         started = time.perf_counter()
         batch = max(8, min(s["batch_size"], len(tokens) // 4 or 8))
         loader = DataLoader(TensorDataset(tokens), batch_size=batch, shuffle=True)
         optimizer = torch.optim.AdamW(self.model.parameters(), lr=s["lr"], weight_decay=s["weight_decay"])
-        engine = PrivacyEngine(accountant="rdp")
-        model, optimizer, loader = engine.make_private_with_epsilon(
-            module=self.model, optimizer=optimizer, data_loader=loader, epochs=s["max_epochs"],
+        # a step budget (`steps`, else max_epochs x batches per epoch), the noise calibrated for exactly that many
+        engine, model, optimizer, loader, plan = dp_sgd_private(
+            self.model, optimizer, loader, epochs=s["max_epochs"], steps=s.get("steps"),
             target_epsilon=s["epsilon"] * (1 - s["discretization_share"]), target_delta=self.stats["dp_delta"],
             max_grad_norm=s["max_grad_norm"])
         model.train()
         loss_value = float("nan")
         with warnings.catch_warnings():  # Opacus' hooks on the embeddings warn on every step
             warnings.filterwarnings("ignore", message="Full backward hook")
-            for _ in range(s["max_epochs"]):
+            for epoch in range(plan["epochs"]):
                 total, rows = 0.0, 0
-                for (x,) in loader:
+                for (x,) in dp_sgd_epoch(loader, plan, epoch):
                     if not len(x):
+                        charge_skipped_step(engine, plan)
                         continue
                     loss = self._loss(model, x)
                     optimizer.zero_grad(set_to_none=True)
@@ -550,9 +560,15 @@ class DPAutoregressiveGenerator(AutoregressiveGenerator):
         if hasattr(model, "remove_hooks"):
             model.remove_hooks()  # sampling needs no per-sample gradients
         self.model = model._module.eval() if hasattr(model, "_module") else model.eval()
-        spent = engine.get_epsilon(self.stats["dp_delta"]) + s["epsilon"] * s["discretization_share"]
-        self.stats.update(epochs=s["max_epochs"], train_loss=round(loss_value, 4), val_loss=None,
-                          epsilon_spent=round(float(spent), 3), train_seconds=round(time.perf_counter() - started, 2),
+        if accounted_steps(engine) != plan["steps"]:
+            raise ModelError(f"dp_autoregressive: DP-SGD accounted {accounted_steps(engine)} steps, not the "
+                             f"{plan['steps']} of its step budget; the model is discarded")
+        epsilon_sgd = float(engine.get_epsilon(self.stats["dp_delta"]))  # the accountant's value for the steps taken
+        spent = epsilon_sgd + s["epsilon"] * s["discretization_share"]
+        self.stats.update(epochs=plan["epochs"], steps=plan["steps"], sample_rate=plan["sample_rate"],
+                          noise_multiplier=plan["noise_multiplier"], epsilon_sgd=epsilon_sgd,
+                          train_loss=round(loss_value, 4), val_loss=None,
+                          epsilon_spent=float(spent), train_seconds=round(time.perf_counter() - started, 2),
                           # for the privacy ledger's RDP composition: DP-SGD's history, and the pure-DP discretization
                           rdp_history=[[float(x) for x in step] for step in getattr(engine.accountant, "history", [])],
                           rdp_delta=self.stats["dp_delta"], rdp_epsilon_other=s["epsilon"] * s["discretization_share"],

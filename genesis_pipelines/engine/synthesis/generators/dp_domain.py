@@ -6,8 +6,11 @@ Shared by every DP generator:
   octaves (+-2^-8 .. +-2^40; datetimes: calendar years 1800..2200), then 1,024 cells (whole integers for integer
   columns) of the outermost octaves. Only windows that pass a threshold an empty one passes with probability at most
   1e-3 count, so nothing can explode; a bound is the outer edge of the outermost zoom window that stands above the
-  noise with only noise beyond it (exact for a constant or a dense end), else of the octave window. Too few rows for
-  the epsilon -> DomainTooSmall naming the column and what to declare;
+  noise with only noise beyond it (exact for a constant or a dense end), else of the octave window. A single value
+  [v, v] is kept only where a few noisy counts show no rows beside it (else the side that shows rows takes its
+  octave window's edge, or the fit refuses); a column inside one octave bin where no zoom window stands out is refused
+  rather than spread over the octave. Too few rows for the epsilon -> DomainTooSmall naming the column and what to
+  declare. Laplace sums are tested against their exact Chernoff bound;
 - `gaussian_category_selection`: unknown category sets through Gaussian counts kept above 1 + sigma z(1 - delta)
   ((rho, delta)-DP per column: a category held by one row surfaces with probability <= delta), which at
   epsilon 1 keeps categories of about a hundred rows in a 1,000-row table (the Laplace stability threshold,
@@ -69,16 +72,15 @@ def _noise(rng, n, epsilon, sigma):
 
 def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | None) -> float:
     """What a sum of `width` noises exceeds with probability <= tail: Gaussian sigma sqrt(width) z(1 - tail);
-    Laplace bounded by its Chernoff tail (conservative)."""
+    Laplace(b) by its Chernoff bound, min over 0 < l < 1/b of (width ln(1 / (1 - l^2 b^2)) + ln(1/tail)) / l (the
+    moment generating function of a Laplace is 1 / (1 - l^2 b^2); any l gives a valid bound), exact for one noise."""
     if sigma is not None:
         return sigma * math.sqrt(width) * float(ndtri(1.0 - tail))
     b, log_tail = 1.0 / epsilon, math.log(1.0 / tail)
     if width == 1:  # P(X > t) = exp(-t / b) / 2
         return b * math.log(1.0 / (2.0 * tail))
-    # a Laplace(b) sum is sub-exponential: E exp(l X) <= exp(2 l^2 b^2) for |l| <= 1 / (2 b) (Chernoff)
-    sub_exponential = (b * math.sqrt(8.0 * width * log_tail) if 8.0 * log_tail <= 4.0 * width
-                       else 2.0 * b * log_tail + width * b)
-    return min(math.sqrt(width) * 2.0 * b * log_tail, sub_exponential)
+    u = np.linspace(1e-3, 1.0 - 1e-3, 999)  # l = u / b
+    return float(np.min(b * (-width * np.log1p(-u * u) + log_tail) / u))
 
 
 def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:
@@ -182,6 +184,17 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     outer_lo, outer_hi = lowest(*low_window), highest(*high_window)
     lo = min([top for bottom, top in evidence if bottom < low_window[1]] + [highest(*low_window)])
     hi = max([bottom for bottom, top in evidence if top >= high_window[0]] + [lowest(*high_window)])
+    if lo > hi:  # every window that stands out overlaps the others
+        if lo - hi <= max(float(np.max(np.diff(e))) for e in cells):  # within one zoom cell: the column is one value
+            lo, hi = hi, lo  # (a real one's cell: the old answer, the octaves' edges, spread a constant over them)
+        elif low_window != high_window or found[2] > 1:  # rows in distinct or wide octave windows: their outer edges
+            lo, hi = outer_lo, outer_hi
+        else:  # one octave bin and nothing inside it stands out: its edges would spread a narrow column over the
+            # whole octave, mostly outside its range, so refuse
+            raise DomainTooSmall(
+                f"table {table!r} column {column!r}: {len(values)} values are too few to place its bounds inside its "
+                f"range privately at this epsilon; declare them in the generator settings, bounds: "
+                f"{{{column}: [low, high]}}, or raise epsilon")
     # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
     # the end stands out, and the column would collapse onto an octave edge): then the end keeps the octave window's
     # outer edge, near the data but not surely inside its range. Read from the noisy counts (post-processing)
@@ -208,8 +221,37 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     if surely_more([clamped(edges, noisy, False, span, wide=True)], deviation_oct) or surely_more(
             [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]], deviation_zoom):
         hi = outer_hi
-    if lo > hi:  # the zoom's windows say less than the octaves: their outer edges
-        lo, hi = outer_lo, outer_hi
+    if lo == hi:  # one value: right for a constant; degenerate for a column whose noisy counts show rows beside it.
+        # Read from a few noisy counts (the value's octave bin less the zoom cells on one side of it, and the octave
+        # bins next to it), not a sum of many cells, so a spread is seen at small n; the side that shows rows takes
+        # its octave window's edge, as a spread-thin end does above
+        point_bin = int(np.clip(np.searchsorted(edges, lo, side="right") - 1, 0, len(noisy) - 1))
+        around = np.convolve(span, np.ones(3), mode="same") > 0
+        index = np.arange(len(noisy))
+        rows = max(float(noisy[around].sum()), 1.0)
+        for e, c in zip(cells, noisy_cells):
+            if not e[0] <= lo < e[-1]:
+                continue
+            k = int(np.searchsorted(e, lo, side="right") - 1)
+            inside = (e[:-1] >= edges[point_bin]) & (e[1:] <= edges[point_bin + 1])
+            j = np.arange(len(c))
+            beside = float(noisy[around].sum() - c[k])  # rows off the value, either side: two noisy sums
+            spread = beside - 3.0 * math.hypot(deviation_oct * math.sqrt(int(around.sum())), deviation_zoom) > CLAMPED_SHARE * rows
+            for side, same, beyond in (("above", inside & (j <= k), around & (index > point_bin)),
+                                       ("below", inside & (j >= k), around & (index < point_bin))):
+                count = float(noisy[point_bin] - c[same].sum() + noisy[beyond].sum())
+                deviation = math.hypot(deviation_oct * math.sqrt(1 + int(beyond.sum())), deviation_zoom * math.sqrt(int(same.sum())))
+                if count - 3.0 * deviation > CLAMPED_SHARE * rows:
+                    if side == "above":
+                        hi = outer_hi
+                    else:
+                        lo = outer_lo
+            if spread and lo == hi:  # a range is seen but neither side of the value stands out: refuse, not [v, v]
+                raise DomainTooSmall(
+                    f"table {table!r} column {column!r}: at this epsilon only one value of its range stands above the "
+                    f"noise ({len(values)} values); declare its bounds in the generator settings, bounds: "
+                    f"{{{column}: [low, high]}}, or raise epsilon")
+            break
     if sdtype == "datetime":
         return float(_from_years(lo)), float(_from_years(hi))
     return lo, hi

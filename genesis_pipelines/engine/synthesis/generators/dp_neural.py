@@ -16,6 +16,9 @@ The row count, column names and semantic types (the schema) are treated as publi
 
 from __future__ import annotations
 
+import itertools
+import math
+import sys
 import time
 import warnings
 from typing import ClassVar
@@ -23,6 +26,7 @@ from typing import ClassVar
 import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
+from tqdm.auto import tqdm
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import TableMeta
@@ -34,12 +38,53 @@ from genesis_pipelines.engine.synthesis.generators.neural import LOG
 from genesis_pipelines.engine.synthesis.generators.tvae import TVAEGenerator
 
 
+def dp_sgd_private(module: nn.Module, optimizer, loader: DataLoader, *, epochs: int, steps: int | None,
+                   target_epsilon: float, target_delta: float, max_grad_norm: float):
+    """Opacus DP-SGD (RDP accountant) for a step budget: `steps` Poisson-sampled batches (sample rate 1 / batches per
+    epoch, as Opacus sets it), or `epochs` x batches per epoch when steps is None; the noise multiplier is calibrated
+    for exactly that many steps, so the accountant's epsilon after them is at most the target (within Opacus'
+    0.01 tolerance below it). Returns (engine, module, optimizer, loader, plan); the plan is public (it depends on
+    the row count, the schema and the settings only)."""
+    from opacus import PrivacyEngine  # imported here: only the DP generators need it
+    from opacus.accountants.utils import get_noise_multiplier
+
+    batches = len(loader)
+    planned = int(steps) if steps is not None else int(epochs) * batches
+    if planned < 1:
+        raise GenesisError("DP-SGD: the step budget must be at least one step")
+    sample_rate = 1.0 / batches
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # secure RNG and functorch notices
+        noise = float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
+                                           sample_rate=sample_rate, steps=planned, accountant="rdp"))
+        engine = PrivacyEngine(accountant="rdp")
+        module, optimizer, loader = engine.make_private(module=module, optimizer=optimizer, data_loader=loader,
+                                                        noise_multiplier=noise, max_grad_norm=max_grad_norm)
+    plan = {"steps": planned, "sample_rate": sample_rate, "noise_multiplier": noise, "batches_per_epoch": batches,
+            "epochs": math.ceil(planned / batches)}
+    return engine, module, optimizer, loader, plan
+
+
+def dp_sgd_epoch(loader: DataLoader, plan: dict, epoch: int):
+    """The batches of one epoch of the step budget: all of them, and in the last epoch only those left."""
+    return itertools.islice(loader, max(0, min(plan["batches_per_epoch"], plan["steps"] - epoch * plan["batches_per_epoch"])))
+
+
+def charge_skipped_step(engine, plan: dict) -> None:
+    """A sampled batch too small to train on still counts: the accountant is charged one step for it."""
+    engine.accountant.step(noise_multiplier=plan["noise_multiplier"], sample_rate=plan["sample_rate"])
+
+
+def accounted_steps(engine) -> int:
+    return int(sum(step[2] for step in getattr(engine.accountant, "history", [])))
+
+
 class DifferentialPrivacy:
     """Budget bookkeeping shared by the DP generators (a mixin in front of the plain generator)."""
 
     private: ClassVar[bool] = True
 
-    def _init_dp(self, epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share) -> None:
+    def _init_dp(self, epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share, steps) -> None:
         if not epsilon or epsilon <= 0:
             raise GenesisError(f"generator {self.name!r}: epsilon must be > 0")
         if delta is not None and not 0 < delta < 1:
@@ -49,12 +94,17 @@ class DifferentialPrivacy:
         self.epsilon, self.delta, self.max_grad_norm = float(epsilon), delta, float(max_grad_norm)
         self.bounds, self.categories = dict(bounds or {}), dict(categories or {})
         self.preprocessing_share = float(preprocessing_share)
+        if steps is not None and int(steps) < 1:
+            raise GenesisError(f"generator {self.name!r}: steps (the DP-SGD step budget) must be >= 1")
+        self.steps = None if steps is None else int(steps)  # None: epochs x batches per epoch
+        self.plan: dict = {}
         self.patience = None  # early stopping would read held-out real rows outside DP-SGD
         self.privacy: dict = {}
 
     def _dp_hyperparameters(self) -> dict:
         return {"epsilon": self.epsilon, "delta": self.delta, "max_grad_norm": self.max_grad_norm,
-                "bounds": self.bounds, "categories": self.categories, "preprocessing_share": self.preprocessing_share}
+                "bounds": self.bounds, "categories": self.categories, "preprocessing_share": self.preprocessing_share,
+                "steps": self.steps}
 
     def _fit_transformer(self, table, meta: TableMeta, seed: int) -> DataTransformer:
         delta = self.delta if self.delta is not None else default_delta(len(table))
@@ -76,26 +126,30 @@ class DifferentialPrivacy:
         return transformer
 
     def _private(self, module: nn.Module, optimizer, matrix: torch.Tensor, batch: int):
-        from opacus import PrivacyEngine  # imported here: only the DP generators need it
-
         loader = DataLoader(TensorDataset(matrix.detach().cpu()), batch_size=batch)
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # secure RNG and functorch notices
-            engine = PrivacyEngine(accountant="rdp")
-            module, optimizer, loader = engine.make_private_with_epsilon(
-                module=module, optimizer=optimizer, data_loader=loader, target_epsilon=self.privacy["epsilon_sgd_target"],
-                target_delta=self.privacy["delta_sgd"], epochs=self.epochs, max_grad_norm=self.max_grad_norm)
-        self.privacy["noise_multiplier"] = round(float(optimizer.noise_multiplier), 5)
-        self.privacy["sample_rate"] = round(1.0 / len(loader), 6)
+        engine, module, optimizer, loader, self.plan = dp_sgd_private(
+            module, optimizer, loader, epochs=self.epochs, steps=self.steps,
+            target_epsilon=self.privacy["epsilon_sgd_target"], target_delta=self.privacy["delta_sgd"],
+            max_grad_norm=self.max_grad_norm)
+        self.privacy["noise_multiplier"] = round(self.plan["noise_multiplier"], 5)
+        self.privacy["sample_rate"] = round(self.plan["sample_rate"], 6)
+        self.privacy["steps"] = self.plan["steps"]
         return engine, module, optimizer, loader
 
+    def _dp_bar(self, table_name: str):
+        show = self.progress and sys.stderr.isatty()
+        return tqdm(range(self.plan["epochs"]), desc=f"{self.name} {table_name}", unit="epoch", disable=not show, leave=False)
+
     def _account(self, engine, table_name: str) -> None:
+        if accounted_steps(engine) != self.plan["steps"]:  # the budget is a number of steps: never more, never fewer
+            raise ModelError(f"table {table_name!r}: DP-SGD accounted {accounted_steps(engine)} steps, not the "
+                             f"{self.plan['steps']} of its step budget; the model is discarded")
         spent_sgd = float(engine.get_epsilon(self.privacy["delta_sgd"]))
         if spent_sgd > self.privacy["epsilon_sgd_target"] + 1e-9:
             raise ModelError(f"table {table_name!r}: DP-SGD spent epsilon {spent_sgd:.4f} above its target "
                              f"{self.privacy['epsilon_sgd_target']:.4f}; the model is discarded")
         self.privacy.update({
-            "epsilon_sgd": round(spent_sgd, 6),
+            "epsilon_sgd": spent_sgd,  # the accountant's own value for the steps taken
             "epsilon_spent": round(spent_sgd + self.privacy["epsilon_preprocessing"], 6),
             "delta_spent": self.privacy["delta_sgd"] + self.privacy["delta_preprocessing"],
             "accountant": "rdp (opacus)", "max_grad_norm": self.max_grad_norm,
@@ -108,7 +162,8 @@ class DifferentialPrivacy:
     def _guarantee(self, trained: str) -> str:
         p = self.privacy
         return (f"({p['epsilon_spent']:.4g}, {p['delta_spent']:.3g})-differential privacy for adding or removing one row "
-                f"of this table, by basic composition of: DP-SGD on {trained} (Opacus, RDP accountant, epsilon "
+                f"of this table, by basic composition of: DP-SGD on {trained} ({p['steps']} steps, Poisson sample rate "
+                f"{p['sample_rate']:.4g}, noise multiplier {p['noise_multiplier']:.4g}; Opacus, RDP accountant, epsilon "
                 f"{p['epsilon_sgd']:.4g}, delta {p['delta_sgd']:.3g}, clipping norm {self.max_grad_norm}); "
                 f"DP estimates of bounds / category sets for {len(p['dp_estimated_columns'])} column(s) (epsilon "
                 f"{p['epsilon_preprocessing']:.4g}, delta {p['delta_preprocessing']:.3g}); bounds and categories of the other "
@@ -147,10 +202,11 @@ class DPTVAEGenerator(DifferentialPrivacy, TVAEGenerator):
     format: ClassVar[str] = "genesis.dp_tvae/2"  # 2: TVAE's sigma, not log sigma
 
     def __init__(self, *, epsilon: float = 1.0, delta: float | None = None, max_grad_norm: float = 1.0,
-                 bounds: dict | None = None, categories: dict | None = None, preprocessing_share: float = 0.1, **settings):
+                 bounds: dict | None = None, categories: dict | None = None, preprocessing_share: float = 0.1,
+                 steps: int | None = None, **settings):
         settings["patience"] = None
         super().__init__(**settings)
-        self._init_dp(epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share)
+        self._init_dp(epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share, steps)
 
     def hyperparameters(self) -> dict:
         return {**super().hyperparameters(), **self._dp_hyperparameters()}
@@ -161,12 +217,13 @@ class DPTVAEGenerator(DifferentialPrivacy, TVAEGenerator):
         optimizer = torch.optim.Adam(vae.parameters(), lr=self.lr, weight_decay=self.weight_decay)
         engine, private_vae, optimizer, loader = self._private(vae, optimizer, matrix, batch)
         started, history = time.perf_counter(), []
-        bar = self._epochs(table_name)
+        bar = self._dp_bar(table_name)
         for epoch in _quiet(bar):
             private_vae.train()
             total, steps = 0.0, 0
-            for (x,) in loader:
+            for (x,) in dp_sgd_epoch(loader, self.plan, epoch):
                 if len(x) == 0:
+                    charge_skipped_step(engine, self.plan)
                     continue
                 loss = private_vae(x.to(matrix.device)).mean()
                 optimizer.zero_grad(set_to_none=True)
@@ -180,8 +237,9 @@ class DPTVAEGenerator(DifferentialPrivacy, TVAEGenerator):
         _release(private_vae, optimizer)
         self._account(engine, table_name)
         self.net = vae.decoder
-        self.training = {"epochs_run": self.epochs, "early_stopped": False, "final_losses": {"loss": round(history[-1]["loss"], 5)},
-                         "batch_size": batch, "seconds_per_epoch": round((time.perf_counter() - started) / self.epochs, 4)}
+        self.training = {"epochs_run": self.plan["epochs"], "steps_run": self.plan["steps"], "early_stopped": False,
+                         "final_losses": {"loss": round(history[-1]["loss"], 5)}, "batch_size": batch,
+                         "seconds_per_epoch": round((time.perf_counter() - started) / self.plan["epochs"], 4)}
 
     def _extra_state(self) -> dict:
         return self._dp_extra()
@@ -199,11 +257,12 @@ class DPCTGANGenerator(DifferentialPrivacy, CTGANGenerator):
     format: ClassVar[str] = "genesis.dp_ctgan/1"
 
     def __init__(self, *, epsilon: float = 1.0, delta: float | None = None, max_grad_norm: float = 1.0,
-                 bounds: dict | None = None, categories: dict | None = None, preprocessing_share: float = 0.1, **settings):
+                 bounds: dict | None = None, categories: dict | None = None, preprocessing_share: float = 0.1,
+                 steps: int | None = None, **settings):
         settings.update(patience=None, pac=1, gradient_penalty=0.0)
         super().__init__(**settings)
         self.conditional = False
-        self._init_dp(epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share)
+        self._init_dp(epsilon, delta, max_grad_norm, bounds, categories, preprocessing_share, steps)
 
     def hyperparameters(self) -> dict:
         return {**super().hyperparameters(), **self._dp_hyperparameters()}
@@ -219,15 +278,16 @@ class DPCTGANGenerator(DifferentialPrivacy, CTGANGenerator):
         bce = nn.BCEWithLogitsLoss()
         empty = torch.zeros((0, 0), device=device)
         started, history = time.perf_counter(), []
-        bar = self._epochs(table_name)
+        bar = self._dp_bar(table_name)
         for epoch in _quiet(bar):
             self.net.train()
             private_critic.train()
             d_total = g_total = 0.0
             steps = 0
-            for (real,) in loader:
+            for (real,) in dp_sgd_epoch(loader, self.plan, epoch):
                 b = len(real)
                 if b < 2:  # the generator's batch norm needs two rows; a Poisson batch this small is vanishingly rare
+                    charge_skipped_step(engine, self.plan)
                     continue
                 real = real.to(device)
                 cond = empty.new_zeros((b, 0))
@@ -253,9 +313,9 @@ class DPCTGANGenerator(DifferentialPrivacy, CTGANGenerator):
         bar.close()
         _release(private_critic, opt_d)
         self._account(engine, table_name)
-        self.training = {"epochs_run": self.epochs, "early_stopped": False,
+        self.training = {"epochs_run": self.plan["epochs"], "steps_run": self.plan["steps"], "early_stopped": False,
                          "final_losses": {k: round(v, 5) for k, v in history[-1].items()},
-                         "batch_size": batch, "seconds_per_epoch": round((time.perf_counter() - started) / self.epochs, 4)}
+                         "batch_size": batch, "seconds_per_epoch": round((time.perf_counter() - started) / self.plan["epochs"], 4)}
 
     def _extra_state(self) -> dict:
         return {**super()._extra_state(), **self._dp_extra()}
