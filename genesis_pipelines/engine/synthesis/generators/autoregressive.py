@@ -31,7 +31,7 @@ import pandas as pd
 import torch
 from torch import nn
 
-from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
 from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.sources.io import atomic_path
