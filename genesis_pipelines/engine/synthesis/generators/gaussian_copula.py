@@ -17,6 +17,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 from scipy.special import ndtr, ndtri
+from threadpoolctl import threadpool_limits
 
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
 from genesis_pipelines.engine.core.schema import TableMeta
@@ -33,12 +34,26 @@ FORMAT = "genesis.gaussian_copula/1"
 _CHUNK = 200_000
 
 
+EIGEN_FLOOR = 1e-6  # the smallest eigenvalue a fitted correlation matrix keeps
+
+
 def nearest_correlation(corr: np.ndarray) -> np.ndarray:
-    """Clip eigenvalues so the matrix is a valid (positive definite) correlation matrix."""
+    """Clip eigenvalues so the matrix is a valid (positive definite) correlation matrix.
+
+    A matrix whose eigenvalues all lie above the floor is returned as it is (clipping would not change it): one
+    Cholesky factorisation of corr - floor * I proves that, at a ninth of an eigendecomposition's cost. The dense
+    algebra runs on one BLAS thread: on a shared host spin-waiting threads cost several times the work (a
+    1,000-column eigendecomposition: 0.34 CPU s on one thread, 4.2 on two busy cores)."""
     corr = np.nan_to_num((corr + corr.T) / 2, nan=0.0)
     np.fill_diagonal(corr, 1.0)
-    values, vectors = np.linalg.eigh(corr)
-    fixed = vectors @ np.diag(np.clip(values, 1e-6, None)) @ vectors.T
+    with threadpool_limits(1):
+        try:
+            np.linalg.cholesky(corr - EIGEN_FLOOR * np.eye(len(corr)))
+            return corr
+        except np.linalg.LinAlgError:
+            pass
+        values, vectors = np.linalg.eigh(corr)
+        fixed = (vectors * np.clip(values, EIGEN_FLOOR, None)) @ vectors.T
     scale = np.sqrt(np.diag(fixed))
     return fixed / np.outer(scale, scale)
 
@@ -359,6 +374,7 @@ def _deattenuate(corr: np.ndarray, z: np.ndarray, bounds: list[np.ndarray | None
     dividing by sd(s) gives the latent correlation: cov(x, s) = rho * var(s) for a standard normal x."""
     corr = corr.copy()
     continuous_dims = [j for j, (_, part) in enumerate(dims) if part == "value" and continuous[j]]
+    rows, scores, sds = [], [], []
     for i, cum in enumerate(bounds):
         if cum is None or len(cum) < 3 or not continuous_dims:
             continue
@@ -373,11 +389,24 @@ def _deattenuate(corr: np.ndarray, z: np.ndarray, bounds: list[np.ndarray | None
         score = means[np.clip(np.searchsorted(cum, ndtr(z[:, i]), side="right") - 1, 0, len(mass) - 1)]
         if np.std(score) == 0:
             continue
-        for j in continuous_dims:
-            with np.errstate(invalid="ignore", divide="ignore"):
-                r = np.corrcoef(score, z[:, j])[0, 1] * np.std(score) / sd
-            if np.isfinite(r):
-                corr[i, j] = corr[j, i] = float(np.clip(r, -MAX_LATENT, MAX_LATENT))
+        rows.append(i)
+        scores.append(score)
+        sds.append(sd)
+    if not rows:
+        return corr
+    # every (discrete, continuous) pair at once: one product of the centred blocks, not a corrcoef per pair
+    s_centred = np.column_stack(scores)
+    s_centred = s_centred - s_centred.mean(axis=0)
+    z_centred = z[:, continuous_dims] - z[:, continuous_dims].mean(axis=0)
+    s_sd, z_sd = np.sqrt(np.mean(s_centred ** 2, axis=0)), np.sqrt(np.mean(z_centred ** 2, axis=0))
+    with np.errstate(invalid="ignore", divide="ignore"), threadpool_limits(1):
+        plain = (s_centred.T @ z_centred) / len(z) / np.outer(s_sd, z_sd)
+        r = np.clip(plain, -1.0, 1.0) * (s_sd / np.asarray(sds))[:, None]
+    r[:, z_sd == 0] = np.nan
+    ok = np.isfinite(r)
+    block = np.where(ok, np.clip(r, -MAX_LATENT, MAX_LATENT), corr[np.ix_(rows, continuous_dims)])
+    corr[np.ix_(rows, continuous_dims)] = block
+    corr[np.ix_(continuous_dims, rows)] = block.T
     return corr
 
 
