@@ -30,6 +30,15 @@ def decimal_places(values: np.ndarray) -> int | None:
 
 
 
+def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(keys, return_counts=True) by hashing: the rows are counted per distinct value and only the
+    distinct values are sorted (np.unique sorts every row, slow for text)."""
+    codes, uniques = pd.factorize(keys)
+    counts = np.bincount(codes, minlength=len(uniques))
+    order = np.argsort(uniques, kind="stable")
+    return np.asarray(uniques)[order], counts[order]
+
+
 class ColumnTransform:
     kind: str
     null_rate: float
@@ -169,7 +178,7 @@ class DiscreteTransform(ColumnTransform):
         keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
         if meta.sdtype == "boolean":
             keys = non_null.astype(bool).to_numpy()
-        uniques, counts = np.unique(keys, return_counts=True) if len(keys) else (np.array([]), np.array([]))
+        uniques, counts = _unique_counts(keys) if len(keys) else (np.array([]), np.array([]))
         if numeric:
             order = np.argsort(uniques)  # ordered: keeps monotone correlations
         else:
@@ -192,7 +201,10 @@ class DiscreteTransform(ColumnTransform):
             lookup = {v: i for i, v in enumerate(self.values)}
             tail_index = lookup.get("__tail__", len(self.values) - 1)
             keys = series.astype(bool) if self.sdtype == "boolean" else series.astype(str)
-            index = pd.Index(self.values).get_indexer(keys)  # hash lookup: no Python call per row
+            # hash lookup of the distinct keys only, taken by code per row: no Python call per row
+            codes, distinct = pd.factorize(keys)
+            found = pd.Index(self.values).get_indexer(pd.Index(distinct, dtype=object))
+            index = np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
             index = np.where(index < 0, tail_index, index).astype("int64")
         lo, hi = self.cum[index], self.cum[index + 1]
         return np.clip(lo + rng.random(len(index)) * (hi - lo), _EPS, 1 - _EPS)
@@ -286,6 +298,8 @@ def has_exceptions(series: pd.Series, meta: ColumnMeta) -> bool:
         return False
     if meta.exceptions or (pd.api.types.is_string_dtype(series) or series.dtype == object):
         return True
+    if pd.api.types.is_integer_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return False  # integers are all finite: no value can fall outside the type
     return bool(split_exceptions(series, meta.sdtype)[1].any())
 
 
