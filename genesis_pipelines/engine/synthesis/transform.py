@@ -30,13 +30,14 @@ def decimal_places(values: np.ndarray) -> int | None:
 
 
 
-def _unique_counts(keys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _unique_counts(keys: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
     """np.unique(keys, return_counts=True) by hashing: the rows are counted per distinct value and only the
     distinct values are sorted (np.unique sorts every row, slow for text)."""
     codes, uniques = pd.factorize(keys)
     counts = np.bincount(codes, minlength=len(uniques))
+    uniques = np.asarray(uniques, dtype=object) if isinstance(keys, pd.Series) else np.asarray(uniques)
     order = np.argsort(uniques, kind="stable")
-    return np.asarray(uniques)[order], counts[order]
+    return uniques[order], counts[order]
 
 
 class ColumnTransform:
@@ -175,7 +176,8 @@ class DiscreteTransform(ColumnTransform):
     def fit(cls, series: pd.Series, meta: ColumnMeta) -> DiscreteTransform:
         non_null = series.dropna()
         numeric = meta.sdtype in ("numeric", "integer", "datetime")
-        keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
+        # text stays a pandas column (hashed as it is stored; only the distinct values become Python strings)
+        keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str)
         if meta.sdtype == "boolean":
             keys = non_null.astype(bool).to_numpy()
         uniques, counts = _unique_counts(keys) if len(keys) else (np.array([]), np.array([]))
