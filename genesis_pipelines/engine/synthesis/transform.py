@@ -205,7 +205,7 @@ class DiscreteTransform(ColumnTransform):
             keys = series.astype(bool) if self.sdtype == "boolean" else series.astype(str)
             # hash lookup of the distinct keys only, taken by code per row: no Python call per row
             codes, distinct = pd.factorize(keys)
-            found = pd.Index(self.values).get_indexer(pd.Index(distinct, dtype=object))
+            found = np.fromiter((lookup.get(v, -1) for v in distinct), dtype=np.int64, count=len(distinct))
             index = np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
             index = np.where(index < 0, tail_index, index).astype("int64")
         lo, hi = self.cum[index], self.cum[index + 1]
