@@ -100,7 +100,9 @@ class GaussianCopulaGenerator:
             self.transforms[column] = transform
             present = series.notna().to_numpy()
             u = np.full(len(series), 0.5)
-            if present.any():
+            if present.all():
+                u[:] = transform.to_uniform(series, rng)  # the same values without copying the column
+            elif present.any():
                 u[present] = transform.to_uniform(series[present], rng)
             u[~present] = rng.random(int((~present).sum()))
             self.dims.append((column, "value"))
