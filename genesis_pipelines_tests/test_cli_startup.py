@@ -31,6 +31,17 @@ def test_help_imports_no_heavy_module():
     assert _loaded_after(statement) == []
 
 
+def test_a_command_reading_its_spec_imports_no_generator_library(tmp_path):
+    """A command's fixed cost (spec checks, the warehouse) stays on pandas and DuckDB: torch, scipy, Faker, sklearn,
+    matplotlib, Great Expectations and Dagster load only in the steps that use them."""
+    missing = tmp_path / "absent.yaml"
+    statement = ("from genesis_pipelines import cli\n"
+                 f"assert cli.main(['export', '--spec', {str(missing)!r}, '--format', 'csv']) == 2")
+    loaded = _loaded_after(statement)
+    assert not set(loaded) & {"torch", "great_expectations", "matplotlib", "dagster", "sklearn", "scipy", "faker",
+                              "opacus", "jinja2"}, loaded
+
+
 def test_the_parser_lists_every_export_format():
     """The CLI's choices come from one tuple, which the exporter writes."""
     from genesis_pipelines.cli import build_parser

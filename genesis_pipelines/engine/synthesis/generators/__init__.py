@@ -1,5 +1,6 @@
 """Generators behind one interface. Built-in methods are imported on first use (create_generator, load_generator),
-so importing this package loads neither torch nor sklearn; their classes are still importable from here."""
+so importing this package loads neither torch, sklearn nor scipy and Faker (the copula's); their classes are still
+importable from here."""
 
 import importlib
 
@@ -10,9 +11,9 @@ from genesis_pipelines.engine.synthesis.generators.base import (
     load_generator,
     register_generator,
 )
-from genesis_pipelines.engine.synthesis.generators.gaussian_copula import GaussianCopulaGenerator
 
 _CLASSES = {
+    "GaussianCopulaGenerator": "gaussian_copula",
     "AutoregressiveGenerator": "autoregressive", "DPGaussianCopulaGenerator": "dp_copula", "AutoGenerator": "auto",
     "CTGANGenerator": "ctgan", "TVAEGenerator": "tvae", "DPCTGANGenerator": "dp_neural", "DPTVAEGenerator": "dp_neural",
     "SdvGaussianCopula": "sdv_backend", "DPMarginalsGenerator": "dp_marginals",
