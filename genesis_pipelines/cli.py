@@ -155,7 +155,7 @@ def cmd_export(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from genesis_pipelines.engine.sources.export import FORMATS
+    from genesis_pipelines.engine.core.layout import EXPORT_FORMATS as FORMATS
 
     parser = argparse.ArgumentParser(prog="genesis", description="A safe synthetic twin of a relational database.")
     common = argparse.ArgumentParser(add_help=False)

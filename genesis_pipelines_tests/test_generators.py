@@ -102,6 +102,29 @@ def test_save_load_roundtrip_is_json_only(mixed, tmp_path):
     assert loaded.describe() == generator.describe()
 
 
+def test_copula_matrices_saved_exactly_and_old_list_form_still_loads(mixed, tmp_path):
+    """Correlation matrices go to the manifest as base64 float64 (exact); a model saved as nested lists loads."""
+    generator, _ = _fit(mixed)
+    generator.save(tmp_path / "g")
+    state = json.loads((tmp_path / "g" / "generator.json").read_text())
+    assert set(state["corr"]) == {"dtype", "shape", "base64"}
+    assert np.array_equal(load_generator(tmp_path / "g").corr, generator.corr)
+    state["corr"] = generator.corr.tolist()
+    for subs in state["per_class"].values():
+        for sub in subs.values():
+            sub["corr"] = _unpacked(sub["corr"]).tolist()
+    (tmp_path / "g" / "generator.json").write_text(json.dumps(state))
+    old = load_generator(tmp_path / "g")
+    assert np.array_equal(old.corr, generator.corr)
+    pd.testing.assert_frame_equal(old.sample(50, seed=9), generator.sample(50, seed=9))
+
+
+def _unpacked(stored: dict) -> np.ndarray:
+    import base64
+
+    return np.frombuffer(base64.b64decode(stored["base64"]), dtype="<f8").reshape(stored["shape"])
+
+
 def test_corrupt_and_missing_models_are_clear(tmp_path):
     with pytest.raises(ModelError, match="missing"):
         load_generator(tmp_path / "absent")

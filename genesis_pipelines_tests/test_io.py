@@ -15,6 +15,8 @@ from genesis_pipelines.engine.sources.io import (
     atomic_path,
     coerce_types,
     export_table,
+    parse_dates,
+    parse_numbers,
     read_source_table,
     read_table,
     source_table_names,
@@ -290,3 +292,16 @@ def test_write_json_and_export_table(tmp_path: Path):
     with pytest.raises(ValueError, match="xlsx"):
         export_table(_frame(0), tmp_path / "export", "t", formats=("xlsx",))
     assert not (tmp_path / "export" / "t.xlsx").exists()
+
+
+def test_parsing_counts_rows_not_distinct_values():
+    """Text is parsed once per distinct value and counted per row: the layout most rows parse in wins (not the
+    one most distinct values parse in), impossible dates count every row holding one, nulls stay null in place."""
+    values = pd.Series(["03/04/2020"] * 6 + ["2020-04-05", "2020-04-06", "2021-02-30", "2021-02-30", None],
+                       index=range(100, 111), dtype=object)
+    stamps, layout, impossible = parse_dates(values)
+    assert layout == "%d/%m/%Y" and impossible == 2 and list(stamps.index) == list(values.index)
+    assert stamps.notna().sum() == 6 and stamps.iloc[-1] is pd.NaT and stamps.iloc[0] == pd.Timestamp("2020-04-03")
+    numbers = parse_numbers(pd.Series([" 5 ", "007", "5", None, "inf"], index=list("abcde"), dtype=object))
+    assert numbers["a"] == numbers["c"] == 5.0 and pd.isna(numbers["b"])  # a zero-led code is no number
+    assert pd.isna(numbers["d"]) and numbers["e"] == float("inf") and list(numbers.index) == list("abcde")

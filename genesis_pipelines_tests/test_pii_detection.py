@@ -270,3 +270,11 @@ def test_a_login_equal_to_the_first_name_follows_the_rows_fake_first_name():
     learned = pii.prepare_for_training("staff", staff, findings, hash_key=None)
     out = pii.fill_synthetic("staff", learned, findings, n_rows=20, column_order=list(staff.columns), seed=4)
     assert (out["username"] == out["first_name"]).all() and not out["username"].isin(staff["first_name"]).any()
+
+
+def test_value_rates_count_every_sampled_row_not_each_distinct_value():
+    """Masks run once per distinct value, weighted by how many rows hold it: 7 distinct emails on 70 rows beside
+    one junk token on 30 rows is a rate of 0.7 (not 7 of 8 distinct values)."""
+    values = pd.Series([f"user{i % 7}@example.com" for i in range(70)] + ["n/a"] * 30).sample(frac=1, random_state=0)
+    found = pii.detect_column("t", "contact_email", values.reset_index(drop=True), "categorical")
+    assert found.kind == "email" and found.match_rate == 0.7 and found.method == "name+values"

@@ -163,6 +163,31 @@ def test_dependency_found_with_missing_values_and_many_categories():
     assert result["violations"] > 0 and result["synthetic_share"] < 0.9
 
 
+def test_dependency_screen_on_a_row_subsample_keeps_every_dependency(monkeypatch):
+    """Long tables score their pairs on a quarter of the rows first: a dependency just above the purity bar (with
+    nulls in its source) and one just below it come out exactly as when every pair is scored on every row."""
+    rng = np.random.default_rng(6)
+    n = 4000
+    region = rng.choice([f"r{i}" for i in range(40)], n)
+    zone = pd.Series(region).str[1:].astype(int).mod(7).map(lambda z: f"z{z}").to_numpy()
+    noisy = rng.random(n) < 0.04  # 96% pure: a dependency
+    zone_noisy = np.where(noisy, rng.choice([f"z{i}" for i in range(7)], n), zone)
+    frame = pd.DataFrame({
+        "region": pd.Series(region).where(rng.random(n) > 0.05).to_numpy(),
+        "zone": zone_noisy,
+        "band": np.where(rng.random(n) < 0.08, "b9", pd.Series(zone).str[1:].astype(int).mod(3).map(str)),
+        **{f"noise{i}": rng.choice(list("abcdef"), n) for i in range(6)},
+    })
+    meta = analyse(parse_spec({"name": "x", "tables": {"t": {}}}), {"t": frame}).tables["t"]
+    screened = dependency.find_dependencies(frame, meta, set())
+    monkeypatch.setattr(dependency, "SCREEN_MIN_ROWS", 10 * n)
+    full = dependency.find_dependencies(frame, meta, set())
+    assert set(screened) == set(full) and "zone" in full and "band" not in full
+    for target, found in full.items():
+        assert (screened[target].source, screened[target].purity, screened[target].mapping) == \
+            (found.source, found.purity, found.mapping)
+
+
 def test_min_children_found_and_kept(shop):
     tables, schema, found = shop
     rule = _rule(found, "min_children:orders->lines.order_id")

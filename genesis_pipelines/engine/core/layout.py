@@ -15,6 +15,9 @@ PROJECT_ROOT = Path(__file__).resolve().parents[3]
 DEFAULT_SPECS_DIR = "resources/datasets"
 SPECS_DIR_ENV, DATA_DIR_ENV, WAREHOUSE_ENV = "GENESIS_SPECS_DIR", "GENESIS_DATA_DIR", "GENESIS_WAREHOUSE"
 WAREHOUSE_KINDS = ("source", "synthetic", "train", "holdout", "augmented")
+# the formats `export` writes, each to exports/<format>/ (engine/sources/export.py); here so the CLI can list them
+# without importing pandas
+EXPORT_FORMATS = ("csv", "parquet", "json", "excel", "sql", "xml")
 
 
 def specs_dir(default: str | Path | None = None, *, root: Path | None = None) -> Path:

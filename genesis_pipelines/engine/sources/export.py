@@ -25,10 +25,11 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError
+from genesis_pipelines.engine.core.layout import EXPORT_FORMATS
 from genesis_pipelines.engine.core.schema import DatasetSchema
 from genesis_pipelines.engine.sources.io import atomic_path, export_table
 
-FORMATS = ("csv", "parquet", "json", "excel", "sql", "xml")
+FORMATS = EXPORT_FORMATS
 SQL_BATCH_ROWS = 500  # rows per INSERT: well inside every engine's statement limits
 EXCEL_MAX_ROWS = 1_048_575  # one row of the sheet is the header
 _XML_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.\-]*$")

@@ -36,29 +36,52 @@ DATE_FORMATS = ("ISO8601", "%d/%m/%Y", "%m/%d/%Y", "%d.%m.%Y", "%Y/%m/%d", "%d-%
                 "%d %B %Y", "%B %d, %Y")
 
 
+def _distinct_text(values: pd.Series) -> tuple[np.ndarray, pd.Series, np.ndarray]:
+    """Values as stripped text, factorised: per row the code of its text (-1 for a missing value), the distinct
+    texts, and how many rows hold each. Parsing is per value, so parsing the distinct texts once and taking the
+    results by code gives the same answer at the cost of the distinct values (a category column of 5,000 rows
+    holds a handful)."""
+    text = values.astype(str).str.strip()
+    codes, uniques = pd.factorize(text)
+    counts = np.bincount(codes[codes >= 0], minlength=len(uniques))
+    return codes, pd.Series(np.asarray(uniques, dtype=object), dtype=text.dtype), counts
+
+
+def _by_code(parsed: pd.Series, codes: np.ndarray, index: pd.Index, missing) -> pd.Series:
+    """Per-distinct results back on the rows (`missing` where the row's value was missing)."""
+    out = parsed.to_numpy()[np.where(codes >= 0, codes, 0)] if len(parsed) else np.full(len(codes), missing)
+    if len(parsed):
+        out[codes < 0] = missing
+    return pd.Series(out, index=index, dtype=parsed.dtype)
+
+
 def parse_numbers(values: pd.Series) -> pd.Series:
     """Float values of text (inf kept), NaN where a value is not a number or is a leading-zero code."""
-    text = values.astype(str).str.strip()
+    codes, text, _ = _distinct_text(values)
     ok = text.str.match(_NUMBER) & ~text.str.match(_LEADING_ZERO)
-    return pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
+    parsed = pd.to_numeric(text.where(ok), errors="coerce").astype("float64")
+    return _by_code(parsed, codes, values.index, np.nan)
 
 
 def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None, int]:
     """Timestamps of text in the layout that parses most values (NaT elsewhere), that layout, and the number of
-    impossible dates: ISO-shaped values that name no real day (2021-02-30)."""
-    text = values.astype(str).str.strip()
-    iso_shaped = text.str.match(_DATE)
-    best, best_format = pd.Series(pd.NaT, index=values.index, dtype="datetime64[us]"), None
+    impossible dates: ISO-shaped values that name no real day (2021-02-30). Each distinct text is parsed once and
+    counted as often as rows hold it."""
+    codes, text, counts = _distinct_text(values)
+    iso_shaped = text.str.match(_DATE).fillna(False).astype(bool)
+    best, best_format, best_rows = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]"), None, 0
     for fmt in DATE_FORMATS:
         candidates = text.where(iso_shaped) if fmt == "ISO8601" else text
         utc = fmt == "ISO8601" and bool(candidates.str.contains(_TZ, na=False).any())
         parsed = pd.to_datetime(candidates, format=fmt, errors="coerce", utc=utc)
         if getattr(parsed.dt, "tz", None) is not None:
             parsed = parsed.dt.tz_convert(None)
-        if parsed.notna().sum() > best.notna().sum():
-            best, best_format = parsed.astype("datetime64[us]"), fmt
-    impossible = int((iso_shaped & pd.to_datetime(text.where(iso_shaped), format="ISO8601", errors="coerce").isna()).sum())
-    return best, best_format, impossible
+        rows = int(counts[parsed.notna().to_numpy()].sum())
+        if rows > best_rows:
+            best, best_format, best_rows = parsed.astype("datetime64[us]"), fmt, rows
+    impossible_text = iso_shaped & pd.to_datetime(text.where(iso_shaped), format="ISO8601", errors="coerce").isna()
+    impossible = int(counts[impossible_text.to_numpy()].sum())
+    return _by_code(best, codes, values.index, np.datetime64("NaT", "us")), best_format, impossible
 
 
 def date_layout(values: pd.Series) -> str | None:

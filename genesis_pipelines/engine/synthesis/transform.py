@@ -30,6 +30,16 @@ def decimal_places(values: np.ndarray) -> int | None:
 
 
 
+def _unique_counts(keys: np.ndarray | pd.Series) -> tuple[np.ndarray, np.ndarray]:
+    """np.unique(keys, return_counts=True) by hashing: the rows are counted per distinct value and only the
+    distinct values are sorted (np.unique sorts every row, slow for text)."""
+    codes, uniques = pd.factorize(keys)
+    counts = np.bincount(codes, minlength=len(uniques))
+    uniques = np.asarray(uniques, dtype=object) if isinstance(keys, pd.Series) else np.asarray(uniques)
+    order = np.argsort(uniques, kind="stable")
+    return uniques[order], counts[order]
+
+
 class ColumnTransform:
     kind: str
     null_rate: float
@@ -166,10 +176,11 @@ class DiscreteTransform(ColumnTransform):
     def fit(cls, series: pd.Series, meta: ColumnMeta) -> DiscreteTransform:
         non_null = series.dropna()
         numeric = meta.sdtype in ("numeric", "integer", "datetime")
-        keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str).to_numpy()
+        # text stays a pandas column (hashed as it is stored; only the distinct values become Python strings)
+        keys = as_numbers(non_null, meta.sdtype) if numeric else non_null.astype(str)
         if meta.sdtype == "boolean":
             keys = non_null.astype(bool).to_numpy()
-        uniques, counts = np.unique(keys, return_counts=True) if len(keys) else (np.array([]), np.array([]))
+        uniques, counts = _unique_counts(keys) if len(keys) else (np.array([]), np.array([]))
         if numeric:
             order = np.argsort(uniques)  # ordered: keeps monotone correlations
         else:
@@ -192,7 +203,10 @@ class DiscreteTransform(ColumnTransform):
             lookup = {v: i for i, v in enumerate(self.values)}
             tail_index = lookup.get("__tail__", len(self.values) - 1)
             keys = series.astype(bool) if self.sdtype == "boolean" else series.astype(str)
-            index = pd.Index(self.values).get_indexer(keys)  # hash lookup: no Python call per row
+            # hash lookup of the distinct keys only, taken by code per row: no Python call per row
+            codes, distinct = pd.factorize(keys)
+            found = np.fromiter((lookup.get(v, -1) for v in distinct), dtype=np.int64, count=len(distinct))
+            index = np.where(codes >= 0, found[np.maximum(codes, 0)] if len(found) else -1, -1)
             index = np.where(index < 0, tail_index, index).astype("int64")
         lo, hi = self.cum[index], self.cum[index + 1]
         return np.clip(lo + rng.random(len(index)) * (hi - lo), _EPS, 1 - _EPS)
@@ -286,6 +300,8 @@ def has_exceptions(series: pd.Series, meta: ColumnMeta) -> bool:
         return False
     if meta.exceptions or (pd.api.types.is_string_dtype(series) or series.dtype == object):
         return True
+    if pd.api.types.is_integer_dtype(series) and not pd.api.types.is_bool_dtype(series):
+        return False  # integers are all finite: no value can fall outside the type
     return bool(split_exceptions(series, meta.sdtype)[1].any())
 
 

@@ -7,7 +7,7 @@ import functools
 import importlib
 import pkgutil
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -73,6 +73,11 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
     tokens = _name_tokens(column)
     words = tokens.split("_")
     sample = _text_sample(series)
+    distinct, counts = _distinct(sample)
+
+    def rate_of(mask: Callable[[pd.Series], pd.Series]) -> float:
+        """The share of sampled values the (per-value) mask holds for, computed once per distinct value."""
+        return _weighted_rate(mask(distinct), counts) if len(distinct) else 0.0
 
     def finding(kind: str, method: str, confidence: float, match_rate: float) -> PiiFinding:
         return PiiFinding(table=table, column=column, kind=kind, method=method, confidence=round(min(confidence, 1.0), 4),
@@ -92,13 +97,13 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
                 if not is_datetime and rate < 0.5:
                     continue  # birth_place, birth_country: not a date
             else:
-                rate = _rate(_VALUE_MASKS[kind][0](sample)) if len(sample) else 0.0
+                rate = rate_of(_VALUE_MASKS[kind][0])
             if kind == "city":
                 return finding(kind, "name", 0.7, rate)
             method = "name+values" if rate >= 0.5 else "name"
             return finding(kind, method, 0.6 + 0.4 * rate, rate)
         if (words[-1] in ("name", "names") or words[-1] in _PERSON_ROLES) and not is_numeric and not is_datetime and len(sample):
-            rate = _rate(_first_token_is_first_name(sample))
+            rate = rate_of(_first_token_is_first_name)
             if rate >= PERSON_NAME_THRESHOLD:
                 return finding("person_name", "name+values", 0.5 + 0.5 * rate, rate)
 
@@ -107,7 +112,7 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
     best: tuple[float, int, str, float] | None = None
     for order, (kind, (threshold, weight)) in enumerate(_VALUE_ONLY.items()):
         loose, strict = _VALUE_MASKS[kind]
-        rate = _rate((strict or loose)(sample))
+        rate = rate_of(strict or loose)
         if rate >= threshold and (best is None or rate > best[0]):
             best = (rate, order, kind, weight)
     if best is None:
@@ -116,12 +121,30 @@ def detect_column(table: str, column: str, series: pd.Series, sdtype: str) -> Pi
             kind, rate = named
             return finding(kind, "values", NAME_VALUES_WEIGHT * rate, rate)
         if _looks_like_free_text(sample):  # prose: PII inside the text rather than as the whole value
-            rate = _rate(_free_text_mask(sample))
+            rate = rate_of(_free_text_mask)
             if rate >= FREE_TEXT_THRESHOLD:
                 return finding("free_text_pii", "values", 0.5 + 0.5 * rate, rate)
         return None
     rate, _, kind, weight = best
     return finding(kind, "values", weight * rate, rate)
+
+
+def _distinct(sample: pd.Series) -> tuple[pd.Series, np.ndarray]:
+    """A sample's distinct values (plain Python strings: on a few values pandas' pattern checks cost more than the
+    matching) and how many sampled values each stands for. Every value mask is per value, so a rate over the
+    distinct values weighted by these counts equals the rate over the sample."""
+    codes, uniques = pd.factorize(sample)
+    return _plain_text(uniques), np.bincount(codes[codes >= 0], minlength=len(uniques))
+
+
+def _plain_text(values) -> pd.Series:
+    """Values as Python strings in an object Series (see _distinct)."""
+    return pd.Series([str(v) for v in values], dtype=object)
+
+
+def _weighted_rate(mask: pd.Series, counts: np.ndarray) -> float:
+    held = mask.fillna(False).astype(bool).to_numpy()
+    return float(int(counts[held].sum()) / int(counts.sum())) if counts.sum() else 0.0
 
 
 _WORDS_OF_LETTERS = re.compile(r"[^\W\d_]+(?:[\s,'’.\-/]+[^\W\d_]+)*\.?")
@@ -135,7 +158,7 @@ NAME_VALUES_WEIGHT = 0.85  # names from values alone: Faker's lists over every l
 
 def _name_shaped(sample: pd.Series) -> pd.Series | None:
     """The distinct values when nearly all are words of letters (no digits, no symbols), else None."""
-    distinct = pd.Series(pd.unique(sample), dtype=object).astype(str)
+    distinct = _plain_text(pd.unique(sample))
     if len(distinct) < 2 or distinct.str.len().median() < 3:
         return None
     return distinct if distinct.str.fullmatch(_WORDS_OF_LETTERS).mean() >= 0.9 else None
@@ -192,11 +215,11 @@ def _company_suffix_pattern() -> re.Pattern:
 
 def _company_rate(sample: pd.Series) -> float:
     """Share of distinct values with a legal-form suffix after a first word ("AB" alone is a state code)."""
-    distinct = pd.Series(pd.unique(sample), dtype=object).astype(str).str.strip()
+    distinct = _plain_text(pd.unique(sample)).str.strip()
     if not len(distinct):
         return 0.0
     parts = distinct.str.split(n=1)
-    first, rest = parts.str[0].astype(str), parts.str[1].astype(object).where(parts.str.len() > 1, "").astype(str)
+    first, rest = _plain_text(parts.str[0]), _plain_text(parts.str[1].astype(object).where(parts.str.len() > 1, ""))
     return _rate(rest.str.contains(_company_suffix_pattern()) & ~first.str.fullmatch(_company_suffix_pattern()))
 
 
@@ -301,7 +324,7 @@ def _context_findings(table: str, df: pd.DataFrame, found: list[PiiFinding], can
                 continue
         named = bool(_COMPANY_HEADER.search(_name_tokens(column)))
         rate = _company_rate(sample)
-        people_like = rate >= 0.3 and _rate(_last_name_mask(pd.Series(pd.unique(sample), dtype=object).astype(str))) >= 0.3
+        people_like = rate >= 0.3 and _rate(_last_name_mask(_plain_text(pd.unique(sample)))) >= 0.3
         if (is_person_table and (named or rate >= 0.3)) or people_like:
             method = "name+values" if named and rate >= 0.3 else ("name" if named else "values")
             out.append(PiiFinding(table=table, column=column, kind="company", method=method,
@@ -436,17 +459,20 @@ def _sources_frame(table: str, df: pd.DataFrame, sources: list[DerivedSource],
 def _template_column(values: pd.Series, sources: list[pd.Series], first_index: int | None,
                      mentions: re.Pattern | None) -> tuple[pd.Series, pd.Series]:
     """The templated values and, per row, whether anything was replaced; nulls stay null."""
-    out = pd.Series(pd.NA, index=range(len(values)), dtype=object)
-    hit = pd.Series(False, index=range(len(values)))
-    texts = values.reset_index(drop=True)
+    texts = values.to_numpy(dtype=object)
+    out: list = [pd.NA] * len(texts)
+    hit = np.zeros(len(texts), dtype=bool)
     rows = [sources_j.to_numpy(dtype=object) for sources_j in sources]
-    for i, text in enumerate(texts.to_numpy(dtype=object)):
-        if text is None or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
-            continue
-        templated, n = _template_row(str(text), [r[i] for r in rows], first_index) if rows else (str(text), 0)
-        templated, m = _template_mentions(templated, mentions)
-        out[i], hit[i] = templated, (n + m) > 0
-    return out, hit
+    if rows or mentions is not None:  # with neither, nothing can be replaced: every value stays as it is
+        for i, text in enumerate(texts):
+            if text is None or text is pd.NA or (isinstance(text, float) and np.isnan(text)):
+                continue
+            templated, n = _template_row(str(text), [r[i] for r in rows], first_index) if rows else (str(text), 0)
+            templated, m = _template_mentions(templated, mentions)
+            out[i], hit[i] = templated, (n + m) > 0
+    else:
+        out = [pd.NA if t is None or t is pd.NA or (isinstance(t, float) and np.isnan(t)) else str(t) for t in texts]
+    return pd.Series(out, dtype=object), pd.Series(hit)
 
 
 def _derived_sources(table: str, schema: DatasetSchema, findings: list[PiiFinding],

@@ -118,7 +118,8 @@ def category_digests(tables: Mapping[str, pd.DataFrame], schema: DatasetSchema, 
                 continue
             if pd.api.types.is_datetime64_any_dtype(df[column]):
                 continue
-            text = pd.Series(pd.unique(_normalize_series(df[column])), dtype=object)
+            # normalised per value: each distinct value once (a category column of many rows holds a few)
+            text = pd.Series(pd.unique(_normalize_series(df[column].drop_duplicates())), dtype=object)
             values.update(text[text.str.len() >= width])
     return sorted(_shingle_digest(salt, v) for v in values)
 

@@ -1,5 +1,6 @@
 """Generators behind one interface. Built-in methods are imported on first use (create_generator, load_generator),
-so importing this package (or its registry, at spec load) loads neither torch, scipy nor sklearn; their classes are still importable from here."""
+so importing this package loads neither torch, sklearn nor scipy and Faker (the copula's); their classes are still
+importable from here."""
 
 import importlib
 
