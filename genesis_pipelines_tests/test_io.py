@@ -19,12 +19,12 @@ from genesis_pipelines.engine.sources.io import (
     parse_numbers,
     read_source_table,
     read_table,
-    source_table_names,
     staged_folder,
     table_exists,
     write_json,
     write_table,
 )
+from genesis_pipelines.engine.sources.locations import source_table_names
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"
