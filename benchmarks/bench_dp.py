@@ -176,6 +176,8 @@ def main() -> int:
     a = p.parse_args()
     if a.make_smartnoise_venv and not SN_PYTHON.exists():
         subprocess.run([sys.executable, "-m", "venv", str(SN_VENV)], check=True)
+        # the CPU build of torch first (smartnoise-synth needs opacus, hence torch): else pip pulls a multi-GB CUDA build
+        subprocess.run([str(SN_VENV / "bin" / "pip"), "install", "-q", "torch==2.13.0"], check=True)
         subprocess.run([str(SN_VENV / "bin" / "pip"), "install", "-q", "smartnoise-synth", "pyarrow", "packaging"], check=True)
     epsilons = [1.0] if a.quick else [float(e) for e in a.epsilons.split(",")]
     methods = OURS + THEIRS
