@@ -18,6 +18,7 @@ from genesis_pipelines.engine.core.schema import (
     parent_keys,
 )
 from genesis_pipelines.engine.synthesis.generators import load_generator
+from genesis_pipelines.engine.synthesis.generators.base import sample_columns
 from genesis_pipelines.engine.synthesis.relational.model import (
     CHUNK_ROWS,
     COUNT_COLUMN,
@@ -92,7 +93,8 @@ class _Parents:
         # the mean of a few conditional draws ranks the parents (one draw is too noisy on small lookup tables)
         count_model = load_generator(self.model_dir)
         repeated = conditions.iloc[np.tile(np.arange(n), COUNT_DRAWS)].reset_index(drop=True)
-        predicted = count_model.sample(n * COUNT_DRAWS, conditions=repeated, seed=int(rng.integers(0, 2**31 - 1)))
+        predicted = sample_columns(count_model, n * COUNT_DRAWS, [COUNT_COLUMN], conditions=repeated,
+                                   seed=int(rng.integers(0, 2**31 - 1)))
         draws = pd.to_numeric(predicted[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
         score = draws.reshape(COUNT_DRAWS, n).mean(axis=0)
         ranks = np.lexsort((rng.random(n), score))  # ascending score, random among ties
@@ -298,8 +300,8 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
     try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
             part_cond = cond.rows(start, start + CHUNK_ROWS) if cond is not None else None
-            part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
-            parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
+            part = sample_columns(generator, min(CHUNK_ROWS, n - start), wanted, conditions=part_cond, seed=seed + start)
+            parts.append(part.reset_index(drop=True))
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
         return
     predicted = pd.concat(parts, ignore_index=True)
