@@ -173,23 +173,26 @@ class GaussianCopulaGenerator:
                 u = np.full(n, float(transform.to_uniform(pd.Series([conditions[column]]), rng)[0]))
             fixed.append(self.dims.index((column, "value")))
             z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
-        return fixed, np.column_stack(z) if z else np.zeros((n, 0))
+        out = np.empty((n, len(z)), order="F")  # column-major, as _draw stores its scores
+        for j, scores in enumerate(z):
+            out[:, j] = scores
+        return fixed, out
 
     @staticmethod
     def _uniform_per_row(transform: ColumnTransform, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(len(values))
-        codes, uniques = pd.factorize(values.reset_index(drop=True))
+        values = values.reset_index(drop=True)
         if hasattr(transform, "interval_of"):
-            bounds = transform.intervals_of(uniques)
-            lo, hi = np.full(len(values), np.nan), np.full(len(values), np.nan)
-            known = codes >= 0
-            lo[known], hi[known] = bounds[codes[known], 0], bounds[codes[known], 1]
+            codes, uniques = pd.factorize(values)
+            # one interval per distinct value, a trailing unknown (NaN) one taken by the rows without a value
+            bounds = np.vstack([transform.intervals_of(uniques).reshape(-1, 2), [np.nan, np.nan]])
+            lo, hi = bounds[codes, 0], bounds[codes, 1]
             ok = ~np.isnan(lo)
             u[ok] = lo[ok] + u[ok] * (hi[ok] - lo[ok])
         else:
-            present = codes >= 0
+            present = values.notna().to_numpy()
             if present.any():
-                u[present] = transform.to_uniform(values.reset_index(drop=True)[present], rng)
+                u[present] = transform.to_uniform(values[present], rng)
         return u
 
     def _draw(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None,
