@@ -12,6 +12,7 @@ from genesis_pipelines.engine.analysis.schema_inference import profile_table
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError, SpecError
 from genesis_pipelines.engine.core.spec import parse_spec
 from genesis_pipelines.engine.synthesis.generators import create_generator, load_generator
+from genesis_pipelines.engine.synthesis.generators.base import sample_columns
 
 SPEC = parse_spec({"name": "t"})
 
@@ -89,6 +90,30 @@ def test_conditions_per_row(mixed):
     conditions = pd.DataFrame({"group": ["high", "low", "high"]})
     synth = generator.sample(3, conditions=conditions, seed=1)
     assert synth["group"].tolist() == ["high", "low", "high"]
+
+
+def test_sample_columns_draws_the_columns_asked_for_as_whole_rows_have_them(mixed):
+    generator, _ = _fit(mixed)
+    whole = generator.sample(4000, seed=1)
+    part = generator.sample_columns(4000, ["y", "x", "price"], seed=1)
+    assert list(part.columns) == ["x", "y", "price"]  # the model's column order, nothing else drawn
+    assert part.dtypes.equals(whole[["x", "y", "price"]].dtypes)
+    assert abs(part["x"].mean() - whole["x"].mean()) < 1.0 and part["x"].corr(part["y"]) > 0.8
+    assert abs(part["price"].isna().mean() - whole["price"].isna().mean()) < 0.03
+    # given per-row conditions, the columns asked for follow them; the conditioned column is not returned
+    given = pd.DataFrame({"x": whole["x"].to_numpy()})
+    drawn = generator.sample_columns(4000, ["y"], conditions=given, seed=2)
+    assert list(drawn.columns) == ["y"] and np.corrcoef(given["x"], drawn["y"].to_numpy())[0, 1] > 0.8
+    # conditioned columns keep the caller's values in the model's dtype
+    with_x = generator.sample(4000, conditions=given, seed=2)
+    assert (with_x["x"].to_numpy() == given["x"].to_numpy()).all() and with_x["x"].dtype == whole["x"].dtype
+
+    class Plain:  # a generator without sample_columns: whole rows drawn, then the columns selected
+        def sample(self, n, *, conditions=None, seed=None):
+            return generator.sample(n, conditions=conditions, seed=seed)
+
+    pd.testing.assert_frame_equal(sample_columns(Plain(), 50, ["y", "x", "nope"], seed=3),
+                                  generator.sample(50, seed=3)[["y", "x"]])
 
 
 def test_save_load_roundtrip_is_json_only(mixed, tmp_path):

@@ -447,11 +447,12 @@ def fill_synthetic(
     consistent = [f for f in mine if f.policy == "fake" and f.consistent and f.column in synthetic.columns and f not in derived]
     fakes = sorted((f for f in mine if f.policy == "fake" and f.column in column_order and f not in consistent
                     and f not in derived), key=lambda f: _NAME_KINDS_FIRST.get(f.kind, 3))
-    out = synthetic.copy() if synthetic.shape[1] else pd.DataFrame(index=pd.RangeIndex(n_rows))
-    out = out.reset_index(drop=True)
+    # copy-on-write: the caller's frame is never changed, and no copy is made where nothing is faked
+    out = synthetic.reset_index(drop=True) if synthetic.shape[1] else pd.DataFrame(index=pd.RangeIndex(n_rows))
     for f in consistent:
         out[f.column] = consistent_fakes(out[f.column], f.kind, locale=locale, forbidden=forbidden)
-    locales = row_locales(out, locale) if out.shape[1] else None
+    # the rows' locales serve the fakes drawn per locale group: a table with none to draw skips the country scan
+    locales = row_locales(out, locale) if out.shape[1] and (fakes or derived) else None
     if locales is None and inherited_locales is not None and len(inherited_locales) == n_rows:
         locales = np.asarray(inherited_locales, dtype=object)
     groups = ({locale: np.arange(n_rows)} if locales is None else

@@ -104,6 +104,17 @@ class BaseGenerator(ABC):
             raise ModelError(f"model in {directory} is incomplete or corrupt ({type(exc).__name__}): retrain it") from None
 
 
+def sample_columns(generator, n: int, columns: list[str], *, conditions: dict | pd.DataFrame | None = None,
+                   seed: int | None = None) -> pd.DataFrame:
+    """`columns` (those the generator has) of n sampled rows: drawn alone where the generator's class can (a
+    `sample_columns` method, such as the copula's), else selected from whole sampled rows. Looked up on the class,
+    so a wrapper that forwards attributes (a conditioned or constrained generator) samples whole rows its own way."""
+    if callable(getattr(type(generator), "sample_columns", None)):
+        return generator.sample_columns(n, list(columns), conditions=conditions, seed=seed)
+    out = generator.sample(n, conditions=conditions, seed=seed)
+    return out[[c for c in columns if c in out.columns]]
+
+
 _REGISTRY: dict[str, type] = {}
 PARENT_FEATURE_PREFIX = "__parent."  # relational.model.FEATURE_PREFIX: the columns a child's model gets from its parent
 ENTRY_POINT_GROUP = "genesis_pipelines.generators"

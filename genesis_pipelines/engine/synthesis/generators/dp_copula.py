@@ -272,6 +272,11 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
         return frame
 
+    def sample_columns(self, n: int, columns: list[str], *, conditions=None, seed: int | None = None) -> pd.DataFrame:
+        frame = super().sample_columns(n, columns, conditions=conditions, seed=seed)
+        check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
+        return frame
+
     def domain(self) -> dict:
         """What the model may output: numeric columns within their quantile range, categories among those kept."""
         out = {}

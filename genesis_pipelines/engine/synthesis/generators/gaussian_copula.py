@@ -184,34 +184,44 @@ class GaussianCopulaGenerator(BaseGenerator):
                 u = np.full(n, float(transform.to_uniform(pd.Series([conditions[column]]), rng)[0]))
             fixed.append(self.dims.index((column, "value")))
             z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
-        return fixed, np.column_stack(z) if z else np.zeros((n, 0))
+        out = np.empty((n, len(z)), order="F")  # column-major, as _draw stores its scores
+        for j, scores in enumerate(z):
+            out[:, j] = scores
+        return fixed, out
 
     @staticmethod
     def _uniform_per_row(transform: ColumnTransform, values: pd.Series, rng: np.random.Generator) -> np.ndarray:
         u = rng.random(len(values))
-        codes, uniques = pd.factorize(values.reset_index(drop=True))
+        values = values.reset_index(drop=True)
         if hasattr(transform, "interval_of"):
-            bounds = transform.intervals_of(uniques)
-            lo, hi = np.full(len(values), np.nan), np.full(len(values), np.nan)
-            known = codes >= 0
-            lo[known], hi[known] = bounds[codes[known], 0], bounds[codes[known], 1]
+            codes, uniques = pd.factorize(values)
+            # one interval per distinct value, a trailing unknown (NaN) one taken by the rows without a value
+            bounds = np.vstack([transform.intervals_of(uniques).reshape(-1, 2), [np.nan, np.nan]])
+            lo, hi = bounds[codes, 0], bounds[codes, 1]
             ok = ~np.isnan(lo)
             u[ok] = lo[ok] + u[ok] * (hi[ok] - lo[ok])
         else:
-            present = codes >= 0
+            present = values.notna().to_numpy()
             if present.any():
-                u[present] = transform.to_uniform(values.reset_index(drop=True)[present], rng)
+                u[present] = transform.to_uniform(values[present], rng)
         return u
 
-    def _draw(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None) -> np.ndarray:
+    def _draw(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None,
+              keep: list[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
+        """Normal scores of n rows (column-major) and where each dimension's scores are: every dimension, or the
+        conditioned ones and `keep` (a subset's marginal is the sub-block of the correlation, so the dimensions
+        left out are never drawn)."""
         d = len(self.dims)
         if conditions is None or len(conditions.keys()) == 0:
-            z = rng.multivariate_normal(np.zeros(d), self.corr, size=n, method="cholesky") if d else np.zeros((n, 0))
-            return _stratify(z, np.ones(d), rng) if self.stratified else z
+            dims = list(range(d)) if keep is None else sorted(set(keep))
+            corr = self.corr if keep is None else self.corr[np.ix_(dims, dims)]
+            z = rng.multivariate_normal(np.zeros(len(dims)), corr, size=n, method="cholesky") if dims else np.zeros((n, 0))
+            z = _stratify(z, np.ones(len(dims)), rng) if self.stratified else z
+            return np.asfortranarray(z), {dim: j for j, dim in enumerate(dims)}
         fixed, z_fixed = self._condition(conditions, n, rng)
-        free = [i for i in range(d) if i not in fixed]
-        z = np.empty((n, d))
-        z[:, fixed] = z_fixed
+        free = [i for i in range(d) if i not in fixed and (keep is None or i in keep)]
+        z = np.empty((n, len(fixed) + len(free)), order="F")
+        z[:, : len(fixed)] = z_fixed
         if free:
             s_fc = self.corr[np.ix_(free, fixed)]
             weights = np.linalg.solve(self.corr[np.ix_(fixed, fixed)], s_fc.T).T
@@ -219,26 +229,37 @@ class GaussianCopulaGenerator(BaseGenerator):
             noise = rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
             if self.stratified:
                 noise = _stratify(noise, np.sqrt(np.clip(np.diag(cov), 0, None)), rng)
-            z[:, free] = z_fixed @ weights.T + noise
-        return z
+            z[:, len(fixed):] = z_fixed @ weights.T + noise
+        return z, {dim: j for j, dim in enumerate(fixed + free)}
 
     @property
     def fitted(self) -> bool:
         return self.corr is not None
 
     def _sample(self, n: int, *, conditions: dict | pd.DataFrame | None = None, seed: int | None = None) -> pd.DataFrame:
+        return self._rows(n, conditions, seed, None)
+
+    def sample_columns(self, n: int, columns: list[str], *, conditions: dict | pd.DataFrame | None = None,
+                       seed: int | None = None) -> pd.DataFrame:
+        """Rows of `columns` alone, distributed as those columns of `sample`'s rows: only their dimensions are
+        drawn (a caller that needs a few predicted columns of a wide table pays for those)."""
+        self.require_fitted()
+        return self._rows(n, conditions, seed, list(columns))
+
+    def _rows(self, n: int, conditions, seed, columns: list[str] | None) -> pd.DataFrame:
         by_class = next((c for c in self.per_class if conditions is not None and c in conditions.keys()), None)
         if by_class is not None:
-            return self._sample_per_class(n, conditions, by_class, seed)
+            out = self._sample_per_class(n, conditions, by_class, seed)
+            return out if columns is None else out[[c for c in out.columns if c in set(columns)]]
         if isinstance(conditions, pd.DataFrame):
             # one condition per row, all rows in one vectorised conditional draw (mean z_fixed @ weights.T per row)
             if len(conditions) != n:
                 raise GenesisError(f"conditions has {len(conditions)} rows for {n} rows to sample")
             conditions = conditions.reset_index(drop=True)
         rng = np.random.default_rng(seed)
-        chunks = [self._sample_chunk(min(_CHUNK, n - start), rng, _slice(conditions, start, start + _CHUNK))
-                  for start in range(0, n, _CHUNK)] or [self._sample_chunk(0, rng, _slice(conditions, 0, 0))]
-        return pd.concat(chunks, ignore_index=True)
+        chunks = [self._sample_chunk(min(_CHUNK, n - start), rng, _slice(conditions, start, start + _CHUNK), columns)
+                  for start in range(0, n, _CHUNK)] or [self._sample_chunk(0, rng, _slice(conditions, 0, 0), columns)]
+        return chunks[0] if len(chunks) == 1 else pd.concat(chunks, ignore_index=True)
 
     def _sample_per_class(self, n: int, conditions: dict | pd.DataFrame, column: str, seed: int | None) -> pd.DataFrame:
         """Rows conditioned on a class column: each class's rows from that class's copula (the other conditions
@@ -282,26 +303,31 @@ class GaussianCopulaGenerator(BaseGenerator):
     def _dtype_of(self, column: str):
         return self._sample_chunk(0, np.random.default_rng(0), None)[column].dtype
 
-    def _sample_chunk(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None) -> pd.DataFrame:
-        u = ndtr(self._draw(n, rng, conditions))
+    def _sample_chunk(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None,
+                      columns: list[str] | None = None) -> pd.DataFrame:
+        """n rows of every column, or of `columns` alone (only their dimensions drawn). A conditioned column takes
+        the caller's values, in the dtype its transform gives, without being mapped back from its scores."""
+        wanted = self.columns if columns is None else [c for c in self.columns if c in set(columns)]
+        given = set(conditions.columns if isinstance(conditions, pd.DataFrame) else (conditions or {}).keys())
+        keep = None if columns is None else [i for i, (c, _) in enumerate(self.dims) if c in set(wanted) - given]
+        z, at = self._draw(n, rng, conditions, keep)
         out: dict[str, pd.Series] = {}
-        for column in self.columns:
+        for column in wanted:
             if column in self.text:
                 out[column] = self._sample_text(column, n, rng)
                 continue
             transform = self.transforms[column]
-            values = transform.from_uniform(u[:, self.dims.index((column, "value"))])
+            if column in given and n:
+                dtype = _with_nulls(transform.from_uniform(np.zeros(0)), np.zeros(0, dtype=bool)).dtype
+                values = conditions[column]
+                out[column] = pd.Series(values.to_numpy() if isinstance(values, pd.Series) else [values] * n, dtype=dtype)
+                continue
+            values = transform.from_uniform(ndtr(z[:, at[self.dims.index((column, "value"))]]))
             if (column, "null") in self.dims:
-                is_null = u[:, self.dims.index((column, "null"))] < transform.null_rate
+                is_null = ndtr(z[:, at[self.dims.index((column, "null"))]]) < transform.null_rate
                 values = _with_nulls(values, is_null)
             out[column] = values.reset_index(drop=True)
-        if isinstance(conditions, pd.DataFrame):
-            for column in conditions.columns:  # the caller's exact values
-                out[column] = pd.Series(conditions[column].to_numpy(), dtype=out[column].dtype) if n else out[column]
-        elif conditions:
-            for column, value in conditions.items():
-                out[column] = pd.Series([value] * n, dtype=out[column].dtype) if n else out[column]
-        return pd.DataFrame(out, columns=self.columns, index=pd.RangeIndex(n))
+        return pd.DataFrame(out, columns=wanted, index=pd.RangeIndex(n))
 
     def _sample_text(self, column: str, n: int, rng: np.random.Generator) -> pd.Series:
         return sample_text(self.text[column], n, rng)

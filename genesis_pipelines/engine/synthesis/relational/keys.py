@@ -18,6 +18,7 @@ from genesis_pipelines.engine.core.schema import (
     parent_keys,
 )
 from genesis_pipelines.engine.synthesis.generators import load_generator
+from genesis_pipelines.engine.synthesis.generators.base import sample_columns
 from genesis_pipelines.engine.synthesis.relational.model import (
     CHUNK_ROWS,
     COUNT_COLUMN,
@@ -92,7 +93,8 @@ class _Parents:
         # the mean of a few conditional draws ranks the parents (one draw is too noisy on small lookup tables)
         count_model = load_generator(self.model_dir)
         repeated = conditions.iloc[np.tile(np.arange(n), COUNT_DRAWS)].reset_index(drop=True)
-        predicted = count_model.sample(n * COUNT_DRAWS, conditions=repeated, seed=int(rng.integers(0, 2**31 - 1)))
+        predicted = sample_columns(count_model, n * COUNT_DRAWS, [COUNT_COLUMN], conditions=repeated,
+                                   seed=int(rng.integers(0, 2**31 - 1)))
         draws = pd.to_numeric(predicted[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
         score = draws.reshape(COUNT_DRAWS, n).mean(axis=0)
         ranks = np.lexsort((rng.random(n), score))  # ascending score, random among ties
@@ -276,6 +278,19 @@ def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator)
     return take
 
 
+def _match_plan(relation: RelationStats, frame: pd.DataFrame, names: set[str]) -> tuple[str, list[ParentFeature]] | None:
+    """How _joint_parents matches a further parent, among the predicted features `names`: ("category", [the lookup
+    name, else the first category]) or ("number", the numeric features); None when it has neither."""
+    values = [f for f in relation.features if f.kind == "value" and f.name in names]
+    lookup = [f for f in values if f.column == relation.count_key]
+    numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
+               and not pd.api.types.is_bool_dtype(frame[f.column])]
+    categorical = [f for f in values if f not in numeric]
+    if lookup or (categorical and not numeric):
+        return "category", [(lookup or categorical)[0]]
+    return ("number", numeric) if numeric else None
+
+
 def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
                    per_parent: dict[int, np.ndarray], rng: np.random.Generator) -> None:
     """A child with several parents gets a plausible combination of them, not independent ones (a track's genre
@@ -292,14 +307,22 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         return
     cond = (RowConditions([(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])], n)
             if anchor.features else None)
-    wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
+    # only the predicted features the matching below reads (a wide parent's other features are never drawn)
+    wanted = []
+    for relation in rest:
+        plan = _match_plan(relation, placed[id(relation)].frame, {f.name for f in relation.features})
+        if plan is not None:
+            wanted += [f.name for f in plan[1]] + ([f.name for f in relation.features if f.kind == "onehot"
+                                                   and f.column == plan[1][0].column] if plan[0] == "category" else [])
     seed = int(rng.integers(0, 2**31 - 1))
+    if not wanted:
+        return
     parts = []
     try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
             part_cond = cond.rows(start, start + CHUNK_ROWS) if cond is not None else None
-            part = generator.sample(min(CHUNK_ROWS, n - start), conditions=part_cond, seed=seed + start)
-            parts.append(part[[c for c in wanted if c in part.columns]].reset_index(drop=True))
+            part = sample_columns(generator, min(CHUNK_ROWS, n - start), wanted, conditions=part_cond, seed=seed + start)
+            parts.append(part.reset_index(drop=True))
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
         return
     predicted = pd.concat(parts, ignore_index=True)
@@ -311,26 +334,22 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
             comparable_values(column[present]).to_numpy())
         if present.sum() < 2 or (position < 0).any():
             continue
-        values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
-        lookup = [f for f in values if f.column == relation.count_key]
-        numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
-                   and not pd.api.types.is_bool_dtype(frame[f.column])]
-        categorical = [f for f in values if f not in numeric]
-        if lookup or (categorical and not numeric):
-            feature = (lookup or categorical)[0]
+        plan = _match_plan(relation, frame, set(predicted.columns))
+        if plan is None:
+            continue
+        if plan[0] == "category":
+            feature = plan[1][0]
             have = frame[feature.column].astype(str).to_numpy(dtype=object)[position]
             take = _match_categories(_predicted_category(predicted, relation, feature)[present], have, rng)
-        elif numeric:
+        else:
             want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
-            for feature in numeric:
+            for feature in plan[1]:
                 parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
                 mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
                 asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
                 want += np.nan_to_num((asked - mean) / sd)
                 have += np.nan_to_num((parent_values - mean) / sd)
             take = _match_numbers(want, have, rng)
-        else:
-            continue
         matched = column.copy()
         matched[present] = column[present].to_numpy()[take]
         keys[relation.fk.child_column] = matched

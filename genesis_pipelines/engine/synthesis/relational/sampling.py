@@ -108,7 +108,7 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
     if not swappable or len(body) < 2:
         return body
     body = body.reset_index(drop=True)
-    values = {c: body[c].to_numpy(dtype=object, copy=True) for c in swappable}
+    taken = {c: np.arange(len(body)) for c in swappable}  # per column, the row whose value each row holds now
     digests = record_guard.as_digests(digests)
     # each record column's per-value codes, exchanged with the values: a row's digest without rebuilding any frame
     codes = None if digests.legacy else np.column_stack([record_guard.column_codes(body, c, meta, salt) for c in columns])
@@ -119,11 +119,11 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
             return record_guard.digest_hits(record_guard.row_digests(body, columns, meta, salt, codes=codes[rows]), digests)
         frame = body.iloc[rows].copy()
         for column in swappable:
-            frame[column] = pd.Series(values[column][rows], index=frame.index, dtype=object).astype(body[column].dtype)
+            frame[column] = body[column].take(taken[column][rows]).set_axis(frame.index)
         return record_guard.copy_mask(frame, columns, meta, salt, digests)
 
     def exchange(column: str, a: np.ndarray, b: np.ndarray) -> None:
-        values[column][a], values[column][b] = values[column][b], values[column][a].copy()
+        taken[column][a], taken[column][b] = taken[column][b], taken[column][a].copy()
         if codes is not None and column in position:
             j = position[column]
             codes[a, j], codes[b, j] = codes[b, j], codes[a, j].copy()
@@ -148,8 +148,8 @@ def _swap_copies(body: pd.DataFrame, columns: list[str], meta: TableMeta, salt: 
             sel = (chosen == column) & spoiled
             exchange(column, hit[sel], partners[sel])
         hit = every[copies(every)]
-    for column in swappable:
-        body[column] = pd.Series(values[column], dtype=object).astype(body[column].dtype)
+    for column in swappable:  # the exchanges applied once, in the column's own dtype (no Python object per value)
+        body[column] = body[column].take(taken[column]).reset_index(drop=True)
     return body
 
 

@@ -181,8 +181,14 @@ def join_parent_features(relation: RelationStats, child_fk_values: pd.Series, pa
                           counts: np.ndarray | None, *, with_null_dtypes: bool = False) -> pd.DataFrame:
     """Each child row gets its parent's features (nulls where the FK is null or unresolved). `with_null_dtypes`:
     the dtypes a join with some null row has (a slice of rows then matches the whole table's join)."""
-    frame = parent_feature_frame(relation.features, parent, counts)
-    position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(comparable_values(child_fk_values).to_numpy())
+    return _join(parent_feature_frame(relation.features, parent, counts), pd.Index(parent_keys(relation.fk, parent).to_numpy()),
+                 child_fk_values, with_null_dtypes)
+
+
+def _join(frame: pd.DataFrame, parent_index: pd.Index, child_fk_values: pd.Series, with_null_dtypes: bool) -> pd.DataFrame:
+    """join_parent_features given the parent feature frame and the index of the parent keys (built once by a caller
+    that joins many slices of rows)."""
+    position = parent_index.get_indexer(comparable_values(child_fk_values).to_numpy())
     if with_null_dtypes:
         position = np.append(position, -1)
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
@@ -200,15 +206,17 @@ class RowConditions:
         self.n = n
         self.joins = []
         for relation, values, parent, counts in joins:
-            position = pd.Index(parent_keys(relation.fk, parent).to_numpy()).get_indexer(comparable_values(values).to_numpy())
-            self.joins.append((relation, values.reset_index(drop=True), parent, counts, bool((position < 0).any())))
+            # the parent's features and key index, once: every block of rows joins against them
+            index = pd.Index(parent_keys(relation.fk, parent).to_numpy())
+            position = index.get_indexer(comparable_values(values).to_numpy())
+            self.joins.append((values.reset_index(drop=True), parent_feature_frame(relation.features, parent, counts), index,
+                               bool((position < 0).any())))
         self.given: pd.DataFrame | None = None
         self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
 
     def take(self, index: np.ndarray) -> pd.DataFrame:
         index = np.asarray(index, dtype=int)
-        frames = [join_parent_features(relation, values.iloc[index], parent, counts, with_null_dtypes=nulls)
-                  for relation, values, parent, counts, nulls in self.joins]
+        frames = [_join(frame, parent_index, values.iloc[index], nulls) for values, frame, parent_index, nulls in self.joins]
         if self.given is not None:
             frames.append(self.given.iloc[index].reset_index(drop=True))
         out = pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.RangeIndex(len(index)))
