@@ -19,12 +19,14 @@ from genesis_pipelines.engine.synthesis.generators.base import _BUILT_IN, MANIFE
 
 BOUNDS = {"n": [0.0, 9.0]}
 CATEGORIES = {"group": ["a", "b", "c"], "colour": ["red", "blue"]}
-NEURAL = {"epochs": 1, "batch_size": 100, "threads": 1, "progress": False}
+# one batch of the whole table (sample rate 1) and a small DP-autoregressive epsilon: Opacus's noise search then
+# takes a fraction of a second instead of seconds; these tests judge the saved folders, not the training
+NEURAL = {"epochs": 1, "batch_size": 600, "threads": 1, "progress": False}
 DP = {"epsilon": 5.0, "bounds": BOUNDS, "categories": CATEGORIES}
 SETTINGS = {
     "gaussian_copula": {}, "dp_gaussian_copula": DP, "dp_marginals": DP,
     "autoregressive": {"max_steps": 5, "threads": 1},
-    "dp_autoregressive": {"epochs": 1, "threads": 1, "epsilon": 5.0, "bounds": BOUNDS, "categories": CATEGORIES},
+    "dp_autoregressive": {"epochs": 1, "threads": 1, "epsilon": 1.0, "bounds": BOUNDS, "categories": CATEGORIES},
     "ctgan": NEURAL, "tvae": NEURAL, "dp_ctgan": {**NEURAL, **DP}, "dp_tvae": {**NEURAL, **DP},
     "auto": {"candidates": ["gaussian_copula"]},
 }
@@ -34,7 +36,7 @@ KINDS = sorted(_BUILT_IN)
 @pytest.fixture(scope="module")
 def table() -> pd.DataFrame:
     rng = np.random.default_rng(3)
-    n = 600
+    n = NEURAL["batch_size"]
     return pd.DataFrame({"group": pd.array(rng.choice(["a", "b", "c"], n), dtype="string"),
                          "colour": pd.array(rng.choice(["red", "blue"], n), dtype="string"),
                          "n": pd.array(rng.integers(0, 10, n), dtype="Int64")})
