@@ -303,6 +303,7 @@ HOLDER = textwrap.dedent("""
 """)
 
 
+@pytest.mark.cli  # the CLI in process beside fresh interpreters holding the lock; the fast tier keeps the lock's own test
 def test_a_second_writer_fails_or_waits_before_it_trains(tmp_path, isolated_data, capsys):
     spec = write_shop(tmp_path / "shop")
     layout = DatasetLayout(isolated_data, "shop")
