@@ -278,19 +278,6 @@ def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator)
     return take
 
 
-def _match_plan(relation: RelationStats, frame: pd.DataFrame, names: set[str]) -> tuple[str, list[ParentFeature]] | None:
-    """How _joint_parents matches a further parent, among the predicted features `names`: ("category", [the lookup
-    name, else the first category]) or ("number", the numeric features); None when it has neither."""
-    values = [f for f in relation.features if f.kind == "value" and f.name in names]
-    lookup = [f for f in values if f.column == relation.count_key]
-    numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
-               and not pd.api.types.is_bool_dtype(frame[f.column])]
-    categorical = [f for f in values if f not in numeric]
-    if lookup or (categorical and not numeric):
-        return "category", [(lookup or categorical)[0]]
-    return ("number", numeric) if numeric else None
-
-
 def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
                    per_parent: dict[int, np.ndarray], rng: np.random.Generator) -> None:
     """A child with several parents gets a plausible combination of them, not independent ones (a track's genre
@@ -307,16 +294,8 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         return
     cond = (RowConditions([(anchor, keys[anchor.fk.child_column], placed[id(anchor)].frame, per_parent[id(anchor)])], n)
             if anchor.features else None)
-    # only the predicted features the matching below reads (a wide parent's other features are never drawn)
-    wanted = []
-    for relation in rest:
-        plan = _match_plan(relation, placed[id(relation)].frame, {f.name for f in relation.features})
-        if plan is not None:
-            wanted += [f.name for f in plan[1]] + ([f.name for f in relation.features if f.kind == "onehot"
-                                                   and f.column == plan[1][0].column] if plan[0] == "category" else [])
+    wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
     seed = int(rng.integers(0, 2**31 - 1))
-    if not wanted:
-        return
     parts = []
     try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
@@ -334,22 +313,26 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
             comparable_values(column[present]).to_numpy())
         if present.sum() < 2 or (position < 0).any():
             continue
-        plan = _match_plan(relation, frame, set(predicted.columns))
-        if plan is None:
-            continue
-        if plan[0] == "category":
-            feature = plan[1][0]
+        values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
+        lookup = [f for f in values if f.column == relation.count_key]
+        numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
+                   and not pd.api.types.is_bool_dtype(frame[f.column])]
+        categorical = [f for f in values if f not in numeric]
+        if lookup or (categorical and not numeric):
+            feature = (lookup or categorical)[0]
             have = frame[feature.column].astype(str).to_numpy(dtype=object)[position]
             take = _match_categories(_predicted_category(predicted, relation, feature)[present], have, rng)
-        else:
+        elif numeric:
             want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
-            for feature in plan[1]:
+            for feature in numeric:
                 parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
                 mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
                 asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
                 want += np.nan_to_num((asked - mean) / sd)
                 have += np.nan_to_num((parent_values - mean) / sd)
             take = _match_numbers(want, have, rng)
+        else:
+            continue
         matched = column.copy()
         matched[present] = column[present].to_numpy()[take]
         keys[relation.fk.child_column] = matched
