@@ -27,8 +27,8 @@ SCRIPT = textwrap.dedent("""
     from genesis_pipelines.engine.synthesis.generators import available_methods, create_generator
     from genesis_pipelines.engine.sources.io import read_source_table
     from genesis_pipelines.engine.sources.locations import source_table_names
-    from genesis_pipelines.engine.sources.io import read_source_tableNone
-    from genesis_pipelines.engine.sources.locations import source_table_namesNone
+    from genesis_pipelines.engine.sources.io import read_source_table
+    from genesis_pipelines.engine.sources.locations import source_table_names
     from genesis_pipelines.engine.analysis.schema_inference import analyse
     from genesis_pipelines.engine.core.spec import load_spec
 

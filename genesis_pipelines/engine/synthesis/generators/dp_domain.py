@@ -187,14 +187,11 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     if lo > hi:  # every window that stands out overlaps the others
         if lo - hi <= max(float(np.max(np.diff(e))) for e in cells):  # within one zoom cell: the column is one value
             lo, hi = hi, lo  # (a real one's cell: the old answer, the octaves' edges, spread a constant over them)
-        elif low_window != high_window or found[2] > 1:  # rows in distinct or wide octave windows: their outer edges
+        else:  # rows in distinct or wide octave windows, or one octave bin with nothing inside it standing out: the
+            # windows' outer edges. Refusing the last case would refuse every column whose values lie within a factor
+            # of two (dates as epoch numbers, years): the octave is wider than the data, but the bounds stay private
+            # and the samples inside them
             lo, hi = outer_lo, outer_hi
-        else:  # one octave bin and nothing inside it stands out: its edges would spread a narrow column over the
-            # whole octave, mostly outside its range, so refuse
-            raise DomainTooSmall(
-                f"table {table!r} column {column!r}: {len(values)} values are too few to place its bounds inside its "
-                f"range privately at this epsilon; declare them in the generator settings, bounds: "
-                f"{{{column}: [low, high]}}, or raise epsilon")
     # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
     # the end stands out, and the column would collapse onto an octave edge): then the end keeps the octave window's
     # outer edge, near the data but not surely inside its range. Read from the noisy counts (post-processing)
