@@ -6,11 +6,8 @@ Shared by every DP generator:
   octaves (+-2^-8 .. +-2^40; datetimes: calendar years 1800..2200), then 1,024 cells (whole integers for integer
   columns) of the outermost octaves. Only windows that pass a threshold an empty one passes with probability at most
   1e-3 count, so nothing can explode; a bound is the outer edge of the outermost zoom window that stands above the
-  noise with only noise beyond it (exact for a constant or a dense end), else of the octave window. A single value
-  [v, v] is kept only where a few noisy counts show no rows beside it (else the side that shows rows takes its
-  octave window's edge, or the fit refuses); a column inside one octave bin where no zoom window stands out is refused
-  rather than spread over the octave. Too few rows for the epsilon -> DomainTooSmall naming the column and what to
-  declare. Laplace sums are tested against their exact Chernoff bound;
+  noise with only noise beyond it (exact for a constant or a dense end), else of the octave window. Too few rows for
+  the epsilon -> DomainTooSmall naming the column and what to declare;
 - `gaussian_category_selection`: unknown category sets through Gaussian counts kept above 1 + sigma z(1 - delta)
   ((rho, delta)-DP per column: a category held by one row surfaces with probability <= delta), which at
   epsilon 1 keeps categories of about a hundred rows in a 1,000-row table (the Laplace stability threshold,
