@@ -181,14 +181,6 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     outer_lo, outer_hi = lowest(*low_window), highest(*high_window)
     lo = min([top for bottom, top in evidence if bottom < low_window[1]] + [highest(*low_window)])
     hi = max([bottom for bottom, top in evidence if top >= high_window[0]] + [lowest(*high_window)])
-    if lo > hi:  # every window that stands out overlaps the others
-        if lo - hi <= max(float(np.max(np.diff(e))) for e in cells):  # within one zoom cell: the column is one value
-            lo, hi = hi, lo  # (a real one's cell: the old answer, the octaves' edges, spread a constant over them)
-        else:  # rows in distinct or wide octave windows, or one octave bin with nothing inside it standing out: the
-            # windows' outer edges. Refusing the last case would refuse every column whose values lie within a factor
-            # of two (dates as epoch numbers, years): the octave is wider than the data, but the bounds stay private
-            # and the samples inside them
-            lo, hi = outer_lo, outer_hi
     # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
     # the end stands out, and the column would collapse onto an octave edge): then the end keeps the octave window's
     # outer edge, near the data but not surely inside its range. Read from the noisy counts (post-processing)
@@ -215,37 +207,8 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     if surely_more([clamped(edges, noisy, False, span, wide=True)], deviation_oct) or surely_more(
             [clamped(e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]], deviation_zoom):
         hi = outer_hi
-    if lo == hi:  # one value: right for a constant; degenerate for a column whose noisy counts show rows beside it.
-        # Read from a few noisy counts (the value's octave bin less the zoom cells on one side of it, and the octave
-        # bins next to it), not a sum of many cells, so a spread is seen at small n; the side that shows rows takes
-        # its octave window's edge, as a spread-thin end does above
-        point_bin = int(np.clip(np.searchsorted(edges, lo, side="right") - 1, 0, len(noisy) - 1))
-        around = np.convolve(span, np.ones(3), mode="same") > 0
-        index = np.arange(len(noisy))
-        rows = max(float(noisy[around].sum()), 1.0)
-        for e, c in zip(cells, noisy_cells):
-            if not e[0] <= lo < e[-1]:
-                continue
-            k = int(np.searchsorted(e, lo, side="right") - 1)
-            inside = (e[:-1] >= edges[point_bin]) & (e[1:] <= edges[point_bin + 1])
-            j = np.arange(len(c))
-            beside = float(noisy[around].sum() - c[k])  # rows off the value, either side: two noisy sums
-            spread = beside - 3.0 * math.hypot(deviation_oct * math.sqrt(int(around.sum())), deviation_zoom) > CLAMPED_SHARE * rows
-            for side, same, beyond in (("above", inside & (j <= k), around & (index > point_bin)),
-                                       ("below", inside & (j >= k), around & (index < point_bin))):
-                count = float(noisy[point_bin] - c[same].sum() + noisy[beyond].sum())
-                deviation = math.hypot(deviation_oct * math.sqrt(1 + int(beyond.sum())), deviation_zoom * math.sqrt(int(same.sum())))
-                if count - 3.0 * deviation > CLAMPED_SHARE * rows:
-                    if side == "above":
-                        hi = outer_hi
-                    else:
-                        lo = outer_lo
-            if spread and lo == hi:  # a range is seen but neither side of the value stands out: refuse, not [v, v]
-                raise DomainTooSmall(
-                    f"table {table!r} column {column!r}: at this epsilon only one value of its range stands above the "
-                    f"noise ({len(values)} values); declare its bounds in the generator settings, bounds: "
-                    f"{{{column}: [low, high]}}, or raise epsilon")
-            break
+    if lo > hi:  # the zoom's windows say less than the octaves: their outer edges
+        lo, hi = outer_lo, outer_hi
     if sdtype == "datetime":
         return float(_from_years(lo)), float(_from_years(hi))
     return lo, hi
