@@ -46,30 +46,34 @@ def _table_gates(spec: DatasetSpec, table: str) -> dg.AssetChecksDefinition:
 
     @dg.multi_asset_check(specs=specs, can_subset=True, name=f"{asset.to_python_identifier()}_gates")
     def gates(context: dg.AssetCheckExecutionContext, warehouse: Warehouse, storage: GenesisStorage):
+        from genesis_pipelines.engine.evaluation.integrity import checked_tables
         from genesis_pipelines.engine.sources.io import read_table
 
         model, model_dir = checked_model(context, spec, storage.layout(spec.name), asset)
         selected = {key.name for key in context.selected_asset_check_keys}
-        out_schema = warehouse_schema("synthetic", spec.name)
+        needed = {table}  # the checked table, plus what the selected gates compare it with
+        if "keys_valid" in selected:
+            needed |= checked_tables(model.db_schema, table)
+        if "expectations" in selected:
+            needed |= set(model.db_schema.parents_of(table))
+        # read, then let the warehouse go: no read lock held while the gates run (other steps commit meanwhile)
         with warehouse.read_connection()() as con:
-            df = read_table(con, out_schema, table)
-            if "keys_valid" in selected:
-                yield _keys_valid(con, out_schema, model, table, df)
-            if "no_pii_leak" in selected:
-                yield _no_pii_leak(spec, model, model_dir, table, df)
-            if "expectations" in selected:
-                yield _expectations(con, out_schema, model, model_dir, table, df)
+            frames = {t: read_table(con, warehouse_schema("synthetic", spec.name), t) for t in sorted(needed)}
+        if "keys_valid" in selected:
+            yield _keys_valid(model, table, frames)
+        if "no_pii_leak" in selected:
+            yield _no_pii_leak(spec, model, model_dir, table, frames[table])
+        if "expectations" in selected:
+            yield _expectations(model, model_dir, table, frames)
 
     return gates
 
 
-def _keys_valid(con, out_schema: str, model, table: str, df) -> dg.AssetCheckResult:
+def _keys_valid(model, table: str, frames: dict) -> dg.AssetCheckResult:
     from genesis_pipelines.engine.evaluation.integrity import checked_tables, key_integrity
-    from genesis_pipelines.engine.sources.io import read_table
 
     schema = model.db_schema
-    frames = {t: df if t == table else read_table(con, out_schema, t) for t in checked_tables(schema, table)}
-    result = key_integrity(frames, schema, table)
+    result = key_integrity({t: frames[t] for t in checked_tables(schema, table)}, schema, table)
     return dg.AssetCheckResult(check_name="keys_valid", passed=result["passed"],
                                metadata={**result["metadata"], "model_version": model.version})
 
@@ -90,18 +94,17 @@ def _no_pii_leak(spec: DatasetSpec, model, model_dir, table: str, df) -> dg.Asse
     })
 
 
-def _expectations(con, out_schema: str, model, model_dir, table: str, df) -> dg.AssetCheckResult:
+def _expectations(model, model_dir, table: str, frames: dict) -> dg.AssetCheckResult:
     from genesis_pipelines.engine.evaluation.expectations import load_suites
     from genesis_pipelines.engine.evaluation.expectations import validate as validate_suite
-    from genesis_pipelines.engine.sources.io import read_table
 
     suites = load_suites(model_dir)
     if table not in suites:
         return dg.AssetCheckResult(check_name="expectations", passed=False, severity=dg.AssetCheckSeverity.WARN,
                                    metadata={"expectations_evaluated": 0, "note": "the model has no suite for this table",
                                              "model_version": model.version})
-    parents = {p: read_table(con, out_schema, p) for p in model.db_schema.parents_of(table) if p != table}
-    result = validate_suite(df, suites[table], parents={**parents, table: df})
+    parents = {p: frames[p] for p in model.db_schema.parents_of(table)}
+    result = validate_suite(frames[table], suites[table], parents={**parents, table: frames[table]})
     return dg.AssetCheckResult(check_name="expectations", passed=result["success"], severity=dg.AssetCheckSeverity.WARN,
                                metadata={
         "expectations_evaluated": result["evaluated"], "expectations_failed": result["failed"],

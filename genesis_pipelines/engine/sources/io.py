@@ -18,7 +18,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.core.errors import GenesisError, SourceError
 from genesis_pipelines.engine.core.spec import DatasetSpec
-from genesis_pipelines.engine.sources.locations import s3_client, s3_key, source_file  # noqa: F401  (readers use them)
+from genesis_pipelines.engine.sources.locations import s3_client, s3_key, source_file
 
 _NUMBER = re.compile(r"^[+-]?((\d+\.?\d*|\.\d+)([eE][+-]?\d+)?|inf|infinity)$", re.IGNORECASE)
 _INTEGER = re.compile(r"^[+-]?\d+$")
