@@ -41,8 +41,11 @@ def shop_sensor(tmp_path, isolated_data):
 def test_sensor_is_registered_stopped_and_targets_what_it_requests(shop_sensor):
     _, defs, ticker = shop_sensor
     assert ticker.sensor.default_status == dg.DefaultSensorStatus.STOPPED
-    assert ticker.sensor.job_name == "shop_refresh"  # the sources and the drift asset, not the whole twin
-    assert defs.resolve_sensor_def("shop_drift_retrain").job_name == "shop_retrain"
+    # one job per dataset: a sensor's run is the subset of the twin job it requests (its description says which)
+    assert ticker.sensor.job_name == twin_job_name("shop")
+    assert defs.resolve_sensor_def("shop_drift_retrain").job_name == twin_job_name("shop")
+    assert {j.name for j in defs.resolve_all_job_defs() if not j.name.startswith("__")} == {twin_job_name("shop")}
+    assert "refreshes the drift asset" in ticker.sensor.description and "genesis/requests=refresh" in ticker.sensor.description
     assert ticker.sensor.minimum_interval_seconds == 60
     assert {s.name for s in defs.sensors} == {"shop_new_data", "shop_drift_retrain"}
 
@@ -58,9 +61,12 @@ def test_files_trigger_once_when_stable_then_not_again(shop_sensor):
     # new data is loaded and measured; retraining is the drift sensor's call (test_drift)
     assert keys == {"shop/source/customers", "shop/source/orders", "shop/drift"}
     assert request.run_key.startswith("shop-new-data-")
-    job_keys = {k.to_user_string() for k in defs.resolve_job_def("shop_refresh").asset_layer.selected_asset_keys}
-    assert keys <= job_keys, "the sensor requests a subset of its job"
-    assert job_keys < {k.to_user_string() for k in defs.resolve_job_def(twin_job_name("shop")).asset_layer.selected_asset_keys}
+    assert request.tags["genesis/trigger"] == "new_data" and request.tags["genesis/requests"] == "refresh"
+    twin = defs.resolve_job_def(twin_job_name("shop"))
+    assert keys < {k.to_user_string() for k in twin.asset_layer.selected_asset_keys}, "a strict subset of its job"
+    # the run launched for it holds those steps only (not the schema, model or synthetic tables)
+    subset = twin.get_subset(asset_selection=set(request.asset_selection))
+    assert {k.to_user_string() for k in subset.asset_layer.selected_asset_keys} == keys
     assert not ticker.tick().run_requests
     assert not ticker.tick().run_requests
 

@@ -93,10 +93,8 @@ def test_schedule_regenerates_with_a_new_seed_each_tick(tmp_path, isolated_data)
     defs = dataset_defs(spec)
     schedule = defs.resolve_schedule_def("shop_regeneration")
     assert schedule.default_status == dg.DefaultScheduleStatus.STOPPED
-    assert schedule.job_name == "shop_regenerate"  # regeneration only: the UI shows no retraining in its target
-    regenerate = {k.to_user_string() for k in defs.resolve_job_def("shop_regenerate").asset_layer.selected_asset_keys}
-    assert regenerate == {"shop/synthetic/customers", "shop/synthetic/orders", "shop/synthetic_files", "shop/quality_report",
-                          "shop/privacy_report"}  # the files are republished with the tables
+    assert schedule.job_name == "shop_synthetic_twin"  # a subset of it: regeneration only, as its description says
+    assert "(no retraining)" in schedule.description and "genesis/requests=regenerate" in schedule.description
     requests = []
     for day in (1, 2):
         when = datetime(2026, 1, day, 3, tzinfo=UTC)
@@ -104,9 +102,12 @@ def test_schedule_regenerates_with_a_new_seed_each_tick(tmp_path, isolated_data)
         requests.append(request)
         assert request.tags[SEED_TAG] == str(int(when.timestamp()))
     assert requests[0].tags[SEED_TAG] != requests[1].tags[SEED_TAG]
+    assert requests[0].tags["genesis/trigger"] == "regeneration" and requests[0].tags["genesis/requests"] == "regenerate"
     keys = {k.to_user_string() for k in requests[0].asset_selection}
     assert keys == {"shop/synthetic/customers", "shop/synthetic/orders", "shop/synthetic_files", "shop/quality_report",
-                    "shop/privacy_report"}
+                    "shop/privacy_report"}  # the files are republished with the tables; no schema, PII scan or model
+    subset = defs.resolve_job_def("shop_synthetic_twin").get_subset(asset_selection=set(requests[0].asset_selection))
+    assert {k.to_user_string() for k in subset.asset_layer.selected_asset_keys} == keys
 
 
 def test_compare_reports_and_reports_kept_per_model_version(tmp_path):

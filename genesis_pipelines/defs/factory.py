@@ -8,7 +8,7 @@ import dagster as dg
 from genesis_pipelines import paths
 from genesis_pipelines.defs.assets.analysis import build_analysis_assets
 from genesis_pipelines.defs.assets.augmented import augmented_keys, build_augmented_assets
-from genesis_pipelines.defs.assets.common import dataset_key, source_key, synthetic_key
+from genesis_pipelines.defs.assets.common import dataset_key, synthetic_key
 from genesis_pipelines.defs.assets.drift import build_drift_asset
 from genesis_pipelines.defs.assets.model import build_model_assets, training_keys
 from genesis_pipelines.defs.assets.reports import build_report_assets
@@ -53,35 +53,19 @@ def build_dataset_defs(spec: DatasetSpec) -> dg.Definitions:
         executor_def=genesis_executor(),  # in-process unless GENESIS_EXECUTOR says otherwise
         tags={"dataset": spec.name},
     )
-    # what each trigger refreshes: generation = synthetic tables + reports; retraining adds schema, pii_scan and the
-    # training steps (training_plan, model/<table>, model)
+    # what each trigger requests of the twin job (a run of a subset of it: one job per dataset, so the code location
+    # resolves and snapshots one job per dataset): generation = synthetic tables + reports; retraining adds schema,
+    # pii_scan and the training steps (training_plan, model/<table>, model). The sensors' and schedule's descriptions
+    # and their runs' `genesis/trigger` tag say what they request.
     drift = dataset_key(spec.name, "drift")
     generation = [synthetic_key(spec.name, t) for t in plan] + [synthetic_files_key(spec.name)]
     generation += [dataset_key(spec.name, k) for k in ("quality_report", "privacy_report")]
     generation += s3_export_keys(spec, plan)
     retrain = [dataset_key(spec.name, k) for k in ("schema", "pii_scan")] + training_keys(spec.name, list(plan)) + generation
-    # each trigger targets a job of what it requests, so the UI shows its real target (a run still selects a subset)
-    retrain_job = _trigger_job(spec, f"{spec.name}_retrain", retrain, "Retrain the model, then regenerate the twin and reports")
-    jobs = [job, retrain_job]
-    sensors = [build_drift_sensor(spec, retrain_job, retrain)]
+    sensors = [build_drift_sensor(spec, job, retrain)]
     if spec.source.watch.enabled:
         downstream = retrain + [drift] if spec.source.watch.on_change == "all" else [drift]
-        refresh_job = _trigger_job(spec, f"{spec.name}_refresh", [source_key(spec.name, t) for t in tables] + downstream,
-                                   "Reload changed source tables and refresh " +
-                                   ("everything downstream" if spec.source.watch.on_change == "all" else "the drift measurement"))
-        jobs.append(refresh_job)
-        sensors.append(build_new_data_sensor(spec, tables, refresh_job, downstream))
-    schedules = []
-    if spec.schedule:
-        regeneration_job = _trigger_job(spec, f"{spec.name}_regenerate", generation,
-                                        "Regenerate the synthetic tables and reports from the latest model (no retraining)")
-        jobs.append(regeneration_job)
-        schedules.append(build_regeneration_schedule(spec, regeneration_job, generation))
-    return dg.Definitions(assets=assets, asset_checks=build_checks(spec, list(plan)), jobs=jobs, schedules=schedules,
+        sensors.append(build_new_data_sensor(spec, tables, job, downstream))
+    schedules = [build_regeneration_schedule(spec, job, generation)] if spec.schedule else []
+    return dg.Definitions(assets=assets, asset_checks=build_checks(spec, list(plan)), jobs=[job], schedules=schedules,
                           sensors=sensors)
-
-
-def _trigger_job(spec: DatasetSpec, name: str, keys: list[dg.AssetKey], what: str):
-    """A job of exactly what a schedule or sensor requests, with the twin job's executor and dataset tag."""
-    return dg.define_asset_job(name, selection=dg.AssetSelection.assets(*keys), description=f"{what} for {spec.name}.",
-                               executor_def=genesis_executor(), tags={"dataset": spec.name})

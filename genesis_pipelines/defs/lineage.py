@@ -17,6 +17,10 @@ from genesis_pipelines.engine.pipeline import DatasetLayout
 
 SEED_TAG = "genesis/seed"  # set by the regeneration schedule: a new seed each tick
 MODEL_VERSION_TAG = "genesis/model_version"  # regenerate from an earlier model version
+# on runs a sensor or the schedule requests of `<ds>_synthetic_twin`: which trigger (drift, new_data, regeneration) and
+# what it requested (retrain, refresh, regenerate: a subset of the twin job), so the runs list tells them apart
+TRIGGER_TAG = "genesis/trigger"
+REQUESTS_TAG = "genesis/requests"
 CODE_VERSION = engine_code_version()
 
 

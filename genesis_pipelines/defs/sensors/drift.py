@@ -9,7 +9,7 @@ running, newer measurements (made before it retrained) launch none.
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import dataset_key
-from genesis_pipelines.defs.sensors.new_data import TRIGGER_TAG
+from genesis_pipelines.defs.lineage import REQUESTS_TAG, TRIGGER_TAG
 from genesis_pipelines.engine.core.spec import DatasetSpec
 
 PENDING = [dg.DagsterRunStatus.QUEUED, dg.DagsterRunStatus.NOT_STARTED, dg.DagsterRunStatus.STARTING,
@@ -34,7 +34,7 @@ def _budget_refusal(spec: DatasetSpec) -> str | None:
 def build_drift_sensor(spec: DatasetSpec, job,
                        retrain: list[dg.AssetKey]) -> dg.SensorDefinition:
     drift_key, model_key = dataset_key(spec.name, "drift"), dataset_key(spec.name, "model")
-    tags = {TRIGGER_TAG: "drift", "dataset": spec.name}
+    tags = {TRIGGER_TAG: "drift", "dataset": spec.name}  # what a pending retraining run is found by
 
     @dg.sensor(
         name=f"{spec.name}_drift_retrain",
@@ -42,7 +42,9 @@ def build_drift_sensor(spec: DatasetSpec, job,
         minimum_interval_seconds=60,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Retrains {spec.name}/model and regenerates the synthetic tables and reports when "
-                    f"{spec.name}/drift reports max PSI above {spec.drift.psi_threshold}.",
+                    f"{spec.name}/drift reports max PSI above {spec.drift.psi_threshold}: a run of schema, pii_scan, the "
+                    f"training steps, model, synthetic tables and reports of {job.name}, tagged {TRIGGER_TAG}=drift, "
+                    f"{REQUESTS_TAG}=retrain.",
     )
     def drift_retrain(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         event = _latest(context.instance, drift_key)
@@ -65,7 +67,7 @@ def build_drift_sensor(spec: DatasetSpec, job,
             return dg.SensorResult(skip_reason="a retraining run is already queued or running")
         return dg.SensorResult(
             run_requests=[dg.RunRequest(run_key=f"{spec.name}-drift-{event.storage_id}", asset_selection=list(retrain),
-                                        tags={**tags, "genesis/max_psi": f"{max_psi:.4f}"})],
+                                        tags={**tags, REQUESTS_TAG: "retrain", "genesis/max_psi": f"{max_psi:.4f}"})],
             cursor=cursor,
         )
 

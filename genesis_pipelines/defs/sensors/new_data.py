@@ -9,9 +9,8 @@ import json
 import dagster as dg
 
 from genesis_pipelines.defs.assets.common import source_key
+from genesis_pipelines.defs.lineage import REQUESTS_TAG, TRIGGER_TAG
 from genesis_pipelines.engine.core.spec import DatasetSpec
-
-TRIGGER_TAG = "genesis/trigger"
 
 
 def build_new_data_sensor(spec: DatasetSpec, tables: list[str], job,
@@ -24,7 +23,8 @@ def build_new_data_sensor(spec: DatasetSpec, tables: list[str], job,
         minimum_interval_seconds=spec.source.watch.interval_seconds,
         default_status=dg.DefaultSensorStatus.STOPPED,
         description=f"Reloads changed source tables of {spec.name} (content hash / ETag, once completely written) "
-                    f"and refreshes {'everything downstream' if spec.source.watch.on_change == 'all' else 'the drift asset'}.",
+                    f"and refreshes {'everything downstream' if spec.source.watch.on_change == 'all' else 'the drift asset'}: "
+                    f"a run of only those assets of {job.name}, tagged {TRIGGER_TAG}=new_data, {REQUESTS_TAG}=refresh.",
     )
     def new_data(context: dg.SensorEvaluationContext) -> dg.SensorResult:
         from genesis_pipelines.engine.sources.watch import load_cursor, poll
@@ -41,7 +41,7 @@ def build_new_data_sensor(spec: DatasetSpec, tables: list[str], job,
         return dg.SensorResult(
             run_requests=[dg.RunRequest(
                 run_key=result.run_key, asset_selection=selection,
-                tags={TRIGGER_TAG: "new_data", "genesis/changed_tables": ",".join(result.changed_tables)[:200]},
+                tags={TRIGGER_TAG: "new_data", REQUESTS_TAG: "refresh", "genesis/changed_tables": ",".join(result.changed_tables)[:200]},
             )],
             cursor=cursor,
         )
