@@ -1,7 +1,7 @@
 """Shared fixtures (isolated data dirs, so no test touches ./data or ./.dagster_home) and the test tiers.
 
 Every test that is not marked `slow`, `dagster` or `cli` is marked `unit` here: `./scripts/test.sh --fast` runs
-those (`-m unit`), the engine's own tests (about 270-290 CPU seconds of tests, see README)."""
+those (`-m unit`), the engine's own tests (about 180 CPU seconds in all on 2 workers, see README)."""
 
 from __future__ import annotations
 
