@@ -1,16 +1,32 @@
 """Shared fixtures (isolated data dirs, so no test touches ./data or ./.dagster_home) and the test tiers.
 
 Every test that is not marked `slow`, `dagster` or `cli` is marked `unit` here: `./scripts/test.sh --fast` runs
-those (`-m unit`), the engine's own tests (about 270-290 CPU seconds of tests, see README)."""
+those (`-m unit`), the engine's own tests (about 180 CPU seconds in all on 2 workers, see README)."""
 
 from __future__ import annotations
 
+import ast
+import os
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
-from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, train_dataset
+from genesis_pipelines_tests.helpers import BUNDLED_SPECS, TrainedDataset, shared_trained_dataset
+
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")
+
+
+def pytest_configure(config):
+    """With pytest-xdist workers, each gets its share of the cores for OpenMP/BLAS (and torch, which reads
+    OMP_NUM_THREADS): two workers of two threads each on two cores spin-wait on one another, about 2-3x the CPU for
+    the same results. Set before the workers start (they inherit it); a value already set is kept."""
+    workers = getattr(config.option, "numprocesses", None)
+    if os.environ.get("PYTEST_XDIST_WORKER") or not isinstance(workers, int) or workers < 2:
+        return
+    threads = str(max(1, len(os.sched_getaffinity(0)) // workers))
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, threads)
 
 
 @pytest.fixture
@@ -22,11 +38,21 @@ def isolated_data(tmp_path, monkeypatch) -> Path:
     return data
 
 
+def run_shared_dir(tmp_path_factory) -> Path:
+    """A folder every xdist worker of this run sees (the run's base temp folder, parent of each worker's own);
+    without xdist, this process's base temp folder."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
 @pytest.fixture(scope="session")
 def chinook_trained(tmp_path_factory) -> TrainedDataset:
-    """The bundled Chinook trained once per worker: several modules test the same model (read it, never change it;
-    copy `model_root` before damaging files)."""
-    return train_dataset(BUNDLED_SPECS / "chinook" / "dataset.yaml", tmp_path_factory.mktemp("chinook_model"))
+    """The bundled Chinook trained once per test run (the first worker trains, the others load the saved model, see
+    helpers.shared_trained_dataset); each worker reads its own copy of the model folder. Several modules test the
+    same model: read it, never change it; copy `model_root` before damaging files."""
+    return shared_trained_dataset(BUNDLED_SPECS / "chinook" / "dataset.yaml",
+                                  run_shared_dir(tmp_path_factory) / "chinook_shared",
+                                  tmp_path_factory.mktemp("chinook_model"))
 
 
 @pytest.fixture(scope="session")
@@ -38,6 +64,30 @@ def chinook_synthetic(chinook_trained) -> dict[str, pd.DataFrame]:
 
 
 FRONT_END_MARKS = {"slow", "dagster", "cli"}
+
+
+def module_marks(path: Path) -> set[str]:
+    """The `pytest.mark.<name>` names of a test module's top-level `pytestmark`, read from its source (not imported)."""
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, UnicodeDecodeError):
+        return set()
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == "pytestmark" for t in node.targets):
+            names |= {n.attr for n in ast.walk(node.value) if isinstance(n, ast.Attribute)
+                      and isinstance(n.value, ast.Attribute) and n.value.attr == "mark"}
+    return names
+
+
+def pytest_ignore_collect(collection_path: Path, config):
+    """Under exactly `-m unit` (./scripts/test.sh --fast), a module whose `pytestmark` marks all of it a front-end
+    test holds no unit test: it is not imported at all, so the fast tier's collection loads no Dagster or CLI."""
+    if config.getoption("markexpr", "") != "unit" or collection_path.suffix != ".py":
+        return None
+    if not collection_path.name.startswith("test_"):
+        return None
+    return True if FRONT_END_MARKS & module_marks(collection_path) else None
 
 
 def pytest_collection_modifyitems(config, items):

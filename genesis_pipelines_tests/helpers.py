@@ -1,18 +1,27 @@
 """Helpers shared by the test modules: made-up datasets, the corpus of real databases, and Dagster wiring.
 
-Test modules import from here, never from one another, so each can run (and be selected) on its own.
+Test modules import from here, never from one another, so each can run (and be selected) on its own. Nothing heavy
+is imported at module level (the engine, Dagster): each helper imports what it uses, so collecting the unit tier
+loads no Dagster.
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import os
+import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
+
+if TYPE_CHECKING:  # Dagster is imported by the helpers that use it, so the unit tier never loads it
+    import dagster as dg
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 BUNDLED_SPECS = PROJECT_ROOT / "resources" / "datasets"
@@ -121,6 +130,66 @@ def train_dataset(spec_path: Path, model_root: Path) -> TrainedDataset:
     return TrainedDataset(spec, tables, schema, findings, model, splits, model_root, model_dir)
 
 
+@contextlib.contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """An exclusive lock on `path` across processes (pytest-xdist workers): `filelock` when installed, else flock."""
+    try:
+        from filelock import FileLock
+    except ImportError:
+        import fcntl
+
+        with open(path, "a") as handle:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
+    else:
+        with FileLock(str(path)):
+            yield
+
+
+HOLDOUT_FILE = "holdout_positions.json"  # beside the shared models folder, never inside it
+
+
+def shared_trained_dataset(spec_path: Path, shared_root: Path, private_root: Path) -> TrainedDataset:
+    """train_dataset once per test run, shared by every xdist worker without pickling anything.
+
+    The first worker to take the lock trains into `shared_root/models` and writes each table's holdout row positions
+    (JSON) beside it; the others wait on the lock, then find both. Every worker then copies the models folder into
+    its own `private_root` and loads it there with the pipeline's own loader (`relational.load_model`: model.json,
+    generator JSON and safetensors weights), so no test can damage another worker's model. The reading, analysis and
+    PII scan are rerun in each worker (deterministic, a second or two); the split is rebuilt from the positions."""
+    from genesis_pipelines.engine.analysis.schema_inference import analyse
+    from genesis_pipelines.engine.core.spec import load_spec
+    from genesis_pipelines.engine.privacy import pii
+    from genesis_pipelines.engine.sources.io import read_source_table, write_json
+    from genesis_pipelines.engine.sources.locations import source_table_names
+    from genesis_pipelines.engine.synthesis import relational
+
+    shared_root.mkdir(parents=True, exist_ok=True)
+    shared_models, positions_file = shared_root / "models", shared_root / HOLDOUT_FILE
+    with exclusive_lock(shared_root.parent / f"{shared_root.name}.lock"):
+        if not positions_file.is_file():  # written last: a worker that failed midway leaves none, the next retrains
+            shutil.rmtree(shared_models, ignore_errors=True)
+            trained = train_dataset(spec_path, shared_models)
+            write_json(positions_file, {name: trained.tables[name].index.get_indexer(holdout.index).tolist()
+                                        for name, (_, holdout) in trained.splits.items()})
+    model_root = private_root / "models"
+    shutil.copytree(shared_models, model_root)
+    spec = load_spec(spec_path)
+    tables = {name: read_source_table(spec, name) for name in source_table_names(spec)}
+    schema = analyse(spec, tables)
+    findings = pii.scan_tables(tables, schema, spec)
+    model, model_dir = relational.load_model(model_root)
+    splits = {}
+    for name, positions in json.loads(positions_file.read_text(encoding="utf-8")).items():
+        held = np.zeros(len(tables[name]), dtype=bool)
+        held[np.asarray(positions, dtype="int64")] = True
+        splits[name] = (tables[name].iloc[np.flatnonzero(~held)], tables[name].iloc[np.flatnonzero(held)])
+    return TrainedDataset(spec, tables, schema, findings, model, splits, model_root, model_dir)
+
+
 # ---------------------------------------------------------------- the corpus of real databases
 
 
@@ -164,6 +233,8 @@ def read_corpus_csv(database: str, table: str, rows: int | None = None) -> pd.Da
 
 def dataset_defs(spec_path: Path) -> dg.Definitions:
     """One dataset's definitions with the default resources, as the code location builds them."""
+    import dagster as dg
+
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
     from genesis_pipelines.engine.core.spec import load_spec
@@ -173,6 +244,8 @@ def dataset_defs(spec_path: Path) -> dg.Definitions:
 
 def materialize_all(spec_path: Path, instance: dg.DagsterInstance, selection=None) -> dg.ExecuteInJobResult:
     """Materialize a dataset's assets and checks (or `selection` of them) in process, failures kept in the result."""
+    import dagster as dg
+
     from genesis_pipelines.defs.factory import build_dataset_defs
     from genesis_pipelines.defs.resources import default_resources
     from genesis_pipelines.engine.core.spec import load_spec
@@ -191,6 +264,8 @@ class Ticker:
         self.sensor, self.instance, self.cursor = sensor, instance, None
 
     def tick(self) -> dg.SensorResult:
+        import dagster as dg
+
         result = self.sensor(dg.build_sensor_context(instance=self.instance, cursor=self.cursor))
         if result.cursor is not None:
             self.cursor = result.cursor

@@ -18,6 +18,7 @@ Neighbouring tables differ by one added or removed row.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -67,6 +68,11 @@ def _noise(rng, n, epsilon, sigma):
     return rng.laplace(0.0, 1.0 / epsilon, n) if sigma is None else rng.normal(0.0, sigma, n)
 
 
+_CHERNOFF_U = np.linspace(1e-3, 1.0 - 1e-3, 999)  # the grid of l * b that _threshold minimises over
+_CHERNOFF_LOG = np.log1p(-_CHERNOFF_U * _CHERNOFF_U)
+
+
+@functools.lru_cache(maxsize=4096)  # pure in its arguments; the zoom loops ask for the same widths again and again
 def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | None) -> float:
     """What a sum of `width` noises exceeds with probability <= tail: Gaussian sigma sqrt(width) z(1 - tail);
     Laplace(b) by its Chernoff bound, min over 0 < l < 1/b of (width ln(1 / (1 - l^2 b^2)) + ln(1/tail)) / l (the
@@ -76,8 +82,8 @@ def _threshold(width: int, tail: float, epsilon: float | None, sigma: float | No
     b, log_tail = 1.0 / epsilon, math.log(1.0 / tail)
     if width == 1:  # P(X > t) = exp(-t / b) / 2
         return b * math.log(1.0 / (2.0 * tail))
-    u = np.linspace(1e-3, 1.0 - 1e-3, 999)  # l = u / b
-    return float(np.min(b * (-width * np.log1p(-u * u) + log_tail) / u))
+    # l = u / b over the grid u
+    return float((b * (-width * _CHERNOFF_LOG + log_tail) / _CHERNOFF_U).min())
 
 
 def _zoom_cells(lo: float, hi: float, integer: bool) -> np.ndarray:

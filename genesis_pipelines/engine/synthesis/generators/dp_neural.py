@@ -16,6 +16,7 @@ The row count, column names and semantic types (the schema) are treated as publi
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import sys
@@ -38,6 +39,18 @@ from genesis_pipelines.engine.synthesis.generators.neural import LOG
 from genesis_pipelines.engine.synthesis.generators.tvae import TVAEGenerator
 
 
+@functools.lru_cache(maxsize=256)
+def noise_multiplier(target_epsilon: float, target_delta: float, sample_rate: float, steps: int) -> float:
+    """Opacus' RDP noise search for a step budget (a deterministic bisection, seconds of CPU): cached, so a model
+    trained again with the same settings and row count does not search again."""
+    from opacus.accountants.utils import get_noise_multiplier
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
+                                          sample_rate=sample_rate, steps=steps, accountant="rdp"))
+
+
 def dp_sgd_private(module: nn.Module, optimizer, loader: DataLoader, *, epochs: int, steps: int | None,
                    target_epsilon: float, target_delta: float, max_grad_norm: float):
     """Opacus DP-SGD (RDP accountant) for a step budget: `steps` Poisson-sampled batches (sample rate 1 / batches per
@@ -46,17 +59,15 @@ def dp_sgd_private(module: nn.Module, optimizer, loader: DataLoader, *, epochs: 
     0.01 tolerance below it). Returns (engine, module, optimizer, loader, plan); the plan is public (it depends on
     the row count, the schema and the settings only)."""
     from opacus import PrivacyEngine  # imported here: only the DP generators need it
-    from opacus.accountants.utils import get_noise_multiplier
 
     batches = len(loader)
     planned = int(steps) if steps is not None else int(epochs) * batches
     if planned < 1:
         raise GenesisError("DP-SGD: the step budget must be at least one step")
     sample_rate = 1.0 / batches
+    noise = noise_multiplier(float(target_epsilon), float(target_delta), sample_rate, planned)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # secure RNG and functorch notices
-        noise = float(get_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
-                                           sample_rate=sample_rate, steps=planned, accountant="rdp"))
         engine = PrivacyEngine(accountant="rdp")
         module, optimizer, loader = engine.make_private(module=module, optimizer=optimizer, data_loader=loader,
                                                         noise_multiplier=noise, max_grad_norm=max_grad_norm)
