@@ -140,3 +140,26 @@ def test_s3_uri_parsing():
     assert s3_table_key("", "shop", "orders") == "shop/orders.parquet"
     with pytest.raises(ExportError):
         parse_s3_uri("https://bucket/x")
+
+
+@pytest.mark.skipif(not HAS_OPENPYXL, reason="openpyxl (the `export` extra) is not installed")
+def test_excel_refuses_a_table_over_a_sheet_and_keeps_the_old_file(tmp_path, monkeypatch):
+    """A table over a sheet's rows is refused naming the table, whether its size is known up front or found while
+    streaming; the workbook already there is untouched."""
+    from genesis_pipelines.engine.sources import export
+
+    [workbook] = export_tables(_tables(), tmp_path, "excel", name="t")
+    before = workbook.read_bytes()
+    monkeypatch.setattr(export, "EXCEL_MAX_ROWS", 3)
+    with pytest.raises(ExportError, match="table 'child': 4 rows do not fit one Excel sheet"):
+        export_tables(_tables(), tmp_path, "excel", name="t")
+    batches = {"parent": [_tables()["parent"]], "child": [_tables()["child"].iloc[:2], _tables()["child"].iloc[2:]]}
+    with pytest.raises(ExportError, match="table 'child': 4 rows do not fit"):
+        export._write_excel(batches, workbook)  # the size found while streaming
+    bad = {"parent": [_tables()["parent"]], "child": [_tables()["child"].iloc[:2].assign(note="secret\x01value")]}
+    with pytest.raises(ExportError, match="table 'child': column 'note' holds control characters") as info:
+        export._write_excel(bad, workbook)
+    assert "secret" not in str(info.value)
+    assert workbook.read_bytes() == before and not list(tmp_path.glob(".*"))
+    sheets = pd.read_excel(workbook, sheet_name=None)
+    assert list(sheets["parent"].columns) == list(_tables()["parent"].columns) and len(sheets["child"]) == 4

@@ -305,3 +305,27 @@ def test_parsing_counts_rows_not_distinct_values():
     numbers = parse_numbers(pd.Series([" 5 ", "007", "5", None, "inf"], index=list("abcde"), dtype=object))
     assert numbers["a"] == numbers["c"] == 5.0 and pd.isna(numbers["b"])  # a zero-led code is no number
     assert pd.isna(numbers["d"]) and numbers["e"] == float("inf") and list(numbers.index) == list("abcde")
+
+
+def test_dates_mixing_offsets_and_plain_times_are_read(tmp_path: Path):
+    """A timestamp column mixing offsets ("+02:00", "Z") with plain times (pandas refuses such a column: "Mixed
+    timezones") is read as dates, offsets applied, plain times taken as UTC: typed on read, by majority with an
+    exception, as rule numbers and as column floats."""
+    from genesis_pipelines.engine.analysis.columns import to_float
+    from genesis_pipelines.engine.analysis.rules.core import numbers
+    from genesis_pipelines.engine.sources.io import majority_kind
+
+    mixed = ["2021-01-01T10:00:00+02:00", "2021-01-02 10:00:00", "2021-03-01T00:00:00Z", "2021-01-05"] * 5
+    expected = pd.to_datetime(["2021-01-01 08:00", "2021-01-02 10:00", "2021-03-01 00:00", "2021-01-05 00:00"] * 5)
+    (tmp_path / "events.csv").write_text("id,at\n" + "".join(f"{i},{v}\n" for i, v in enumerate(mixed)))
+    spec = parse_spec({"name": "mixed_tz", "source": {"kind": "csv_folder", "path": "."}, "tables": {"events": {"primary_key": "id"}}},
+                      spec_dir=tmp_path)
+    read = read_source_table(spec, "events")
+    assert pd.api.types.is_datetime64_any_dtype(read["at"]) and (read["at"].to_numpy() == expected.to_numpy()).all()
+    stamps, layout, impossible = parse_dates(pd.Series(mixed + ["2021-02-30"], dtype=object))
+    assert layout == "ISO8601" and impossible == 1 and (stamps[:20].to_numpy() == expected.to_numpy()).all()
+    kind, exceptions = majority_kind(pd.Series(mixed + ["soon"], dtype=object))
+    assert kind == "datetime" and exceptions.sum() == 1
+    seconds = (expected - pd.Timestamp(0)).total_seconds().to_numpy()
+    assert (to_float(pd.Series(mixed), "datetime") == seconds).all()
+    assert (numbers(pd.Series(mixed, dtype="string")) == seconds).all()

@@ -233,3 +233,24 @@ def test_dcr_gate_judges_tables_whose_share_chance_cannot_move_much(fresh_report
     assert drivers and {"column", "share_without", "drop"} <= set(drivers[0])
     assert "driving_columns" not in fresh_report["tables"]["people"]["dcr"]
 
+
+def test_failing_membership_gate_names_the_columns_that_drive_it(data, fresh_report, copier_report):
+    """Each column left out in turn: the columns whose absence lowers the AUC most are listed, names and AUCs only;
+    a table below the gate gets no list."""
+    assert copier_report["gates"]["mia_auc_max"]["passed"] is False
+    table = copier_report["tables"]["people"]
+    drivers = table["mia_driving_columns"]
+    assert drivers and {d["column"] for d in drivers} <= set(data[2].columns)
+    assert all(set(d) == {"column", "auc_without", "drop"} for d in drivers)
+    assert [d["drop"] for d in drivers] == sorted((d["drop"] for d in drivers), reverse=True)
+    best = max(a["auc"] for a in table["mia"].values() if isinstance(a, dict) and "auc" in a)
+    assert drivers[0]["auc_without"] == pytest.approx(best - drivers[0]["drop"])
+    assert fresh_report["gates"]["mia_auc_max"]["passed"] and "mia_driving_columns" not in fresh_report["tables"]["people"]
+    assert "columns_attacked_names" not in table
+    from genesis_pipelines.engine.evaluation.report import render_html, verdict
+
+    look = verdict(copier_report, "privacy")["look"]
+    assert any(line.startswith(f"people: membership inference driven most by {drivers[0]['column']}") for line in look)
+    assert f"Membership AUC driven by: {drivers[0]['column']}" in render_html(copier_report, title="t", kind="privacy",
+                                                                            charts=False)
+

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 
 from genesis_pipelines.engine.core.schema import TableMeta
+from genesis_pipelines.engine.sources.io import iso_timestamps
 
 NUMERIC_LIKE = ("numeric", "integer", "datetime")
 CATEGORY_LIKE = ("categorical", "boolean")
@@ -23,7 +24,7 @@ def to_float(series: pd.Series, sdtype: str) -> np.ndarray:
     """Float values with NaN for missing (and for infinities, which no distance or correlation survives)."""
     if sdtype == "datetime" or pd.api.types.is_datetime64_any_dtype(series):
         if not pd.api.types.is_datetime64_any_dtype(series):
-            series = pd.to_datetime(series, errors="coerce", format="ISO8601")
+            series = iso_timestamps(series)
         if getattr(series.dt, "tz", None) is not None:
             series = series.dt.tz_convert(None)
         values = (series - pd.Timestamp(0)).dt.total_seconds().to_numpy(dtype="float64", na_value=np.nan)

@@ -389,6 +389,11 @@ def _privacy_verdict(report: dict) -> dict:
         if below:
             look.append(f"{name}: {percent(below)} of synthetic rows share their quasi-identifiers with fewer than "
                         f"{k.get('k_target', 5)} rows (real data: {percent(real_below)})")
+        for what, drivers in (("closeness to training rows", (t.get("dcr") or {}).get("driving_columns")),
+                              ("membership inference", t.get("mia_driving_columns"))):
+            if drivers:
+                look.append(f"{name}: {what} driven most by " + ", ".join(d["column"] for d in drivers)
+                            + " (the gate's value with each column left out is in the table's section)")
         if (t.get("dcr") or {}).get("gated") is False:
             notes.append(f"{name}: share closer to train reported, not gated (chance alone moves it by "
                          f"±{number_text(t['dcr'].get('share_chance_sd'), 2)}).")

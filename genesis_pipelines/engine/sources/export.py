@@ -60,9 +60,10 @@ def export_tables(tables: Mapping[str, pd.DataFrame], directory: str | Path, fmt
     if fmt == "json":
         return [_write_json(df, directory / f"{table}.json") for table, df in tables.items()]
     if fmt == "xml":
-        return [_write_xml(table, df, directory / f"{table}.xml") for table, df in tables.items()]
+        return [_write_xml(table, [df], directory / f"{table}.xml") for table, df in tables.items()]
     if fmt == "excel":
-        return [_write_excel(tables, directory / f"{name}.xlsx")]
+        return [_write_excel({t: [df] for t, df in tables.items()}, directory / f"{name}.xlsx",
+                             rows={t: len(df) for t, df in tables.items()})]
     return [write_sql(tables, directory / f"{name}.sql", schema=schema)]
 
 
@@ -93,9 +94,8 @@ def export_warehouse(con, schema: str, tables: Iterable[str], directory: str | P
                      name: str = "synthetic", db_schema: DatasetSchema | None = None,
                      batch_rows: int = EXPORT_BATCH_ROWS) -> list[Path]:
     """Warehouse tables (in generation order) written in `fmt` with memory bounded by a batch: CSV and Parquet by
-    DuckDB's COPY, JSON and SQL batch by batch; XML and Excel (an Excel sheet holds at most ~1M rows anyway)
-    are written from the whole table."""
-    from genesis_pipelines.engine.sources.io import export_warehouse_table, read_table
+    DuckDB's COPY, the other formats batch by batch."""
+    from genesis_pipelines.engine.sources.io import export_warehouse_table, quote
 
     directory, tables = Path(directory), list(tables)
     if fmt not in FORMATS:
@@ -107,7 +107,11 @@ def export_warehouse(con, schema: str, tables: Iterable[str], directory: str | P
     if fmt == "sql":
         return [write_sql({t: warehouse_batches(con, schema, t, batch_rows) for t in tables}, directory / f"{name}.sql",
                           schema=db_schema)]
-    return export_tables({t: read_table(con, schema, t) for t in tables}, directory, fmt, name=name, schema=db_schema)
+    if fmt == "xml":
+        return [_write_xml(t, warehouse_batches(con, schema, t, batch_rows), directory / f"{t}.xml") for t in tables]
+    rows = {t: int(con.execute(f"select count(*) from {quote(schema)}.{quote(t)}").fetchone()[0]) for t in tables}
+    return [_write_excel({t: warehouse_batches(con, schema, t, batch_rows) for t in tables}, directory / f"{name}.xlsx",
+                         rows=rows)]
 
 
 def _write_json_batches(batches: Iterable[pd.DataFrame], target: Path) -> Path:
@@ -259,25 +263,48 @@ def _xml_name(table: str, column: str) -> str:
     return column
 
 
-def _write_xml(table: str, df: pd.DataFrame, target: Path) -> Path:
-    for column in df.columns:
-        _xml_name(table, str(column))
-        if df[column].dtype == object or pd.api.types.is_string_dtype(df[column]):
-            if df[column].dropna().astype(str).str.contains(_XML_ILLEGAL).any():
-                raise ExportError(f"table {table!r}: column {column!r} holds control characters that XML 1.0 cannot carry")
+def _write_xml(table: str, batches: Iterable[pd.DataFrame], target: Path) -> Path:
+    """One XML document per table (`<table><row><column>..`), as pandas' to_xml writes it, built batch by batch:
+    each batch's rows are written and dropped, so memory holds one batch whatever the table's size."""
     root = table if _XML_NAME.match(table) and not table.lower().startswith("xml") else "table"
     try:
         import lxml  # noqa: F401  (faster, and pretty-prints)
         parser = "lxml"
     except ImportError:
         parser = "etree"
-    out = df.copy()
+    with atomic_path(target) as tmp, tmp.open("w", encoding="utf-8") as handle:
+        written = named = False
+        for batch in batches:
+            if not named:
+                for column in batch.columns:
+                    _xml_name(table, str(column))
+                named = True
+            if not len(batch):
+                continue
+            document = _xml_batch(table, batch, root, parser)
+            if not written:  # the declaration and root tag of the first batch open the file
+                handle.write(document[: document.index(f"<{root}>") + len(root) + 2])
+            # this batch's rows: between its root's opening and closing tags (the newline before the closing one
+            # is written once, at the end)
+            handle.write(document[document.index(f"<{root}>") + len(root) + 2: document.rindex(f"</{root}>")].rstrip("\n"))
+            written = True
+        if written:
+            handle.write(f"\n</{root}>")
+        else:
+            handle.write(_xml_batch(table, pd.DataFrame(), root, parser))
+    return target
+
+
+def _xml_batch(table: str, batch: pd.DataFrame, root: str, parser: str) -> str:
+    for column in batch.columns:
+        if batch[column].dtype == object or pd.api.types.is_string_dtype(batch[column]):
+            if batch[column].dropna().astype(str).str.contains(_XML_ILLEGAL).any():
+                raise ExportError(f"table {table!r}: column {column!r} holds control characters that XML 1.0 cannot carry")
+    out = batch.copy()
     for column in out.columns:  # ISO text for timestamps, the same as the JSON export
         if pd.api.types.is_datetime64_any_dtype(out[column]):
             out[column] = out[column].map(lambda v: None if pd.isna(v) else v.isoformat())
-    with atomic_path(target) as tmp:
-        out.to_xml(tmp, index=False, root_name=root, row_name="row", parser=parser, encoding="utf-8")
-    return target
+    return out.to_xml(None, index=False, root_name=root, row_name="row", parser=parser, encoding="utf-8")
 
 
 # ---------------------------------------------------------------- Excel
@@ -298,28 +325,83 @@ def _sheet_names(tables: Iterable[str]) -> dict[str, str]:
     return names
 
 
-def _write_excel(tables: Mapping[str, pd.DataFrame], target: Path) -> Path:
+def _excel_values(batch: pd.DataFrame) -> Iterator[tuple]:
+    """Rows of cell values openpyxl takes: None for a missing value, naive datetimes (Excel has no time zones)."""
+    out = batch.copy()
+    for column in out.columns:
+        if isinstance(out[column].dtype, pd.DatetimeTZDtype):
+            out[column] = out[column].dt.tz_convert(None)
+    out = out.astype(object)
+    out = out.where(out.notna(), None)
+    return out.itertuples(index=False, name=None)
+
+
+def _write_excel(tables: Mapping[str, Iterable[pd.DataFrame]], target: Path, *, rows: Mapping[str, int] | None = None) -> Path:
+    """One workbook, a sheet per table, in openpyxl's write-only mode: rows stream into the file batch by batch
+    (memory holds one batch). `rows` (the tables' sizes, when known) refuses an oversized table before writing."""
     try:
-        import openpyxl  # noqa: F401
+        from openpyxl import Workbook
+        from openpyxl.cell import WriteOnlyCell
+        from openpyxl.styles import Font
         from openpyxl.utils.exceptions import IllegalCharacterError
     except ImportError:
         raise ExportError("Excel export needs openpyxl: pip install 'genesis-pipelines[export]' (or pip install openpyxl)") from None
-    for table, df in tables.items():
-        if len(df) > EXCEL_MAX_ROWS:
-            raise ExportError(f"table {table!r}: {len(df)} rows do not fit one Excel sheet ({EXCEL_MAX_ROWS} max); export csv or parquet")
+
+    def too_many(table: str, n: int) -> ExportError:
+        return ExportError(f"table {table!r}: {n} rows do not fit one Excel sheet ({EXCEL_MAX_ROWS} max); export csv or parquet")
+
+    for table, n in (rows or {}).items():
+        if n > EXCEL_MAX_ROWS:
+            raise too_many(table, n)
     sheets = _sheet_names(tables)
-    with atomic_path(target) as tmp:
-        with pd.ExcelWriter(tmp, engine="openpyxl") as writer:
-            for table, df in tables.items():
-                out = df.copy()
-                for column in out.columns:  # Excel has no time zones
-                    if isinstance(out[column].dtype, pd.DatetimeTZDtype):
-                        out[column] = out[column].dt.tz_convert(None)
-                try:
-                    out.to_excel(writer, sheet_name=sheets[table], index=False)
-                except IllegalCharacterError:
-                    raise ExportError(f"table {table!r}: a text column holds control characters that Excel cannot store") from None
+    workbook = Workbook(write_only=True)
+    try:
+        with atomic_path(target) as tmp:
+            for table, batches in tables.items():
+                sheet = workbook.create_sheet(sheets[table])
+                written, header = 0, False
+                for batch in batches:
+                    if not header:
+                        header_cells = [WriteOnlyCell(sheet, value=str(c)) for c in batch.columns]
+                        for cell in header_cells:
+                            cell.font = Font(bold=True)
+                        sheet.append(header_cells)
+                        header = True
+                    written += len(batch)
+                    if written > EXCEL_MAX_ROWS:
+                        raise too_many(table, written)
+                    _refuse_illegal_excel_text(table, batch)
+                    try:
+                        for row in _excel_values(batch):
+                            sheet.append(row)
+                    except IllegalCharacterError:
+                        raise ExportError(f"table {table!r}: a text column holds control characters that Excel cannot store") from None
+            workbook.save(tmp)
+    except BaseException:
+        _abandon(workbook)
+        raise
     return target
+
+
+def _refuse_illegal_excel_text(table: str, batch: pd.DataFrame) -> None:
+    """Checked per batch before any of its rows is written (openpyxl would stop mid-sheet)."""
+    from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+
+    for column in batch.columns:
+        if batch[column].dtype == object or pd.api.types.is_string_dtype(batch[column]):
+            if batch[column].dropna().astype(str).str.contains(ILLEGAL_CHARACTERS_RE).any():
+                raise ExportError(f"table {table!r}: column {column!r} holds control characters that Excel cannot store")
+
+
+def _abandon(workbook) -> None:
+    """A workbook given up half-written: each sheet's stream is closed and its temporary file removed."""
+    for sheet in workbook.worksheets:
+        with contextlib.suppress(Exception):
+            sheet.close()
+        writer = getattr(sheet, "_writer", None)
+        if writer is not None:
+            with contextlib.suppress(Exception):
+                writer.cleanup()
 
 
 # ---------------------------------------------------------------- SQL

@@ -63,6 +63,17 @@ def parse_numbers(values: pd.Series) -> pd.Series:
     return _by_code(parsed, codes, values.index, np.nan)
 
 
+def iso_timestamps(text: pd.Series) -> pd.Series:
+    """ISO text as naive timestamps (NaT where a value is none). A column mixing offsets ("+02:00", "Z") with plain
+    times is read with the offsets applied and the plain times taken as UTC, in UTC without a zone: pandas refuses
+    to mix zones in one column."""
+    aware = bool(text.astype("string").str.contains(_TZ, na=False).any())
+    parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=aware)
+    if getattr(parsed.dt, "tz", None) is not None:
+        parsed = parsed.dt.tz_convert(None)
+    return parsed
+
+
 def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None, int]:
     """Timestamps of text in the layout that parses most values (NaT elsewhere), that layout, and the number of
     impossible dates: ISO-shaped values that name no real day (2021-02-30). Each distinct text is parsed once and
@@ -71,15 +82,14 @@ def parse_dates(values: pd.Series) -> tuple[pd.Series, str | None, int]:
     iso_shaped = text.str.match(_DATE).fillna(False).astype(bool)
     best, best_format, best_rows = pd.Series(pd.NaT, index=text.index, dtype="datetime64[us]"), None, 0
     for fmt in DATE_FORMATS:
-        candidates = text.where(iso_shaped) if fmt == "ISO8601" else text
-        utc = fmt == "ISO8601" and bool(candidates.str.contains(_TZ, na=False).any())
-        parsed = pd.to_datetime(candidates, format=fmt, errors="coerce", utc=utc)
-        if getattr(parsed.dt, "tz", None) is not None:
-            parsed = parsed.dt.tz_convert(None)
+        if fmt == "ISO8601":
+            parsed = iso_timestamps(text.where(iso_shaped))
+        else:
+            parsed = pd.to_datetime(text, format=fmt, errors="coerce")
         rows = int(counts[parsed.notna().to_numpy()].sum())
         if rows > best_rows:
             best, best_format, best_rows = parsed.astype("datetime64[us]"), fmt, rows
-    impossible_text = iso_shaped & pd.to_datetime(text.where(iso_shaped), format="ISO8601", errors="coerce").isna()
+    impossible_text = iso_shaped & iso_timestamps(text.where(iso_shaped)).isna()
     impossible = int(counts[impossible_text.to_numpy()].sum())
     return _by_code(best, codes, values.index, np.datetime64("NaT", "us")), best_format, impossible
 
@@ -111,7 +121,7 @@ def dates_as_text(values: pd.Series, layout: str | None) -> pd.Series:
     if pd.api.types.is_datetime64_any_dtype(values):
         stamps = values
     else:
-        stamps = pd.to_datetime(values.astype("string"), format="ISO8601", errors="coerce")
+        stamps = iso_timestamps(values.astype("string"))
     if getattr(stamps.dt, "tz", None) is not None:
         stamps = stamps.dt.tz_convert(None)
     text = stamps.dt.strftime(layout or "%Y-%m-%d").astype(object)
@@ -162,9 +172,7 @@ def coerce_types(df: pd.DataFrame) -> pd.DataFrame:
         elif values.str.lower().isin(_TRUE | _FALSE).all():
             out[column] = text.str.strip().str.lower().map(lambda v: v in _TRUE if isinstance(v, str) else pd.NA).astype("boolean")
         elif values.str.match(_DATE).all():
-            parsed = pd.to_datetime(text, format="ISO8601", errors="coerce", utc=values.str.contains(_TZ).any())
-            if getattr(parsed.dt, "tz", None) is not None:
-                parsed = parsed.dt.tz_convert(None)
+            parsed = iso_timestamps(text)
             # an impossible date (2021-02-30) is not a null: keep the text, the schema counts and keeps it
             out[column] = text.astype("string") if parsed.notna().sum() < len(values) else parsed.astype("datetime64[us]")
         else:

@@ -9,7 +9,7 @@ import pandas as pd
 from pydantic import BaseModel, Field
 
 from genesis_pipelines.engine.core.schema import key_values
-from genesis_pipelines.engine.sources.io import date_layout, dates_as_text, parse_dates
+from genesis_pipelines.engine.sources.io import date_layout, dates_as_text, iso_timestamps, parse_dates
 
 MAX_FIT_ROWS = 50_000  # rules are found on a seeded subsample of bigger tables
 MIN_ROWS = 5  # rows with both sides present needed to call anything a rule
@@ -74,7 +74,7 @@ LAYOUT_SAMPLE = 2000  # values a repaired text date column's layout is read from
 
 def _text_dates(series: pd.Series) -> pd.Series:
     """ISO text at once (the common case, as generators write it); another layout through io.parse_dates."""
-    iso = pd.to_datetime(series, format="ISO8601", errors="coerce")
+    iso = iso_timestamps(series)
     if int(iso.notna().sum()) == int(series.notna().sum()):
         return iso
     return parse_dates(series)[0]

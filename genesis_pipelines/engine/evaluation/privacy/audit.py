@@ -26,7 +26,12 @@ from genesis_pipelines.engine.evaluation.privacy.disclosure import (
     roles,
     singling_out,
 )
-from genesis_pipelines.engine.evaluation.privacy.distance import ATTACK_ROWS, dcr_drivers, distance_to_closest_record
+from genesis_pipelines.engine.evaluation.privacy.distance import (
+    ATTACK_ROWS,
+    MAX_DRIVER_COLUMNS,
+    dcr_drivers,
+    distance_to_closest_record,
+)
 from genesis_pipelines.engine.evaluation.privacy.dp import dp_entry, dp_summary
 from genesis_pipelines.engine.evaluation.privacy.encoding import (
     compact_codes,
@@ -82,15 +87,8 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
                                   "columns_attacked": len(columns)}
     else:
         entry["holdout_split"] = {"follows_parent_key": False, "columns_attacked": len(columns)}
-    entry["columns_attacked_names"] = list(columns)  # for the drivers of a failing DCR share; dropped from the report
-    reason = skip_reason(train, holdout, synth, columns)
-    if reason == "no columns to compare" and group_column is not None:
-        reason = "every column describes the parent (judged with the parent table)"
-    frames = None if reason else reference_frames(train, holdout, synth, seed)
-    encoded = None if reason else encode(pooled_real(frames), frames, meta, columns)
-    if encoded is not None and encoded[0].shape[1] == 0:
-        reason, encoded = "no encodable columns", None
-    groups = None if reason else group_labels(frames[1], group_column)
+    entry["columns_attacked_names"] = list(columns)  # for the drivers of a failing gate; dropped from the report
+    reason, frames, encoded, groups = _attack_inputs(train, holdout, synth, meta, columns, seed, group_column)
     if reason:
         skipped = {"skipped": reason}
         entry.update(dcr=dict(skipped), nndr=dict(skipped), mia={"distance": dict(skipped), "shadow": dict(skipped)},
@@ -111,6 +109,38 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
                             if qis and len(synth) else {"skipped": "no quasi-identifiers" if not qis else "no synthetic rows"})
     entry["dp"] = dp_entry(describe)
     return entry
+
+
+def _attack_inputs(train, holdout, synth, meta, columns, seed, group_column):
+    """Why the row-level attacks cannot run (or None), and what they read: the sampled frames, their encoding
+    and the holdout rows' parent groups."""
+    reason = skip_reason(train, holdout, synth, columns)
+    if reason == "no columns to compare" and group_column is not None:
+        reason = "every column describes the parent (judged with the parent table)"
+    if reason:
+        return reason, None, None, None
+    frames = reference_frames(train, holdout, synth, seed)
+    encoded = encode(pooled_real(frames), frames, meta, columns)
+    if encoded[0].shape[1] == 0:
+        return "no encodable columns", None, None, None
+    return None, frames, encoded, group_labels(frames[1], group_column)
+
+
+def _mia_drivers(train, holdout, synth, meta, columns, auc: float, *, seed: int, group_column: str | None,
+                 most: int = 5) -> list[dict]:
+    """The columns that make training rows recognisable: the stronger attack's AUC with each column left out,
+    largest drop first (column names and AUCs only)."""
+    drops = []
+    for column in columns[:MAX_DRIVER_COLUMNS]:
+        rest = [c for c in columns if c != column]
+        reason, frames, encoded, groups = _attack_inputs(train, holdout, synth, meta, rest, seed, group_column)
+        if reason:
+            continue
+        mia = _guarded(membership_inference, encoded, compact_codes(frames, meta, rest), seed=seed, holdout_groups=groups)
+        without = _mia_auc({"mia": mia})
+        if without is not None:
+            drops.append({"column": column, "auc_without": num(without), "drop": num(auc - without)})
+    return sorted(drops, key=lambda d: -d["drop"])[:most]
 
 
 def _mia_auc(entry: dict) -> float | None:
@@ -187,10 +217,17 @@ def privacy_report(train_tables: Mapping[str, pd.DataFrame], holdout_tables: Map
             dcr["driving_columns"] = dcr_drivers(train_tables[name], holdout_tables.get(name), synth_tables.get(name),
                                                   schema.tables[name], tables[name]["columns_attacked_names"],
                                                   dcr["share_closer_to_train"], max_rows=max_rows, seed=seed)
+    aucs = {n: a for n, a in ((n, _mia_auc(t)) for n, t in tables.items()) if a is not None}
+    max_auc = max(aucs.values()) if aucs else None
+    mia_limit = _threshold(thresholds, "mia_auc_max")
+    for name, auc in aucs.items():
+        if mia_limit is not None and auc > mia_limit:
+            tables[name]["mia_driving_columns"] = _mia_drivers(
+                train_tables[name], holdout_tables.get(name), synth_tables.get(name), schema.tables[name],
+                tables[name]["columns_attacked_names"], auc, seed=seed,
+                group_column=holdout_group_column(train_tables[name], holdout_tables.get(name), schema, name))
     for entry in tables.values():
         entry.pop("columns_attacked_names", None)
-    aucs = [a for a in (_mia_auc(t) for t in tables.values()) if a is not None]
-    max_auc = max(aucs) if aucs else None
     risks = {kind: [t[kind]["risk"] for t in tables.values() if t[kind].get("risk") is not None]
              for kind in ("singling_out", "linkability")}
 

@@ -326,7 +326,10 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
             want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
             for feature in numeric:
                 parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
-                mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
+                known = parent_values[np.isfinite(parent_values)]
+                if not known.size:  # the chosen parents hold no value of this feature: it ranks nothing
+                    continue
+                mean, sd = float(known.mean()), float(known.std()) or 1.0
                 asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
                 want += np.nan_to_num((asked - mean) / sd)
                 have += np.nan_to_num((parent_values - mean) / sd)
