@@ -210,7 +210,13 @@ class GaussianCopulaGenerator(BaseGenerator):
               keep: list[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
         """Normal scores of n rows (column-major) and where each dimension's scores are: every dimension, or the
         conditioned ones and `keep` (a subset's marginal is the sub-block of the correlation, so the dimensions
-        left out are never drawn)."""
+        left out are never drawn). BLAS runs on one thread here: its products are tall and thin (rows x a few
+        dozen dimensions), where a second thread adds CPU s (spinning, splitting) and no speed on a loaded machine."""
+        with threadpool_limits(1):
+            return self._draw_scores(n, rng, conditions, keep)
+
+    def _draw_scores(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None,
+                     keep: list[int] | None) -> tuple[np.ndarray, dict[int, int]]:
         d = len(self.dims)
         if conditions is None or len(conditions.keys()) == 0:
             dims = list(range(d)) if keep is None else sorted(set(keep))
