@@ -184,12 +184,29 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
                 counts += apportion(weights + 1e-9, len(extra), rng)
     else:
         counts = children.at_least(apportion(weights, present, rng), relation.min_children, rng)
-    assigned = np.repeat(parent_keys.to_numpy(), counts)
+    assigned = np.repeat(np.arange(len(parent_keys)), counts)  # parent positions: the keys are taken once, below
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
-    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys))
-    values[~is_null] = assigned
-    return values, counts
+    return _keys_at(parent_keys, np.where(is_null, -1, _scatter(assigned, ~is_null))), counts
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`values` laid on the rows where `where` holds, in order (-1 elsewhere)."""
+    out = np.full(len(where), -1, dtype=np.int64)
+    out[where] = values
+    return out
+
+
+def _keys_at(parent_keys: pd.Series, position: np.ndarray) -> pd.Series:
+    """The parent keys at `position` per row (-1: a null), in the FK's nullable dtype (_nullable_dtype), taken from
+    the parent's array in one step: no Python object per row."""
+    dtype = _nullable_dtype(parent_keys)
+    if pd.api.types.is_object_dtype(dtype):  # object keys keep pandas' own NA, as a row-wise assignment gives
+        values = pd.Series([pd.NA] * len(position), dtype=dtype)
+        values[position >= 0] = parent_keys.to_numpy()[position[position >= 0]]
+        return values
+    source = parent_keys.astype(dtype).array
+    return pd.Series(pd.api.extensions.take(source, position, allow_fill=True), dtype=dtype)
 
 
 def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
