@@ -326,6 +326,9 @@ class GaussianCopulaGenerator(BaseGenerator):
             if column in given and n:
                 dtype = _with_nulls(transform.from_uniform(np.zeros(0)), np.zeros(0, dtype=bool)).dtype
                 values = conditions[column]
+                if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype) and isinstance(dtype, pd.StringDtype):
+                    out[column] = values.astype(dtype).reset_index(drop=True)  # text to text in Arrow, no object per row
+                    continue
                 out[column] = pd.Series(values.to_numpy() if isinstance(values, pd.Series) else [values] * n, dtype=dtype)
                 continue
             values = transform.from_uniform(ndtr(z[:, at[self.dims.index((column, "value"))]]))

@@ -14,6 +14,7 @@ from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import (
     ForeignKey,
     comparable_values,
+    key_positions,
     key_values,
     parent_keys,
 )
@@ -340,8 +341,7 @@ class _JointMatch:
     def __init__(self, relation: RelationStats, column: pd.Series, frame: pd.DataFrame):
         self.relation, self.column, self.frame = relation, column, frame
         self.present = column.notna().to_numpy()
-        self.position = pd.Index(parent_keys(relation.fk, frame).to_numpy()).get_indexer(
-            comparable_values(column[self.present]).to_numpy())
+        self.position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
         self.usable = bool(self.present.sum() >= 2 and not (self.position < 0).any())
         self.mode: str | None = None
         self.parts: list[np.ndarray] = []
@@ -479,7 +479,7 @@ def _expand_key(relation: RelationStats, keys: dict[str, pd.Series], parent: pd.
     fk = relation.fk
     if not fk.composite:
         return
-    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(comparable_values(keys[fk.child_column]).to_numpy())
+    position = key_positions(parent_keys(fk, parent), comparable_values(keys[fk.child_column]))
     for child_column, parent_column in zip(fk.child_columns, fk.parent_columns):
         values = parent[parent_column].reset_index(drop=True)
         expanded = values.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)

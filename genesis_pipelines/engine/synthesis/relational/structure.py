@@ -17,6 +17,7 @@ from genesis_pipelines.engine.core.schema import (
     TableMeta,
     child_keys,
     comparable_values,
+    key_positions,
     parent_keys,
 )
 from genesis_pipelines.engine.privacy import pii as pii_engine
@@ -213,9 +214,8 @@ class RowConditions:
         for relation, values, parent, counts in joins:
             # the parent's features and each row's parent position, once: every block of rows takes from them (a
             # position per row is smaller than the key text, and no block looks keys up again)
-            index = pd.Index(parent_keys(relation.fk, parent).to_numpy())
-            position = index.get_indexer(comparable_values(values).to_numpy())
-            position = position.astype(np.int32) if len(index) < 2**31 - 1 else position
+            position = key_positions(parent_keys(relation.fk, parent), comparable_values(values))
+            position = position.astype(np.int32) if len(parent) < 2**31 - 1 else position
             self.joins.append((position, parent_feature_frame(relation.features, parent, counts), bool((position < 0).any())))
         self.given: pd.DataFrame | None = None
         self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
