@@ -166,7 +166,8 @@ class GaussianCopulaGenerator(BaseGenerator):
         so conditioning on generated parents never fails on a parent value the child never saw.
         """
         per_row = isinstance(conditions, pd.DataFrame)
-        fixed, z = [], []
+        fixed = []
+        out = np.empty((n, len(conditions.keys())), order="F")  # column-major, as _draw stores its scores
         for column in conditions.keys():
             if column in self.text:
                 raise GenesisError(f"cannot condition on free-text column {column!r}")
@@ -182,11 +183,8 @@ class GaussianCopulaGenerator(BaseGenerator):
                 u = lo + rng.random(n) * (hi - lo)
             else:
                 u = np.full(n, float(transform.to_uniform(pd.Series([conditions[column]]), rng)[0]))
+            ndtri(np.clip(u, 1e-6, 1 - 1e-6), out=out[:, len(fixed)])
             fixed.append(self.dims.index((column, "value")))
-            z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
-        out = np.empty((n, len(z)), order="F")  # column-major, as _draw stores its scores
-        for j, scores in enumerate(z):
-            out[:, j] = scores
         return fixed, out
 
     @staticmethod
@@ -199,7 +197,8 @@ class GaussianCopulaGenerator(BaseGenerator):
             bounds = np.vstack([transform.intervals_of(uniques).reshape(-1, 2), [np.nan, np.nan]])
             lo, hi = bounds[codes, 0], bounds[codes, 1]
             ok = ~np.isnan(lo)
-            u[ok] = lo[ok] + u[ok] * (hi[ok] - lo[ok])
+            # the rows of a known value drawn inside its interval (one pass when every row has one)
+            u = lo + u * (hi - lo) if ok.all() else np.where(ok, lo + u * (hi - lo), u)
         else:
             present = values.notna().to_numpy()
             if present.any():
@@ -463,8 +462,10 @@ def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.
     # one sort per column (continuous draws have no ties, so any sort gives the ranks), and the quantile of rank k
     # scattered to the row that holds it: no second sort, no rank array
     order = np.argsort(np.ascontiguousarray(z.T), axis=1)
-    positions = (np.arange(n) + rng.random(z.shape[1])[:, None]) / n
-    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * np.asarray(scale, dtype="float64")[:, None]
+    positions = np.arange(n) + rng.random(z.shape[1])[:, None]
+    positions /= n  # in place from here: one (columns x rows) array, not one per step
+    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12, out=positions), out=positions)
+    quantiles *= np.asarray(scale, dtype="float64")[:, None]
     out = np.empty_like(quantiles)
     np.put_along_axis(out, order, quantiles, axis=1)
     return out.T
