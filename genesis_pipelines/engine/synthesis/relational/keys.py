@@ -291,9 +291,19 @@ def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator)
     """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score."""
     jitter = rng.random(len(want)) * 1e-9
     take = np.empty(len(want), dtype=int)
-    rows = np.lexsort((jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want)))
-    take[rows] = np.lexsort((rng.random(len(have)), np.nan_to_num(have)))
+    rows = _lexsort2(jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want))
+    take[rows] = _lexsort2(rng.random(len(have)), np.nan_to_num(have))
     return take
+
+
+def _lexsort2(minor: np.ndarray, major: np.ndarray) -> np.ndarray:
+    """np.lexsort((minor, major)) (by major, then minor, then position) for a random minor key: its order comes from
+    one quicksort when it has no ties (else a stable sort), then one stable sort by major (lexsort sorts both stably)."""
+    first = np.argsort(minor)
+    ordered = minor[first]
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+        first = np.argsort(minor, kind="stable")
+    return first[np.argsort(major[first], kind="stable")]
 
 
 def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
