@@ -234,7 +234,9 @@ class GaussianCopulaGenerator(BaseGenerator):
             noise = rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
             if self.stratified:
                 noise = _stratify(noise, np.sqrt(np.clip(np.diag(cov), 0, None)), rng)
-            z[:, len(fixed):] = z_fixed @ weights.T + noise
+            free_scores = z[:, len(fixed):]  # the conditional mean written straight into the scores, then the noise
+            np.matmul(z_fixed, weights.T, out=free_scores)
+            free_scores += noise
         return z, {dim: j for j, dim in enumerate(fixed + free)}
 
     @property
