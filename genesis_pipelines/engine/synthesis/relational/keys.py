@@ -337,10 +337,10 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         take = match.take(rng)
         if take is None:
             continue
-        column, present = match.column, match.present
-        matched = column.copy()
-        matched[present] = column[present].to_numpy()[take]
-        keys[match.relation.fk.child_column] = matched
+        column, rows = match.column, np.flatnonzero(match.present)
+        source = np.arange(len(column))  # each row's key taken from the row the matching hands it (in Arrow for text)
+        source[rows] = rows[take]
+        keys[match.relation.fk.child_column] = pd.Series(column.array.take(source), index=column.index, name=column.name)
 
 
 class _JointMatch:
