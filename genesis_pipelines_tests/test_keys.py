@@ -442,3 +442,22 @@ def test_dagster_synthetic_assets_and_keys_valid(case, tmp_path, isolated_data):
     schema = analyse(parse_spec(spec), tables)
     for fk in schema.foreign_keys:
         assert _orphan_tuples(synth, fk) == 0 and synth[fk.child_table][fk.child_columns].notna().all().all(), fk.label
+
+
+def test_fast_key_helpers_match_the_pandas_and_numpy_references():
+    """key_positions equals pd.Index.get_indexer (Arrow path for distinct text, pandas otherwise) and _lexsort2 equals
+    np.lexsort, ties in either key included."""
+    from genesis_pipelines.engine.core.schema import key_positions
+    from genesis_pipelines.engine.synthesis.relational.keys import _lexsort2
+
+    rng = np.random.default_rng(3)
+    parent = pd.Series([f"K{i}" for i in rng.permutation(500)], dtype="str")
+    child = pd.Series(np.where(rng.random(4000) < 0.1, None, rng.choice([f"K{i}" for i in range(520)], 4000)), dtype="str")
+    assert np.array_equal(key_positions(parent, child), pd.Index(parent.to_numpy()).get_indexer(child.to_numpy()))
+    assert key_positions(parent, child).min() == -1  # nulls and unknown keys
+    numbers = pd.Series(rng.permutation(300).astype("float64"))
+    asked = pd.Series(rng.integers(-5, 310, 1000).astype("float64"))
+    assert np.array_equal(key_positions(numbers, asked), pd.Index(numbers.to_numpy()).get_indexer(asked.to_numpy()))
+    for minor in (rng.random(5000), rng.integers(0, 50, 5000).astype("float64")):  # random, then with ties
+        major = np.round(rng.standard_normal(5000) * 3)
+        assert np.array_equal(_lexsort2(minor, major), np.lexsort((minor, major)))

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel, Field, model_validator
 
 if TYPE_CHECKING:
+    import numpy as np
     import pandas as pd
 
 
@@ -112,6 +113,22 @@ def key_values(df: pd.DataFrame, columns: list[str]) -> pd.Series:
         null |= df[column].isna().to_numpy()
     code = parts[0].astype(str).str.cat([p.astype(str) for p in parts[1:]], sep=KEY_SEPARATOR)
     return code.astype(object).where(~null, None)
+
+
+def key_positions(parent: pd.Series, child: pd.Series) -> np.ndarray:
+    """Each child key's row among the parent keys (-1: none), as pd.Index(parent).get_indexer(child) gives for keys
+    of key_values / comparable_values; distinct non-null text keys are matched in Arrow (no Python string per row)."""
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if isinstance(parent.dtype, pd.StringDtype) and isinstance(child.dtype, pd.StringDtype) and not parent.isna().any():
+        parents = pa.array(parent)
+        if pc.count_distinct(parents).as_py() == len(parents):
+            found = pc.index_in(pa.array(child), value_set=parents)
+            return pc.fill_null(found, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return pd.Index(parent.to_numpy()).get_indexer(child.to_numpy())
 
 
 def child_keys(fk: ForeignKey, df: pd.DataFrame) -> pd.Series:

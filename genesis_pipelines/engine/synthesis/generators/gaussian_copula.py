@@ -166,7 +166,8 @@ class GaussianCopulaGenerator(BaseGenerator):
         so conditioning on generated parents never fails on a parent value the child never saw.
         """
         per_row = isinstance(conditions, pd.DataFrame)
-        fixed, z = [], []
+        fixed = []
+        out = np.empty((n, len(conditions.keys())), order="F")  # column-major, as _draw stores its scores
         for column in conditions.keys():
             if column in self.text:
                 raise GenesisError(f"cannot condition on free-text column {column!r}")
@@ -182,11 +183,8 @@ class GaussianCopulaGenerator(BaseGenerator):
                 u = lo + rng.random(n) * (hi - lo)
             else:
                 u = np.full(n, float(transform.to_uniform(pd.Series([conditions[column]]), rng)[0]))
+            ndtri(np.clip(u, 1e-6, 1 - 1e-6), out=out[:, len(fixed)])
             fixed.append(self.dims.index((column, "value")))
-            z.append(ndtri(np.clip(u, 1e-6, 1 - 1e-6)))
-        out = np.empty((n, len(z)), order="F")  # column-major, as _draw stores its scores
-        for j, scores in enumerate(z):
-            out[:, j] = scores
         return fixed, out
 
     @staticmethod
@@ -199,7 +197,8 @@ class GaussianCopulaGenerator(BaseGenerator):
             bounds = np.vstack([transform.intervals_of(uniques).reshape(-1, 2), [np.nan, np.nan]])
             lo, hi = bounds[codes, 0], bounds[codes, 1]
             ok = ~np.isnan(lo)
-            u[ok] = lo[ok] + u[ok] * (hi[ok] - lo[ok])
+            # the rows of a known value drawn inside its interval (one pass when every row has one)
+            u = lo + u * (hi - lo) if ok.all() else np.where(ok, lo + u * (hi - lo), u)
         else:
             present = values.notna().to_numpy()
             if present.any():
@@ -210,7 +209,13 @@ class GaussianCopulaGenerator(BaseGenerator):
               keep: list[int] | None = None) -> tuple[np.ndarray, dict[int, int]]:
         """Normal scores of n rows (column-major) and where each dimension's scores are: every dimension, or the
         conditioned ones and `keep` (a subset's marginal is the sub-block of the correlation, so the dimensions
-        left out are never drawn)."""
+        left out are never drawn). BLAS runs on one thread here: its products are tall and thin (rows x a few
+        dozen dimensions), where a second thread adds CPU s (spinning, splitting) and no speed on a loaded machine."""
+        with threadpool_limits(1):
+            return self._draw_scores(n, rng, conditions, keep)
+
+    def _draw_scores(self, n: int, rng: np.random.Generator, conditions: dict | pd.DataFrame | None,
+                     keep: list[int] | None) -> tuple[np.ndarray, dict[int, int]]:
         d = len(self.dims)
         if conditions is None or len(conditions.keys()) == 0:
             dims = list(range(d)) if keep is None else sorted(set(keep))
@@ -229,7 +234,9 @@ class GaussianCopulaGenerator(BaseGenerator):
             noise = rng.multivariate_normal(np.zeros(len(free)), cov, size=n, method="eigh")
             if self.stratified:
                 noise = _stratify(noise, np.sqrt(np.clip(np.diag(cov), 0, None)), rng)
-            z[:, len(fixed):] = z_fixed @ weights.T + noise
+            free_scores = z[:, len(fixed):]  # the conditional mean written straight into the scores, then the noise
+            np.matmul(z_fixed, weights.T, out=free_scores)
+            free_scores += noise
         return z, {dim: j for j, dim in enumerate(fixed + free)}
 
     @property
@@ -320,6 +327,9 @@ class GaussianCopulaGenerator(BaseGenerator):
             if column in given and n:
                 dtype = _with_nulls(transform.from_uniform(np.zeros(0)), np.zeros(0, dtype=bool)).dtype
                 values = conditions[column]
+                if isinstance(values, pd.Series) and isinstance(values.dtype, pd.StringDtype) and isinstance(dtype, pd.StringDtype):
+                    out[column] = values.astype(dtype).reset_index(drop=True)  # text to text in Arrow, no object per row
+                    continue
                 out[column] = pd.Series(values.to_numpy() if isinstance(values, pd.Series) else [values] * n, dtype=dtype)
                 continue
             values = transform.from_uniform(ndtr(z[:, at[self.dims.index((column, "value"))]]))
@@ -454,8 +464,10 @@ def _stratify(z: np.ndarray, scale: np.ndarray, rng: np.random.Generator) -> np.
     # one sort per column (continuous draws have no ties, so any sort gives the ranks), and the quantile of rank k
     # scattered to the row that holds it: no second sort, no rank array
     order = np.argsort(np.ascontiguousarray(z.T), axis=1)
-    positions = (np.arange(n) + rng.random(z.shape[1])[:, None]) / n
-    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12)) * np.asarray(scale, dtype="float64")[:, None]
+    positions = np.arange(n) + rng.random(z.shape[1])[:, None]
+    positions /= n  # in place from here: one (columns x rows) array, not one per step
+    quantiles = ndtri(np.clip(positions, 1e-12, 1 - 1e-12, out=positions), out=positions)
+    quantiles *= np.asarray(scale, dtype="float64")[:, None]
     out = np.empty_like(quantiles)
     np.put_along_axis(out, order, quantiles, axis=1)
     return out.T

@@ -13,6 +13,8 @@ from collections import Counter
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from genesis_pipelines.engine.synthesis.generators.codes import distinct_draws
 
@@ -70,23 +72,33 @@ def _sample_rows(spec: dict, n: int, rng: np.random.Generator) -> np.ndarray:
     first = _draw(spec["first"], n, rng)
     last = _draw(spec["last"], n, rng)
     middle = _draw(spec["middle"], int(np.maximum(k - 2, 0).sum()), rng) if spec["middle"]["values"] else np.array([], dtype=object)
-    out, used = np.empty(n, dtype=object), 0
-    for i in range(n):
-        inner = max(int(k[i]) - 2, 0) if len(middle) else 0
-        tokens = [first[i], *middle[used:used + inner], last[i]] if k[i] > 1 else [first[i]]
-        used += inner
-        out[i] = _balanced(" ".join(tokens))
-    return out
+    # every row's words laid end to end (first, its middle words in draw order, last), joined in Arrow: no Python
+    # per row; a row of one word has no middle or last
+    inner = np.maximum(k - 2, 0) if len(middle) else np.zeros(n, dtype="int64")
+    multi = k > 1
+    offsets = np.concatenate([[0], np.cumsum(np.where(multi, 2 + inner, 1))])
+    flat = np.empty(int(offsets[-1]), dtype=object)
+    flat[offsets[:-1]] = first
+    flat[offsets[1:][multi] - 1] = last[multi]
+    if inner.sum():
+        owner = np.repeat(np.arange(n), inner)
+        within = np.arange(int(inner.sum())) - np.repeat(np.cumsum(inner) - inner, inner)
+        flat[offsets[owner] + 1 + within] = middle[: int(inner.sum())]
+    words = pa.LargeListArray.from_arrays(pa.array(offsets, type=pa.int64()), pa.array(flat, type=pa.string()))
+    return _balanced_all(pc.binary_join(words, " ")).to_numpy(zero_copy_only=False)
 
 
-def _balanced(text: str) -> str:
-    """Words drawn from different titles may open a bracket or quote that none closes: drop such marks."""
+def _balanced_all(texts: pa.Array) -> pa.Array:
+    """Words drawn from different titles may open a bracket or quote that none closes: such marks dropped, then the
+    spaces at either end (kept when nothing else is left). Arrow kernels over every text at once; the words hold no
+    whitespace, so the ends can only hold spaces."""
     for opening, closing in (("(", ")"), ("[", "]")):
-        if text.count(opening) != text.count(closing):
-            text = text.replace(opening, "").replace(closing, "")
-    if text.count('"') % 2:
-        text = text.replace('"', "")
-    return text.strip() or text
+        unpaired = pc.not_equal(pc.count_substring(texts, opening), pc.count_substring(texts, closing))
+        texts = pc.if_else(unpaired, pc.replace_substring(pc.replace_substring(texts, opening, ""), closing, ""), texts)
+    odd = pc.equal(pc.bit_wise_and(pc.count_substring(texts, '"'), 1), 1)
+    texts = pc.if_else(odd, pc.replace_substring(texts, '"', ""), texts)
+    stripped = pc.utf8_trim(texts, " ")
+    return pc.if_else(pc.equal(pc.utf8_length(stripped), 0), texts, stripped)
 
 
 def sample_name(spec: dict, n: int, rng: np.random.Generator) -> pd.Series:

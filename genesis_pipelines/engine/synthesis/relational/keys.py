@@ -14,6 +14,7 @@ from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import (
     ForeignKey,
     comparable_values,
+    key_positions,
     key_values,
     parent_keys,
 )
@@ -184,12 +185,29 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
                 counts += apportion(weights + 1e-9, len(extra), rng)
     else:
         counts = children.at_least(apportion(weights, present, rng), relation.min_children, rng)
-    assigned = np.repeat(parent_keys.to_numpy(), counts)
+    assigned = np.repeat(np.arange(len(parent_keys)), counts)  # parent positions: the keys are taken once, below
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
-    values = pd.Series([pd.NA] * n, dtype=_nullable_dtype(parent_keys))
-    values[~is_null] = assigned
-    return values, counts
+    return _keys_at(parent_keys, np.where(is_null, -1, _scatter(assigned, ~is_null))), counts
+
+
+def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
+    """`values` laid on the rows where `where` holds, in order (-1 elsewhere)."""
+    out = np.full(len(where), -1, dtype=np.int64)
+    out[where] = values
+    return out
+
+
+def _keys_at(parent_keys: pd.Series, position: np.ndarray) -> pd.Series:
+    """The parent keys at `position` per row (-1: a null), in the FK's nullable dtype (_nullable_dtype), taken from
+    the parent's array in one step: no Python object per row."""
+    dtype = _nullable_dtype(parent_keys)
+    if pd.api.types.is_object_dtype(dtype):  # object keys keep pandas' own NA, as a row-wise assignment gives
+        values = pd.Series([pd.NA] * len(position), dtype=dtype)
+        values[position >= 0] = parent_keys.to_numpy()[position[position >= 0]]
+        return values
+    source = parent_keys.astype(dtype).array
+    return pd.Series(pd.api.extensions.take(source, position, allow_fill=True), dtype=dtype)
 
 
 def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -273,9 +291,19 @@ def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator)
     """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score."""
     jitter = rng.random(len(want)) * 1e-9
     take = np.empty(len(want), dtype=int)
-    rows = np.lexsort((jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want)))
-    take[rows] = np.lexsort((rng.random(len(have)), np.nan_to_num(have)))
+    rows = _lexsort2(jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want))
+    take[rows] = _lexsort2(rng.random(len(have)), np.nan_to_num(have))
     return take
+
+
+def _lexsort2(minor: np.ndarray, major: np.ndarray) -> np.ndarray:
+    """np.lexsort((minor, major)) (by major, then minor, then position) for a random minor key: its order comes from
+    one quicksort when it has no ties (else a stable sort), then one stable sort by major (lexsort sorts both stably)."""
+    first = np.argsort(minor)
+    ordered = minor[first]
+    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+        first = np.argsort(minor, kind="stable")
+    return first[np.argsort(major[first], kind="stable")]
 
 
 def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
@@ -296,49 +324,86 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
             if anchor.features else None)
     wanted = [f.name for r in rest for f in r.features if f.kind != "count"]
     seed = int(rng.integers(0, 2**31 - 1))
-    parts = []
-    try:  # in chunks, keeping only the parent features asked for: memory stays bounded on big child tables
+    matches = [_JointMatch(relation, keys[relation.fk.child_column], placed[id(relation)].frame) for relation in rest]
+    try:  # in chunks, each reduced at once to what the matching reads: memory stays bounded on big child tables
         for start in range(0, n, CHUNK_ROWS):
             part_cond = cond.rows(start, start + CHUNK_ROWS) if cond is not None else None
             part = sample_columns(generator, min(CHUNK_ROWS, n - start), wanted, conditions=part_cond, seed=seed + start)
-            parts.append(part.reset_index(drop=True))
+            for match in matches:
+                match.add(part.reset_index(drop=True), start)
     except GenesisError:  # a model that cannot condition this way keeps the independent choice
         return
-    predicted = pd.concat(parts, ignore_index=True)
-    for relation in rest:
-        column = keys[relation.fk.child_column]
-        present = column.notna().to_numpy()
-        frame = placed[id(relation)].frame
-        position = pd.Index(parent_keys(relation.fk, frame).to_numpy()).get_indexer(
-            comparable_values(column[present]).to_numpy())
-        if present.sum() < 2 or (position < 0).any():
+    for match in matches:
+        take = match.take(rng)
+        if take is None:
             continue
-        values = [f for f in relation.features if f.kind == "value" and f.name in predicted.columns]
+        column, rows = match.column, np.flatnonzero(match.present)
+        source = np.arange(len(column))  # each row's key taken from the row the matching hands it (in Arrow for text)
+        source[rows] = rows[take]
+        keys[match.relation.fk.child_column] = pd.Series(column.array.take(source), index=column.index, name=column.name)
+
+
+class _JointMatch:
+    """What _joint_parents needs to permute one further parent's keys over the rows, gathered chunk by chunk from
+    the child model's draws: per row with a key, only the category it asks for or its summed numeric score (never
+    the drawn columns of every row). Each draw's value goes through the same arithmetic as on a whole frame."""
+
+    def __init__(self, relation: RelationStats, column: pd.Series, frame: pd.DataFrame):
+        self.relation, self.column, self.frame = relation, column, frame
+        self.present = column.notna().to_numpy()
+        self.position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
+        self.usable = bool(self.present.sum() >= 2 and not (self.position < 0).any())
+        self.mode: str | None = None
+        self.parts: list[np.ndarray] = []
+
+    def _choose(self, columns) -> None:
+        """The lookup name asked for, else the numeric features' scores, else the first category (the drawn
+        columns tell which features the model has)."""
+        relation, frame = self.relation, self.frame
+        values = [f for f in relation.features if f.kind == "value" and f.name in columns]
         lookup = [f for f in values if f.column == relation.count_key]
         numeric = [f for f in values if pd.api.types.is_numeric_dtype(frame[f.column])
                    and not pd.api.types.is_bool_dtype(frame[f.column])]
         categorical = [f for f in values if f not in numeric]
         if lookup or (categorical and not numeric):
-            feature = (lookup or categorical)[0]
-            have = frame[feature.column].astype(str).to_numpy(dtype=object)[position]
-            take = _match_categories(_predicted_category(predicted, relation, feature)[present], have, rng)
+            self.mode, self.feature = "category", (lookup or categorical)[0]
         elif numeric:
-            want, have = np.zeros(int(present.sum())), np.zeros(int(present.sum()))
+            self.mode, self.scales = "numeric", []
+            self.have = np.zeros(len(self.position))
             for feature in numeric:
-                parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[position]
+                parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[self.position]
                 known = parent_values[np.isfinite(parent_values)]
                 if not known.size:  # the chosen parents hold no value of this feature: it ranks nothing
                     continue
                 mean, sd = float(known.mean()), float(known.std()) or 1.0
-                asked = pd.to_numeric(predicted[feature.name], errors="coerce").to_numpy(dtype="float64")[present]
-                want += np.nan_to_num((asked - mean) / sd)
-                have += np.nan_to_num((parent_values - mean) / sd)
-            take = _match_numbers(want, have, rng)
+                self.scales.append((feature, mean, sd))
+                self.have += np.nan_to_num((parent_values - mean) / sd)
         else:
-            continue
-        matched = column.copy()
-        matched[present] = column[present].to_numpy()[take]
-        keys[relation.fk.child_column] = matched
+            self.mode = "none"
+
+    def add(self, part: pd.DataFrame, start: int) -> None:
+        if not self.usable:
+            return
+        if self.mode is None:
+            self._choose(part.columns)
+        rows = self.present[start:start + len(part)]
+        if self.mode == "category":
+            self.parts.append(_predicted_category(part, self.relation, self.feature)[rows])
+        elif self.mode == "numeric":
+            want = np.zeros(int(rows.sum()))
+            for feature, mean, sd in self.scales:
+                asked = pd.to_numeric(part[feature.name], errors="coerce").to_numpy(dtype="float64")[rows]
+                want += np.nan_to_num((asked - mean) / sd)
+            self.parts.append(want)
+
+    def take(self, rng: np.random.Generator) -> np.ndarray | None:
+        """Which of the assigned keys each row with a key gets (None: keep them as assigned)."""
+        if not self.usable or self.mode in (None, "none"):
+            return None
+        if self.mode == "category":
+            have = self.frame[self.feature.column].astype(str).to_numpy(dtype=object)[self.position]
+            return _match_categories(np.concatenate(self.parts), have, rng)
+        return _match_numbers(np.concatenate(self.parts), self.have, rng)
 
 
 def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
@@ -427,7 +492,7 @@ def _expand_key(relation: RelationStats, keys: dict[str, pd.Series], parent: pd.
     fk = relation.fk
     if not fk.composite:
         return
-    position = pd.Index(parent_keys(fk, parent).to_numpy()).get_indexer(comparable_values(keys[fk.child_column]).to_numpy())
+    position = key_positions(parent_keys(fk, parent), comparable_values(keys[fk.child_column]))
     for child_column, parent_column in zip(fk.child_columns, fk.parent_columns):
         values = parent[parent_column].reset_index(drop=True)
         expanded = values.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)

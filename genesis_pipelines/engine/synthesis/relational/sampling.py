@@ -178,6 +178,9 @@ def _copies_after_rules(out: pd.DataFrame, table_rules: list, parents: Mapping[s
     """Rows the rule repair turned into copies of unique real records: exchange a value no rule reads; else any
     value, then repair again (a few rounds: the repair keeps the rules, the exchange breaks the copy)."""
     ruled = {c for r in table_rules for c in r.columns}
+    if isinstance(out.index, pd.RangeIndex) and out.index.start == 0 and out.index.step == 1 and \
+            not record_guard.copy_mask(out, columns, meta, salt, digests).any():
+        return out  # no copy: what the exchanges below would return (they draw nothing then), digested once
     out = _swap_copies(out, columns, meta, salt, digests, [c for c in swappable if c not in ruled], rng)
     for _ in range(3):
         if not record_guard.copy_mask(out, columns, meta, salt, digests).any():

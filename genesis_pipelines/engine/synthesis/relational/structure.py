@@ -17,6 +17,7 @@ from genesis_pipelines.engine.core.schema import (
     TableMeta,
     child_keys,
     comparable_values,
+    key_positions,
     parent_keys,
 )
 from genesis_pipelines.engine.privacy import pii as pii_engine
@@ -188,7 +189,12 @@ def join_parent_features(relation: RelationStats, child_fk_values: pd.Series, pa
 def _join(frame: pd.DataFrame, parent_index: pd.Index, child_fk_values: pd.Series, with_null_dtypes: bool) -> pd.DataFrame:
     """join_parent_features given the parent feature frame and the index of the parent keys (built once by a caller
     that joins many slices of rows)."""
-    position = parent_index.get_indexer(comparable_values(child_fk_values).to_numpy())
+    return _join_at(frame, parent_index.get_indexer(comparable_values(child_fk_values).to_numpy()), with_null_dtypes)
+
+
+def _join_at(frame: pd.DataFrame, position: np.ndarray, with_null_dtypes: bool) -> pd.DataFrame:
+    """_join given each child row's parent position (-1: none)."""
+    position = np.asarray(position, dtype=np.int64)
     if with_null_dtypes:
         position = np.append(position, -1)
     joined = frame.reindex(np.where(position >= 0, position, -1)).reset_index(drop=True)
@@ -206,17 +212,17 @@ class RowConditions:
         self.n = n
         self.joins = []
         for relation, values, parent, counts in joins:
-            # the parent's features and key index, once: every block of rows joins against them
-            index = pd.Index(parent_keys(relation.fk, parent).to_numpy())
-            position = index.get_indexer(comparable_values(values).to_numpy())
-            self.joins.append((values.reset_index(drop=True), parent_feature_frame(relation.features, parent, counts), index,
-                               bool((position < 0).any())))
+            # the parent's features and each row's parent position, once: every block of rows takes from them (a
+            # position per row is smaller than the key text, and no block looks keys up again)
+            position = key_positions(parent_keys(relation.fk, parent), comparable_values(values))
+            position = position.astype(np.int32) if len(parent) < 2**31 - 1 else position
+            self.joins.append((position, parent_feature_frame(relation.features, parent, counts), bool((position < 0).any())))
         self.given: pd.DataFrame | None = None
         self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
 
     def take(self, index: np.ndarray) -> pd.DataFrame:
         index = np.asarray(index, dtype=int)
-        frames = [_join(frame, parent_index, values.iloc[index], nulls) for values, frame, parent_index, nulls in self.joins]
+        frames = [_join_at(frame, position[index], nulls) for position, frame, nulls in self.joins]
         if self.given is not None:
             frames.append(self.given.iloc[index].reset_index(drop=True))
         out = pd.concat(frames, axis=1) if frames else pd.DataFrame(index=pd.RangeIndex(len(index)))
