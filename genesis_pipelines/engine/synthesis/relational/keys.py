@@ -372,10 +372,9 @@ class _JointMatch:
             self.have = np.zeros(len(self.position))
             for feature in numeric:
                 parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[self.position]
-                known = parent_values[np.isfinite(parent_values)]
-                if not known.size:  # the chosen parents hold no value of this feature: it ranks nothing
+                if not np.isfinite(parent_values).any():  # the chosen parents hold no value of this feature: it ranks nothing
                     continue
-                mean, sd = float(known.mean()), float(known.std()) or 1.0
+                mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
                 self.scales.append((feature, mean, sd))
                 self.have += np.nan_to_num((parent_values - mean) / sd)
         else:
