@@ -5,9 +5,10 @@ to (epsilon, delta)-DP: epsilon = rho + 2 sqrt(rho ln(2/delta)), delta/2; the ot
 category sets. Neighbouring tables differ by one added or removed row. Steps and default shares of rho:
 
 1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from two noisy histograms
-   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, then a zoom into the outermost octaves, half each;
-   Gaussian noise, L2 sensitivity sqrt(columns) per histogram): inside the real range where that clamps at most 5 %
-   of the rows; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
+   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, a zoom into the outermost octaves and the
+   exponential mechanism for the 1st / 99th percentiles, 40 / 50 / 5 / 5 % of this share; Gaussian noise, L2
+   sensitivity sqrt(columns) per histogram, each exponential mechanism eps^2/8-zCDP): inside the real range where
+   that clamps at most 5 % of the rows, else at the noisy percentile; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
    rows of categories not kept form an "other" slot that is modelled and, at sampling, redrawn among the kept ones;
 2. 1-way marginals (ONE_WAY_SHARE = 0.3 of the rest): every column on a fine public grid inside its bounds (each
    integer of a short range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about
