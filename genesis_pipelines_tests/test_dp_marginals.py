@@ -148,6 +148,9 @@ def test_dp_marginals_fits_samples_and_keeps_its_word(tmp_path):
     info = model.describe()
     assert info["epsilon_spent"] <= 1.0 + 1e-9 and info["delta_spent"] == default_delta(len(df))
     assert "zCDP" in info["accountant"] and "Not covered" in info["dp_guarantee"]
+    steps = info["bounds_steps"]  # the split of the bounds budget is stated, and adds up
+    assert "zCDP" in steps["composition"] and steps["percentiles"] == [0.01, 0.99]
+    assert sum(v for k, v in steps.items() if k.endswith(("histogram", "mechanism"))) == pytest.approx(1.0)
     # inside the real domain, and the strong dependence (group from age) survives through the tree
     assert a["age"].dropna().between(16, 128).all() and set(a["group"].dropna()) <= {"senior", "junior", "mid"}
     seniors = a.dropna(subset=["age", "group"])
@@ -268,8 +271,8 @@ def test_bounds_of_dates_and_of_hours():
 
 
 def test_bounds_near_the_percentiles_where_the_budget_allows_and_the_same_seed_gives_the_same_bounds():
-    """Spread ends (no value stands above the noise): the exponential-mechanism quantiles, not the octave edges
-    (46..185 lies in octaves 32..256): with a generous budget the bounds sit near the 1st / 99th percentile."""
+    """46..185 lies in octaves 32..256: with a generous budget the bounds sit between the real ends and the 1st /
+    99th percentiles, not on the octave edges; the quantiles' Gumbel draws come from the rng: same seed, same bounds."""
     values = np.random.default_rng(5).integers(46, 186, 5000).astype(float)
     p1, p99 = np.percentile(values, [1, 99])
     for seed in range(10):

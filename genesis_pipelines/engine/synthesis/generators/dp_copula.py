@@ -38,6 +38,7 @@ from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.base import register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     DomainTooSmall,
+    bounds_steps,
     check_domain,
     default_delta,
     dp_octave_bounds,
@@ -167,6 +168,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
             "epsilon_spent": round(sum(budget.values()), 6), "delta_spent": spent_delta,
             "budget": {k: round(v, 6) for k, v in budget.items()},
             "columns_with_dp_bounds": len(selection), "columns_with_dp_category_sets": len(private_sets),
+            "bounds_steps": bounds_steps("basic composition (pure epsilon): Laplace histograms, exponential mechanisms"),
             "dp_guarantee": self.guarantee_text(sum(budget.values()), spent_delta),
         }
 

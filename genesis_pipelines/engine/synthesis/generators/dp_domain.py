@@ -2,13 +2,13 @@
 
 Shared by every DP generator:
 - `default_delta(n)`: min(1e-6, 1 / (10 n)), well below 1/n;
-- `dp_octave_bounds`: numeric bounds from two noisy histograms and two exponential mechanisms (40 / 50 / 5 / 5 % of
+- `dp_octave_bounds`: numeric bounds from two noisy histograms and two exponential mechanisms (50 / 45 / 2.5 / 2.5 % of
   the column's budget): a fixed, clamped grid of signed octaves (+-2^-8 .. +-2^40; datetimes: calendar years
   1800..2200), then 1,024 cells (whole integers for integer columns) of the outermost octaves, then the 1st and 99th
   percentiles over cells of the outermost octaves and the bin beyond. Only windows that pass a threshold an empty
-  one passes with probability at most 1e-3 count, so nothing can explode; a bound sits at a dense end (a zoom window
-  that stands above the noise: exact for a constant, a common minimum, a few values), else at the percentile where
-  the dense end would surely clamp more than 5 % of the rows. Too few rows for the epsilon -> DomainTooSmall naming
+  one passes with probability at most 1e-4 (octaves) or 1e-3 (zoom) count, so nothing can explode; a bound sits at a dense end (a zoom window
+  that stands above the noise: exact for a constant, a common minimum, a few values), else, where the dense end
+  would surely clamp more than 5 % of the rows, at the percentile where the budget lets it tell, or the octave edge. Too few rows for the epsilon -> DomainTooSmall naming
   the column and what to declare;
 - `gaussian_category_selection`: unknown category sets through Gaussian counts kept above 1 + sigma z(1 - delta)
   ((rho, delta)-DP per column: a category held by one row surfaces with probability <= delta), which at
@@ -33,9 +33,11 @@ _POS = 2.0 ** np.arange(-8, 41)
 OCTAVE_EDGES = np.concatenate([-_POS[::-1], [0.0], _POS])
 _US_PER_YEAR = 365.2425 * 86400 * 1e6
 YEAR_EDGES = np.arange(1800, 2201, dtype="float64")  # datetimes: whole calendar years, as microseconds below
-FALSE_BIN = 1e-3  # probability that any empty bin (or window) of a grid passes the threshold
-OCTAVE_SHARE = 0.4  # of a column's bounds budget on the octave histogram
-ZOOM_SHARE = 0.5  # on the zoom histogram; the rest, half each, on the two exponential-mechanism quantiles
+FALSE_BIN = 1e-3  # probability that any empty window of the zoom passes the threshold (it moves a bound within a window)
+FALSE_OCTAVE = 1e-4  # the same for the octave grid, per window width tried: a false octave window is garbage (a bound
+# 2^36 for a column of hours, seen once with 1e-3), so it is kept rarer
+OCTAVE_SHARE = 0.5  # of a column's bounds budget on the octave histogram
+ZOOM_SHARE = 0.45  # on the zoom histogram; the rest, half each, on the two exponential-mechanism quantiles
 QUANTILE = 0.01  # the quantiles the exponential mechanism aims at: the 1st and the 99th percentile
 QUANTILE_CELLS = 256  # candidate cells of each quantile (whole integers for integer columns while they fit)
 QUANTILE_FAIL = 0.05  # a quantile counts as sure when its rank error exceeds its target with at most this probability
@@ -103,14 +105,16 @@ def _cells(lo: float, hi: float, integer: bool, cells: int) -> np.ndarray:
 
 
 def _exp_quantile(ordered: np.ndarray, a: float, b: float, target: float, eps: float, rng: np.random.Generator,
-                  low: bool, whole: bool) -> tuple[float, bool]:
+                  low: bool, whole: bool) -> tuple[float, bool, bool]:
     """The exponential mechanism (eps-DP, score sensitivity 1) over at most QUANTILE_CELLS cells of [a, b): score =
     -(rows beyond the cell's near edge - target) where positive, -(target - rows beyond its far edge) where positive,
     0 for the cell holding the target-th row from the end (`low`: from the bottom). `target` is public (from a noisy
     total), so one row moves a score by at most 1. Returns the cell's inner value (highest for the low end, lowest
     for the high end: rows in that cell move by less than its width) and whether it is sure: with probability >=
     1 - QUANTILE_FAIL the score lost is at most 2 (ln(cells) + ln(1/QUANTILE_FAIL)) / eps, and where that is below
-    the target the cell has real rows beyond its far edge, so the value lies inside the real range. Gumbel-max
+    the target the cell has real rows beyond its far edge, so the value lies inside the real range. Last, whether it
+    is informative: eps target / 2 > ln(cells), else the cells beyond the data (each target rows off) outweigh the
+    right one and the choice is close to uniform over the window (then the caller does not use it). Gumbel-max
     sampling: the same rng, the same choice."""
     cell_edges = _cells(a, b, whole, QUANTILE_CELLS)
     below = np.searchsorted(ordered, cell_edges, side="left").astype("float64")  # rows < each edge
@@ -123,7 +127,16 @@ def _exp_quantile(ordered: np.ndarray, a: float, b: float, target: float, eps: f
     u, v = float(cell_edges[j]), float(cell_edges[j + 1])
     value = (float(math.ceil(v) - 1) if whole else v) if low else (float(math.ceil(u)) if whole else u)
     loss = 2.0 * (math.log(len(score)) + math.log(1.0 / QUANTILE_FAIL)) / eps
-    return value, loss < target
+    return value, loss < target, eps * target / 2.0 > math.log(len(score))
+
+
+def bounds_steps(accountant: str) -> dict:
+    """How dp_octave_bounds splits a column's bounds budget, for the model metadata: `accountant` names how its
+    four reads compose ("zCDP" for Gaussian noise, "basic composition" for Laplace)."""
+    quantile = (1.0 - OCTAVE_SHARE - ZOOM_SHARE) / 2.0
+    return {"octave_histogram": OCTAVE_SHARE, "zoom_histogram": ZOOM_SHARE, "low_percentile_exponential_mechanism": quantile,
+            "high_percentile_exponential_mechanism": quantile, "percentiles": [QUANTILE, 1.0 - QUANTILE],
+            "composition": accountant}
 
 
 def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, *, epsilon: float | None = None,
@@ -136,7 +149,7 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
 
     1. octaves: counts over the clamped grid; the outermost windows of adjacent bins (1, 2, 4, ... bins: the first
        width where any passes) whose noisy sum passes a threshold that an empty window passes with probability
-       <= FALSE_BIN over the grid. Nothing can explode: every bound stays inside these windows or the grid bin just
+       <= FALSE_OCTAVE over the grid. Nothing can explode: every bound stays inside these windows or the grid bin just
        beyond them;
     2. zoom: counts over ZOOM_CELLS equal cells (whole integers for integer columns) of those outermost windows;
        prefix, suffix and aligned windows of cells tested the same way. A window that passes holds real values, so
@@ -148,7 +161,9 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
        allows, and otherwise spreads over the window rather than sitting on its outer edge.
     An end takes its dense end (at worst the inner edge of its octave window), unless that would surely clamp more
     than CLAMPED_SHARE of the rows (read from the noisy counts: rows spread thin at an end), then its quantile where
-    that lies further out, else the octave window's outer edge; where the quantile is sure (its rank error bound at
+    that lies further out and the budget lets it tell (eps target / 2 > ln(cells): else it is close to uniform over
+    the window, and on sakila's film at epsilon 1 it gave fewer values outside the real range but lower quality),
+    else the octave window's outer edge; where the quantile is sure (its rank error bound at
     QUANTILE_FAIL is below its target, so it lies inside the real range), the outer of the two. Last, a side whose
     bound surely leaves out more than CLAMPED_SHARE of the rows, read also as the noisy total less the rows inside
     (a column near one value with a spread beside it, which would otherwise get [v, v]), widens to its quantile,
@@ -177,7 +192,7 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     width = 1
     while width <= len(counts) and found is None:
         windows = np.convolve(noisy, np.ones(width), mode="valid")
-        passed = np.flatnonzero(windows > _threshold(width, FALSE_BIN / len(windows), eps_oct, sigma_oct))
+        passed = np.flatnonzero(windows > _threshold(width, FALSE_OCTAVE / len(windows), eps_oct, sigma_oct))
         if len(passed):
             found = passed[0], passed[-1], width
         width *= 2
@@ -273,8 +288,12 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     if stop < len(edges) - 1 and (edges[stop + 1] - edges[stop] <= edges[stop] - edges[last]
                                   or noisy[stop] > 2.0 * deviation_oct):
         b_hi = float(min(edges[stop + 1], 2.0 * edges[stop] - edges[last]))
-    q_lo, sure_lo = _exp_quantile(ordered, a_lo, low_window[1], target, eps_q, rng, True, whole)
-    q_hi, sure_hi = _exp_quantile(ordered, high_window[0], b_hi, target, eps_q, rng, False, whole)
+    q_lo, sure_lo, telling_lo = _exp_quantile(ordered, a_lo, low_window[1], target, eps_q, rng, True, whole)
+    q_hi, sure_hi, telling_hi = _exp_quantile(ordered, high_window[0], b_hi, target, eps_q, rng, False, whole)
+    if not telling_lo:  # too little budget for the quantile to say more than the window: its outer edge instead
+        q_lo = outer_lo
+    if not telling_hi:
+        q_hi = outer_hi
     if clamps_low(lo):  # further out: to the quantile where it lies beyond, else the window's outer edge
         lo = q_lo if q_lo < lo else outer_lo
     elif sure_lo:
