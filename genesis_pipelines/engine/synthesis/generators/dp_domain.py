@@ -42,6 +42,7 @@ QUANTILE = 0.01  # the quantiles the exponential mechanism aims at: the 1st and 
 QUANTILE_CELLS = 256  # candidate cells of each quantile (whole integers for integer columns while they fit)
 QUANTILE_FAIL = 0.05  # a quantile counts as sure when its rank error exceeds its target with at most this probability
 CLAMPED_SHARE = 0.05  # the most rows a bound inside the real range may clamp (as read from the noisy counts)
+SURELY = 4.0  # deviations of the noisy counts that make "surely more than CLAMPED_SHARE" (3 widened a constant once)
 ZOOM_CELLS = 1024  # cells of the second, finer bounds histogram over the outermost octave windows
 
 
@@ -105,16 +106,14 @@ def _cells(lo: float, hi: float, integer: bool, cells: int) -> np.ndarray:
 
 
 def _exp_quantile(ordered: np.ndarray, a: float, b: float, target: float, eps: float, rng: np.random.Generator,
-                  low: bool, whole: bool) -> tuple[float, bool, bool]:
+                  low: bool, whole: bool) -> tuple[float, bool]:
     """The exponential mechanism (eps-DP, score sensitivity 1) over at most QUANTILE_CELLS cells of [a, b): score =
     -(rows beyond the cell's near edge - target) where positive, -(target - rows beyond its far edge) where positive,
     0 for the cell holding the target-th row from the end (`low`: from the bottom). `target` is public (from a noisy
     total), so one row moves a score by at most 1. Returns the cell's inner value (highest for the low end, lowest
     for the high end: rows in that cell move by less than its width) and whether it is sure: with probability >=
     1 - QUANTILE_FAIL the score lost is at most 2 (ln(cells) + ln(1/QUANTILE_FAIL)) / eps, and where that is below
-    the target the cell has real rows beyond its far edge, so the value lies inside the real range. Last, whether it
-    is informative: eps target / 2 > ln(cells), else the cells beyond the data (each target rows off) outweigh the
-    right one and the choice is close to uniform over the window (then the caller does not use it). Gumbel-max
+    the target the cell has real rows beyond its far edge, so the value lies inside the real range. Gumbel-max
     sampling: the same rng, the same choice."""
     cell_edges = _cells(a, b, whole, QUANTILE_CELLS)
     below = np.searchsorted(ordered, cell_edges, side="left").astype("float64")  # rows < each edge
@@ -127,7 +126,7 @@ def _exp_quantile(ordered: np.ndarray, a: float, b: float, target: float, eps: f
     u, v = float(cell_edges[j]), float(cell_edges[j + 1])
     value = (float(math.ceil(v) - 1) if whole else v) if low else (float(math.ceil(u)) if whole else u)
     loss = 2.0 * (math.log(len(score)) + math.log(1.0 / QUANTILE_FAIL)) / eps
-    return value, loss < target, eps * target / 2.0 > math.log(len(score))
+    return value, loss < target
 
 
 def bounds_steps(accountant: str) -> dict:
@@ -172,13 +171,12 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     values = np.asarray(values, dtype="float64")
     values = values[np.isfinite(values)]
     quantile_share = (1.0 - OCTAVE_SHARE - ZOOM_SHARE) / 2.0  # per end
-    if sigma is not None:  # zCDP adds up: 1/(2 sigma^2) = the histograms' 1/(2 sigma_i^2) + the quantiles' eps_q^2/8
+    # zCDP adds up: 1/(2 sigma^2) = the histograms' 1/(2 sigma_i^2) + the quantiles' eps_q^2/8; Laplace: the epsilons
+    if sigma is not None:
         sigma_oct, eps_oct = sigma / math.sqrt(OCTAVE_SHARE), None
-        sigma_step, eps_step = sigma / math.sqrt(ZOOM_SHARE), None
         eps_q = math.sqrt(8.0 * quantile_share / (2.0 * sigma * sigma))
     else:
         sigma_oct, eps_oct = None, epsilon * OCTAVE_SHARE
-        sigma_step, eps_step = None, epsilon * ZOOM_SHARE
         eps_q = epsilon * quantile_share
     integer = sdtype == "integer"
     if sdtype == "datetime":
@@ -210,6 +208,33 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
 
     def lowest(a: float, b: float) -> float:
         return float(math.ceil(a)) if whole else a
+
+    deviation_oct = sigma_oct if sigma_oct is not None else math.sqrt(2.0) / eps_oct  # of one noisy count
+    span = (edges[:-1] >= low_window[0]) & (edges[1:] <= high_window[1])
+    total = max(float(noisy[span].sum()), 1.0)
+    # where the quantiles (step 3) will look: cells of the outermost windows and the grid bin beyond them, cut to the
+    # window's own width, where it is no wider than the window (towards zero, calendar years) or its noisy count
+    # stands 2 deviations above 0 (a bin twice as wide beyond a thin tail mostly holds no rows, and the mechanism
+    # would spread over it). A quantile is run only where it can tell: eps target / 2 > ln(cells), else the cells
+    # beyond the data (each `target` rows off) outweigh the right one and its choice is close to uniform (on
+    # sakila's film at epsilon 1 it gave fewer values outside the real range, but lower quality); its share then
+    # goes to the zoom. Both decisions read only the octave histogram's output (adaptive composition, same total)
+    target = max(QUANTILE * total, 1.0)
+    start, stop = first, last + oct_width
+    a_lo, b_hi = float(edges[start]), float(edges[stop])
+    if start > 0 and (edges[start] - edges[start - 1] <= edges[start + oct_width] - edges[start]
+                      or noisy[start - 1] > 2.0 * deviation_oct):
+        a_lo = float(max(edges[start - 1], 2.0 * edges[start] - edges[start + oct_width]))
+    if stop < len(edges) - 1 and (edges[stop + 1] - edges[stop] <= edges[stop] - edges[last]
+                                  or noisy[stop] > 2.0 * deviation_oct):
+        b_hi = float(min(edges[stop + 1], 2.0 * edges[stop] - edges[last]))
+    telling_lo = eps_q * target / 2.0 > math.log(max(len(_cells(a_lo, low_window[1], whole, QUANTILE_CELLS)) - 1, 1))
+    telling_hi = eps_q * target / 2.0 > math.log(max(len(_cells(high_window[0], b_hi, whole, QUANTILE_CELLS)) - 1, 1))
+    zoom_share = ZOOM_SHARE + quantile_share * (2 - int(telling_lo) - int(telling_hi))
+    if sigma is not None:
+        sigma_step, eps_step = sigma / math.sqrt(zoom_share), None
+    else:
+        sigma_step, eps_step = None, epsilon * zoom_share
 
     # 2. zoom into the outermost windows (one region when they overlap)
     regions = [low_window, high_window] if low_window[1] <= high_window[0] else [(low_window[0], high_window[1])]
@@ -249,14 +274,11 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
     hi = max(dense_hi + [lowest(*high_window)])
     # ...unless that surely clamps more than CLAMPED_SHARE of the rows (rows spread thin at an end, so no window near
     # the end stands out, and the column would collapse onto one value). Read from the noisy counts (post-processing)
-    deviation_oct = sigma_oct if sigma_oct is not None else math.sqrt(2.0) / eps_oct  # of one noisy count
     deviation_zoom = sigma_step if sigma_step is not None else math.sqrt(2.0) / eps_step
-    span = (edges[:-1] >= low_window[0]) & (edges[1:] <= high_window[1])
-    total = max(float(noisy[span].sum()), 1.0)
 
     def surely_more(parts: list[np.ndarray], deviation: float) -> bool:  # noisy rows less 3 deviations above the share
         rows = sum(float(p.sum()) for p in parts)
-        return rows - 3.0 * deviation * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
+        return rows - SURELY * deviation * math.sqrt(sum(len(p) for p in parts)) > CLAMPED_SHARE * total
 
     def clamped(bound: float, e: np.ndarray, counts: np.ndarray, low: bool, keep=True, wide=False) -> np.ndarray:
         """Counts of the cells beyond a bound: wholly, or (a wide octave bin) all but its value at the bound."""
@@ -274,26 +296,10 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
         return surely_more([clamped(bound, edges, noisy, False, span, wide=True)], deviation_oct) or surely_more(
             [clamped(bound, e, c, False) for e, c in zip(cells, noisy_cells) if e[-1] > high_window[0]], deviation_zoom)
 
-    # 3. the quantiles: cells of the outermost window and the grid bin beyond it, the QUANTILE-th row from each end
-    target = max(QUANTILE * total, 1.0)
+    # 3. the quantiles, where they can tell (else the octave windows' outer edges)
     ordered = np.sort(x)
-    # (and the grid bin beyond them, cut to the window's own width, where it is no wider than the window, towards zero
-    # or calendar years, or where its noisy count stands 2 deviations above 0: a bin twice as wide beyond a thin tail
-    # mostly holds no rows, and the mechanism would spread over it)
-    start, stop = first, last + oct_width
-    a_lo, b_hi = float(edges[start]), float(edges[stop])
-    if start > 0 and (edges[start] - edges[start - 1] <= edges[start + oct_width] - edges[start]
-                      or noisy[start - 1] > 2.0 * deviation_oct):
-        a_lo = float(max(edges[start - 1], 2.0 * edges[start] - edges[start + oct_width]))
-    if stop < len(edges) - 1 and (edges[stop + 1] - edges[stop] <= edges[stop] - edges[last]
-                                  or noisy[stop] > 2.0 * deviation_oct):
-        b_hi = float(min(edges[stop + 1], 2.0 * edges[stop] - edges[last]))
-    q_lo, sure_lo, telling_lo = _exp_quantile(ordered, a_lo, low_window[1], target, eps_q, rng, True, whole)
-    q_hi, sure_hi, telling_hi = _exp_quantile(ordered, high_window[0], b_hi, target, eps_q, rng, False, whole)
-    if not telling_lo:  # too little budget for the quantile to say more than the window: its outer edge instead
-        q_lo = outer_lo
-    if not telling_hi:
-        q_hi = outer_hi
+    q_lo, sure_lo = _exp_quantile(ordered, a_lo, low_window[1], target, eps_q, rng, True, whole) if telling_lo else (outer_lo, False)
+    q_hi, sure_hi = _exp_quantile(ordered, high_window[0], b_hi, target, eps_q, rng, False, whole) if telling_hi else (outer_hi, False)
     if clamps_low(lo):  # further out: to the quantile where it lies beyond, else the window's outer edge
         lo = q_lo if q_lo < lo else outer_lo
     elif sure_lo:
@@ -324,7 +330,7 @@ def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, 
         else:
             direct, other = rows_where(lambda u, v: u > bound), rows_where(lambda u, v: u <= bound)
         complement = (total - other[0], other[1] + deviation_oct ** 2 * int(span.sum()))
-        return any(r - 3.0 * math.sqrt(v) > CLAMPED_SHARE * total for r, v in (direct, complement))
+        return any(r - SURELY * math.sqrt(v) > CLAMPED_SHARE * total for r, v in (direct, complement))
 
     # a column near one value with a spread beside it: not one value, the side that leaves rows out widens to its
     # quantile, then to its octave window's outer edge
