@@ -280,3 +280,16 @@ def test_bounds_near_the_percentiles_where_the_budget_allows_and_the_same_seed_g
         assert 46 <= lo <= p1 + 3 and p99 - 3 <= hi <= 185, (lo, hi, p1, p99)
     again = [dp_octave_bounds(values, "integer", np.random.default_rng(7), epsilon=0.5, table="t", column="x") for _ in range(2)]
     assert again[0] == again[1]
+
+
+def test_exponential_mechanism_quantile_lands_near_its_row_and_says_when_it_is_sure():
+    from genesis_pipelines.engine.synthesis.generators.dp_domain import _exp_quantile
+
+    ordered = np.sort(np.random.default_rng(6).uniform(46.0, 185.0, 20_000))
+    p1, p99 = np.percentile(ordered, [1, 99])
+    for seed in range(10):
+        lo, sure = _exp_quantile(ordered, 32.0, 64.0, 200.0, 1.0, np.random.default_rng(seed), True, False)
+        hi, sure_hi = _exp_quantile(ordered, 128.0, 256.0, 200.0, 1.0, np.random.default_rng(seed), False, False)
+        assert sure and sure_hi and ordered[0] <= lo <= p1 + 0.5 and p99 - 0.5 <= hi <= ordered[-1], (lo, hi)
+    # too little budget: not sure (the caller then keeps the octave edge)
+    assert not _exp_quantile(ordered, 32.0, 64.0, 200.0, 0.01, np.random.default_rng(0), True, False)[1]
