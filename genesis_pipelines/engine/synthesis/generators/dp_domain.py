@@ -135,15 +135,18 @@ def bounds_steps(accountant: str) -> dict:
     quantile = (1.0 - OCTAVE_SHARE - ZOOM_SHARE) / 2.0
     return {"octave_histogram": OCTAVE_SHARE, "zoom_histogram": ZOOM_SHARE, "low_percentile_exponential_mechanism": quantile,
             "high_percentile_exponential_mechanism": quantile, "percentiles": [QUANTILE, 1.0 - QUANTILE],
-            "composition": accountant}
+            "composition": accountant,
+            "note": "a percentile's share goes to the zoom histogram where it cannot tell (eps x target rows / 2 <= "
+                    "ln(cells), decided from the octave histogram's output); the column's total is the same"}
 
 
 def dp_octave_bounds(values: np.ndarray, sdtype: str, rng: np.random.Generator, *, epsilon: float | None = None,
                      sigma: float | None = None, table: str, column: str) -> tuple[float, float]:
     """Bounds near the ends of the data from four reads: two noisy histograms of L1 and L2 sensitivity 1 each
     (OCTAVE_SHARE and ZOOM_SHARE of the budget) and two exponential mechanisms of score sensitivity 1 (the rest,
-    half each). With `epsilon` (Laplace noise) the four compose to epsilon-DP (basic composition); with `sigma`
-    (Gaussian noise) to 1/(2 sigma^2)-zCDP (an exponential mechanism of eps' is eps'^2/8-zCDP), so callers account
+    half each; a mechanism that cannot tell, see step 3, is not run and its share goes to the zoom). With `epsilon`
+    (Laplace noise) the four compose to epsilon-DP (basic composition); with `sigma` (Gaussian noise) to
+    1/(2 sigma^2)-zCDP (an exponential mechanism of eps' is eps'^2/8-zCDP), so callers account
     for one query of sensitivity 1 with `epsilon` or `sigma`.
 
     1. octaves: counts over the clamped grid; the outermost windows of adjacent bins (1, 2, 4, ... bins: the first
