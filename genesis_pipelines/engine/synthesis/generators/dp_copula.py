@@ -3,9 +3,11 @@
 Every statistic of the real rows that the model keeps goes through a DP mechanism; the budget (epsilon, delta) is
 split by basic composition (the epsilons and the deltas add up):
 
-- numeric bounds (`selection`, default 30 % when a numeric column has no bounds in the settings): a Laplace
-  histogram over a clamped grid of signed octaves (dp_domain.dp_octave_bounds: bins that hold no rows pass with
-  probability <= 1e-3, so the bounds cannot explode; too few rows -> an error naming the column), eps split evenly;
+- numeric bounds (`selection`, default 30 % when a numeric column has no bounds in the settings): Laplace
+  histograms over a clamped grid of signed octaves and a zoom into its outermost octaves, then the exponential
+  mechanism for the 1st / 99th percentiles (dp_domain.dp_octave_bounds, pure epsilon by basic composition: bins
+  that hold no rows pass with probability <= 1e-3, so the bounds cannot explode; too few rows -> an error naming
+  the column), eps split evenly over the columns;
 - marginals (default 35 %, or 50 % without selection), eps split evenly over the columns: per numeric column a
   histogram over public slots (point masses at each integer of a short range, else at the bounds and 0, plus
   equal-width bins) and a null slot, with Laplace(1/eps) noise (a row falls in one slot: L1 sensitivity 1); per
@@ -36,6 +38,7 @@ from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.synthesis.generators.base import register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
     DomainTooSmall,
+    bounds_steps,
     check_domain,
     default_delta,
     dp_octave_bounds,
@@ -165,6 +168,7 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
             "epsilon_spent": round(sum(budget.values()), 6), "delta_spent": spent_delta,
             "budget": {k: round(v, 6) for k, v in budget.items()},
             "columns_with_dp_bounds": len(selection), "columns_with_dp_category_sets": len(private_sets),
+            "bounds_steps": bounds_steps("basic composition (pure epsilon): Laplace histograms, exponential mechanisms"),
             "dp_guarantee": self.guarantee_text(sum(budget.values()), spent_delta),
         }
 

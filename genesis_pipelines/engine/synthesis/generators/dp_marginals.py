@@ -5,9 +5,11 @@ to (epsilon, delta)-DP: epsilon = rho + 2 sqrt(rho ln(2/delta)), delta/2; the ot
 category sets. Neighbouring tables differ by one added or removed row. Steps and default shares of rho:
 
 1. domain (20 % when a column lacks public bounds / categories, else 0): numeric bounds from two noisy histograms
-   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, then a zoom into the outermost octaves, half each;
-   Gaussian noise, L2 sensitivity sqrt(columns) per histogram): inside the real range where that clamps at most 5 %
-   of the rows; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
+   (dp_domain.dp_octave_bounds: a clamped grid of signed octaves, a zoom into the outermost octaves and the
+   exponential mechanism for the 1st / 99th percentiles, 50 / 45 / 2.5 / 2.5 % of this share; Gaussian noise, L2
+   sensitivity sqrt(columns) per histogram, each exponential mechanism eps^2/8-zCDP): inside the real range where
+   that clamps at most 5 % of the rows, else at the noisy percentile where the budget lets it tell, else at the
+   octave's outer edge; category sets by Gaussian counts above a delta-threshold (dp_domain.gaussian_category_selection);
    rows of categories not kept form an "other" slot that is modelled and, at sampling, redrawn among the kept ones;
 2. 1-way marginals (ONE_WAY_SHARE = 0.3 of the rest): every column on a fine public grid inside its bounds (each
    integer of a short range; else 0 as a point mass and equal-width bins; as many slots, 8..256, as leave about
@@ -45,6 +47,7 @@ from genesis_pipelines.engine.core.schema import TableMeta
 from genesis_pipelines.engine.sources.io import atomic_path
 from genesis_pipelines.engine.synthesis.generators.base import BaseGenerator, register
 from genesis_pipelines.engine.synthesis.generators.dp_domain import (
+    bounds_steps,
     check_domain,
     default_delta,
     dp_octave_bounds,
@@ -262,7 +265,7 @@ class DPMarginalsGenerator(BaseGenerator):
             "rho": round(spent_rho, 8),
             "budget": {"bounds": round(rho_b, 8), "category_sets": round(rho_c, 8), "one_way": round(rho1, 8),
                        "selection": round(rho_sel, 8), "second_parents": round(rho_sel3, 8), "cliques": round(rho2, 8)},
-            "bounds_steps": "half of the bounds budget on the octave histogram, half on the zoom histogram",
+            "bounds_steps": bounds_steps("zCDP: Gaussian histograms, each exponential mechanism eps^2/8-zCDP"),
             "budget_unit": "rho (zCDP)", "delta_split": {"conversion": delta_conv, "category_sets": delta - delta_conv},
             "columns_with_dp_bounds": len(need_bounds), "columns_with_dp_category_sets": len(need_sets),
             "tree_edges": len(self.tree), "three_way_cliques": len(self.second), "noise_sigma": {"one_way": round(sigma1, 4), "cliques": round(sigma2, 4)},
