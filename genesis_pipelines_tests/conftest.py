@@ -90,8 +90,30 @@ def pytest_ignore_collect(collection_path: Path, config):
     return True if FRONT_END_MARKS & module_marks(collection_path) else None
 
 
+# What one test costs the schedule, roughly, in seconds on an idle core: a `slow` test 10 s to 2 minutes, a Dagster or
+# CLI test a few seconds, an engine unit test a fraction of one. Only the order of the modules depends on it.
+SCHEDULE_COST = {"slow": 30.0, "dagster": 4.0, "cli": 4.0}
+UNIT_TEST_COST = 0.3
+
+
+def schedule_cost(item) -> float:
+    marks = {mark.name for mark in item.iter_markers()}
+    return max((SCHEDULE_COST[name] for name in marks & SCHEDULE_COST.keys()), default=UNIT_TEST_COST)
+
+
 def pytest_collection_modifyitems(config, items):
-    """The fast tier is what is left once the slow, Dagster and CLI tests are set aside."""
+    """The fast tier is what is left once the slow, Dagster and CLI tests are set aside.
+
+    Then the modules are put heaviest first (by schedule_cost), each module's tests kept in their order:
+    ./scripts/test.sh runs `--dist loadscope --no-loadscope-reorder`, so the two workers take whole modules in this
+    order, the long end-to-end modules at the start and the many short ones filling in at the end (xdist's own
+    order, by number of tests, leaves the long modules of one or two tests to the end, where one worker runs them
+    while the other idles)."""
     for item in items:
         if not FRONT_END_MARKS & {mark.name for mark in item.iter_markers()}:
             item.add_marker(pytest.mark.unit)
+    modules: dict[str, list] = {}
+    for item in items:
+        modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
+    cost = {name: sum(schedule_cost(item) for item in tests) for name, tests in modules.items()}
+    items[:] = [item for name in sorted(modules, key=lambda n: -cost[n]) for item in modules[name]]

@@ -11,5 +11,6 @@ if [ "${1:-}" = "--fast" ]; then
     tier=(-m unit)
 fi
 # --dist loadscope: each module's tests stay on one worker, so a module's shared fixture (a trained model) is
-# built once, not once per worker
-exec .venv/bin/python -m pytest -n 2 --dist loadscope ${tier[@]+"${tier[@]}"} "$@"
+# built once, not once per worker; --no-loadscope-reorder: the workers take the modules in conftest's order,
+# heaviest first, so the long end-to-end modules do not all land at the end on one worker
+exec .venv/bin/python -m pytest -n 2 --dist loadscope --no-loadscope-reorder ${tier[@]+"${tier[@]}"} "$@"
