@@ -198,6 +198,28 @@ def _households(seed: int = 0):
     return schema, people, household, rng
 
 
+def test_split_that_followed_a_parent_with_a_few_straddling_rows_is_still_grouped():
+    """A child whose split followed its parent's except for a few rows (it followed a one-to-one parent: sakila's
+    payments their rentals, the rentals their customers) is grouped by that parent: the shadow attack's halves are
+    whole households, so it is not scored on the siblings of the rows it learned from. Read as a row split, a
+    generator that never saw a held-out household scored AUC 1.0 here (the households' cities and clusters)."""
+    schema, people, household, rng = _households()
+    held = (household >= 400) & (household < 500)
+    in_train = household < 400
+    in_train[np.flatnonzero((household >= 400) & (household < 403))[::2]] = True  # half of three held-out households
+    train, holdout = people[in_train], people[held & ~in_train]
+    assert holdout["household_id"].isin(train["household_id"]).any()
+    assert holdout_group_column(train, holdout, schema, "people") == "household_id"
+    fresh = people[household >= 500].reset_index(drop=True)
+    fresh["city"] = pd.array(rng.choice(train["city"].unique(), len(fresh)), dtype="string")
+    safe = privacy_report({"people": train}, {"people": holdout}, {"people": fresh}, schema, exclude={},
+                          thresholds=ThresholdSpec())["tables"]["people"]
+    assert safe["holdout_split"]["follows_parent_key"] and safe["mia"]["shadow"]["auc"] < 0.6
+    # a row split still reads as one: every household's rows on both sides
+    shuffled = people.sample(frac=1.0, random_state=3)
+    assert holdout_group_column(shuffled.iloc[:2400], shuffled.iloc[2400:], schema, "people") is None
+
+
 def test_grouped_holdout_is_judged_against_unseen_parents():
     """A child split by its parent: the parent's attributes and the household clusters are not memorisation."""
     schema, people, household, rng = _households()
