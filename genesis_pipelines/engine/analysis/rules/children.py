@@ -10,7 +10,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis.rules import core
 from genesis_pipelines.engine.analysis.rules.core import Rule
-from genesis_pipelines.engine.core.schema import ForeignKey, key_values
+from genesis_pipelines.engine.core.schema import ForeignKey, key_positions, key_values
 
 
 def find_min_children(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame) -> list[Rule]:
@@ -200,6 +200,8 @@ def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict
               and r.parent_table in parents]
     if not n or not wanted:
         return 0
+    if not any(_short_parents(rule, by_name[rule.columns[0]], keys, parents[rule.parent_table]) for rule in wanted):
+        return 0  # no parent short of its fewest children: no row to add (and no random draw), without a frame of every key
     frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
     unique_key = list(primary_key) if primary_key and all(c in frame for c in primary_key) else []
     for rule in wanted:
@@ -234,6 +236,19 @@ def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict
     for column in keys:
         keys[column] = frame[column].astype(keys[column].dtype).reset_index(drop=True)
     return len(frame) - n
+
+
+def _short_parents(rule: Rule, fk: ForeignKey, keys: dict[str, pd.Series], parent: pd.DataFrame) -> bool:
+    """Some parent row has fewer children than the rule's minimum among the planned keys: the counts
+    fill_min_children starts from (the FK's own key columns alone looked up, as _BoundingParent looks them up)."""
+    columns = [c for c in dict.fromkeys([fk.child_column, *fk.child_columns]) if c in keys]
+    frame = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in columns})
+    theirs, ours = core.key_of(parent, rule.parent_column), core.key_of(frame, fk.child_column)
+    if theirs is None or ours is None:
+        return len(parent) > 0
+    positions = key_positions(theirs, ours)  # text keys matched in Arrow: no Python string per planned row
+    positions[ours.isna().to_numpy()] = -1
+    return bool((np.bincount(positions[positions >= 0], minlength=len(parent)) < rule.min_count).any())
 
 
 def at_least(counts: np.ndarray, minimum: int, rng: np.random.Generator) -> np.ndarray:

@@ -115,6 +115,17 @@ def sample_columns(generator, n: int, columns: list[str], *, conditions: dict | 
     return out[[c for c in columns if c in out.columns]]
 
 
+def sample_columns_stream(generator, n: int, columns: list[str], conditions_of, *, seed: int | None = None):
+    """sample_columns of n rows whose conditions come piece by piece (`conditions_of(start, stop)`: the frame of
+    rows start..stop, or None), as an iterator of consecutive pieces: the rows sample_columns gives for the whole
+    frame. A class with its own `sample_columns_stream` (the copula) draws them piece by piece, memory bounded by a
+    piece; any other generator gets the whole frame in one call (one piece)."""
+    if callable(getattr(type(generator), "sample_columns_stream", None)):
+        yield from generator.sample_columns_stream(n, list(columns), conditions_of, seed=seed)
+        return
+    yield sample_columns(generator, n, columns, conditions=conditions_of(0, n), seed=seed)
+
+
 _REGISTRY: dict[str, type] = {}
 PARENT_FEATURE_PREFIX = "__parent."  # relational.model.FEATURE_PREFIX: the columns a child's model gets from its parent
 ENTRY_POINT_GROUP = "genesis_pipelines.generators"

@@ -281,6 +281,11 @@ class DPGaussianCopulaGenerator(GaussianCopulaGenerator):
         check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
         return frame
 
+    def sample_columns_stream(self, n: int, columns: list[str], conditions_of, *, seed: int | None = None):
+        for frame in super().sample_columns_stream(n, columns, conditions_of, seed=seed):
+            check_domain(frame, self.domain(), table=getattr(self, "table_name", "?"), method=self.name)
+            yield frame
+
     def domain(self) -> dict:
         """What the model may output: numeric columns within their quantile range, categories among those kept."""
         out = {}

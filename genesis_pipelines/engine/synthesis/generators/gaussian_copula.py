@@ -27,6 +27,7 @@ from genesis_pipelines.engine.synthesis.generators.free_text import STRING_KINDS
 from genesis_pipelines.engine.synthesis.transform import PEOPLE_PER_KNOT, ColumnTransform, fit_transform_for
 
 _CHUNK = 200_000
+STREAM_ROWS = _CHUNK  # rows per piece of sample_columns_stream: the chunks one random stream is drawn in
 
 
 EIGEN_FLOOR = 1e-6  # the smallest eigenvalue a fitted correlation matrix keeps
@@ -252,6 +253,24 @@ class GaussianCopulaGenerator(BaseGenerator):
         drawn (a caller that needs a few predicted columns of a wide table pays for those)."""
         self.require_fitted()
         return self._rows(n, conditions, seed, list(columns))
+
+    def sample_columns_stream(self, n: int, columns: list[str], conditions_of, *, seed: int | None = None):
+        """sample_columns(n, columns, conditions=<every row's conditions>, seed=seed) in pieces of STREAM_ROWS rows,
+        the same rows: one random stream through the same chunks `_rows` draws, with only one piece's conditions
+        built at a time (`conditions_of(start, stop)`: that piece's frame, or None). A per-class copula draws all
+        of a class's rows at once, so there the rows come in one piece, as sample_columns gives them."""
+        self.require_fitted()
+        first = conditions_of(0, min(STREAM_ROWS, n))
+        if n <= STREAM_ROWS or (first is not None and any(c in first.columns for c in self.per_class)):
+            yield self.sample_columns(n, columns, conditions=first if n <= STREAM_ROWS else conditions_of(0, n), seed=seed)
+            return
+        rng = np.random.default_rng(seed)
+        for start in range(0, n, STREAM_ROWS):
+            stop = min(n, start + STREAM_ROWS)
+            part = first if start == 0 else conditions_of(start, stop)
+            if part is not None and len(part) != stop - start:
+                raise GenesisError(f"conditions has {len(part)} rows for {stop - start} rows to sample")
+            yield self._sample_chunk(stop - start, rng, _slice(part, 0, stop - start), list(columns))
 
     def _rows(self, n: int, conditions, seed, columns: list[str] | None) -> pd.DataFrame:
         by_class = next((c for c in self.per_class if conditions is not None and c in conditions.keys()), None)

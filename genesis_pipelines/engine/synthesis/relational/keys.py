@@ -19,7 +19,7 @@ from genesis_pipelines.engine.core.schema import (
     parent_keys,
 )
 from genesis_pipelines.engine.synthesis.generators import load_generator
-from genesis_pipelines.engine.synthesis.generators.base import sample_columns
+from genesis_pipelines.engine.synthesis.generators.base import sample_columns, sample_columns_stream
 from genesis_pipelines.engine.synthesis.relational.model import (
     CHUNK_ROWS,
     COUNT_COLUMN,
@@ -91,13 +91,25 @@ class _Parents:
             return counts
         features = [f for f in self.relation.features if f.kind != "count"]
         conditions = parent_feature_frame(features, self.frame, None)
-        # the mean of a few conditional draws ranks the parents (one draw is too noisy on small lookup tables)
+        # the mean of a few conditional draws ranks the parents (one draw is too noisy on small lookup tables):
+        # draw k of parent i is row k * n + i of one stream, drawn a piece at a time (the rows of parents i..j
+        # repeated, never all COUNT_DRAWS * n rows at once) and summed in draw order, as a mean over draws sums
         count_model = load_generator(self.model_dir)
-        repeated = conditions.iloc[np.tile(np.arange(n), COUNT_DRAWS)].reset_index(drop=True)
-        predicted = sample_columns(count_model, n * COUNT_DRAWS, [COUNT_COLUMN], conditions=repeated,
-                                   seed=int(rng.integers(0, 2**31 - 1)))
-        draws = pd.to_numeric(predicted[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
-        score = draws.reshape(COUNT_DRAWS, n).mean(axis=0)
+        score = np.zeros(n)
+        done = 0
+        pieces = sample_columns_stream(count_model, n * COUNT_DRAWS, [COUNT_COLUMN],
+                                       lambda start, stop: conditions.iloc[np.arange(start, stop) % n],
+                                       seed=int(rng.integers(0, 2**31 - 1)))
+        for piece in pieces:
+            draws = pd.to_numeric(piece[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
+            row, end = done, done + len(draws)
+            while row < end:  # within one draw's parents, then the next draw's
+                parent = row % n
+                stop = min(end, row - parent + n)
+                score[parent:parent + stop - row] += draws[row - done:stop - done]
+                row = stop
+            done = end
+        score /= COUNT_DRAWS
         ranks = np.lexsort((rng.random(n), score))  # ascending score, random among ties
         out = np.empty(n)
         out[ranks] = np.sort(counts)
@@ -268,31 +280,55 @@ def _predicted_category(predicted: pd.DataFrame, relation: RelationStats, featur
 def _match_categories(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """take[i]: which of the assigned parents (categories `have`) row i gets, as many rows as possible getting
     the category they ask for (`want`); the rest are paired at random."""
-    take = np.full(len(want), -1)
     # a null category (a parent with no value) is a slot like any other: every assigned parent is handed out once
     codes, uniques = pd.factorize(pd.Series(have, dtype=object), use_na_sentinel=False)
-    slots = {code: list(rng.permutation(np.flatnonzero(codes == code))) for code in range(len(uniques))}
-    code_of = {category: code for code, category in enumerate(uniques) if not pd.isna(category)}
-    for category in pd.unique(want[pd.notna(want)]):
-        code = code_of.get(category)
-        pool = slots.get(code) if code is not None else None
-        if not pool:
+    return _match_codes(_codes_of(want, _category_codes(uniques)), codes, len(uniques), rng)
+
+
+def _category_codes(uniques) -> dict:
+    """Category -> its code, for the categories a row can ask for (not the null one)."""
+    return {category: code for code, category in enumerate(uniques) if not pd.isna(category)}
+
+
+def _codes_of(want: np.ndarray, code_of: dict) -> np.ndarray:
+    """Each asked-for category's code (-1: null, or no assigned parent has it), as int32."""
+    return pd.Series(want, dtype=object).map(code_of).fillna(-1).to_numpy(dtype=np.int32)
+
+
+def _match_codes(want: np.ndarray, have: np.ndarray, n_codes: int, rng: np.random.Generator) -> np.ndarray:
+    """_match_categories on codes: `have` the assigned parents' category codes (0..n_codes-1, numbered in order of
+    first appearance), `want` the code each row asks for (-1: none). Per code its parents in random order; the
+    codes asked for, in order of first appearance, take their rows' parents; the parents left go at random to the
+    rows left. Integer arrays only: no category text per row."""
+    take = np.full(len(want), -1)
+    order = np.argsort(have, kind="stable")  # each code's parents in row order, as np.flatnonzero(have == code)
+    bounds = np.searchsorted(have[order], np.arange(n_codes + 1))
+    slots = [rng.permutation(order[bounds[code]:bounds[code + 1]]) for code in range(n_codes)]
+    used = np.zeros(n_codes, dtype=np.int64)
+    for code in pd.unique(want[want >= 0]):
+        pool = slots[code]
+        if not len(pool):
             continue
-        rows = rng.permutation(np.flatnonzero(want == category))[: len(pool)]
+        rows = rng.permutation(np.flatnonzero(want == code))[: len(pool)]
         take[rows] = pool[: len(rows)]
-        slots[code] = pool[len(rows):]
-    left = np.asarray([i for pool in slots.values() for i in pool], dtype=int)
+        used[code] = len(rows)
+    left = np.concatenate([pool[used[code]:] for code, pool in enumerate(slots)]) if slots else np.zeros(0, dtype=int)
     open_rows = np.flatnonzero(take < 0)
-    take[open_rows] = rng.permutation(left)[: len(open_rows)]
+    take[open_rows] = rng.permutation(left.astype(int))[: len(open_rows)]
     return take
 
 
 def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score."""
-    jitter = rng.random(len(want)) * 1e-9
+    """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score.
+    `have` is consumed (its NaNs zeroed in place); each temporary is let go once read (a whole table of rows)."""
+    jitter = rng.random(len(want))
+    jitter *= 1e-9
+    major = rng.standard_normal(len(want))  # a row asking for no score ranks by a normal draw
+    np.copyto(major, want, where=~np.isnan(want))
+    rows = _lexsort2(jitter, major)
+    del jitter, major
     take = np.empty(len(want), dtype=int)
-    rows = _lexsort2(jitter, np.where(np.isnan(want), rng.standard_normal(len(want)), want))
-    take[rows] = _lexsort2(rng.random(len(have)), np.nan_to_num(have))
+    take[rows] = _lexsort2(rng.random(len(have)), np.nan_to_num(have, copy=False))
     return take
 
 
@@ -301,7 +337,9 @@ def _lexsort2(minor: np.ndarray, major: np.ndarray) -> np.ndarray:
     one quicksort when it has no ties (else a stable sort), then one stable sort by major (lexsort sorts both stably)."""
     first = np.argsort(minor)
     ordered = minor[first]
-    if len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any():
+    tied = len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any())
+    del ordered
+    if tied:
         first = np.argsort(minor, kind="stable")
     return first[np.argsort(major[first], kind="stable")]
 
@@ -345,16 +383,22 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
 
 class _JointMatch:
     """What _joint_parents needs to permute one further parent's keys over the rows, gathered chunk by chunk from
-    the child model's draws: per row with a key, only the category it asks for or its summed numeric score (never
-    the drawn columns of every row). Each draw's value goes through the same arithmetic as on a whole frame."""
+    the child model's draws: per row with a key, only the category code it asks for (int32) or its summed numeric
+    score (never the drawn columns of every row, nor category text per row). Each draw's value goes through the
+    same arithmetic as on a whole frame. Per row it keeps the parent position (int32) and that reduced draw; the
+    parents' own scores or category codes are laid over the rows at take()."""
 
     def __init__(self, relation: RelationStats, column: pd.Series, frame: pd.DataFrame):
         self.relation, self.column, self.frame = relation, column, frame
         self.present = column.notna().to_numpy()
-        self.position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
-        self.usable = bool(self.present.sum() >= 2 and not (self.position < 0).any())
+        position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
+        self.usable = bool(self.present.sum() >= 2 and not (position < 0).any())
+        self.position = position.astype(np.int32) if len(frame) < 2**31 - 1 else position
         self.mode: str | None = None
         self.parts: list[np.ndarray] = []
+
+    def _parent_values(self, feature: ParentFeature) -> np.ndarray:
+        return pd.to_numeric(self.frame[feature.column], errors="coerce").to_numpy(dtype="float64")[self.position]
 
     def _choose(self, columns) -> None:
         """The lookup name asked for, else the numeric features' scores, else the first category (the drawn
@@ -367,16 +411,21 @@ class _JointMatch:
         categorical = [f for f in values if f not in numeric]
         if lookup or (categorical and not numeric):
             self.mode, self.feature = "category", (lookup or categorical)[0]
+            # the rows' categories numbered in order of first appearance over the rows (as factorizing each row's
+            # text numbers them), from the parents' categories: one code per row, no text per row
+            text = pd.Series(frame[self.feature.column].astype(str).to_numpy(dtype=object), dtype=object)
+            parent_codes, parent_uniques = pd.factorize(text, use_na_sentinel=False)
+            self.have, first_seen = pd.factorize(parent_codes[self.position])
+            self.code_of = _category_codes(np.asarray(parent_uniques, dtype=object)[first_seen])
+            self.n_codes = len(first_seen)
         elif numeric:
             self.mode, self.scales = "numeric", []
-            self.have = np.zeros(len(self.position))
             for feature in numeric:
-                parent_values = pd.to_numeric(frame[feature.column], errors="coerce").to_numpy(dtype="float64")[self.position]
+                parent_values = self._parent_values(feature)
                 if not np.isfinite(parent_values).any():  # the chosen parents hold no value of this feature: it ranks nothing
                     continue
                 mean, sd = np.nanmean(parent_values), np.nanstd(parent_values) or 1.0
                 self.scales.append((feature, mean, sd))
-                self.have += np.nan_to_num((parent_values - mean) / sd)
         else:
             self.mode = "none"
 
@@ -387,7 +436,7 @@ class _JointMatch:
             self._choose(part.columns)
         rows = self.present[start:start + len(part)]
         if self.mode == "category":
-            self.parts.append(_predicted_category(part, self.relation, self.feature)[rows])
+            self.parts.append(_codes_of(_predicted_category(part, self.relation, self.feature)[rows], self.code_of))
         elif self.mode == "numeric":
             want = np.zeros(int(rows.sum()))
             for feature, mean, sd in self.scales:
@@ -399,10 +448,14 @@ class _JointMatch:
         """Which of the assigned keys each row with a key gets (None: keep them as assigned)."""
         if not self.usable or self.mode in (None, "none"):
             return None
+        want = np.concatenate(self.parts)
+        self.parts = []
         if self.mode == "category":
-            have = self.frame[self.feature.column].astype(str).to_numpy(dtype=object)[self.position]
-            return _match_categories(np.concatenate(self.parts), have, rng)
-        return _match_numbers(np.concatenate(self.parts), self.have, rng)
+            return _match_codes(want, self.have, self.n_codes, rng)
+        have = np.zeros(len(self.position))  # the assigned parents' summed scores, in the order add() scaled them
+        for feature, mean, sd in self.scales:
+            have += np.nan_to_num((self._parent_values(feature) - mean) / sd)
+        return _match_numbers(want, have, rng)
 
 
 def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
