@@ -166,3 +166,63 @@ def comparable_values(values: pd.Series) -> pd.Series:
     if pd.api.types.is_numeric_dtype(values):
         return values.astype("float64")
     return values.astype(str)
+
+
+def nullable_key_dtype(values: pd.Series):
+    """Keys read back from the warehouse come as numpy dtypes; FK columns need room for nulls."""
+    import pandas as pd
+
+    if pd.api.types.is_integer_dtype(values):
+        return "Int64"
+    if pd.api.types.is_string_dtype(values):
+        return "string"
+    return values.dtype
+
+
+def keys_at(parent_keys: pd.Series, position: np.ndarray) -> pd.Series:
+    """The parent keys at `position` per row (-1: a null), in the FK's nullable dtype (nullable_key_dtype), taken
+    from the parent's array in one step: no Python object per row."""
+    import pandas as pd
+
+    dtype = nullable_key_dtype(parent_keys)
+    if pd.api.types.is_object_dtype(dtype):  # object keys keep pandas' own NA, as a row-wise assignment gives
+        values = pd.Series([pd.NA] * len(position), dtype=dtype)
+        values[position >= 0] = parent_keys.to_numpy()[position[position >= 0]]
+        return values
+    source = parent_keys.astype(dtype).array
+    return pd.Series(pd.api.extensions.take(source, position, allow_fill=True), dtype=dtype)
+
+
+class PlannedKey:
+    """A single-column FK of a table's planned rows held as each row's parent position (int32; -1: a null) into
+    the parent's key column, not as key text per row: the keys of a block of rows are taken when it is written
+    (rows), the whole column only where a step needs it (series). keys_at(parent_keys, positions) is the column."""
+
+    def __init__(self, positions: np.ndarray, parent_keys: pd.Series):
+        import numpy as np
+
+        self.positions = positions.astype(np.int32, copy=False) if len(parent_keys) < 2**31 - 1 else positions
+        self.parent_keys = parent_keys.reset_index(drop=True)
+        self.dtype = keys_at(self.parent_keys.iloc[:0], positions[:0]).dtype
+
+    def __len__(self) -> int:
+        return len(self.positions)
+
+    def rows(self, start: int, stop: int) -> pd.Series:
+        return keys_at(self.parent_keys, self.positions[start:stop])
+
+    def series(self) -> pd.Series:
+        return keys_at(self.parent_keys, self.positions)
+
+    def take(self, index: np.ndarray) -> PlannedKey:
+        return PlannedKey(self.positions[index], self.parent_keys)
+
+
+def key_series(values: pd.Series | PlannedKey) -> pd.Series:
+    """A planned key column as a Series (indexed 0..n-1)."""
+    return values.series() if isinstance(values, PlannedKey) else values.reset_index(drop=True)
+
+
+def planned_rows(values: pd.Series | PlannedKey, start: int, stop: int) -> pd.Series:
+    """Rows start..stop of a planned key column, indexed from 0."""
+    return values.rows(start, stop) if isinstance(values, PlannedKey) else values.iloc[start:stop].reset_index(drop=True)

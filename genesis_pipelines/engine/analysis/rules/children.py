@@ -10,7 +10,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis.rules import core
 from genesis_pipelines.engine.analysis.rules.core import Rule
-from genesis_pipelines.engine.core.schema import ForeignKey, key_positions, key_values
+from genesis_pipelines.engine.core.schema import ForeignKey, PlannedKey, key_positions, key_series, key_values
 
 
 def find_min_children(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame) -> list[Rule]:
@@ -108,7 +108,9 @@ def room_between_parents(table_rules: list[Rule], fks: list[ForeignKey], keys: d
     leaves room, from a parent above its fewest children (min_children). The primary key stays unique. `keys`
     (key column -> values) changes in place; returns the rows still without room (none where the parents allow)."""
     n = len(next(iter(keys.values()))) if keys else 0
-    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    if not any(r.kind == "parent_order" for r in table_rules):
+        return 0  # no column bounded by a parent: nothing to keep room for (and no frame of every key)
+    frame = pd.DataFrame({c: key_series(v) for c, v in keys.items()})
     sides, columns = _bounding_parents(table_rules, fks, frame, parents) if n else ({}, [])
     if not columns:
         return 0
@@ -202,7 +204,7 @@ def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict
         return 0
     if not any(_short_parents(rule, by_name[rule.columns[0]], keys, parents[rule.parent_table]) for rule in wanted):
         return 0  # no parent short of its fewest children: no row to add (and no random draw), without a frame of every key
-    frame = pd.DataFrame({c: v.reset_index(drop=True) for c, v in keys.items()})
+    frame = pd.DataFrame({c: key_series(v) for c, v in keys.items()})
     unique_key = list(primary_key) if primary_key and all(c in frame for c in primary_key) else []
     for rule in wanted:
         added: list[pd.DataFrame] = []
@@ -241,8 +243,12 @@ def fill_min_children(table_rules: list[Rule], fks: list[ForeignKey], keys: dict
 def _short_parents(rule: Rule, fk: ForeignKey, keys: dict[str, pd.Series], parent: pd.DataFrame) -> bool:
     """Some parent row has fewer children than the rule's minimum among the planned keys: the counts
     fill_min_children starts from (the FK's own key columns alone looked up, as _BoundingParent looks them up)."""
+    planned = keys.get(fk.child_column)
+    if isinstance(planned, PlannedKey) and planned.parent_keys.equals(parent[rule.parent_column].reset_index(drop=True)):
+        positions = planned.positions  # the parent rows are known
+        return bool((np.bincount(positions[positions >= 0], minlength=len(parent)) < rule.min_count).any())
     columns = [c for c in dict.fromkeys([fk.child_column, *fk.child_columns]) if c in keys]
-    frame = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in columns})
+    frame = pd.DataFrame({c: key_series(keys[c]) for c in columns})
     theirs, ours = core.key_of(parent, rule.parent_column), core.key_of(frame, fk.child_column)
     if theirs is None or ours is None:
         return len(parent) > 0

@@ -13,11 +13,15 @@ from genesis_pipelines.engine.analysis.rules import children
 from genesis_pipelines.engine.core.errors import GenesisError
 from genesis_pipelines.engine.core.schema import (
     ForeignKey,
+    PlannedKey,
     comparable_values,
     key_positions,
+    key_series,
     key_values,
     parent_keys,
 )
+from genesis_pipelines.engine.core.schema import keys_at as _keys_at
+from genesis_pipelines.engine.core.schema import nullable_key_dtype as _nullable_dtype
 from genesis_pipelines.engine.synthesis.generators import load_generator
 from genesis_pipelines.engine.synthesis.generators.base import sample_columns, sample_columns_stream
 from genesis_pipelines.engine.synthesis.relational.model import (
@@ -153,15 +157,6 @@ def _fill_templates(templates: np.ndarray, rng: np.random.Generator) -> np.ndarr
     return out
 
 
-def _nullable_dtype(values: pd.Series):
-    """Keys read back from the warehouse come as numpy dtypes; FK columns need room for nulls."""
-    if pd.api.types.is_integer_dtype(values):
-        return "Int64"
-    if pd.api.types.is_string_dtype(values):
-        return "string"
-    return values.dtype
-
-
 def _weighted_distinct(weights: np.ndarray, k: int, rng: np.random.Generator) -> np.ndarray:
     """Efraimidis-Spirakis: k distinct indices, weighted, without replacement."""
     if k >= len(weights):
@@ -173,6 +168,14 @@ def _weighted_distinct(weights: np.ndarray, k: int, rng: np.random.Generator) ->
 def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) -> tuple[pd.Series, np.ndarray]:
     """FK values for n child rows (nulls at the learned share, the rest spread over parents like the real data)
     and the number of children each parent got."""
+    planned, counts = _assign_planned(parents, n, rng, shuffle)
+    return (planned.series() if isinstance(planned, PlannedKey) else planned), counts
+
+
+def _assign_planned(parents: _Parents, n: int, rng: np.random.Generator,
+                    shuffle: bool) -> tuple[pd.Series | PlannedKey, np.ndarray]:
+    """_assign with the FK values as a PlannedKey (each row's parent position, int32) where the FK is one column;
+    the same draws."""
     relation, parent_keys = parents.relation, parents.keys
     fk = relation.fk
     is_null = rng.random(n) < relation.null_share if relation.null_share > 0 else np.zeros(n, dtype=bool)
@@ -197,29 +200,21 @@ def _assign(parents: _Parents, n: int, rng: np.random.Generator, shuffle: bool) 
                 counts += apportion(weights + 1e-9, len(extra), rng)
     else:
         counts = children.at_least(apportion(weights, present, rng), relation.min_children, rng)
-    assigned = np.repeat(np.arange(len(parent_keys)), counts)  # parent positions: the keys are taken once, below
+    small = len(parent_keys) < 2**31 - 1  # parent positions as int32: the keys are taken from them once, or per block
+    assigned = np.repeat(np.arange(len(parent_keys), dtype=np.int32 if small else np.int64), counts)
     if shuffle:
         assigned = assigned[rng.permutation(len(assigned))]
-    return _keys_at(parent_keys, np.where(is_null, -1, _scatter(assigned, ~is_null))), counts
+    position = _scatter(assigned, ~is_null)  # -1 on the null rows
+    if fk.composite:
+        return _keys_at(parent_keys, position), counts
+    return PlannedKey(position, parent_keys), counts
 
 
 def _scatter(values: np.ndarray, where: np.ndarray) -> np.ndarray:
     """`values` laid on the rows where `where` holds, in order (-1 elsewhere)."""
-    out = np.full(len(where), -1, dtype=np.int64)
+    out = np.full(len(where), -1, dtype=values.dtype if values.dtype.kind == "i" else np.int64)
     out[where] = values
     return out
-
-
-def _keys_at(parent_keys: pd.Series, position: np.ndarray) -> pd.Series:
-    """The parent keys at `position` per row (-1: a null), in the FK's nullable dtype (_nullable_dtype), taken from
-    the parent's array in one step: no Python object per row."""
-    dtype = _nullable_dtype(parent_keys)
-    if pd.api.types.is_object_dtype(dtype):  # object keys keep pandas' own NA, as a row-wise assignment gives
-        values = pd.Series([pd.NA] * len(position), dtype=dtype)
-        values[position >= 0] = parent_keys.to_numpy()[position[position >= 0]]
-        return values
-    source = parent_keys.astype(dtype).array
-    return pd.Series(pd.api.extensions.take(source, position, allow_fill=True), dtype=dtype)
 
 
 def _unique_within_groups(groups: np.ndarray, parents: _Parents, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -378,7 +373,8 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         column, rows = match.column, np.flatnonzero(match.present)
         source = np.arange(len(column))  # each row's key taken from the row the matching hands it (in Arrow for text)
         source[rows] = rows[take]
-        keys[match.relation.fk.child_column] = pd.Series(column.array.take(source), index=column.index, name=column.name)
+        keys[match.relation.fk.child_column] = (column.take(source) if isinstance(column, PlannedKey) else
+                                                pd.Series(column.array.take(source), index=column.index, name=column.name))
 
 
 class _JointMatch:
@@ -388,10 +384,14 @@ class _JointMatch:
     same arithmetic as on a whole frame. Per row it keeps the parent position (int32) and that reduced draw; the
     parents' own scores or category codes are laid over the rows at take()."""
 
-    def __init__(self, relation: RelationStats, column: pd.Series, frame: pd.DataFrame):
+    def __init__(self, relation: RelationStats, column: pd.Series | PlannedKey, frame: pd.DataFrame):
         self.relation, self.column, self.frame = relation, column, frame
-        self.present = column.notna().to_numpy()
-        position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
+        if isinstance(column, PlannedKey):  # the parent rows are known: no key looked up
+            self.present = column.positions >= 0
+            position = column.positions[self.present]
+        else:
+            self.present = column.notna().to_numpy()
+            position = key_positions(parent_keys(relation.fk, frame), comparable_values(column[self.present]))
         self.usable = bool(self.present.sum() >= 2 and not (position < 0).any())
         self.position = position.astype(np.int32) if len(frame) < 2**31 - 1 else position
         self.mode: str | None = None
@@ -498,10 +498,12 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
                 placed[id(relation)], keys, shared, distinct_by, keep, rng)
             within.append(relation)
         else:
-            keys[relation.fk.child_column], per_parent[id(relation)] = _assign(placed[id(relation)], n, rng, shuffle=index > 0)
+            keys[relation.fk.child_column], per_parent[id(relation)] = _assign_planned(placed[id(relation)], n, rng,
+                                                                                       shuffle=index > 0)
         _expand_key(relation, keys, placed[id(relation)].frame)
     if not keep.all():  # rows no parent combination could take (more rows of an episode than bakers of its series)
-        keys = {c: v[keep].reset_index(drop=True) for c, v in keys.items()}
+        keys = {c: v.take(np.flatnonzero(keep)) if isinstance(v, PlannedKey) else v[keep].reset_index(drop=True)
+                for c, v in keys.items()}
         n = int(keep.sum())
         for relation in relations:
             per_parent[id(relation)] = _key_counts(relation.fk, keys[relation.fk.child_column], placed[id(relation)].frame)
@@ -515,7 +517,7 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
     children.room_between_parents(tm.rules, [r.fk for r in relations], keys, parents, pk, rng)
     for column, stats in tm.key_stats.items():
         if stats.within and all(c in keys for c in stats.within):
-            groups = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in stats.within})
+            groups = pd.DataFrame({c: key_series(keys[c]) for c in stats.within})
             keys[column] = pd.Series(groups.groupby(stats.within, dropna=False, sort=False).cumcount().to_numpy()
                                      + stats.start, dtype="Int64")
         else:
@@ -527,14 +529,16 @@ def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapp
                     parent_dtype = model.db_schema.tables[relation.fk.parent_table].columns[parent_column].dtype
                     keys[child_column] = pd.Series([pd.NA] * n, dtype="Int64" if "int" in parent_dtype.lower() else "string")
         elif relation.fk.is_self_reference:
-            keys[relation.fk.child_column] = _self_reference(relation, keys[relation.fk.parent_column], rng)
+            keys[relation.fk.child_column] = _self_reference(relation, key_series(keys[relation.fk.parent_column]), rng)
     joins = [(r, keys[r.fk.child_column], placed[id(r)].frame, per_parent[id(r)])
              for r in model.relations_of(table) if id(r) in placed and r.features]
     return keys, RowConditions(joins, n) if joins else None, n
 
 
-def _key_counts(fk: ForeignKey, values: pd.Series, parent: pd.DataFrame) -> np.ndarray:
+def _key_counts(fk: ForeignKey, values: pd.Series | PlannedKey, parent: pd.DataFrame) -> np.ndarray:
     """Children per parent row of assigned FK values (tuple codes for a composite FK)."""
+    if isinstance(values, PlannedKey):
+        return np.bincount(values.positions[values.positions >= 0], minlength=len(parent))
     per_parent = comparable_values(values.dropna()).value_counts()
     return per_parent.reindex(parent_keys(fk, parent).to_numpy(), fill_value=0).to_numpy()
 
@@ -564,7 +568,7 @@ def _assign_within(parents: _Parents, keys: dict[str, pd.Series], shared: list[s
     weights = parents.weights(rng) + 1e-3
     paired = [fk.parent_columns[fk.child_columns.index(c)] for c in shared]
     parent_group = key_values(frame, paired).to_numpy() if paired else np.zeros(len(frame), dtype=object)
-    rows_frame = pd.DataFrame({c: keys[c].reset_index(drop=True) for c in shared + (distinct_by or [])}, index=range(n))
+    rows_frame = pd.DataFrame({c: key_series(keys[c]) for c in shared + (distinct_by or [])}, index=range(n))
     child_group = key_values(rows_frame, shared) if shared else pd.Series(np.zeros(n, dtype=object))
     wanted = keep & child_group.notna().to_numpy()
     if relation.null_share > 0:

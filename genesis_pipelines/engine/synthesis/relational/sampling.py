@@ -12,7 +12,7 @@ import pandas as pd
 from genesis_pipelines.engine.analysis import reference_tables, rules
 from genesis_pipelines.engine.analysis.rules.core import Dependency
 from genesis_pipelines.engine.core.errors import GenesisError, ModelError
-from genesis_pipelines.engine.core.schema import TableMeta, comparable_values
+from genesis_pipelines.engine.core.schema import PlannedKey, TableMeta, comparable_values, key_series, planned_rows
 from genesis_pipelines.engine.privacy import pii as pii_engine
 from genesis_pipelines.engine.privacy import record_guard
 from genesis_pipelines.engine.privacy.pii import parent_locales
@@ -230,7 +230,10 @@ def _per_parent_columns(relations: list[RelationStats], keys: dict[str, pd.Serie
         if not wanted or relation.fk.child_column not in keys:
             continue
         values = keys[relation.fk.child_column]
-        codes, _ = pd.factorize(comparable_values(values).where(values.notna().to_numpy()))
+        if isinstance(values, PlannedKey):  # distinct parent rows are distinct keys, numbered alike
+            codes, _ = pd.factorize(np.where(values.positions >= 0, values.positions, np.nan))
+        else:
+            codes, _ = pd.factorize(comparable_values(values).where(values.notna().to_numpy()))
         present = codes >= 0
         if not present.any():
             continue
@@ -357,7 +360,7 @@ def generate_table_chunks(
         body = body[[c for c in body.columns if not c.startswith(FEATURE_PREFIX)]]
         for column, values in keys.items():
             if column in meta.columns:  # not a composite FK's tuple codes
-                body[column] = values.iloc[start:stop].reset_index(drop=True)
+                body[column] = planned_rows(values, start, stop)
         inherited = (parent_locales.inherited_locales(schema, table, body, parents, locale)
                      if any(f.table == table and f.policy == "fake" for f in model.pii) else None)
         out = pii_engine.fill_synthetic(table, body, model.pii, n_rows=stop - start, column_order=tm.columns, locale=locale,
@@ -377,7 +380,7 @@ def generate_table_chunks(
 
     # a primary key made of planned keys (a one-to-one FK given a parent again): its repeats are known before any
     # row is drawn, so they are dropped the same way whichever chunk they fall in
-    repeated = (pd.DataFrame({c: keys[c].reset_index(drop=True) for c in pk}).duplicated().to_numpy()
+    repeated = (pd.DataFrame({c: key_series(keys[c]) for c in pk}).duplicated().to_numpy()
                 if pk and all(c in keys for c in pk) else None)
     block_rows = max(1, int(block_rows))
     starts = list(range(0, max(n, 1), block_rows))

@@ -14,6 +14,7 @@ from genesis_pipelines.engine.core.schema import (
     ColumnMeta,
     DatasetSchema,
     ForeignKey,
+    PlannedKey,
     TableMeta,
     child_keys,
     comparable_values,
@@ -213,9 +214,13 @@ class RowConditions:
         self.joins = []
         for relation, values, parent, counts in joins:
             # the parent's features and each row's parent position, once: every block of rows takes from them (a
-            # position per row is smaller than the key text, and no block looks keys up again)
-            position = key_positions(parent_keys(relation.fk, parent), comparable_values(values))
-            position = position.astype(np.int32) if len(parent) < 2**31 - 1 else position
+            # position per row is smaller than the key text, and no block looks keys up again); a planned key
+            # holds its positions already (the same array, not a copy)
+            if isinstance(values, PlannedKey):
+                position = values.positions
+            else:
+                position = key_positions(parent_keys(relation.fk, parent), comparable_values(values))
+                position = position.astype(np.int32) if len(parent) < 2**31 - 1 else position
             self.joins.append((position, parent_feature_frame(relation.features, parent, counts), bool((position < 0).any())))
         self.given: pd.DataFrame | None = None
         self.per_parent: dict[str, tuple[np.ndarray, pd.Series]] = {}  # column -> (parent code per row, value per code)
