@@ -461,3 +461,88 @@ def test_fast_key_helpers_match_the_pandas_and_numpy_references():
     for minor in (rng.random(5000), rng.integers(0, 50, 5000).astype("float64")):  # random, then with ties
         major = np.round(rng.standard_normal(5000) * 3)
         assert np.array_equal(_lexsort2(minor, major), np.lexsort((minor, major)))
+
+
+def _match_categories_on_text(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """The category matching as it was written on text per row (before codes): the reference for _match_codes."""
+    take = np.full(len(want), -1)
+    codes, uniques = pd.factorize(pd.Series(have, dtype=object), use_na_sentinel=False)
+    slots = {code: list(rng.permutation(np.flatnonzero(codes == code))) for code in range(len(uniques))}
+    code_of = {category: code for code, category in enumerate(uniques) if not pd.isna(category)}
+    for category in pd.unique(want[pd.notna(want)]):
+        code = code_of.get(category)
+        pool = slots.get(code) if code is not None else None
+        if not pool:
+            continue
+        rows = rng.permutation(np.flatnonzero(want == category))[: len(pool)]
+        take[rows] = pool[: len(rows)]
+        slots[code] = pool[len(rows):]
+    left = np.asarray([i for pool in slots.values() for i in pool], dtype=int)
+    open_rows = np.flatnonzero(take < 0)
+    take[open_rows] = rng.permutation(left)[: len(open_rows)]
+    return take
+
+
+def test_category_matching_on_codes_equals_the_matching_on_text():
+    """_match_categories (codes per row, no text) hands out the very parents the text matching did, draw for draw:
+    nulls on both sides, categories no parent has, more rows asking for a category than parents holding it."""
+    rng = np.random.default_rng(5)
+    for size, kinds in ((40, 3), (2000, 12), (5000, 40)):
+        names = np.asarray([f"c{i}" for i in range(kinds)] + [None, np.nan], dtype=object)
+        have = names[rng.integers(0, kinds + 2, size)]
+        want = np.asarray([f"c{i}" for i in range(kinds + 5)] + [None], dtype=object)[rng.integers(0, kinds + 6, size)]
+        for seed in range(3):
+            expected = _match_categories_on_text(want, have, np.random.default_rng(seed))
+            assert np.array_equal(_match_categories(want, have, np.random.default_rng(seed)), expected)
+
+
+def test_planned_key_blocks_and_column_equal_the_keys_taken_at_once():
+    """A PlannedKey (parent positions, int32) gives the keys keys_at gives, whole or a block at a time, in the FK's
+    nullable dtype, for text, integer and object parent keys."""
+    from genesis_pipelines.engine.core.schema import PlannedKey, key_series, keys_at, planned_rows
+
+    rng = np.random.default_rng(2)
+    parents = [pd.Series([f"P{i}" for i in range(300)], dtype="str"), pd.Series(np.arange(5, 305), dtype="int64"),
+               pd.Series([("t", i) for i in range(300)], dtype=object)]
+    for parent in parents:
+        position = np.where(rng.random(1000) < 0.1, -1, rng.integers(0, 300, 1000))
+        planned = PlannedKey(position, parent)
+        whole = keys_at(parent, position)
+        assert planned.positions.dtype == np.int32 and len(planned) == 1000 and planned.dtype == whole.dtype
+        pd.testing.assert_series_equal(key_series(planned), whole)
+        for start in (0, 130, 990):
+            pd.testing.assert_series_equal(planned_rows(planned, start, start + 130),
+                                           whole.iloc[start:start + 130].reset_index(drop=True))
+        index = rng.permutation(1000)[:200]
+        pd.testing.assert_series_equal(planned.take(index).series(), whole.iloc[index].reset_index(drop=True))
+
+
+def test_count_model_draws_a_piece_at_a_time_as_in_one_draw(monkeypatch):
+    """sample_columns_stream's pieces are the rows of one sample_columns call (one random stream through the same
+    chunks), and _mean_of_draws over pieces of any size equals the mean over one array of every draw."""
+    from genesis_pipelines.engine.core.schema import ColumnMeta, TableMeta
+    from genesis_pipelines.engine.synthesis.generators import gaussian_copula
+    from genesis_pipelines.engine.synthesis.generators.base import sample_columns_stream
+    from genesis_pipelines.engine.synthesis.relational.keys import _mean_of_draws
+
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=600), "kind": rng.choice(["a", "b", "c"], 600),
+                          "n": rng.poisson(3, 600)})
+    meta = TableMeta(name="t", row_count=600, columns={
+        "x": ColumnMeta(name="x", sdtype="numeric", dtype="float64", null_rate=0.0, cardinality=600),
+        "kind": ColumnMeta(name="kind", sdtype="categorical", dtype="object", null_rate=0.0, cardinality=3),
+        "n": ColumnMeta(name="n", sdtype="integer", dtype="int64", null_rate=0.0, cardinality=10)})
+    model = gaussian_copula.GaussianCopulaGenerator().fit(frame, meta, seed=0)
+    monkeypatch.setattr(gaussian_copula, "_CHUNK", 70)
+    monkeypatch.setattr(gaussian_copula, "STREAM_ROWS", 70)
+    parents = frame[["x", "kind"]].iloc[:45].reset_index(drop=True)
+    n, draws = len(parents), 8
+    whole = model.sample_columns(n * draws, ["n"], conditions=parents.iloc[np.tile(np.arange(n), draws)], seed=11)
+    pieces = list(sample_columns_stream(model, n * draws, ["n"], lambda a, b: parents.iloc[np.arange(a, b) % n], seed=11))
+    assert len(pieces) == 6  # 360 rows in pieces of 70
+    pd.testing.assert_frame_equal(pd.concat(pieces, ignore_index=True), whole)
+    values = whole["n"].to_numpy(dtype="float64")
+    expected = values.reshape(draws, n).mean(axis=0)
+    for size in (7, 45, 70, 360):
+        split = [values[i:i + size] for i in range(0, len(values), size)]
+        assert np.array_equal(_mean_of_draws(iter(split), n, draws), expected)

@@ -200,10 +200,11 @@ class PlannedKey:
 
     def __init__(self, positions: np.ndarray, parent_keys: pd.Series):
         import numpy as np
+        import pandas as pd
 
         self.positions = positions.astype(np.int32, copy=False) if len(parent_keys) < 2**31 - 1 else positions
         self.parent_keys = parent_keys.reset_index(drop=True)
-        self.dtype = keys_at(self.parent_keys.iloc[:0], positions[:0]).dtype
+        self.dtype = pd.api.types.pandas_dtype(nullable_key_dtype(self.parent_keys))  # keys_at's, from every key
 
     def __len__(self) -> int:
         return len(self.positions)

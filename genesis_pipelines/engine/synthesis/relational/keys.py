@@ -99,25 +99,32 @@ class _Parents:
         # draw k of parent i is row k * n + i of one stream, drawn a piece at a time (the rows of parents i..j
         # repeated, never all COUNT_DRAWS * n rows at once) and summed in draw order, as a mean over draws sums
         count_model = load_generator(self.model_dir)
-        score = np.zeros(n)
-        done = 0
         pieces = sample_columns_stream(count_model, n * COUNT_DRAWS, [COUNT_COLUMN],
                                        lambda start, stop: conditions.iloc[np.arange(start, stop) % n],
                                        seed=int(rng.integers(0, 2**31 - 1)))
-        for piece in pieces:
-            draws = pd.to_numeric(piece[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
-            row, end = done, done + len(draws)
-            while row < end:  # within one draw's parents, then the next draw's
-                parent = row % n
-                stop = min(end, row - parent + n)
-                score[parent:parent + stop - row] += draws[row - done:stop - done]
-                row = stop
-            done = end
-        score /= COUNT_DRAWS
+        score = _mean_of_draws((pd.to_numeric(p[COUNT_COLUMN], errors="coerce").fillna(0).to_numpy(dtype="float64")
+                                for p in pieces), n, COUNT_DRAWS)
         ranks = np.lexsort((rng.random(n), score))  # ascending score, random among ties
         out = np.empty(n)
         out[ranks] = np.sort(counts)
         return out
+
+
+def _mean_of_draws(pieces, n: int, draws: int) -> np.ndarray:
+    """Per parent, the mean of its `draws` draws, given consecutive pieces of the draws laid out draw by draw (row
+    k * n + i: draw k of parent i): summed in draw order, then divided, as draws.reshape(draws, n).mean(axis=0)."""
+    score = np.zeros(n)
+    done = 0
+    for piece in pieces:
+        row, end = done, done + len(piece)
+        while row < end:  # within one draw's parents, then the next draw's
+            parent = row % n
+            stop = min(end, row - parent + n)
+            score[parent:parent + stop - row] += piece[row - done:stop - done]
+            row = stop
+        done = end
+    score /= draws
+    return score
 
 
 def _generate_keys(stats: KeyStats, n: int, rng: np.random.Generator) -> pd.Series:
