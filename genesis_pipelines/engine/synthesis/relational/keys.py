@@ -320,30 +320,55 @@ def _match_codes(want: np.ndarray, have: np.ndarray, n_codes: int, rng: np.rando
     return take
 
 
-def _match_numbers(want: np.ndarray, have: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def _match_numbers(scores: list[np.ndarray], rng: np.random.Generator) -> np.ndarray:
     """Rank matching: the row asking for the k-th smallest score gets the parent with the k-th smallest score.
-    `have` is consumed (its NaNs zeroed in place); each temporary is let go once read (a whole table of rows)."""
+    `scores` is [want, have], emptied here: each whole-table array is let go once read (have's NaNs zeroed in place)."""
+    want, have = scores
+    scores.clear()
     jitter = rng.random(len(want))
     jitter *= 1e-9
     major = rng.standard_normal(len(want))  # a row asking for no score ranks by a normal draw
     np.copyto(major, want, where=~np.isnan(want))
-    rows = _lexsort2(jitter, major)
-    del jitter, major
     take = np.empty(len(want), dtype=int)
-    take[rows] = _lexsort2(rng.random(len(have)), np.nan_to_num(have, copy=False))
+    del want
+    pair = [jitter, major]
+    del jitter, major
+    rows = _lexsort2_owned(pair)
+    pair = [rng.random(len(have)), np.nan_to_num(have, copy=False)]
+    del have
+    take[rows] = _lexsort2_owned(pair)
     return take
 
 
 def _lexsort2(minor: np.ndarray, major: np.ndarray) -> np.ndarray:
     """np.lexsort((minor, major)) (by major, then minor, then position) for a random minor key: its order comes from
     one quicksort when it has no ties (else a stable sort), then one stable sort by major (lexsort sorts both stably)."""
+    return _lexsort2_owned([minor, major])
+
+
+def _lexsort2_owned(pair: list[np.ndarray]) -> np.ndarray:
+    """_lexsort2 of pair = [minor, major], emptied here so each array goes once read (a caller that hands its only
+    references over holds at most three whole-table arrays at once)."""
+    minor, major = pair
+    pair.clear()
     first = np.argsort(minor)
-    ordered = minor[first]
-    tied = len(ordered) > 1 and bool((ordered[1:] == ordered[:-1]).any())
-    del ordered
-    if tied:
+    if _tied(minor, first):
         first = np.argsort(minor, kind="stable")
-    return first[np.argsort(major[first], kind="stable")]
+    del minor
+    by_major = major[first]
+    del major
+    order = np.argsort(by_major, kind="stable")
+    del by_major
+    return first[order]
+
+
+def _tied(values: np.ndarray, order: np.ndarray, step: int = 1 << 20) -> bool:
+    """Two equal values next to each other in `order` (checked a piece at a time: no sorted copy of every value)."""
+    for start in range(0, max(len(order) - 1, 0), step):
+        ordered = values[order[start:start + step + 1]]
+        if bool((ordered[1:] == ordered[:-1]).any()):
+            return True
+    return False
 
 
 def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd.Series], placed: dict,
@@ -378,8 +403,11 @@ def _joint_parents(generator, relations: list[RelationStats], keys: dict[str, pd
         if take is None:
             continue
         column, rows = match.column, np.flatnonzero(match.present)
-        source = np.arange(len(column))  # each row's key taken from the row the matching hands it (in Arrow for text)
+        rows = rows.astype(np.int32) if len(column) < 2**31 - 1 else rows
+        # each row's key taken from the row the matching hands it (parent positions, or in Arrow for text)
+        source = np.arange(len(column), dtype=rows.dtype)
         source[rows] = rows[take]
+        del take
         keys[match.relation.fk.child_column] = (column.take(source) if isinstance(column, PlannedKey) else
                                                 pd.Series(column.array.take(source), index=column.index, name=column.name))
 
@@ -462,7 +490,9 @@ class _JointMatch:
         have = np.zeros(len(self.position))  # the assigned parents' summed scores, in the order add() scaled them
         for feature, mean, sd in self.scales:
             have += np.nan_to_num((self._parent_values(feature) - mean) / sd)
-        return _match_numbers(want, have, rng)
+        scores = [want, have]
+        del want, have  # _match_numbers lets each go once read
+        return _match_numbers(scores, rng)
 
 
 def plan_keys(model: RelationalModel, model_dir: Path, table: str, parents: Mapping[str, pd.DataFrame], n: int,
