@@ -59,10 +59,72 @@ def write_spec(work: Path, flights: int | None) -> Path:
     return path
 
 
+STEP_CPU = "step_cpu.jsonl"  # under DAGSTER_HOME: one line per step, its CPU seconds
+
+
+def record_step_cpu(step_key: str, seconds: float) -> None:
+    with open(Path(os.environ["DAGSTER_HOME"]) / STEP_CPU, "a", encoding="utf-8") as f:
+        f.write(json.dumps({"step": step_key, "cpu_s": seconds}) + "\n")
+
+
+def _timed_step_command():
+    """The multiprocess executor's step command, timing each step's CPU seconds in its own process (start-up in the
+    forked process included). Benchmark only: it subclasses a Dagster internal, so a Dagster that moves it only
+    loses the per-step CPU column. Module-level (built at import), so the forked steps unpickle it by name."""
+    try:
+        from dagster._core.executor.multiprocess import MultiprocessExecutorChildProcessCommand
+    except ImportError:
+        return None
+
+    class TimedStepCommand(MultiprocessExecutorChildProcessCommand):
+        def execute(self):
+            started = time.process_time()
+            try:
+                yield from super().execute()
+            finally:
+                record_step_cpu(self.step_key, time.process_time() - started)
+
+    TimedStepCommand.__qualname__ = "TimedStepCommand"
+    return TimedStepCommand
+
+
+TimedStepCommand = _timed_step_command() if __name__ == "bench_executors" else None
+
+
+def time_steps(executor: str) -> None:
+    """Per-step CPU seconds: in process, the run process's CPU across each step (steps run one at a time there);
+    multiprocess, each step process's own (TimedStepCommand). Best effort: a Dagster whose internals moved only
+    loses the column."""
+    try:
+        if executor == "multiprocess":
+            from dagster._core.executor import multiprocess
+
+            import bench_executors  # this file by its module name: the steps unpickle the command class from it
+
+            if bench_executors.TimedStepCommand is not None:
+                multiprocess.MultiprocessExecutorChildProcessCommand = bench_executors.TimedStepCommand
+            return
+        from dagster._core.execution.plan import execute_plan
+
+        original = execute_plan.dagster_event_sequence_for_step
+
+        def timed(step_context, *args, **kwargs):
+            started = time.process_time()
+            try:
+                yield from original(step_context, *args, **kwargs)
+            finally:
+                record_step_cpu(step_context.step.key, time.process_time() - started)
+
+        execute_plan.dagster_event_sequence_for_step = timed
+    except (ImportError, AttributeError):
+        pass
+
+
 def run_one(executor: str, concurrency: int) -> None:
     """In a child process: the twin job under `executor`, in the instance of DAGSTER_HOME."""
     import dagster as dg
 
+    time_steps(executor)
     instance = dg.DagsterInstance.get()
     config = {"execution": {"config": {"max_concurrent": concurrency}}} if executor == "multiprocess" else None
     with dg.execute_job(dg.reconstructable(twin_job), instance=instance, run_config=config) as result:
@@ -97,6 +159,26 @@ def step_timeline(instance, run_id: str) -> dict:
     steps = {k: {"start": m["start"] - origin, "end": m["end"] - origin, "upstream": upstream.get(k, [])}
              for k, m in marks.items() if "start" in m and "end" in m}
     return {"steps": steps}
+
+
+def idle_estimate(steps: dict, cpu: dict[str, float], workers: int) -> float | None:
+    """Seconds the steps would take on `workers` idle cores if each step were its CPU seconds on one core: steps
+    start as soon as their upstream steps are done and a worker is free, in the order they started in the run."""
+    if not steps or any(k not in cpu for k in steps):
+        return None
+    pending, running, done, now = sorted(steps, key=lambda k: steps[k]["start"]), [], set(), 0.0
+    while pending or running:
+        for key in [k for k in pending if all(u in done for u in steps[k]["upstream"] if u in steps)]:
+            if len(running) == workers:
+                break
+            pending.remove(key)
+            running.append((now + cpu[key], key))
+        if not running:
+            return None  # a step waits on one that never ran
+        running.sort()
+        now, key = running.pop(0)
+        done.add(key)
+    return now
 
 
 def critical_path(steps: dict) -> tuple[float, list[str]]:
@@ -149,9 +231,15 @@ def measure(executor: str, spec: Path, work: Path, concurrency: int, timeout: in
         steps = json.loads(status).get("steps", {})
     except ValueError:
         steps = {}
+    step_cpu: dict[str, float] = {}
+    if (home / STEP_CPU).exists():
+        for line in (home / STEP_CPU).read_text(encoding="utf-8").splitlines():
+            record = json.loads(line)
+            step_cpu[record["step"]] = step_cpu.get(record["step"], 0.0) + record["cpu_s"]
     hashes = table_hashes(data / "warehouse.duckdb") if (data / "warehouse.duckdb").exists() else {}
     return {"executor": executor, "ok": proc.returncode == 0, "status": status[:300], "wall_s": wall, "cpu_s": cpu,
-            "hashes": hashes, "steps": steps, "load": os.getloadavg()}
+            "hashes": hashes, "steps": steps, "step_cpu": step_cpu, "load": os.getloadavg(),
+            "workers": concurrency if executor == "multiprocess" else 1}
 
 
 def main() -> int:
@@ -181,12 +269,28 @@ def main() -> int:
         print(f"| {r['executor']} | {'yes' if r['ok'] else 'FAILED ' + r['status']} | {r['wall_s']:.1f} | "
               f"{r['cpu_s']:.1f} | {r['wall_s'] / base['wall_s']:.2f}x | {total:.1f} | {critical_path(r['steps'])[0]:.1f} | "
               f"{' / '.join(f'{x:.2f}' for x in r['load'])} | {same} |")
+    print("\nCPU seconds per step (load-independent): each step's sum, what the run spent outside its steps (the run "
+          "process, the forkserver's preload), and a CPU-bound estimate of the wall time on idle cores (the steps "
+          "scheduled on `workers` cores by their CPU seconds and dependencies, plus the outside part, serially)\n")
+    print("| executor | workers | steps' CPU s | outside the steps CPU s | idle estimate s | vs in process |")
+    print("|---|---|---|---|---|---|")
+    estimates = {}
+    for r in runs:
+        inside = sum(r["step_cpu"].values())
+        schedule = idle_estimate(r["steps"], r["step_cpu"], r["workers"])
+        estimates[r["executor"]] = None if schedule is None else schedule + max(0.0, r["cpu_s"] - inside)
+    for r in runs:
+        inside, estimate, baseline = sum(r["step_cpu"].values()), estimates[r["executor"]], estimates[base["executor"]]
+        ratio = f"{estimate / baseline:.2f}x" if estimate and baseline else "-"
+        print(f"| {r['executor']} | {r['workers']} | {inside:.1f} | {r['cpu_s'] - inside:.1f} | "
+              f"{'-' if estimate is None else f'{estimate:.1f}'} | {ratio} |")
     for r in runs:
         length, path = critical_path(r["steps"])
         print(f"\n{r['executor']}: critical path {length:.1f} s: "
               + " -> ".join(f"{k} {r['steps'][k]['end'] - r['steps'][k]['start']:.1f}" for k in path))
-        print("longest steps (s after the run's start): "
-              + ", ".join(f"{k} {s['end'] - s['start']:.1f} ({s['start']:.0f}-{s['end']:.0f})"
+        print("longest steps: wall s (from-to, s after the run's start) / CPU s: "
+              + ", ".join(f"{k} {s['end'] - s['start']:.1f} ({s['start']:.0f}-{s['end']:.0f}) / "
+                          f"{r['step_cpu'].get(k, float('nan')):.1f}"
                           for k, s in sorted(r["steps"].items(), key=lambda x: x[1]["start"] - x[1]["end"])[:8]))
     print("\n| table | " + " | ".join(r["executor"] for r in runs) + " |")
     print("|---|" + "---|" * len(runs))
