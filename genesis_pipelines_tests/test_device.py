@@ -25,6 +25,19 @@ def test_auto_picks_what_is_there():
     assert DeviceResource().resolve() == resolve_device("auto")
 
 
+def test_cpu_and_auto_without_a_driver_do_not_import_torch():
+    # a copula table's training step in its own process must not pay torch's import (~6 CPU s) to learn "cpu"
+    import subprocess
+    import sys
+
+    code = ("import sys; from genesis_pipelines.engine.core.device import resolve_device\n"
+            "assert resolve_device('cpu') == 'cpu' and resolve_device('auto') == 'cpu'\n"
+            "print('torch' in sys.modules)")
+    env = {**__import__("os").environ, "CUDA_VISIBLE_DEVICES": "-1"}  # auto with no GPU visible, on any machine
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
 @pytest.mark.parametrize("bad", ["tpu", "cuda:x", "gpu0"])
 def test_bad_device_names_fail_clearly(bad):
     with pytest.raises(SpecError, match="auto, cpu, cuda, cuda:N"):

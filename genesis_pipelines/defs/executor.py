@@ -3,8 +3,9 @@
 Chosen by GENESIS_EXECUTOR so the same code runs on a laptop and in a cluster by configuration only:
   in_process (default)  every step in the run worker; the embedded DuckDB file has one writer at a time
   multiprocess          a process per step on the run worker's machine, forked from a forkserver that imported
-                        the code location and the data stack once (PRELOAD), so a step starts in a fraction of
-                        a second instead of paying the imports (max_concurrent: run config, default the CPU count)
+                        the data stack, built the code location and opened the instance once (PRELOAD), so a
+                        step starts in a fraction of a second instead of paying the imports and rebuilding the
+                        definitions (max_concurrent: run config, default the CPU count)
   k8s                   dagster-k8s k8s_job_executor: a Kubernetes Job per step (image, env, resources from the
                         Helm chart's run launcher config, or per asset via the `dagster-k8s/config` tag)
   ecs                   dagster-aws ecs_executor: an ECS task per step

@@ -29,10 +29,15 @@ def _torch():
 
 
 def resolve_device(device: str = "auto") -> str:
-    """`auto` -> `cuda` when a CUDA GPU is visible, else `cpu`; an explicit CUDA device must exist."""
+    """`auto` -> `cuda` when a CUDA GPU is visible, else `cpu`; an explicit CUDA device must exist.
+
+    `cpu`, and `auto` on a machine without an NVIDIA driver, answer without importing torch (~6 CPU s): a copula
+    table's training step in its own process (the multiprocess executor, a pod per step) never loads it."""
     device = (device or "auto").strip().lower()
     if not _DEVICE.match(device):
         raise SpecError(f"device {device!r} is not one of auto, cpu, cuda, cuda:N")
+    if not may_use_cuda(device):
+        return "cpu"
     torch = _torch()
     has_cuda = bool(torch is not None and torch.cuda.is_available())
     if device == "auto":
