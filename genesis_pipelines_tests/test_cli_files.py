@@ -101,16 +101,25 @@ def test_generate_a_chinook_folder_and_automl(tmp_path):
     assert (tmp_path / "genre.csv").is_file()
 
 
-def test_usage_and_bad_input_exit_2(tmp_path):
-    assert genesis("generate", cwd=tmp_path).returncode == 2
-    missing = genesis("evaluate", "-r", tmp_path / "nope.csv", "-s", tmp_path / "nope.csv", cwd=tmp_path)
-    assert missing.returncode == 2 and "nope.csv does not exist" in missing.stderr
-    both = genesis("generate", "--spec", "x.yaml", "-i", "y.csv", "-o", "z.csv", cwd=tmp_path)
-    assert both.returncode == 2 and "either --spec" in both.stderr
+def test_usage_and_bad_input_exit_2(tmp_path, isolated_data, monkeypatch, capsys):
+    """In process (cli.main is what `python -m genesis_pipelines.cli` exits with; the tests above run that for real)."""
+    from genesis_pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def exit_code(*args) -> tuple[int, str]:
+        code = main([str(a) for a in args])
+        return code, capsys.readouterr().err
+
+    assert exit_code("generate")[0] == 2
+    code, err = exit_code("evaluate", "-r", tmp_path / "nope.csv", "-s", tmp_path / "nope.csv")
+    assert code == 2 and "nope.csv does not exist" in err
+    code, err = exit_code("generate", "--spec", "x.yaml", "-i", "y.csv", "-o", "z.csv")
+    assert code == 2 and "either --spec" in err
     pd.DataFrame({"a": [1, 2, 3]}).to_csv(tmp_path / "t.csv", index=False)
-    suffix = genesis("generate", "-i", tmp_path / "t.csv", "-o", tmp_path / "out.txt", cwd=tmp_path)
-    assert suffix.returncode == 2 and ".csv or .parquet" in suffix.stderr
-    assert genesis("export", "--format", "csv", cwd=tmp_path).returncode == 2
+    code, err = exit_code("generate", "-i", tmp_path / "t.csv", "-o", tmp_path / "out.txt")
+    assert code == 2 and ".csv or .parquet" in err
+    assert exit_code("export", "--format", "csv")[0] == 2
 
 
 @pytest.mark.slow
