@@ -117,3 +117,43 @@ def pytest_collection_modifyitems(config, items):
         modules.setdefault(item.nodeid.split("::", 1)[0], []).append(item)
     cost = {name: sum(schedule_cost(item) for item in tests) for name, tests in modules.items()}
     items[:] = [item for name in sorted(modules, key=lambda n: -cost[n]) for item in modules[name]]
+
+
+# ---------------------------------------------------------------- where the suite's time goes
+
+TIMINGS_VARIABLE = "GENESIS_TEST_TIMINGS"
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_protocol(item, nextitem):
+    """With GENESIS_TEST_TIMINGS=<folder> set, each test's setup + call + teardown is appended to
+    <folder>/<worker>.jsonl: wall seconds, this process's CPU seconds and its waited-for children's, the seconds the
+    test's thread was ready but queued for a core (a loaded machine), start and end times. Wall well above CPU +
+    queued is a test that waits (sleeps, subprocesses, locks); the start/end times show where one worker runs alone."""
+    folder = os.environ.get(TIMINGS_VARIABLE)
+    if not folder:
+        yield
+        return
+    import json
+    import resource
+    import time
+
+    def children_cpu() -> float:
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        return usage.ru_utime + usage.ru_stime
+
+    def runnable_wait() -> float:  # seconds this thread was ready to run but waited for a core (other load)
+        try:
+            return int(Path("/proc/thread-self/schedstat").read_text().split()[1]) / 1e9
+        except (OSError, IndexError, ValueError):
+            return 0.0
+
+    start, cpu, child, queued = time.time(), time.process_time(), children_cpu(), runnable_wait()
+    yield
+    end = time.time()
+    record = {"test": item.nodeid, "worker": os.environ.get("PYTEST_XDIST_WORKER", "main"), "start": start,
+              "end": end, "wall": end - start, "cpu": time.process_time() - cpu, "children_cpu": children_cpu() - child,
+              "queued": runnable_wait() - queued}
+    Path(folder).mkdir(parents=True, exist_ok=True)
+    with open(Path(folder) / f"{record['worker']}.jsonl", "a", encoding="utf-8") as out:
+        out.write(json.dumps(record) + "\n")

@@ -132,21 +132,11 @@ def train_dataset(spec_path: Path, model_root: Path) -> TrainedDataset:
 
 @contextlib.contextmanager
 def exclusive_lock(path: Path) -> Iterator[None]:
-    """An exclusive lock on `path` across processes (pytest-xdist workers): `filelock` when installed, else flock."""
-    try:
-        from filelock import FileLock
-    except ImportError:
-        import fcntl
+    """An exclusive lock on `path` across processes (pytest-xdist workers); `filelock` is a dev dependency."""
+    from filelock import FileLock
 
-        with open(path, "a") as handle:
-            fcntl.flock(handle.fileno(), fcntl.LOCK_EX)
-            try:
-                yield
-            finally:
-                fcntl.flock(handle.fileno(), fcntl.LOCK_UN)
-    else:
-        with FileLock(str(path)):
-            yield
+    with FileLock(str(path)):
+        yield
 
 
 HOLDOUT_FILE = "holdout_positions.json"  # beside the shared models folder, never inside it

@@ -1,5 +1,6 @@
 """`genesis` on plain files (cli_files.py), end to end through subprocess: an adult sample (CSV and Parquet), a
-chinook folder, another tool's output (SDV, where installed), --json, and the exit codes."""
+chinook folder, another tool's output (SDV, where installed), --json, and the exit codes (the verdicts and usage
+errors through cli.main in process)."""
 
 from __future__ import annotations
 
@@ -24,6 +25,23 @@ def genesis(*args, cwd: Path) -> subprocess.CompletedProcess:
     env = {**os.environ, "PYTHONPATH": str(ROOT), "GENESIS_DATA_DIR": str(cwd / "data")}
     return subprocess.run([sys.executable, "-m", "genesis_pipelines.cli", *map(str, args)], capture_output=True,
                           text=True, cwd=cwd, env=env, timeout=900)
+
+
+@pytest.fixture
+def in_process(tmp_path, isolated_data, monkeypatch, capsys):
+    """`genesis ARGS` through cli.main in this process, from tmp_path: (exit code, stdout, stderr). main's return is
+    what `python -m genesis_pipelines.cli` exits with, which genesis() runs for real; verdicts and usage errors are
+    checked here, without a fresh interpreter each."""
+    from genesis_pipelines.cli import main
+
+    monkeypatch.chdir(tmp_path)
+
+    def run(*args) -> tuple[int, str, str]:
+        capsys.readouterr()
+        code = main([str(a) for a in args])
+        out, err = capsys.readouterr()
+        return code, out, err
+    return run
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +73,7 @@ def test_read_input_names_the_file(tmp_path):
 
 
 @pytest.mark.slow
-def test_generate_evaluate_audit_on_adult(adult_files, tmp_path):
+def test_generate_evaluate_audit_on_adult(adult_files, tmp_path, in_process):
     done = genesis("generate", "-i", adult_files / "real.csv", "-o", tmp_path / "syn.parquet", "-n", 700, "--json",
                    cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
@@ -71,46 +89,45 @@ def test_generate_evaluate_audit_on_adult(adult_files, tmp_path):
     scores = json.loads(ev.stdout)
     assert scores["fidelity_score"] > 70 and scores["utility_score"] > 50 and scores["met"]
     assert (tmp_path / "reports" / "quality_report.html").is_file()
-    strict = genesis("evaluate", "-r", adult_files / "real.csv", "-s", tmp_path / "syn.parquet", "--strict",
-                     "--quality-min", 99.9, cwd=tmp_path)
-    assert strict.returncode == 1 and "NOT met" in strict.stderr
+    code, _, err = in_process("evaluate", "-r", adult_files / "real.csv", "-s", tmp_path / "syn.parquet", "--strict",
+                              "--quality-min", 99.9)
+    assert code == 1 and "NOT met" in err
 
     audit = genesis("privacy-audit", "-r", adult_files / "real.csv", "-s", tmp_path / "syn.parquet", "--holdout",
                     adult_files / "holdout.csv", "--sensitive", "income,capital-gain", "--json", cwd=tmp_path)
     assert audit.returncode == 0, audit.stderr[-2000:]
     verdict = json.loads(audit.stdout)
     assert verdict["passed"] and "mia_auc_max" in verdict["gates"] and verdict["copies"] == 0
-    copied = genesis("privacy-audit", "-r", adult_files / "real.csv", "-s", adult_files / "real.csv", "--json",
-                     cwd=tmp_path)
-    assert copied.returncode == 1 and "exact_copies_max" in json.loads(copied.stdout)["failed_gates"]
+    code, out, _ = in_process("privacy-audit", "-r", adult_files / "real.csv", "-s", adult_files / "real.csv", "--json")
+    assert code == 1 and "exact_copies_max" in json.loads(out)["failed_gates"]
 
 
 @pytest.mark.slow
-def test_generate_a_chinook_folder_and_automl(tmp_path):
+def test_generate_a_chinook_folder_and_automl(tmp_path, in_process):
     done = genesis("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin", "--scale", 0.5, "--json", cwd=tmp_path)
     assert done.returncode == 0, done.stderr[-2000:]
     names = {p.stem for p in (CORPUS / "chinook").glob("*.csv")}
     assert {p.stem for p in (tmp_path / "twin").glob("*.csv")} == names
     album, artist = (pd.read_csv(tmp_path / "twin" / f"{t}.csv") for t in ("Album", "Artist"))
     assert album["ArtistId"].isin(artist["ArtistId"]).all()
-    again = genesis("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin", cwd=tmp_path)
-    assert again.returncode == 2 and "not an empty folder" in again.stderr
+    code, _, err = in_process("generate", "-i", CORPUS / "chinook", "-o", tmp_path / "twin")
+    assert code == 2 and "not an empty folder" in err
     auto = genesis("automl", "-i", CORPUS / "chinook" / "Genre.csv", "-o", tmp_path / "genre.csv", "--json",
                    cwd=tmp_path)
     assert auto.returncode == 0, auto.stderr[-2000:]
     assert (tmp_path / "genre.csv").is_file()
 
 
-def test_usage_and_bad_input_exit_2(tmp_path):
-    assert genesis("generate", cwd=tmp_path).returncode == 2
-    missing = genesis("evaluate", "-r", tmp_path / "nope.csv", "-s", tmp_path / "nope.csv", cwd=tmp_path)
-    assert missing.returncode == 2 and "nope.csv does not exist" in missing.stderr
-    both = genesis("generate", "--spec", "x.yaml", "-i", "y.csv", "-o", "z.csv", cwd=tmp_path)
-    assert both.returncode == 2 and "either --spec" in both.stderr
+def test_usage_and_bad_input_exit_2(tmp_path, in_process):
+    assert in_process("generate")[0] == 2
+    code, _, err = in_process("evaluate", "-r", tmp_path / "nope.csv", "-s", tmp_path / "nope.csv")
+    assert code == 2 and "nope.csv does not exist" in err
+    code, _, err = in_process("generate", "--spec", "x.yaml", "-i", "y.csv", "-o", "z.csv")
+    assert code == 2 and "either --spec" in err
     pd.DataFrame({"a": [1, 2, 3]}).to_csv(tmp_path / "t.csv", index=False)
-    suffix = genesis("generate", "-i", tmp_path / "t.csv", "-o", tmp_path / "out.txt", cwd=tmp_path)
-    assert suffix.returncode == 2 and ".csv or .parquet" in suffix.stderr
-    assert genesis("export", "--format", "csv", cwd=tmp_path).returncode == 2
+    code, _, err = in_process("generate", "-i", tmp_path / "t.csv", "-o", tmp_path / "out.txt")
+    assert code == 2 and ".csv or .parquet" in err
+    assert in_process("export", "--format", "csv")[0] == 2
 
 
 @pytest.mark.slow

@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import dagster as dg
 import duckdb
 import numpy as np
 import pandas as pd
@@ -230,6 +229,8 @@ def test_cli_condition_and_rebalance(shop, capsys, monkeypatch):
 
 @pytest.mark.dagster
 def test_augmented_asset_takes_run_config(tmp_path, isolated_data):
+    import dagster as dg  # here, not at the top: the unit tier imports this module and never loads Dagster
+
     from genesis_pipelines.defs.resources import default_resources
     from genesis_pipelines_tests.helpers import dataset_defs
 

@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import logging
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-from genesis_pipelines.defs.factory import build_dataset_defs
-from genesis_pipelines.defs.resources import DeviceResource, default_resources
 from genesis_pipelines.engine.core.device import TRAINING_LOGGER, forward_training_log, measure_training, resolve_device
 from genesis_pipelines.engine.core.errors import SpecError
 from genesis_pipelines.engine.core.spec import load_spec
@@ -22,6 +19,12 @@ HAS_CUDA = torch.cuda.is_available()
 def test_auto_picks_what_is_there():
     assert resolve_device("auto") == ("cuda" if HAS_CUDA else "cpu")
     assert resolve_device("CPU") == "cpu"
+
+
+@pytest.mark.dagster  # Dagster is imported in the tests that use it, so the unit tier never loads it
+def test_the_device_resource_resolves_as_the_engine_does():
+    from genesis_pipelines.defs.resources import DeviceResource
+
     assert DeviceResource().resolve() == resolve_device("auto")
 
 
@@ -91,6 +94,11 @@ def _tiny_dataset(folder):
 
 @pytest.mark.dagster
 def test_training_steps_hold_the_gpu_pool_only_on_cuda_and_record_their_cost(tmp_path, isolated_data, monkeypatch):
+    import dagster as dg
+
+    from genesis_pipelines.defs.factory import build_dataset_defs
+    from genesis_pipelines.defs.resources import default_resources
+
     spec = load_spec(_tiny_dataset(tmp_path))
     torch_spec = spec.model_copy(update={"generator": spec.generator.model_copy(update={"tables": {"sales": "autoregressive"}})})
     monkeypatch.setenv("GENESIS_DEVICE", "cuda")

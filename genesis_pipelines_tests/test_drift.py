@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import dagster as dg
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +13,9 @@ from genesis_pipelines.engine.core.schema import ForeignKey
 from genesis_pipelines.engine.evaluation.drift import categorical_drift, numeric_drift, psi, relation_drift, table_drift
 from genesis_pipelines.engine.synthesis.relational import RelationStats
 from genesis_pipelines_tests.helpers import Ticker, dataset_defs, write_shop
+
+if TYPE_CHECKING:  # Dagster is imported by the test that uses it, so the unit tier never loads it
+    import dagster as dg
 
 RNG = np.random.default_rng(7)
 
@@ -73,6 +76,8 @@ def _metadata(result: dg.ExecuteInJobResult, key: str) -> dict:
 
 @pytest.mark.dagster
 def test_drift_asset_and_sensor_retrain_once(tmp_path, isolated_data):
+    import dagster as dg
+
     spec = write_shop(tmp_path / "shop")
     defs = dataset_defs(spec)
     instance = dg.DagsterInstance.ephemeral()

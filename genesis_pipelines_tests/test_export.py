@@ -6,6 +6,7 @@ import importlib.util
 import json
 import sqlite3
 import xml.etree.ElementTree as ET
+from pathlib import Path
 
 import duckdb
 import numpy as np
@@ -16,10 +17,13 @@ from genesis_pipelines.engine.core.schema import ColumnMeta, DatasetSchema, Fore
 from genesis_pipelines.engine.sources.export import (
     FORMATS,
     ExportError,
+    current_version,
     export_tables,
     parse_s3_uri,
+    publish_versioned,
     s3_table_key,
     sql_literal,
+    versions_dir,
     write_sql,
 )
 
@@ -163,3 +167,66 @@ def test_excel_refuses_a_table_over_a_sheet_and_keeps_the_old_file(tmp_path, mon
     assert workbook.read_bytes() == before and not list(tmp_path.glob(".*"))
     sheets = pd.read_excel(workbook, sheet_name=None)
     assert list(sheets["parent"].columns) == list(_tables()["parent"].columns) and len(sheets["child"]) == 4
+
+
+# ---------------------------------------------------------------- atomic publication
+
+
+def _listing(folder: Path) -> dict[str, str]:
+    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
+
+
+def _write_set(tag: str, fail_after: int | None = None):
+    def write(folder: Path) -> list[Path]:
+        written = []
+        for i, name in enumerate(("a.csv", "b.csv", "c.csv")):
+            if fail_after is not None and i == fail_after:
+                raise KeyboardInterrupt("killed mid-export")
+            (folder / name).write_text(f"{tag}:{name}")
+            written.append(folder / name)
+        return written
+    return write
+
+
+def test_a_publication_killed_midway_leaves_the_previous_complete_set(tmp_path):
+    target = tmp_path / "synthetic"
+    paths = publish_versioned(target, _write_set("one"))
+    assert paths == [target / "a.csv", target / "b.csv", target / "c.csv"] and target.is_symlink()
+    before, version = _listing(target), current_version(target)
+    with pytest.raises(KeyboardInterrupt):
+        publish_versioned(target, _write_set("two", fail_after=2))
+    assert _listing(target) == before and current_version(target) == version
+    assert [p.name for p in versions_dir(target).iterdir() if not p.name.startswith(".lock")] == [version]
+    publish_versioned(target, _write_set("three"))
+    assert set(_listing(target).values()) == {"three:a.csv", "three:b.csv", "three:c.csv"}
+
+
+def test_stale_staging_and_link_files_are_removed_and_old_versions_pruned(tmp_path):
+    target = tmp_path / "synthetic"
+    publish_versioned(target, _write_set("one"))
+    staged = versions_dir(target) / ".staging-killed"  # what a SIGKILLed publication leaves
+    staged.mkdir()
+    (staged / "a.csv").write_text("half")
+    (staged / ".a.csv.tmp123").write_text("half")
+    link = tmp_path / ".synthetic.link-dead"
+    link.symlink_to("nowhere")
+    for i in range(5):
+        publish_versioned(target, _write_set(f"n{i}"))
+    assert not staged.exists() and not link.is_symlink()
+    kept = sorted(p.name for p in versions_dir(target).iterdir() if p.is_dir())
+    assert len(kept) == 3 and current_version(target) == kept[-1]
+
+
+def test_a_plain_folder_is_adopted_only_when_it_is_ours(tmp_path):
+    ours = tmp_path / "synthetic"
+    ours.mkdir()
+    (ours / "old.csv").write_text("legacy")
+    publish_versioned(ours, _write_set("new"), adopt_existing=True)
+    assert ours.is_symlink() and "old.csv" not in _listing(ours)
+    assert any((p / "old.csv").is_file() for p in versions_dir(ours).iterdir())
+    theirs = tmp_path / "somebody_elses"
+    theirs.mkdir()
+    (theirs / "notes.txt").write_text("keep me")
+    with pytest.raises(ExportError, match="not a published set"):
+        publish_versioned(theirs, _write_set("new"))
+    assert (theirs / "notes.txt").read_text() == "keep me"

@@ -1,4 +1,4 @@
-"""Reading typed source tables, and atomic writes (warehouse tables and files)."""
+"""Reading typed source tables, atomic writes (warehouse tables and files), and polling a source for new data."""
 
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from genesis_pipelines.engine.sources.io import (
     write_table,
 )
 from genesis_pipelines.engine.sources.locations import source_table_names
+from genesis_pipelines.engine.sources.watch import load_cursor, poll
 
 ROOT = Path(__file__).resolve().parents[1]
 DATASETS = ROOT / "resources" / "datasets"
@@ -329,3 +330,23 @@ def test_dates_mixing_offsets_and_plain_times_are_read(tmp_path: Path):
     seconds = (expected - pd.Timestamp(0)).total_seconds().to_numpy()
     assert (to_float(pd.Series(mixed), "datetime") == seconds).all()
     assert (numbers(pd.Series(mixed, dtype="string")) == seconds).all()
+
+
+# ---------------------------------------------------------------- watching a source for new data
+
+
+def test_duckdb_source_file_change_refreshes_every_table(tmp_path, isolated_data):
+    db = tmp_path / "src.duckdb"
+    with duckdb.connect(str(db)) as con:
+        con.execute("create table a as select range as id, range % 3 as x from range(30)")
+        con.execute("create table b as select range as id, range % 30 as a_id from range(90)")
+    spec = parse_spec({"name": "duck", "source": {"kind": "duckdb", "path": str(db)}})
+    tables = source_table_names(spec)
+    result = poll(spec, tables, load_cursor(None))
+    result = poll(spec, tables, result.cursor)
+    assert result.changed_tables == ["a", "b"]
+    assert not poll(spec, tables, result.cursor).changed_tables
+    with duckdb.connect(str(db)) as con:
+        con.execute("insert into b select 1000 + range, 1 from range(5)")
+    again = poll(spec, tables, poll(spec, tables, result.cursor).cursor)
+    assert again.changed_tables == ["a", "b"]  # one file holds every table

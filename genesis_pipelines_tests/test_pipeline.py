@@ -1,4 +1,6 @@
-"""engine.pipeline: one pipeline for both front ends; checks judge what they gate; atomic publication of files."""
+"""engine.pipeline: one pipeline for both front ends; checks judge what they gate; the CLI's writer lock and its
+killed exports. (The engine-only parts, atomic publication and the lock itself, are tested in test_export and
+test_pipeline_engine, so the unit tier never imports this module: it loads Dagster and the CLI.)"""
 
 from __future__ import annotations
 
@@ -16,8 +18,10 @@ from genesis_pipelines.cli import main
 from genesis_pipelines.defs.lineage import MODEL_VERSION_TAG, SEED_TAG
 from genesis_pipelines.engine import pipeline
 from genesis_pipelines.engine.pipeline import DatasetLayout
-from genesis_pipelines.engine.sources.export import ExportError, current_version, publish_versioned, versions_dir
+from genesis_pipelines.engine.sources.export import versions_dir
 from genesis_pipelines_tests.helpers import PROJECT_ROOT, dataset_defs, write_shop
+
+pytestmark = pytest.mark.dagster  # every test here runs Dagster or the CLI (those marked cli too)
 
 MODEL = dg.AssetKey(["shop", "model"])
 SYNTHETIC = [dg.AssetKey(["shop", "synthetic", "customers"]), dg.AssetKey(["shop", "synthetic", "orders"])]
@@ -177,69 +181,6 @@ def test_report_gates_judge_their_own_materialization_not_the_file(two_versions,
     quality = evaluations["quality_threshold"]
     assert quality.passed and quality.metadata["overall_score"].value == materialized["quality_report"]["overall_score"].value > 0
     assert evaluations["privacy_gates"].passed and evaluations["privacy_gates"].metadata["model_version"].value == v2
-
-
-# ---------------------------------------------------------------- atomic publication
-
-
-def _listing(folder: Path) -> dict[str, str]:
-    return {p.name: p.read_text() for p in sorted(folder.iterdir())}
-
-
-def _write_set(tag: str, fail_after: int | None = None):
-    def write(folder: Path) -> list[Path]:
-        written = []
-        for i, name in enumerate(("a.csv", "b.csv", "c.csv")):
-            if fail_after is not None and i == fail_after:
-                raise KeyboardInterrupt("killed mid-export")
-            (folder / name).write_text(f"{tag}:{name}")
-            written.append(folder / name)
-        return written
-    return write
-
-
-def test_a_publication_killed_midway_leaves_the_previous_complete_set(tmp_path):
-    target = tmp_path / "synthetic"
-    paths = publish_versioned(target, _write_set("one"))
-    assert paths == [target / "a.csv", target / "b.csv", target / "c.csv"] and target.is_symlink()
-    before, version = _listing(target), current_version(target)
-    with pytest.raises(KeyboardInterrupt):
-        publish_versioned(target, _write_set("two", fail_after=2))
-    assert _listing(target) == before and current_version(target) == version
-    assert [p.name for p in versions_dir(target).iterdir() if not p.name.startswith(".lock")] == [version]
-    publish_versioned(target, _write_set("three"))
-    assert set(_listing(target).values()) == {"three:a.csv", "three:b.csv", "three:c.csv"}
-
-
-def test_stale_staging_and_link_files_are_removed_and_old_versions_pruned(tmp_path):
-    target = tmp_path / "synthetic"
-    publish_versioned(target, _write_set("one"))
-    staged = versions_dir(target) / ".staging-killed"  # what a SIGKILLed publication leaves
-    staged.mkdir()
-    (staged / "a.csv").write_text("half")
-    (staged / ".a.csv.tmp123").write_text("half")
-    link = tmp_path / ".synthetic.link-dead"
-    link.symlink_to("nowhere")
-    for i in range(5):
-        publish_versioned(target, _write_set(f"n{i}"))
-    assert not staged.exists() and not link.is_symlink()
-    kept = sorted(p.name for p in versions_dir(target).iterdir() if p.is_dir())
-    assert len(kept) == 3 and current_version(target) == kept[-1]
-
-
-def test_a_plain_folder_is_adopted_only_when_it_is_ours(tmp_path):
-    ours = tmp_path / "synthetic"
-    ours.mkdir()
-    (ours / "old.csv").write_text("legacy")
-    publish_versioned(ours, _write_set("new"), adopt_existing=True)
-    assert ours.is_symlink() and "old.csv" not in _listing(ours)
-    assert any((p / "old.csv").is_file() for p in versions_dir(ours).iterdir())
-    theirs = tmp_path / "somebody_elses"
-    theirs.mkdir()
-    (theirs / "notes.txt").write_text("keep me")
-    with pytest.raises(ExportError, match="not a published set"):
-        publish_versioned(theirs, _write_set("new"))
-    assert (theirs / "notes.txt").read_text() == "keep me"
 
 
 @pytest.mark.cli
@@ -422,29 +363,3 @@ def test_loading_the_definitions_imports_no_training_or_evaluation_code(tmp_path
     done = subprocess.run([sys.executable, "-c", code], cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                           timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-
-
-def test_the_writer_lock_is_reentrant_in_a_thread_and_exclusive_across_threads(tmp_path):
-    import os
-    import threading
-
-    layout = DatasetLayout(tmp_path, "shop")
-    seen: list[str] = []
-
-    def other() -> None:
-        try:
-            with pipeline.writer_lock(layout, wait=0):
-                seen.append("entered")
-        except pipeline.WriterBusy as exc:
-            seen.append(str(exc))
-
-    with pipeline.writer_lock(layout):
-        with pipeline.writer_lock(layout):  # the CLI's generate holds it around train, which takes it again
-            thread = threading.Thread(target=other)
-            thread.start()
-            thread.join(timeout=30)
-    assert len(seen) == 1 and "another run" in seen[0] and f"pid {os.getpid()}" in seen[0]
-    thread = threading.Thread(target=other)
-    thread.start()
-    thread.join(timeout=30)
-    assert seen[1] == "entered", "released when the outer block ends"

@@ -277,7 +277,7 @@ def test_webserver_shows_the_report_link(tmp_path):
             except OSError:
                 if time.monotonic() > deadline or server.poll() is not None:
                     pytest.fail("the webserver did not start")
-                time.sleep(1)
+                time.sleep(0.2)
         for kind in ("quality_report", "privacy_report"):
             body = json.dumps({"query": _REPORT_QUERY, "variables": {"path": ["shop", kind]}}).encode()
             request = urllib.request.Request(f"http://127.0.0.1:{port}/graphql", data=body,
