@@ -10,7 +10,7 @@ import pandas as pd
 
 from genesis_pipelines.engine.analysis.rules import core
 from genesis_pipelines.engine.analysis.rules.core import Rule
-from genesis_pipelines.engine.core.schema import ForeignKey, PlannedKey, key_positions, key_series, key_values
+from genesis_pipelines.engine.core.schema import ForeignKey, PlannedKey, key_series, key_values
 
 
 def find_min_children(fk: ForeignKey, child: pd.DataFrame, parent: pd.DataFrame) -> list[Rule]:
@@ -248,12 +248,8 @@ def _short_parents(rule: Rule, fk: ForeignKey, keys: dict[str, pd.Series], paren
         positions = planned.positions  # the parent rows are known
         return bool((np.bincount(positions[positions >= 0], minlength=len(parent)) < rule.min_count).any())
     columns = [c for c in dict.fromkeys([fk.child_column, *fk.child_columns]) if c in keys]
-    frame = pd.DataFrame({c: key_series(keys[c]) for c in columns})
-    theirs, ours = core.key_of(parent, rule.parent_column), core.key_of(frame, fk.child_column)
-    if theirs is None or ours is None:
-        return len(parent) > 0
-    positions = key_positions(theirs, ours)  # text keys matched in Arrow: no Python string per planned row
-    positions[ours.isna().to_numpy()] = -1
+    positions = core.positions(parent, rule.parent_column, pd.DataFrame({c: key_series(keys[c]) for c in columns}),
+                               fk.child_column)
     return bool((np.bincount(positions[positions >= 0], minlength=len(parent)) < rule.min_count).any())
 
 

@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, Field
 
-from genesis_pipelines.engine.core.schema import key_values
+from genesis_pipelines.engine.core.schema import key_positions, key_values
 from genesis_pipelines.engine.sources.io import date_layout, dates_as_text, iso_timestamps, parse_dates
 
 MAX_FIT_ROWS = 50_000  # rules are found on a seeded subsample of bigger tables
@@ -116,7 +116,7 @@ def sample(df: pd.DataFrame, seed: int) -> pd.DataFrame:
     return df.sample(MAX_FIT_ROWS, random_state=seed) if len(df) > MAX_FIT_ROWS else df
 
 
-def key_of(df: pd.DataFrame, name: str) -> pd.Series | None:
+def _key(df: pd.DataFrame, name: str) -> pd.Series | None:
     """A key column, or a composite key named by its columns joined with '+' (ForeignKey.child_column), as one
     comparable value per row; None when the frame lacks it."""
     parts = [name] if name in df.columns else name.split("+")
@@ -130,10 +130,10 @@ def has_key(df: pd.DataFrame, name: str) -> bool:
 
 def positions(parent: pd.DataFrame, key: str, child: pd.DataFrame, fk_column: str) -> np.ndarray:
     """Row of the parent each child row points at (-1 where null or unresolved)."""
-    theirs, ours = key_of(parent, key), key_of(child, fk_column)
+    theirs, ours = _key(parent, key), _key(child, fk_column)
     if theirs is None or ours is None:
         return np.full(len(child), -1)
-    out = pd.Index(theirs.to_numpy()).get_indexer(ours.to_numpy())
+    out = key_positions(theirs, ours)  # text keys matched in Arrow: no Python string per child row
     out[ours.isna().to_numpy()] = -1
     return out
 
