@@ -276,3 +276,28 @@ def test_failing_membership_gate_names_the_columns_that_drive_it(data, fresh_rep
     assert f"Membership AUC driven by: {drivers[0]['column']}" in render_html(copier_report, title="t", kind="privacy",
                                                                             charts=False)
 
+
+def test_drivers_leave_a_column_out_by_slicing_one_encoding(data):
+    """A failing gate's drivers encode once: the encoding without column i is the one-column-at-a-time blocks
+    stacked without i, exactly what encoding the other columns gives, and the share the reruns measure is the
+    report's own share for the same rows and seed."""
+    from genesis_pipelines.engine.evaluation.privacy.distance import dcr_share
+    from genesis_pipelines.engine.evaluation.privacy.encoding import (
+        encode,
+        encode_columns,
+        pooled_real,
+        reference_frames,
+        stack_columns,
+    )
+
+    _, meta, train, holdout, _, copier = data
+    columns = list(train.columns)
+    frames = reference_frames(train, holdout, copier, 0)
+    per_column = encode_columns(pooled_real(frames), frames, meta, columns)
+    for i in (0, len(columns) // 2, len(columns) - 1):
+        rest = [c for j, c in enumerate(columns) if j != i]
+        for sliced, encoded in zip(stack_columns(per_column, frames, skip=i), encode(pooled_real(frames), frames, meta, rest)):
+            assert sliced.dtype == encoded.dtype and np.array_equal(sliced, encoded)
+        assert dcr_share(stack_columns(per_column, frames, skip=i)) == pytest.approx(
+            distance_to_closest_record(train, holdout, copier, meta, rest)["share_closer_to_train"])
+    assert dcr_share(stack_columns(per_column, frames)) > 0.97

@@ -12,7 +12,6 @@ from genesis_pipelines.engine.evaluation.privacy.encoding import TIE, attacks, e
 # Nearest-neighbour searches dominate the cost (~65M row pairs a second on 2 cores), so each is sized:
 ATTACK_ROWS = 2000  # synthetic and holdout rows whose DCR to the full train is measured
 HISTOGRAM_BINS = 20
-MAX_DRIVER_COLUMNS = 40  # columns tried one at a time when a DCR share fails
 
 
 def _rescale_share(raw: float, neutral: float) -> float:
@@ -72,6 +71,33 @@ def _share_chance_spread(train_x: np.ndarray, holdout_x: np.ndarray, queries: np
     return 0.5 * sd_raw / (1 - p), (1.0 / concentration if concentration > 0 else 0.0)
 
 
+def _raw_share(train_x: np.ndarray, holdout_x: np.ndarray, synth_q: np.ndarray, dcr_synth: np.ndarray,
+               synth_holdout: np.ndarray) -> float:
+    """Share of synthetic rows nearer to a training row than to a holdout row, a tie scored as its real rows'
+    share of training rows (see _tied_train_share); distances at TIE or below already set to 0."""
+    diff = dcr_synth - synth_holdout
+    closer = (diff < 0).astype(float)
+    tied = np.flatnonzero(np.abs(diff) <= TIE)
+    if len(tied):
+        closer[tied] = _tied_train_share(train_x, holdout_x, synth_q[tied], dcr_synth[tied])
+    return float(closer.mean())
+
+
+def dcr_share(encoded: list[np.ndarray], *, max_rows: int = ATTACK_ROWS, seed: int = 0) -> float | None:
+    """distance_to_closest_record's `share_closer_to_train` alone, from encoded frames (the same rows and queries),
+    without its spread, histogram and NNDR: what a failing gate's drivers rerun once per column."""
+    train_x, holdout_x, synth_x = encoded
+    if train_x.shape[1] == 0 or min(len(train_x), len(holdout_x), len(synth_x)) == 0:
+        return None
+    synth_q = synth_x[pick(len(synth_x), max_rows, seed)]
+    dcr_synth = attacks.nearest(train_x, synth_q, k=1)[:, 0]
+    synth_holdout = attacks.nearest(holdout_x, synth_q, k=1)[:, 0]
+    for d in (dcr_synth, synth_holdout):
+        d[d <= TIE] = 0.0
+    neutral = len(train_x) / (len(train_x) + len(holdout_x))
+    return num(_rescale_share(_raw_share(train_x, holdout_x, synth_q, dcr_synth, synth_holdout), neutral))
+
+
 def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth: pd.DataFrame, meta: TableMeta,
                                columns: list[str], *, max_rows: int = ATTACK_ROWS, seed: int = 0,
                                encoded: list[np.ndarray] | None = None) -> dict:
@@ -98,12 +124,7 @@ def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth
         d[d <= TIE] = 0.0
     dcr_synth, dcr_holdout = synth_train[:, 0], holdout_train[:, 0]
     neutral = len(train_x) / (len(train_x) + len(holdout_x))
-    diff = dcr_synth - synth_holdout
-    closer = (diff < 0).astype(float)
-    tied = np.flatnonzero(np.abs(diff) <= TIE)
-    if len(tied):
-        closer[tied] = _tied_train_share(train_x, holdout_x, synth_q[tied], dcr_synth[tied])
-    raw = float(closer.mean())
+    raw = _raw_share(train_x, holdout_x, synth_q, dcr_synth, synth_holdout)
     chance_sd, distinct = _share_chance_spread(train_x, holdout_x, synth_q, np.minimum(dcr_synth, synth_holdout))
     result = {
         "dcr_synthetic_median": num(np.median(dcr_synth)),
@@ -140,15 +161,3 @@ def distance_to_closest_record(train: pd.DataFrame, holdout: pd.DataFrame, synth
     }
     return result
 
-
-def dcr_drivers(train, holdout, synth, meta, columns, share: float, *, max_rows: int, seed: int,
-                 most: int = 5) -> list[dict]:
-    """The columns that push a table's DCR share up: the share with each one left out, largest drop first."""
-    drops = []
-    for column in columns[:MAX_DRIVER_COLUMNS]:
-        rest = [c for c in columns if c != column]
-        without = distance_to_closest_record(train, holdout, synth, meta, rest, max_rows=max_rows, seed=seed) if rest else {}
-        if without.get("share_closer_to_train") is not None:
-            drops.append({"column": column, "share_without": without["share_closer_to_train"],
-                          "drop": num(share - without["share_closer_to_train"])})
-    return sorted(drops, key=lambda d: -d["drop"])[:most]

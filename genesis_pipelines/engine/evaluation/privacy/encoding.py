@@ -56,8 +56,24 @@ def as_floats(frames: list[pd.DataFrame], meta: TableMeta, column: str) -> list[
 
 def encode(train: pd.DataFrame, frames: list[pd.DataFrame], meta: TableMeta, columns: list[str]) -> list[np.ndarray]:
     """Rank-scaled numbers and weighted one-hot categories, fitted on train, so no column dominates by its units."""
-    blocks: list[list[np.ndarray]] = [[] for _ in frames]
+    return stack_columns(encode_columns(train, frames, meta, columns), frames)
+
+
+def stack_columns(per_column: list[list[np.ndarray]], frames: list[pd.DataFrame], skip: int | None = None
+                  ) -> list[np.ndarray]:
+    """encode's matrices from encode_columns' blocks, without the column at position `skip`: each column's block
+    depends on that column alone, so this equals encoding the other columns."""
+    blocks = [[b for i, column in enumerate(per_column) if i != skip for b in column[f]] for f in range(len(frames))]
+    return [np.hstack(b).astype(np.float32) if b else np.zeros((len(f), 0), np.float32) for b, f in zip(blocks, frames)]
+
+
+def encode_columns(train: pd.DataFrame, frames: list[pd.DataFrame], meta: TableMeta, columns: list[str]
+                   ) -> list[list[list[np.ndarray]]]:
+    """encode's blocks: per column, per frame, the arrays that column adds (none when it has no values to scale)."""
+    per_column: list[list[list[np.ndarray]]] = []
     for column in columns:
+        blocks: list[list[np.ndarray]] = [[] for _ in frames]
+        per_column.append(blocks)
         sdtype = meta.columns[column].sdtype
         if sdtype in NUMERIC_LIKE:
             reference = to_float(train[column], sdtype)
@@ -93,7 +109,7 @@ def encode(train: pd.DataFrame, frames: list[pd.DataFrame], meta: TableMeta, col
                 keep = where < width
                 one_hot[np.flatnonzero(keep), where[keep]] = _ONE_HOT_WEIGHT
                 block.append(one_hot)
-    return [np.hstack(b).astype(np.float32) if b else np.zeros((len(f), 0), np.float32) for b, f in zip(blocks, frames)]
+    return per_column
 
 
 def pick(n: int, limit: int, seed: int) -> np.ndarray:
